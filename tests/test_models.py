@@ -1,0 +1,137 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidiff.models.blocks import (
+    FactorizedConv, SpatialConv, TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample,
+    TemporalUpsample, fold_space, fold_time, unfold_space, unfold_time,
+)
+from vidiff.models.unet import PRESETS, build_unet
+
+
+def tokens(b=2, t=4, h=4, w=4, c=8, seed=0):
+    return torch.randn(b, t, h, w, c, generator=torch.Generator().manual_seed(seed))
+
+
+def test_fold_helpers_round_trip():
+    x = tokens()
+    assert torch.equal(unfold_time(fold_time(x), 2), x)
+    assert torch.equal(unfold_space(fold_space(x), 4, 4), x)
+
+
+def test_temporal_conv_equals_conv3d():
+    x = tokens()
+    tc = TemporalConv(8, 6)
+    conv3d = torch.nn.Conv3d(8, 6, (3, 1, 1), padding=(1, 0, 0))
+    with torch.no_grad():
+        conv3d.weight.copy_(tc.conv.weight[..., None])  # (6, 8, 3, 1) -> (6, 8, 3, 1, 1)
+        conv3d.bias.copy_(tc.conv.bias)
+    ref = conv3d(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)  # (b c t h w) -> (b t h w c)
+    assert torch.allclose(tc(x), ref, atol=1e-5)
+
+
+def test_spatial_conv_is_per_frame():
+    x = tokens()
+    sc = SpatialConv(8, 8)
+    out = sc(x)
+    one = sc(x[:, 1:2])
+    assert torch.allclose(out[:, 1:2], one, atol=1e-6)
+
+
+def test_temporal_layers_start_as_identity():
+    x = tokens()
+    assert torch.allclose(TemporalAttention(8, 2)(x), x)
+    assert torch.allclose(TemporalConvBlock(8)(x), x)
+    fc = FactorizedConv(8, 8)
+    assert torch.allclose(fc(x), fc.spatial(x))
+
+
+def test_temporal_resamplers_start_as_nearest_neighbour():
+    x = tokens(t=8)
+    assert torch.allclose(TemporalDownsample(8)(x), x[:, ::2], atol=1e-6)  # frame i <- frame 2i
+    assert torch.allclose(TemporalUpsample(8)(x), x.repeat_interleave(2, 1), atol=1e-6)
+    img = tokens(t=1)
+    assert torch.equal(TemporalDownsample(8)(img), img) and torch.equal(TemporalUpsample(8)(img), img)
+
+
+def test_temporal_attention_mixes_time_after_training_like_perturbation():
+    ta = TemporalAttention(8, 2)
+    torch.nn.init.normal_(ta.proj.weight)
+    x = tokens()
+    y = ta(x)
+    x2 = x.clone()
+    x2[:, 0] += torch.randn_like(x2[:, 0])  # change frame 0 only
+    assert not torch.allclose(ta(x2)[:, 3], y[:, 3])  # frame 3 sees it
+
+
+def _run(model, b=2, t=4, hw=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 3, t, hw, hw, generator=g)
+    text = torch.randn(b, 5, model.cfg.text_dim, generator=g)
+    return x, text, model(x, torch.tensor([10, 500]), text)
+
+
+@pytest.mark.parametrize("preset", ["stunet-tiny", "baseline-tiny"])
+def test_unet_shapes_video_and_image(preset):
+    torch.manual_seed(0)
+    m = build_unet(preset)
+    x, text, out = _run(m)
+    assert out.shape == x.shape
+    img = torch.randn(2, 3, 1, 8, 8)  # an image batch: t == 1, temporal layers skipped
+    assert m(img, torch.tensor([1, 2]), text).shape == img.shape
+
+
+def test_stunet_downsamples_time_and_baseline_does_not():
+    st, base = build_unet("stunet-tiny"), build_unet("baseline-tiny")
+    assert st.temporal_compression == 2 and base.temporal_compression == 1
+    seen = {}
+    st.mid_res1.register_forward_hook(lambda m, i, o: seen.update(st=o.shape) and None)
+    base.mid_res1.register_forward_hook(lambda m, i, o: seen.update(base=o.shape) and None)
+    _run(st), _run(base)
+    assert seen["st"][1] == 2 and seen["base"][1] == 4  # (b, t, h, w, c) at the coarsest level
+
+
+def test_stunet_full_preset_compresses_time_by_four():
+    cfg = PRESETS["stunet-shapes"]
+    assert len(cfg.channels) == 3 and cfg.temporal_downsample and cfg.mid_temporal_attention_layers >= 1
+
+
+def test_batch_elements_are_independent():
+    torch.manual_seed(0)
+    m = build_unet("stunet-tiny")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x, text, out = _run(m)
+    one = m(x[1:], torch.tensor([500]), text[1:])
+    assert torch.allclose(out[1:], one, atol=1e-5)
+
+
+def test_freeze_spatial_trains_only_temporal_layers():
+    m = build_unet("stunet-tiny")
+    m.freeze_spatial()
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable and all(("temporal" in n or "sample" in n) for n in trainable)
+    assert not any(n.startswith("conv_in.spatial") or ".conv1." in n for n in trainable)
+    x, text, out = _run(m)
+    out.pow(2).mean().backward()
+    assert all(p.grad is None for n, p in m.named_parameters() if n not in trainable)
+
+
+def test_input_size_checks():
+    m = build_unet("stunet-tiny")  # spatial multiple 4 (patch 2 x one downsample), time multiple 2
+    m.check_input_size(4, 8, 8)
+    m.check_input_size(1, 8, 8)
+    with pytest.raises(ValueError, match="multiple of 2"):
+        m.check_input_size(3, 8, 8)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        m.check_input_size(4, 10, 8)
+
+
+def test_conditioning_channels_option():
+    m = build_unet("stunet-tiny", cond_channels=4)
+    x = torch.randn(1, 3, 4, 8, 8)
+    text = torch.randn(1, 3, m.cfg.text_dim)
+    assert m(x, torch.tensor([3]), text, cond=torch.randn(1, 4, 4, 8, 8)).shape == x.shape
+    with pytest.raises(ValueError, match="conditioning"):
+        m(x, torch.tensor([3]), text)

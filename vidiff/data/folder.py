@@ -1,0 +1,97 @@
+"""A folder dataset for real video-text data: a manifest (CSV or JSONL with ``path``, ``caption``) of video
+files decoded with PyAV. Items are ``num_frames`` frames taken every ``frame_stride`` frames (from a
+random start when ``random_start``), short side resized to ``resolution`` and centre-cropped.
+
+A corrupt, unreadable or too-short file is skipped with a counted warning (``__getitem__`` returns
+None and ``skipped`` counts it); a clip is never silently shortened.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidiff.io.video import read_video
+
+log = logging.getLogger("vidiff.data")
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Rows with ``path`` (relative to the manifest's folder) and ``caption``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"manifest {str(path)!r} not found")
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise ValueError(f"{path}:{n} is not valid JSON") from None
+    elif path.suffix.lower() == ".csv":
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        raise ValueError(f"manifest {str(path)!r} must be .csv or .jsonl")
+    for n, r in enumerate(rows, 1):
+        if not isinstance(r, dict) or "path" not in r or "caption" not in r:
+            raise ValueError(f"manifest {str(path)!r} row {n} lacks 'path' or 'caption'")
+    base = path.parent
+    return [{"path": str(base / r["path"]), "caption": str(r["caption"])} for r in rows]
+
+
+def resize_crop(frames: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (t, h, w, 3) -> float (3, t, size, size) in [-1, 1]: short side to ``size`` (antialiased
+    bilinear), centre crop."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1  # (t, 3, h, w)
+    h, w = x.shape[-2:]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    x = x[..., top: top + size, left: left + size]
+    return x.permute(1, 0, 2, 3).clamp(-1, 1).contiguous()  # (3, t, size, size)
+
+
+class FolderVideoDataset:
+    def __init__(self, manifest: str | os.PathLike, num_frames: int = 16, resolution: int = 32, frame_stride: int = 1,
+                 random_start: bool = False, seed: int = 0):
+        self.rows = read_manifest(manifest)
+        if not self.rows:
+            raise ValueError(f"manifest {str(manifest)!r} lists no videos")
+        self.num_frames, self.resolution, self.stride = num_frames, resolution, frame_stride
+        self.random_start, self.seed = random_start, seed
+        self.skipped: Counter = Counter()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict | None:
+        row = self.rows[i % len(self.rows)]
+        need = (self.num_frames - 1) * self.stride + 1
+        try:
+            start = 0
+            if self.random_start:
+                from vidiff.io.video import count_frames
+                total = count_frames(row["path"])
+                start = int(np.random.default_rng([self.seed, i]).integers(0, max(1, total - need + 1)))
+            frames, _ = read_video(row["path"], self.num_frames, self.stride, start)
+        except ValueError as e:
+            return self._skip("unreadable", row, str(e))
+        if len(frames) < self.num_frames:
+            return self._skip("too_short", row, f"{len(frames)} of {self.num_frames} frames")
+        return {"video": resize_crop(frames, self.resolution), "caption": row["caption"]}
+
+    def _skip(self, why: str, row: dict, detail: str) -> None:
+        self.skipped[why] += 1
+        log.warning("skipping %s (%s: %s); skipped so far: %s", row["path"], why, detail, dict(self.skipped))
+        return None

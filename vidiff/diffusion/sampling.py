@@ -1,0 +1,84 @@
+"""The one denoising loop and classifier-free guidance, outside any model (STYLE principle 1).
+
+A *denoiser* is ``fn(x_t, t) -> prediction`` in the scheduler's parameterization. Guidance wraps a
+denoiser; every pipeline (text-to-video, later SDEdit / MultiDiffusion / conditioning) calls
+:func:`denoise` with its own denoiser and start point.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor, null_text: torch.Tensor,
+                             null_mask: torch.Tensor, scale: float, cond: torch.Tensor | None = None) -> Denoiser:
+    """eps = eps(null) + scale * (eps(text) - eps(null)) (Ho & Salimans 2022), one batched forward.
+
+    ``scale == 1`` runs the conditional model alone; ``scale == 0`` the unconditional one.
+    """
+    b = text.shape[0]
+    if null_text.shape[0] != b:
+        null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
+    lt, ln = text.shape[1], null_text.shape[1]
+    if lt != ln:  # pad the shorter token sequence; the mask hides the padding
+        L = max(lt, ln)
+        text, text_mask = _pad(text, text_mask, L)
+        null_text, null_mask = _pad(null_text, null_mask, L)
+    both_text = torch.cat([null_text, text])
+    both_mask = torch.cat([null_mask, text_mask])
+    both_cond = torch.cat([cond, cond]) if cond is not None else None
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if scale == 1.0:
+            return model(x, t, text, text_mask, cond)
+        if scale == 0.0:
+            return model(x, t, null_text, null_mask, cond)
+        out = model(torch.cat([x, x]), t, both_text, both_mask, both_cond)
+        uncond, condn = out.float().chunk(2)
+        return uncond + scale * (condn - uncond)
+
+    return fn
+
+
+def _pad(x: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    extra = length - x.shape[1]
+    if extra <= 0:
+        return x, mask
+    x = torch.cat([x, x.new_zeros(x.shape[0], extra, x.shape[2])], 1)
+    mask = torch.cat([mask, mask.new_zeros(mask.shape[0], extra)], 1)
+    return x, mask
+
+
+def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) -> torch.Tensor:
+    """The scheduler's timesteps, keeping the last ``strength`` fraction (SDEdit: start part-way)."""
+    scheduler.set_timesteps(num_inference_steps)
+    ts = scheduler.timesteps
+    keep = min(int(round(num_inference_steps * strength)), len(ts))
+    return ts[len(ts) - keep:]
+
+
+@torch.no_grad()
+def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
+            progress: bool = False, callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``)."""
+    from tqdm.auto import tqdm
+
+    if hasattr(scheduler, "_step_index"):
+        scheduler._step_index = None  # a restarted loop (SDEdit) begins its solver history anew
+        if hasattr(scheduler, "_begin_index"):
+            scheduler._begin_index = None
+        if hasattr(scheduler, "model_outputs"):
+            scheduler.model_outputs = [None] * len(scheduler.model_outputs)
+            scheduler.lower_order_nums = 0
+    for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+        tt = t.to(x.device).expand(x.shape[0])
+        pred = fn(x, tt).to(x.dtype)
+        kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
+        x = scheduler.step(pred, t, x, **kw).prev_sample
+        if callback is not None:
+            callback(i, x)
+    return x

@@ -1,0 +1,77 @@
+"""Noise schedules, parameterizations and the training loss (DDPM, v-prediction, min-SNR weighting).
+
+The forward process and the samplers are diffusers' schedulers: :func:`make_scheduler` builds any of
+them from one :class:`DiffusionConfig`, so training and sampling always share betas and prediction type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); "linear", "scaled_linear"
+    prediction_type: str = "v_prediction"  # or "epsilon"
+    min_snr_gamma: float | None = 5.0  # Hang et al. 2023; None: plain MSE on the prediction target
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
+    """A diffusers scheduler for ``sampler`` in :data:`SAMPLERS` with the model's schedule."""
+    kw = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+              prediction_type=cfg.prediction_type)
+    if sampler == "ddpm":
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+        return DDPMScheduler(**kw, clip_sample=True)
+    if sampler == "ddim":
+        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+        return DDIMScheduler(**kw, clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
+    if sampler == "dpm++":
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+        # steps uniform in log-SNR (Lu et al.): uniform timestep spacing leaves the last step too coarse for
+        # the cosine schedule (std of an analytic Gaussian 8% low at 20 steps; 2% with log-SNR spacing)
+        return DPMSolverMultistepScheduler(**kw, algorithm_type="dpmsolver++", solver_order=2,
+                                           thresholding=False, final_sigmas_type="zero", use_lu_lambdas=True)
+    raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+
+
+def alphas_cumprod(scheduler) -> torch.Tensor:
+    return scheduler.alphas_cumprod
+
+
+def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
+                   timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
+
+    ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. With ``min_snr_gamma`` the weight is
+    min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v (both relative to x0-MSE).
+    """
+    b = x0.shape[0]
+    if timesteps is None:
+        timesteps = torch.randint(0, cfg.num_train_timesteps, (b,), generator=generator, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x_t = scheduler.add_noise(x0, noise, timesteps)
+    if cfg.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, timesteps)
+    elif cfg.prediction_type == "epsilon":
+        target = noise
+    else:
+        raise ValueError(f"unknown prediction_type {cfg.prediction_type!r}; allowed: epsilon, v_prediction")
+    pred = model_fn(x_t, timesteps).float()
+    mse = (pred - target).pow(2).flatten(1).mean(1)
+    if cfg.min_snr_gamma is None:
+        return mse
+    ac = scheduler.alphas_cumprod.to(x0.device)[timesteps]
+    snr = ac / (1 - ac)
+    clipped = snr.clamp(max=cfg.min_snr_gamma)
+    weight = clipped / (snr + 1) if cfg.prediction_type == "v_prediction" else clipped / snr
+    return mse * weight

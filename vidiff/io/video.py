@@ -1,0 +1,184 @@
+"""Video files: read any format FFmpeg decodes (PyAV); write H.264 mp4, GIF, a lossless PNG folder and a
+contact sheet. Every writer goes to a temporary name in the target folder and renames, so an
+interrupted run never leaves a half-written file.
+
+Frames in and out are uint8 ``(t, h, w, 3)`` numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = {".mp4": "mp4", ".gif": "gif", ".webm": "webm", "": "png"}
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """'mp4', 'gif', 'webm', or 'png' (a folder of frames: no suffix)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"unsupported output {str(path)!r}; allowed: .mp4, .gif, .webm, or a folder name for PNG frames")
+    return FORMATS[suffix]
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise ValueError unless ``path``'s folder exists (or can be made) and is writable."""
+    parent = Path(path).resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the output folder {str(parent)!r}: {e.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"the output folder {str(parent)!r} is not writable")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary sibling path; on success rename it onto ``path``, on failure remove it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path) if not (tmp.is_dir() and path.is_dir()) else _replace_dir(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:
+    """Nearest-neighbour upscale by an integer factor so the short side is at least ``min_size``."""
+    h, w = frames.shape[1:3]
+    k = max(1, -(-min_size // min(h, w)))
+    return frames.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else frames
+
+
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, view_size: int = 256) -> Path:
+    """Write uint8 (t, h, w, 3) frames to ``path``: .mp4 (H.264 yuv420p, upscaled to ``view_size`` for
+    browsers), .webm (VP9), .gif, or a folder of lossless PNG frames."""
+    frames = np.ascontiguousarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (t, h, w, 3), got {frames.dtype} {frames.shape}")
+    path = Path(path)
+    fmt = output_format(path)
+    check_writable(path)
+    with atomic_path(path) as tmp:
+        if fmt == "png":
+            _write_png_folder(frames, tmp)
+        elif fmt == "gif":
+            _write_gif(upscale(frames, view_size), tmp, fps)
+        else:
+            _write_av(upscale(frames, view_size), tmp, fps, fmt)
+    return path
+
+
+def _write_png_folder(frames: np.ndarray, folder: Path) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"frame_{i:04d}.png")
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(path, format="GIF", save_all=True, append_images=imgs[1:], duration=int(round(1000 / fps)), loop=0)
+
+
+def _write_av(frames: np.ndarray, path: Path, fps: float, fmt: str) -> None:
+    import av
+
+    h, w = frames.shape[1:3]
+    h2, w2 = h + h % 2, w + w % 2  # yuv420p needs even sizes
+    if (h2, w2) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, h2 - h), (0, w2 - w), (0, 0)), mode="edge")
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), mode="w", format=fmt) as container:
+        codec = "libx264" if fmt == "mp4" else "libvpx-vp9"
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+        stream.options = {"crf": "18"} if fmt == "mp4" else {"crf": "20", "b:v": "0"}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8, scale: int = 4, pad: int = 2) -> Path:
+    """A PNG grid of the frames (upscaled by ``scale``), for a quick look."""
+    from PIL import Image
+
+    t, h, w, _ = frames.shape
+    big = frames.repeat(scale, 1).repeat(scale, 2)
+    cols = min(columns, t)
+    rows = -(-t // cols)
+    H, W = h * scale, w * scale
+    sheet = np.full((rows * (H + pad) + pad, cols * (W + pad) + pad, 3), 64, dtype=np.uint8)
+    for i, f in enumerate(big):
+        r, c = divmod(i, cols)
+        sheet[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = f
+    path = Path(path)
+    check_writable(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    return path
+
+
+def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: int = 1, start: int = 0) -> tuple[np.ndarray, float]:
+    """Decode frames ``start, start + stride, ...`` (up to ``num_frames``) as uint8 (t, h, w, 3), and the fps.
+    A folder reads its PNG/JPG frames in name order (fps 8). Raises ValueError for an unreadable file."""
+    path = Path(path)
+    if path.is_dir():
+        from PIL import Image
+
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = files[start::stride][:num_frames] if num_frames else files[start::stride]
+        if not files:
+            raise ValueError(f"no frames in folder {str(path)!r}")
+        return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), 8.0
+    if not path.exists():
+        raise ValueError(f"video file {str(path)!r} not found")
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 8)
+            out = []
+            for i, frame in enumerate(container.decode(stream)):
+                if i >= start and (i - start) % stride == 0:
+                    out.append(frame.to_ndarray(format="rgb24"))
+                    if num_frames and len(out) == num_frames:
+                        break
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None
+    if not out:
+        raise ValueError(f"video {str(path)!r} has no frames")
+    return np.stack(out), fps
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for _ in container.decode(stream))
+    except (av.error.FFmpegError, IndexError) as e:
+        raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None

@@ -1,0 +1,326 @@
+"""Building blocks of the video U-Nets.
+
+Layout. The public layout of every model is ``(b, c, t, h, w)``. Inside the U-Net, blocks work on a
+channels-last token layout ``x: (b, t, h, w, c)``: LayerNorm and Linear act on the last dim, and the
+convolutions see channels-last NCHW views (fast on CPU, see shared/notes/cpu-performance.md).
+Space is folded into the batch for temporal ops and time for spatial ops, once per block, by the
+``fold_*`` helpers below.
+
+Temporal layers start as identity (zero-initialised output projections) and temporal resamplers as
+nearest-neighbour (Lumiere, appendix B); every special init is in the block's ``initialize_weights``.
+An image batch has ``t == 1``: temporal layers and resamplers are skipped for it, so images and videos
+train jointly through the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def zero_module(m: nn.Module) -> nn.Module:
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    return m
+
+
+# ---------------------------------------------------------------- layout helpers
+def fold_time(x: torch.Tensor) -> torch.Tensor:
+    """(b, t, h, w, c) -> (b*t, c, h, w) channels-last view, for spatial convolution."""
+    b, t, h, w, c = x.shape
+    return x.reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # (bt, c, h, w), strides NHWC
+
+
+def unfold_time(x: torch.Tensor, b: int) -> torch.Tensor:
+    """(b*t, c, h, w) -> (b, t, h, w, c)."""
+    bt, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, bt // b, h, w, c)
+
+
+def fold_space(x: torch.Tensor) -> torch.Tensor:
+    """(b, t, h, w, c) -> (b, c, t, h*w) channels-last view, for temporal convolution as conv2d."""
+    b, t, h, w, c = x.shape
+    return x.reshape(b, t, h * w, c).permute(0, 3, 1, 2)  # (b, c, t, hw)
+
+
+def unfold_space(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(b, c, t, h*w) -> (b, t, h, w, c)."""
+    b, c, t, _ = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, t, h, w, c)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+              bias: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-head attention. q: (n, lq, d), k/v: (n, lk, d); bias broadcastable to (n, heads, lq, lk);
+    mask: (n, lk) bool, True = attend. Plain matmul-softmax: on CPU its backward beats SDPA's."""
+    n, lq, d = q.shape
+    lk = k.shape[1]
+    q = q.reshape(n, lq, heads, d // heads).transpose(1, 2)  # (n, heads, lq, dh)
+    k = k.reshape(n, lk, heads, d // heads).transpose(1, 2)
+    v = v.reshape(n, lk, heads, d // heads).transpose(1, 2)
+    logits = (q @ k.transpose(-1, -2)) * (d // heads) ** -0.5  # (n, heads, lq, lk)
+    if bias is not None:
+        logits = logits + bias
+    if mask is not None:
+        logits = logits.masked_fill(~mask[:, None, None, :], torch.finfo(logits.dtype).min)
+    out = logits.softmax(-1) @ v  # (n, heads, lq, dh)
+    return out.transpose(1, 2).reshape(n, lq, d)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (fractional) timesteps, (n,) -> (n, dim) (DDPM / guided-diffusion)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], -1)
+
+
+class TimestepEmbedding(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(timestep_embedding(t, self.dim))
+
+
+# ---------------------------------------------------------------- convolutions
+class SpatialConv(nn.Module):
+    """k x k convolution over (h, w) of every frame: a 1 x k x k 3D convolution."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, t, h, w, c)
+        return unfold_time(self.conv(fold_time(x)), x.shape[0])
+
+
+class TemporalConv(nn.Module):
+    """k x 1 x 1 convolution over time at every pixel, as a conv2d over (t, h*w) with a (k, 1) kernel
+    (a Conv3d (k,1,1) is slow on CPU; identical result)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, (kernel, 1), stride=(stride, 1), padding=(kernel // 2, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, t, h, w, c)
+        h, w = x.shape[2:4]
+        return unfold_space(self.conv(fold_space(x)), h, w)
+
+
+class FactorizedConv(nn.Module):
+    """(2+1)D convolution (Lumiere fig. 4b, Make-A-Video): spatial 1x3x3 then temporal 3x1x1.
+
+    The temporal part is residual with a zero-initialised conv, so the block starts as the spatial conv.
+    """
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.spatial = SpatialConv(cin, cout)
+        self.temporal = TemporalConv(cout, cout)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        zero_module(self.temporal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.spatial(x)
+        if x.shape[1] > 1:
+            x = x + self.temporal(x)
+        return x
+
+
+class ResBlock(nn.Module):
+    """Spatial ResNet block with timestep (scale, shift) modulation, then an optional residual temporal
+    conv block (norm, SiLU, 3x1x1 conv, zero-init): together a factorized space-time ResNet block."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, temporal: bool, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cin)
+        self.conv1 = SpatialConv(cin, cout)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.LayerNorm(cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = SpatialConv(cout, cout)
+        self.skip = nn.Linear(cin, cout) if cin != cout else nn.Identity()
+        self.temporal = TemporalConvBlock(cout) if temporal else None
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        zero_module(self.conv2)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # 1. spatial ResNet block with scale-shift conditioning; emb: (b, d)
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, None, None, None].chunk(2, -1)  # (b, 1, 1, 1, c)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        x = self.skip(x) + h
+        # 2. temporal conv (identity at init), videos only
+        if self.temporal is not None and x.shape[1] > 1:
+            x = self.temporal(x)
+        return x
+
+
+class TemporalConvBlock(nn.Module):
+    """x + conv_t(SiLU(norm(x))): the temporal half of a factorized ResNet block (zero-init output)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(ch)
+        self.conv = TemporalConv(ch, ch)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        zero_module(self.conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(F.silu(self.norm(x)))
+
+
+# ---------------------------------------------------------------- attention
+class FeedForward(nn.Module):
+    def __init__(self, ch: int, mult: int = 2):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(ch), nn.Linear(ch, ch * mult), nn.GELU(), nn.Linear(ch * mult, ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SpatialTransformer(nn.Module):
+    """Per-frame self-attention over h*w (optional), cross-attention to the text tokens, feed-forward.
+    Cross-attention queries all t*h*w positions of a clip at once against one context."""
+
+    def __init__(self, ch: int, context_dim: int, heads: int, self_attn: bool = True):
+        super().__init__()
+        self.heads = heads
+        self.self_attn = self_attn
+        if self_attn:
+            self.norm1 = nn.LayerNorm(ch)
+            self.qkv = nn.Linear(ch, 3 * ch, bias=False)
+            self.proj1 = nn.Linear(ch, ch)
+        self.norm2 = nn.LayerNorm(ch)
+        self.q = nn.Linear(ch, ch, bias=False)
+        self.kv = nn.Linear(context_dim, 2 * ch, bias=False)
+        self.proj2 = nn.Linear(ch, ch)
+        self.ff = FeedForward(ch)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for m in (self.proj2, self.ff.net[-1]) + ((self.proj1,) if self.self_attn else ()):
+            zero_module(m)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, h, w, c = x.shape
+        if self.self_attn:
+            tokens = x.reshape(b * t, h * w, c)  # (bt, hw, c)
+            q, k, v = self.qkv(self.norm1(tokens)).chunk(3, -1)
+            x = x + self.proj1(attention(q, k, v, self.heads)).reshape(b, t, h, w, c)
+        tokens = x.reshape(b, t * h * w, c)  # (b, thw, c)
+        k, v = self.kv(context).chunk(2, -1)  # (b, l, c)
+        out = attention(self.q(self.norm2(tokens)), k, v, self.heads, mask=context_mask)
+        x = x + self.proj2(out).reshape(b, t, h, w, c)
+        return x + self.ff(x)
+
+
+class TemporalAttention(nn.Module):
+    """Self-attention along time at every pixel (Lumiere fig. 4c) with a learned relative-position bias,
+    then a feed-forward; both residual with zero-initialised outputs, so the block starts as identity."""
+
+    def __init__(self, ch: int, heads: int, max_distance: int = 64):
+        super().__init__()
+        self.heads, self.max_distance = heads, max_distance
+        self.norm = nn.LayerNorm(ch)
+        self.qkv = nn.Linear(ch, 3 * ch, bias=False)
+        self.rel_bias = nn.Embedding(2 * max_distance + 1, heads)
+        self.proj = nn.Linear(ch, ch)
+        self.ff = FeedForward(ch)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        nn.init.zeros_(self.rel_bias.weight)
+        zero_module(self.proj)
+        zero_module(self.ff.net[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, h, w, c = x.shape
+        if t == 1:
+            return x
+        tokens = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, c)  # (b h w, t, c)
+        q, k, v = self.qkv(self.norm(tokens)).chunk(3, -1)
+        pos = torch.arange(t, device=x.device)
+        rel = (pos[None, :] - pos[:, None]).clamp(-self.max_distance, self.max_distance) + self.max_distance
+        bias = self.rel_bias(rel).permute(2, 0, 1)[None].to(q.dtype)  # (1, heads, t, t)
+        out = self.proj(attention(q, k, v, self.heads, bias=bias))
+        x = x + out.reshape(b, h, w, t, c).permute(0, 3, 1, 2, 4)  # (b h w t c) -> (b t h w c)
+        return x + self.ff(x)
+
+
+# ---------------------------------------------------------------- resampling
+class SpatialDownsample(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = SpatialConv(cin, cout, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class SpatialUpsample(nn.Module):
+    """3x3 conv at the coarse resolution, then nearest x2: a quarter of the FLOPs of conv-after-upsample."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = SpatialConv(cin, cout, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        y = F.interpolate(fold_time(self.conv(x)), scale_factor=2, mode="nearest")  # (bt, c, 2h, 2w)
+        return unfold_time(y, b)
+
+
+class TemporalDownsample(nn.Module):
+    """Stride-2 temporal conv (kernel 3) initialised to nearest-neighbour: frame i <- frame 2i
+    (Lumiere 3.1, appendix B). Skipped for images (t == 1)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = TemporalConv(ch, ch, 3, stride=2)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        w = torch.zeros_like(self.conv.conv.weight)  # (cout, cin, 3, 1)
+        w[:, :, 1, 0] = torch.eye(w.shape[0])
+        with torch.no_grad():
+            self.conv.conv.weight.copy_(w)
+            self.conv.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[1] == 1 else self.conv(x)
+
+
+class TemporalUpsample(nn.Module):
+    """Nearest-neighbour x2 repeat in time followed by a temporal conv initialised to identity."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = TemporalConv(ch, ch, 3)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        w = torch.zeros_like(self.conv.conv.weight)
+        w[:, :, 1, 0] = torch.eye(w.shape[0])
+        with torch.no_grad():
+            self.conv.conv.weight.copy_(w)
+            self.conv.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            return x
+        return self.conv(x.repeat_interleave(2, dim=1))  # (b, 2t, h, w, c)

@@ -1,0 +1,241 @@
+"""Video U-Nets: the Space-Time U-Net of Lumiere (3.1) and the fixed-temporal baseline (VDM / Make-A-Video).
+
+Both are one class, :class:`VideoUNet`, built from the blocks of :mod:`vidiff.models.blocks` and
+configured by a frozen :class:`VideoUNetConfig`; presets by name in :data:`PRESETS`.
+
+- STUNet (``temporal_downsample=True``): after every spatial downsampling the clip is also halved in
+  time (and doubled back on the way up), factorized space-time ResNet blocks at every level but the
+  coarsest, temporal attention only at the coarsest level, where the clip is a compact space-time
+  representation. Most compute is spent there.
+- Baseline (``temporal_downsample=False``): the same blocks at a fixed frame count, with temporal
+  attention at every level that has attention (VDM's factorized 3D U-Net).
+
+Contract: ``model(x, t, text, text_mask, cond=None) -> prediction``, all videos ``(b, c, t, h, w)``.
+An image batch is ``t == 1``; temporal layers are then skipped (joint image-video training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from vidiff.models.blocks import (
+    FactorizedConv, ResBlock, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
+    TemporalAttention, TemporalDownsample, TemporalUpsample, TimestepEmbedding, zero_module,
+)
+
+
+@dataclass(frozen=True)
+class VideoUNetConfig:
+    in_channels: int = 3
+    out_channels: int = 3
+    cond_channels: int = 0  # extra input channels, e.g. 4 for Lumiere's <J, C, M> (C: 3, M: 1)
+    patch_size: int = 2  # pixel-unshuffle at the input (simple diffusion): full-res work is cheap
+    channels: tuple[int, ...] = (64, 128, 192)
+    layers_per_level: int = 1
+    cross_attention_levels: tuple[int, ...] = (1, 2)  # level 0 is conditioned through the pooled text
+    self_attention_levels: tuple[int, ...] = (1, 2)
+    temporal_downsample: bool = True  # STUNet; False: fixed temporal resolution (baseline)
+    temporal_attention_levels: tuple[int, ...] = ()  # besides the coarsest (always has it)
+    mid_temporal_attention_layers: int = 2
+    heads: int = 4
+    text_dim: int = 384
+    emb_dim: int = 256
+    dropout: float = 0.0
+
+    def replace(self, **kw) -> "VideoUNetConfig":
+        return VideoUNetConfig(**{**asdict(self), **kw})
+
+
+PRESETS: dict[str, VideoUNetConfig] = {
+    "stunet-shapes": VideoUNetConfig(),
+    "baseline-shapes": VideoUNetConfig(temporal_downsample=False, temporal_attention_levels=(1,)),
+    "stunet-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                                   cross_attention_levels=(1,), self_attention_levels=(1,)),
+    "baseline-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                                     cross_attention_levels=(1,), self_attention_levels=(1,),
+                                     temporal_downsample=False),
+}
+
+
+class Level(nn.Module):
+    """One resolution level of one path: ResBlocks, each followed by an optional transformer and
+    temporal attention."""
+
+    def __init__(self, cin: int, cout: int, n: int, cfg: VideoUNetConfig, temporal_conv: bool,
+                 cross: bool, self_attn: bool, temporal_attn: bool, skip_channels: list[int] | None = None):
+        super().__init__()
+        self.res = nn.ModuleList()
+        self.attn = nn.ModuleList()
+        self.tattn = nn.ModuleList()
+        for i in range(n):
+            extra = skip_channels[i] if skip_channels else 0
+            self.res.append(ResBlock((cin if i == 0 else cout) + extra, cout, cfg.emb_dim, temporal_conv, cfg.dropout))
+            self.attn.append(SpatialTransformer(cout, cfg.text_dim, cfg.heads, self_attn) if cross else nn.Identity())
+            self.tattn.append(TemporalAttention(cout, cfg.heads) if temporal_attn else nn.Identity())
+
+
+class VideoUNet(ModelMixin, ConfigMixin):
+    """Space-Time U-Net (Lumiere 3.1) or fixed-temporal video U-Net; see the module docstring."""
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, cond_channels: int = 0, patch_size: int = 2,
+                 channels=(64, 128, 192), layers_per_level: int = 1, cross_attention_levels=(1, 2),
+                 self_attention_levels=(1, 2), temporal_downsample: bool = True, temporal_attention_levels=(),
+                 mid_temporal_attention_layers: int = 2, heads: int = 4, text_dim: int = 384, emb_dim: int = 256,
+                 dropout: float = 0.0):
+        super().__init__()
+        cfg = VideoUNetConfig(in_channels, out_channels, cond_channels, patch_size, tuple(channels), layers_per_level,
+                              tuple(cross_attention_levels), tuple(self_attention_levels), temporal_downsample,
+                              tuple(temporal_attention_levels), mid_temporal_attention_layers, heads, text_dim,
+                              emb_dim, dropout)
+        self.cfg = cfg
+        p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
+        self.time_embed = TimestepEmbedding(ch[0], emb_dim)
+        self.text_pool = nn.Linear(text_dim, emb_dim)
+        self.conv_in = FactorizedConv((in_channels + cond_channels) * p * p, ch[0])
+
+        def opts(i: int) -> dict:
+            # Lumiere: factorized space-time convs at every level but the coarsest; temporal attention there
+            return dict(temporal_conv=i != last, cross=i in cfg.cross_attention_levels,
+                        self_attn=i in cfg.self_attention_levels,
+                        temporal_attn=i in cfg.temporal_attention_levels and i != last)
+
+        self.down = nn.ModuleList()
+        self.down_sample = nn.ModuleList()
+        skips = [ch[0]]
+        for i in range(len(ch)):
+            self.down.append(Level(ch[i - 1] if i else ch[0], ch[i], n, cfg, **opts(i)))
+            skips += [ch[i]] * n
+            if i != last:
+                self.down_sample.append(nn.ModuleList([
+                    SpatialDownsample(ch[i], ch[i]),
+                    TemporalDownsample(ch[i]) if temporal_downsample else nn.Identity()]))
+                skips.append(ch[i])
+        # 3. the coarsest level: ResBlock, transformer, stacked temporal attention, ResBlock
+        self.mid_res1 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
+        self.mid_attn = SpatialTransformer(ch[-1], text_dim, heads, self_attn=True)
+        self.mid_temporal = nn.ModuleList(TemporalAttention(ch[-1], heads) for _ in range(mid_temporal_attention_layers))
+        self.mid_res2 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
+
+        self.up = nn.ModuleList()
+        self.up_sample = nn.ModuleList()
+        for i in reversed(range(len(ch))):
+            cin = ch[i] if i != last else ch[-1]  # upsampling maps ch[i+1] -> ch[i]
+            level_skips = [skips.pop() for _ in range(n + 1)]
+            self.up.append(Level(cin, ch[i], n + 1, cfg, skip_channels=level_skips, **opts(i)))
+            if i != 0:
+                self.up_sample.append(nn.ModuleList([
+                    TemporalUpsample(ch[i]) if temporal_downsample else nn.Identity(),
+                    SpatialUpsample(ch[i], ch[i - 1])]))
+        self.norm_out = nn.LayerNorm(ch[0])
+        self.conv_out = SpatialConv(ch[0], out_channels * p * p)
+        zero_module(self.conv_out)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def temporal_compression(self) -> int:
+        return 2 ** (len(self.cfg.channels) - 1) if self.cfg.temporal_downsample else 1
+
+    @property
+    def spatial_multiple(self) -> int:
+        return self.cfg.patch_size * 2 ** (len(self.cfg.channels) - 1)
+
+    def check_input_size(self, num_frames: int, height: int, width: int) -> None:
+        """Raise ValueError when the model cannot take a clip of this size."""
+        m, tc = self.spatial_multiple, self.temporal_compression
+        if height % m or width % m or height < m or width < m:
+            raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
+        if num_frames < 1 or (num_frames != 1 and num_frames % tc):
+            raise ValueError(f"num_frames must be 1 (an image) or a multiple of {tc}, got {num_frames}")
+
+    def temporal_parameters(self):
+        """Parameters of the temporal layers (convs, attention, resamplers): what video fine-tuning trains
+        when the spatial (text-to-image) weights are frozen."""
+        return [p for n, p in self.named_parameters() if ".temporal" in f".{n}" or "tattn" in n
+                or "mid_temporal" in n or "down_sample" in n and ".1." in n or "up_sample" in n and ".0." in n]
+
+    def freeze_spatial(self) -> None:
+        """Freeze the text-to-image weights and train only the temporal ones (Lumiere 3.1, AnimateDiff)."""
+        temporal = {id(p) for p in self.temporal_parameters()}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in temporal)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
+                text_mask: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (b, c, t, h, w) noisy video; timestep: (b,) or scalar; text: (b, l, text_dim) token
+        embeddings with text_mask (b, l) bool; cond: (b, cond_channels, t, h, w). Returns (b, c_out, t, h, w)."""
+        b, _, t, h, w = x.shape
+        p = self.cfg.patch_size
+        # 1. inputs: <x, cond> channels, pixel-unshuffle, channels-last tokens
+        if self.cfg.cond_channels:
+            if cond is None:
+                raise ValueError(f"this model needs a conditioning input with {self.cfg.cond_channels} channels")
+            x = torch.cat([x, cond.to(x.dtype)], 1)
+        c = x.shape[1]
+        x = x.reshape(b, c, t, h // p, p, w // p, p)  # (b, c, t, h', p, w', p)
+        x = x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, t, h // p, w // p, c * p * p)  # (b, t, h', w', c p p)
+        x = x.to(self.conv_in.spatial.conv.weight.dtype)
+        # 2. embeddings: timestep + pooled text
+        timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(b)
+        if text_mask is None:
+            text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+        m = text_mask[..., None].to(text.dtype)
+        pooled = (text * m).sum(1) / m.sum(1).clamp(min=1)
+        emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pooled.to(x.dtype))
+        text = text.to(x.dtype)
+        # 3. down path
+        x = self.conv_in(x)
+        skips = [x]
+        for i, level in enumerate(self.down):
+            for res, attn, tattn in zip(level.res, level.attn, level.tattn):
+                x = tattn(self._attn(attn, res(x, emb), text, text_mask))
+                skips.append(x)
+            if i < len(self.down_sample):
+                sdown, tdown = self.down_sample[i]
+                x = tdown(sdown(x))  # (b, t/2, h/2, w/2, c) for STUNet
+                skips.append(x)
+        # 4. coarsest level
+        x = self.mid_res1(x, emb)
+        x = self.mid_attn(x, text, text_mask)
+        for ta in self.mid_temporal:
+            x = ta(x)
+        x = self.mid_res2(x, emb)
+        # 5. up path
+        for j, level in enumerate(self.up):
+            for res, attn, tattn in zip(level.res, level.attn, level.tattn):
+                x = torch.cat([x, skips.pop()], -1)  # (b, t, h, w, c + c_skip)
+                x = tattn(self._attn(attn, res(x, emb), text, text_mask))
+            if j < len(self.up_sample):
+                tup, sup = self.up_sample[j]
+                x = sup(tup(x))  # (b, 2t, 2h, 2w, c)
+        # 6. output: back to pixels, (b, c, t, h, w)
+        x = self.conv_out(F.silu(self.norm_out(x)))  # (b, t, h', w', c_out p p)
+        co = self.cfg.out_channels
+        x = x.reshape(b, t, h // p, w // p, co, p, p).permute(0, 4, 1, 2, 5, 3, 6)  # (b, co, t, h', p, w', p)
+        return x.reshape(b, co, t, h, w)
+
+    @staticmethod
+    def _attn(attn: nn.Module, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x if isinstance(attn, nn.Identity) else attn(x, text, mask)
+
+
+def build_unet(preset_or_config: str | VideoUNetConfig, **overrides) -> VideoUNet:
+    """A model from a preset name or config; unknown presets raise ValueError naming the allowed ones."""
+    if isinstance(preset_or_config, str):
+        if preset_or_config not in PRESETS:
+            raise ValueError(f"unknown model preset {preset_or_config!r}; allowed: {', '.join(PRESETS)}")
+        preset_or_config = PRESETS[preset_or_config]
+    cfg = preset_or_config.replace(**overrides) if overrides else preset_or_config
+    return VideoUNet(**asdict(cfg))
+
+
+__all__ = ["VideoUNet", "VideoUNetConfig", "PRESETS", "build_unet", "field"]

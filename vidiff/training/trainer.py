@@ -1,0 +1,233 @@
+"""The accelerate trainer: one CPU, one GPU, or several processes (``accelerate launch``).
+
+Exact resume: the data of step ``s`` on rank ``r`` and its noise, timesteps and caption dropout are
+pure functions of ``(seed, s, r)``, and a checkpoint holds weights, EMA, optimizer and step. So a run
+killed and resumed from its last checkpoint reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidiff.diffusion.schedule import diffusion_loss, make_scheduler
+from vidiff.training.checkpoints import load_checkpoint, resolve_resume, save_checkpoint
+from vidiff.training.config import RunConfig
+from vidiff.training.ema import EMA
+
+log = logging.getLogger("vidiff.train")
+
+
+def build_dataset(cfg: RunConfig):
+    d = cfg.data
+    if d.kind == "shapes":
+        from vidiff.data.shapes import ShapesConfig, ShapesDataset
+        return ShapesDataset(ShapesConfig(d.num_frames, d.fps, d.resolution, d.two_object_prob, d.image_prob, d.style))
+    if d.kind == "folder":
+        from vidiff.data.folder import FolderVideoDataset
+        if not d.manifest:
+            raise ValueError("data.kind 'folder' needs data.manifest (a CSV or JSONL of path, caption)")
+        return FolderVideoDataset(d.manifest, num_frames=d.num_frames, resolution=d.resolution, frame_stride=d.frame_stride)
+    raise ValueError(f"unknown data.kind {d.kind!r}; allowed: shapes, folder")
+
+
+def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, seed: int) -> dict:
+    """The batch of (step, rank): global item indices ``(step * world + rank) * B + i``; finite datasets
+    walk a fresh permutation per epoch."""
+    videos, captions = [], []
+    g = (step * world + rank) * batch_size
+    n = len(dataset)
+    i = 0
+    while len(videos) < batch_size:
+        idx = g + i
+        if n < 10**8:  # finite: permutation per epoch
+            epoch, pos = divmod(idx, n)
+            idx = int(np.random.default_rng([seed, epoch]).permutation(n)[pos])
+        item = dataset[idx]
+        i += 1
+        if item is None:  # unreadable file, already counted by the dataset
+            if i > 10 * batch_size + n:
+                raise RuntimeError("no readable item in the dataset")
+            continue
+        videos.append(torch.as_tensor(item["video"]))
+        captions.append(item["caption"])
+    return {"video": torch.stack(videos), "caption": captions}
+
+
+def lr_at(step: int, cfg) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
+    """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from vidiff.conditioning.text import TextEncoder
+    from vidiff.models.unet import build_unet
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    world, rank = accelerator.num_processes, accelerator.process_index
+    env_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if env_world != world:
+        raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
+                           "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
+    out = Path(cfg.output_dir)
+    ckpt = resolve_resume(out, resume)
+    if resume and resume != "latest" and ckpt is None:
+        raise ValueError(f"no checkpoint to resume from in {out}")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+
+    # 1. model, text encoder, diffusion
+    torch.manual_seed(tc.seed)
+    text_encoder = TextEncoder(cfg.text_encoder)
+    model_cfg = dict(cfg.model)
+    preset = model_cfg.pop("preset", "stunet-shapes")
+    if tc.init_from:
+        model = TextToVideoPipeline.from_pretrained(tc.init_from, dtype=torch.float32).unet
+    else:
+        model = build_unet(preset, text_dim=text_encoder.dim, **model_cfg)
+    if tc.freeze_spatial:
+        model.freeze_spatial()
+    scheduler = make_scheduler(cfg.diffusion, "ddpm")
+    ema = EMA(model, tc.ema_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    start, elapsed = 0, 0.0
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, ema.model, optimizer)
+        start, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        if accelerator.is_main_process:
+            log.info("resumed from %s at step %d", ckpt, start)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    dataset = build_dataset(cfg)
+    null_emb, null_mask = text_encoder.encode([""])
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=tc.mixed_precision == "bf16")
+
+    # 2. loop
+    log_path = out / "train_log.jsonl"
+    bar = tqdm(total=tc.steps, initial=start, desc="training", disable=not (progress and accelerator.is_main_process))
+    nonfinite, t0 = 0, time.time() - elapsed
+    step = start
+    try:
+        while step < tc.steps:
+            g = torch.Generator().manual_seed((tc.seed * 1_000_003 + step) * 1024 + rank)
+            batch = batch_for_step(dataset, step, rank, world, tc.batch_size, tc.seed)
+            x0 = batch["video"].to(accelerator.device)
+            if cfg.data.image_prob and torch.rand((), generator=g) < cfg.data.image_prob:
+                frame = torch.randint(0, x0.shape[2], (x0.shape[0],), generator=g)
+                x0 = x0[torch.arange(x0.shape[0]), :, frame][:, :, None]  # (b, c, 1, h, w): an image batch
+            drop = torch.rand(len(batch["caption"]), generator=g) < tc.caption_dropout
+            captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist())]
+            emb, mask = text_encoder.encode(captions)
+            emb, mask = emb.to(accelerator.device), mask.to(accelerator.device)
+            timesteps = torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g)
+            noise = torch.randn(x0.shape, generator=g)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, tc)
+
+            def model_fn(x_t, t):
+                with autocast:
+                    return model(x_t, t, emb, mask)
+
+            loss = diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(x0.device),
+                                  noise=noise.to(x0.device)).mean()
+            finite = torch.isfinite(loss.detach()).float()
+            if world > 1:
+                finite = accelerator.reduce(finite, reduction="sum") / world
+            if finite.item() < 1.0:
+                nonfinite += 1
+                optimizer.zero_grad(set_to_none=True)
+                msg = f"non-finite loss at step {step}: update skipped ({nonfinite} in a row)"
+                if accelerator.is_main_process:
+                    log.warning(msg)
+                    _append(log_path, {"step": step, "event": "nonfinite_loss"})
+                if nonfinite >= tc.max_nonfinite:
+                    raise RuntimeError(f"stopping: {nonfinite} consecutive non-finite losses (last at step {step})")
+                step += 1
+                continue
+            nonfinite = 0
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(params, tc.grad_clip) if tc.grad_clip else torch.tensor(0.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.update(accelerator.unwrap_model(model), step)
+            step += 1
+            bar.update(1)
+            if accelerator.is_main_process:
+                rec = {"step": step, "loss": round(loss.item(), 5), "lr": optimizer.param_groups[0]["lr"],
+                       "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - t0, 1)}
+                if step % 10 == 0 or step == tc.steps:
+                    _append(log_path, rec)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                if tc.snapshot_every and step % tc.snapshot_every == 0:
+                    _snapshot(out, step, ema.model, time.time() - t0)
+            if step % tc.checkpoint_every == 0 or step == tc.steps:
+                _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints)
+    except KeyboardInterrupt:
+        if world == 1 and step > start:
+            _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints)
+            log.warning("interrupted: saved checkpoint-%d", step)
+        raise
+    finally:
+        bar.close()
+
+    # 3. export the EMA weights as a pipeline
+    final = out / "final"
+    if accelerator.is_main_process:
+        pipe = TextToVideoPipeline(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
+        pipe.save_pretrained(final, train_config=cfg.to_dict())
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _defaults(cfg: RunConfig) -> dict:
+    return {"num_frames": cfg.data.num_frames, "fps": cfg.data.fps, "height": cfg.data.resolution,
+            "width": cfg.data.resolution, **cfg.sample}
+
+
+def _save(accelerator, out, step, model, ema, optimizer, elapsed, keep) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_checkpoint(out, step, accelerator.unwrap_model(model), ema.model, optimizer,
+                        {"elapsed_s": elapsed, "world_size": accelerator.num_processes}, keep=keep)
+    accelerator.wait_for_everyone()
+
+
+def _snapshot(out: Path, step: int, model: torch.nn.Module, elapsed: float) -> None:
+    from safetensors.torch import save_file
+    d = out / "snapshots"
+    d.mkdir(exist_ok=True)
+    tmp = d / f"step-{step}.safetensors.tmp"
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+              metadata={"step": str(step), "elapsed_s": f"{elapsed:.1f}"})
+    os.replace(tmp, d / f"step-{step}.safetensors")
+
+
+def _append(path: Path, rec: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
