@@ -17,6 +17,14 @@ def test_round_trip_and_output(tiny_pipeline_dir):
     assert 0 <= out.videos.min() and out.videos.max() <= 1
 
 
+def test_a_batch_of_prompts_equals_the_prompts_one_by_one(tiny_pipeline_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    noise = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    both = pipe(["a red circle moving left", "a cyan square growing"], latents=noise).videos
+    one = pipe("a cyan square growing", latents=noise[1:]).videos
+    assert both.shape[0] == 2 and torch.allclose(both[1], one[0], atol=1e-4)
+
+
 def test_same_seed_same_video_twice_in_one_process(tiny_pipeline_dir):
     pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
     a = pipe("a cyan square moving up", generator=torch.Generator().manual_seed(3)).frames

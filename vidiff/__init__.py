@@ -1,0 +1,21 @@
+"""vidiff: text-to-video diffusion (Lumiere's Space-Time U-Net and the designs around it).
+
+Top-level names are imported lazily so that ``vidiff --help`` starts without importing torch.
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TextToVideoPipeline": "vidiff.pipelines.text_to_video",
+    "VideoUNet": "vidiff.models.unet",
+    "build_unet": "vidiff.models.unet",
+    "TextEncoder": "vidiff.conditioning.text",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vidiff' has no attribute {name!r}")

@@ -37,7 +37,8 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
             return model(x, t, text, text_mask, cond)
         if scale == 0.0:
             return model(x, t, null_text, null_mask, cond)
-        out = model(torch.cat([x, x]), t, both_text, both_mask, both_cond)
+        t2 = torch.cat([t, t]) if t.dim() else t
+        out = model(torch.cat([x, x]), t2, both_text, both_mask, both_cond)
         uncond, condn = out.float().chunk(2)
         return uncond + scale * (condn - uncond)
 

@@ -18,7 +18,10 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); "linear", "scaled_linear"
     prediction_type: str = "v_prediction"  # or "epsilon"
-    min_snr_gamma: float | None = 5.0  # Hang et al. 2023; None: plain MSE on the prediction target
+    # Min-SNR-gamma (Hang et al. 2023); None: plain MSE on the prediction target. For v-prediction the
+    # min-SNR weight min(SNR, gamma) / (SNR + 1) goes to 0 at high noise, where layout and motion are
+    # decided: on Shapes it left motion near chance (README), so the default is the plain v loss.
+    min_snr_gamma: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,52 @@
+"""Quality of a model on the Shapes suites, read by the analytic reader (issue: core quality targets).
+
+    python benchmarks/shapes_quality.py --model vidiff/weights/default --n 200 --out runs/quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="vidiff/weights/default")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--suites", nargs="+", default=["test", "heldout"])
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+
+    import torch
+
+    from vidiff.evaluation.shapes_eval import evaluate_pipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(args.model)
+    report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
+              "guidance": pipe.defaults["guidance_scale"] if args.guidance is None else args.guidance,
+              "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+    for suite in args.suites:
+        t0 = time.time()
+        r = evaluate_pipeline(pipe, suite, args.n, args.steps, args.guidance, args.seed, bf16=args.bf16)
+        r["seconds"] = round(time.time() - t0, 1)
+        report[suite] = r
+        s = r["summary"]
+        print(f"{suite:8s} n={s['n']} color={s['color']:.3f} shape={s['shape']:.3f} motion={s['motion']:.3f} "
+              f"speed={s['speed']:.3f} present_all={s['present_all']:.3f} shape_stable={s['shape_stable']:.3f} "
+              f"({r['seconds']} s)")
+        print("   per motion:", {k: round(v, 2) for k, v in r["per_motion"].items()})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Accuracy vs. training time: score every EMA snapshot of a run on the Shapes test suite.
+
+    python benchmarks/training_curve.py runs/stunet-shapes --n 64 --out runs/curve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("run", help="a training output_dir with snapshots/ and final/")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from vidiff.evaluation.shapes_eval import evaluate_pipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    run = Path(args.run)
+    pipe = TextToVideoPipeline.from_pretrained(run / "final")
+    snaps = sorted(run.glob("snapshots/step-*.safetensors"), key=lambda f: int(re.findall(r"\d+", f.name)[0]))
+    rows = []
+    for snap in snaps:
+        with safe_open(str(snap), "pt") as f:
+            meta = f.metadata()
+        pipe.unet.load_state_dict({k: v.float() for k, v in load_file(str(snap)).items()})
+        s = evaluate_pipeline(pipe, "test", args.n, args.steps, bf16=args.bf16, progress=False)["summary"]
+        row = {"step": int(meta["step"]), "minutes": round(float(meta["elapsed_s"]) / 60, 1),
+               **{k: round(s[k], 3) for k in ("color", "shape", "motion", "speed", "present_all")}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    print("| step | minutes | color | shape | motion | speed | present in every frame |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['step']} | {r['minutes']} | {r['color']:.2f} | {r['shape']:.2f} | {r['motion']:.2f} | "
+              f"{r['speed']:.2f} | {r['present_all']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
