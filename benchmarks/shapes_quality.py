@@ -18,7 +18,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--suites", nargs="+", default=["test", "heldout"])
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--guidance", type=float, nargs="+", default=[None], help="one or more scales (a sweep)")
+    p.add_argument("--first-scene", type=int, default=0, help="100000: the validation seeds used to pick settings")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--out", default=None)
@@ -31,18 +32,20 @@ def main() -> None:
 
     pipe = TextToVideoPipeline.from_pretrained(args.model)
     report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
-              "guidance": pipe.defaults["guidance_scale"] if args.guidance is None else args.guidance,
-              "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
-    for suite in args.suites:
-        t0 = time.time()
-        r = evaluate_pipeline(pipe, suite, args.n, args.steps, args.guidance, args.seed, bf16=args.bf16)
-        r["seconds"] = round(time.time() - t0, 1)
-        report[suite] = r
-        s = r["summary"]
-        print(f"{suite:8s} n={s['n']} color={s['color']:.3f} shape={s['shape']:.3f} motion={s['motion']:.3f} "
-              f"speed={s['speed']:.3f} present_all={s['present_all']:.3f} shape_stable={s['shape_stable']:.3f} "
-              f"({r['seconds']} s)")
-        print("   per motion:", {k: round(v, 2) for k, v in r["per_motion"].items()})
+              "first_scene": args.first_scene, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
+              "runs": []}
+    for guidance in args.guidance:
+        for suite in args.suites:
+            t0 = time.time()
+            g = pipe.defaults["guidance_scale"] if guidance is None else guidance
+            r = evaluate_pipeline(pipe, suite, args.n, args.steps, g, args.seed, bf16=args.bf16, first_scene=args.first_scene)
+            r.update(seconds=round(time.time() - t0, 1), suite=suite, guidance=g)
+            report["runs"].append(r)
+            s = r["summary"]
+            print(f"{suite:8s} guidance={g} n={s['n']} color={s['color']:.3f} shape={s['shape']:.3f} motion={s['motion']:.3f} "
+                  f"speed={s['speed']:.3f} present_all={s['present_all']:.3f} shape_stable={s['shape_stable']:.3f} "
+                  f"({r['seconds']} s)")
+            print("   per motion:", {k: round(v, 2) for k, v in r["per_motion"].items()})
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

@@ -120,6 +120,11 @@ def main() -> None:
         name, what, reps, bf16 = args.worker
         print(json.dumps(worker(name, what, int(reps), bf16 == "1")))
         return
+    report = {"video": f"{T}x{H}x{H}x3", "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())),
+              "load_avg": os.getloadavg()}
+    if Path(args.model).exists():  # first: RUSAGE_CHILDREN is a maximum over every child so far
+        report["generate_default_clip"] = generate_default(args.model)
+        print(json.dumps(report["generate_default_clip"]), flush=True)
     rows = {}
     for name in MODELS:
         row = {"label": MODELS[name]}
@@ -132,11 +137,7 @@ def main() -> None:
                     row[k + (f"_{what}" if k == "peak_rss_gb" else "") + suffix] = v
         rows[name] = row
         print(json.dumps({name: row}), flush=True)
-    report = {"video": f"{T}x{H}x{H}x3", "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())),
-              "load_avg": os.getloadavg(), "models": rows}
-    if Path(args.model).exists():
-        report["generate_default_clip"] = generate_default(args.model)
-        print(json.dumps(report["generate_default_clip"]))
+    report["models"] = rows
     st = rows["stunet"]
     for ref in ("unet3d-a", "unet3d-b", "baseline"):
         r = rows[ref]

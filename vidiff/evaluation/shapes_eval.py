@@ -18,19 +18,22 @@ from vidiff.evaluation.shapes_reader import score_video, summarize
 SUITES = ("test", "heldout")
 
 
-def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0):
+def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0, first_scene: int = 0):
+    """``first_scene`` moves to other test-split seeds (e.g. 100000 for a validation set used to choose
+    sampling settings, apart from the reported seeds 0..n-1)."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
-    return [sample_scene(s, "test", num_frames, fps, num_objects=1, only_held_out=suite == "heldout") for s in range(n)]
+    return [sample_scene(s, "test", num_frames, fps, num_objects=1, only_held_out=suite == "heldout")
+            for s in range(first_scene, first_scene + n)]
 
 
 def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_steps: int = 25,
                       guidance_scale: float | None = None, seed: int = 0, batch_size: int = 16, bf16: bool = False,
-                      num_frames: int = 16, fps: float = 8.0, progress: bool = True) -> dict:
+                      num_frames: int = 16, fps: float = 8.0, progress: bool = True, first_scene: int = 0) -> dict:
     """Returns ``{"summary": {...}, "per_motion": {...}, "records": [...]}``."""
     from tqdm.auto import tqdm
 
-    scenes = suite_scenes(suite, n, num_frames, fps)
+    scenes = suite_scenes(suite, n, num_frames, fps, first_scene)
     h = pipe.defaults["height"]
     results, records = [], []
     bar = tqdm(total=n, desc=f"generating {suite}", disable=not progress)
