@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vidiff.models.blocks import (
     FactorizedConv, SpatialConv, TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample,
@@ -113,6 +112,9 @@ def test_freeze_spatial_trains_only_temporal_layers():
     trainable = {n for n, p in m.named_parameters() if p.requires_grad}
     assert trainable and all(("temporal" in n or "sample" in n) for n in trainable)
     assert not any(n.startswith("conv_in.spatial") or ".conv1." in n for n in trainable)
+    from vidiff.models.blocks import SpatialDownsample, SpatialUpsample
+    resamplers = [mod for mod in m.modules() if isinstance(mod, (SpatialDownsample, SpatialUpsample))]
+    assert resamplers and not any(p.requires_grad for mod in resamplers for p in mod.parameters())
     x, text, out = _run(m)
     out.pow(2).mean().backward()
     assert all(p.grad is None for n, p in m.named_parameters() if n not in trainable)

@@ -88,15 +88,24 @@ def test_consecutive_non_finite_losses_stop_the_run(tmp_path, tiny_text_dir, mon
         train(config_from_dict(tiny_config(tmp_path, tiny_text_dir, steps=10, max_nonfinite=3)), progress=False)
 
 
-def test_joint_image_video_and_frozen_spatial_training(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+def test_frozen_spatial_training_changes_only_temporal_weights(tmp_path, tiny_text_dir, tiny_pipeline_dir):
     cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, freeze_spatial=True, init_from=str(tiny_pipeline_dir))
-    cfg["data"]["image_prob"] = 0.5
     final = train(config_from_dict(cfg), progress=False)
     trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
     start = weights(next((tiny_pipeline_dir / "unet").glob("*.safetensors")))
     changed = {k for k in trained if not torch.equal(trained[k], start[k])}
     assert changed and all(("temporal" in k or "sample" in k) for k in changed)
     assert (final / "vidiff_pipeline.json").exists()
+
+
+def test_joint_image_video_training(tmp_path, tiny_text_dir):
+    cfg = tiny_config(tmp_path, tiny_text_dir, steps=2)
+    cfg["data"]["image_prob"] = 0.5
+    final = train(config_from_dict(cfg), progress=False)
+    assert (final / "vidiff_pipeline.json").exists()
+    cfg["train"]["freeze_spatial"] = True
+    with pytest.raises(ValueError, match="freeze_spatial"):
+        train(config_from_dict(cfg), progress=False)
 
 
 def test_unknown_recipe_keys_are_errors(tmp_path):

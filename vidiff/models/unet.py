@@ -26,7 +26,8 @@ from torch import nn
 
 from vidiff.models.blocks import (
     FactorizedConv, ResBlock, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
-    TemporalAttention, TemporalDownsample, TemporalUpsample, TimestepEmbedding, zero_module,
+    TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample, TemporalUpsample, TimestepEmbedding,
+    zero_module,
 )
 
 
@@ -159,8 +160,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
     def temporal_parameters(self):
         """Parameters of the temporal layers (convs, attention, resamplers): what video fine-tuning trains
         when the spatial (text-to-image) weights are frozen."""
-        return [p for n, p in self.named_parameters() if ".temporal" in f".{n}" or "tattn" in n
-                or "mid_temporal" in n or "down_sample" in n and ".1." in n or "up_sample" in n and ".0." in n]
+        temporal = (TemporalConv, TemporalConvBlock, TemporalAttention, TemporalDownsample, TemporalUpsample)
+        params = {id(p): p for m in self.modules() if isinstance(m, temporal) for p in m.parameters()}
+        return list(params.values())
 
     def freeze_spatial(self) -> None:
         """Freeze the text-to-image weights and train only the temporal ones (Lumiere 3.1, AnimateDiff)."""

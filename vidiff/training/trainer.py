@@ -80,6 +80,9 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     tc = cfg.train
+    if tc.freeze_spatial and cfg.data.image_prob:
+        raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them: "
+                         "set one of the two to 0 / false")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
