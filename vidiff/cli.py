@@ -28,12 +28,6 @@ def resolve_model(path: str) -> Path:
     return p
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def sidecar_path(output: Path) -> Path:
     """``clip.mp4`` -> ``clip.json``; a PNG folder ``clip/`` -> ``clip.json`` beside it."""
     return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
@@ -41,6 +35,7 @@ def sidecar_path(output: Path) -> Path:
 
 # ---------------------------------------------------------------------- generate
 def cmd_generate(args: argparse.Namespace) -> int:
+    from vidiff.io.atomic import write_text_atomic
     from vidiff.io.video import check_writable, output_format
 
     if not args.prompt.strip():
@@ -84,7 +79,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         written.append(str(sheet))
     settings["seconds"] = round(time.time() - t0, 2)
     settings["bf16"] = args.bf16
-    _write_json_atomic(sidecar_path(out), settings)
+    write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2))
     if not args.quiet:
         print(f"wrote {', '.join(written)} ({settings['seconds']} s)")
     return 0

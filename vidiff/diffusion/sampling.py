@@ -65,20 +65,14 @@ def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) ->
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
             progress: bool = False, callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``)."""
+    """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``).
+    ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state."""
     from tqdm.auto import tqdm
 
-    if hasattr(scheduler, "_step_index"):
-        scheduler._step_index = None  # a restarted loop (SDEdit) begins its solver history anew
-        if hasattr(scheduler, "_begin_index"):
-            scheduler._begin_index = None
-        if hasattr(scheduler, "model_outputs"):
-            scheduler.model_outputs = [None] * len(scheduler.model_outputs)
-            scheduler.lower_order_nums = 0
+    kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
     for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
         tt = t.to(x.device).expand(x.shape[0])
         pred = fn(x, tt).to(x.dtype)
-        kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
         x = scheduler.step(pred, t, x, **kw).prev_sample
         if callback is not None:
             callback(i, x)

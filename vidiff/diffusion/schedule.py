@@ -46,10 +46,6 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
     raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
 
 
-def alphas_cumprod(scheduler) -> torch.Tensor:
-    return scheduler.alphas_cumprod
-
-
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
                    timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.

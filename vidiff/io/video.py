@@ -8,12 +8,12 @@ Frames in and out are uint8 ``(t, h, w, 3)`` numpy arrays.
 from __future__ import annotations
 
 import os
-import shutil
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from vidiff.io.atomic import atomic_path
 
 FORMATS = {".mp4": "mp4", ".gif": "gif", ".webm": "webm", "": "png"}
 
@@ -35,26 +35,6 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ValueError(f"cannot create the output folder {str(parent)!r}: {e.strerror}") from None
     if not os.access(parent, os.W_OK):
         raise ValueError(f"the output folder {str(parent)!r} is not writable")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary sibling path; on success rename it onto ``path``, on failure remove it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path) if not (tmp.is_dir() and path.is_dir()) else _replace_dir(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    shutil.rmtree(path)
-    os.replace(tmp, path)
 
 
 def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:

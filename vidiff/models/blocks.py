@@ -27,6 +27,15 @@ def zero_module(m: nn.Module) -> nn.Module:
     return m
 
 
+@torch.no_grad()
+def identity_init(conv: nn.Conv2d) -> None:
+    """A (k, 1) temporal conv that copies its input: centre tap = identity, other taps and bias = 0."""
+    w = torch.zeros_like(conv.weight)  # (cout, cin, k, 1)
+    w[:, :, conv.kernel_size[0] // 2, 0] = torch.eye(w.shape[0])
+    conv.weight.copy_(w)
+    conv.bias.zero_()
+
+
 # ---------------------------------------------------------------- layout helpers
 def fold_time(x: torch.Tensor) -> torch.Tensor:
     """(b, t, h, w, c) -> (b*t, c, h, w) channels-last view, for spatial convolution."""
@@ -295,11 +304,7 @@ class TemporalDownsample(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        w = torch.zeros_like(self.conv.conv.weight)  # (cout, cin, 3, 1)
-        w[:, :, 1, 0] = torch.eye(w.shape[0])
-        with torch.no_grad():
-            self.conv.conv.weight.copy_(w)
-            self.conv.conv.bias.zero_()
+        identity_init(self.conv.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.shape[1] == 1 else self.conv(x)
@@ -314,11 +319,7 @@ class TemporalUpsample(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        w = torch.zeros_like(self.conv.conv.weight)
-        w[:, :, 1, 0] = torch.eye(w.shape[0])
-        with torch.no_grad():
-            self.conv.conv.weight.copy_(w)
-            self.conv.conv.bias.zero_()
+        identity_init(self.conv.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:

@@ -129,9 +129,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         self.up = nn.ModuleList()
         self.up_sample = nn.ModuleList()
         for i in reversed(range(len(ch))):
-            cin = ch[i] if i != last else ch[-1]  # upsampling maps ch[i+1] -> ch[i]
             level_skips = [skips.pop() for _ in range(n + 1)]
-            self.up.append(Level(cin, ch[i], n + 1, cfg, skip_channels=level_skips, **opts(i)))
+            # input: ch[i] (the coarsest level's output, or upsampling's ch[i+1] -> ch[i])
+            self.up.append(Level(ch[i], ch[i], n + 1, cfg, skip_channels=level_skips, **opts(i)))
             if i != 0:
                 self.up_sample.append(nn.ModuleList([
                     TemporalUpsample(ch[i]) if temporal_downsample else nn.Identity(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from vidiff.diffusion.sampling import classifier_free_guidance, denoise, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler
+from vidiff.io.atomic import atomic_path
 
 PIPELINE_FILE = "vidiff_pipeline.json"
 
@@ -91,23 +91,17 @@ class TextToVideoPipeline:
         return cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"))
 
     def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False) -> None:
-        """Write atomically: to ``path.tmp``, then rename."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        """Write atomically: to a temporary folder, then rename."""
         unet = self.unet
         if half:
             import copy
             unet = copy.deepcopy(unet).half()
-        unet.save_pretrained(tmp / "unet", safe_serialization=True)
         meta = {"diffusion": self.diffusion.to_dict(), "text_encoder": self.text_encoder.name, "defaults": self.defaults}
         if train_config is not None:
             meta["train_config"] = train_config
-        (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            unet.save_pretrained(tmp / "unet", safe_serialization=True)
+            (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
 
     # ------------------------------------------------------------------ inference
     def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float, sampler: str):

@@ -1,5 +1,5 @@
-"""Atomic checkpoints: written to ``checkpoint-N.tmp`` and renamed, so a run killed mid-write never
-leaves a folder that ``latest`` would pick; older checkpoints are pruned only after a good save."""
+"""Atomic checkpoints: written to a hidden ``.checkpoint-N.tmp*`` folder and renamed, so a run killed
+mid-write never leaves a folder that ``latest`` would pick; older checkpoints are pruned only after a good save."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from vidiff.io.atomic import atomic_path
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
@@ -49,19 +51,15 @@ def _state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Module, ema: torch.nn.Module | None,
                     optimizer: torch.optim.Optimizer, state: dict, keep: int = 2) -> Path:
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"checkpoint-{step}"
-    tmp = run_dir / f"checkpoint-{step}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file(_state_dict(model), str(tmp / "model.safetensors"))
-    if ema is not None:
-        save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))  # written last
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        save_file(_state_dict(model), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))  # written last
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -7,6 +7,7 @@ killed and resumed from its last checkpoint reaches the same weights as an unint
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler
+from vidiff.io.atomic import atomic_path, write_text_atomic
 from vidiff.training.checkpoints import load_checkpoint, resolve_resume, save_checkpoint
 from vidiff.training.config import RunConfig
 from vidiff.training.ema import EMA
@@ -49,7 +51,7 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
         idx = g + i
         if n < 10**8:  # finite: permutation per epoch
             epoch, pos = divmod(idx, n)
-            idx = int(np.random.default_rng([seed, epoch]).permutation(n)[pos])
+            idx = int(_permutation(seed, epoch, n)[pos])
         item = dataset[idx]
         i += 1
         if item is None:  # unreadable file, already counted by the dataset
@@ -59,6 +61,12 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
         videos.append(torch.as_tensor(item["video"]))
         captions.append(item["caption"])
     return {"video": torch.stack(videos), "caption": captions}
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The item order of one epoch of a finite dataset (computed once per epoch, not once per item)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def lr_at(step: int, cfg) -> float:
@@ -97,7 +105,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         raise ValueError(f"no checkpoint to resume from in {out}")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
 
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
@@ -122,7 +130,6 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             log.info("resumed from %s at step %d", ckpt, start)
     model, optimizer = accelerator.prepare(model, optimizer)
     dataset = build_dataset(cfg)
-    null_emb, null_mask = text_encoder.encode([""])
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=tc.mixed_precision == "bf16")
 
     # 2. loop
@@ -219,18 +226,11 @@ def _snapshot(out: Path, step: int, model: torch.nn.Module, elapsed: float) -> N
     from safetensors.torch import save_file
     d = out / "snapshots"
     d.mkdir(exist_ok=True)
-    tmp = d / f"step-{step}.safetensors.tmp"
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(tmp),
-              metadata={"step": str(step), "elapsed_s": f"{elapsed:.1f}"})
-    os.replace(tmp, d / f"step-{step}.safetensors")
+    with atomic_path(d / f"step-{step}.safetensors") as tmp:
+        save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"step": str(step), "elapsed_s": f"{elapsed:.1f}"})
 
 
 def _append(path: Path, rec: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(rec) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
