@@ -93,6 +93,42 @@ def test_stunet_downsamples_time_and_baseline_does_not():
 def test_stunet_full_preset_compresses_time_by_four():
     cfg = PRESETS["stunet-shapes"]
     assert len(cfg.channels) == 3 and cfg.temporal_downsample and cfg.mid_temporal_attention_layers >= 1
+    assert PRESETS["stunet-shapes-spacetime"].mid_spacetime_layers >= 1
+
+
+def test_spacetime_transformer_identity_at_init_and_skips_images():
+    from vidiff.models.blocks import SpaceTimeTransformer
+
+    torch.manual_seed(0)
+    st = SpaceTimeTransformer(16, 8, 2)
+    x, ctx = torch.randn(2, 4, 3, 3, 16), torch.randn(2, 5, 8)
+    assert torch.equal(st(x, ctx, None), x)  # zero-initialised outputs
+    with torch.no_grad():
+        for p in st.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    img = torch.randn(2, 1, 3, 3, 16)
+    assert torch.equal(st(img, ctx, None), img)  # t == 1: a temporal layer, skipped
+    y = st(x, ctx, None)
+    x2 = x.clone()
+    x2[:, 0, 0, 0] += torch.randn(16)  # one token of frame 0
+    assert not torch.allclose(st(x2, ctx, None)[:, 3, 2, 2], y[:, 3, 2, 2])  # seen from another frame and place
+
+
+def test_axial_rope_scores_depend_only_on_offsets():
+    from vidiff.models.blocks import apply_rope, axial_rope
+
+    t, h, w, heads, dh = 4, 3, 5, 2, 12
+    cos, sin = axial_rope(t, h, w, dh)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, heads * dh, generator=g), torch.randn(1, 1, heads * dh, generator=g)
+    n = t * h * w
+    qr, kr = apply_rope(q.expand(1, n, -1), heads, cos, sin), apply_rope(k.expand(1, n, -1), heads, cos, sin)
+    assert torch.allclose(qr.norm(dim=-1), q.norm(dim=-1).expand(1, n), atol=1e-5)  # rotations
+    idx = lambda a, b, c: (a * h + b) * w + c  # noqa: E731
+    s = lambda i, j: float(qr[0, i] @ kr[0, j])  # noqa: E731
+    # the same offset (1, 1, 2) from two different places gives the same score; another offset does not
+    assert s(idx(0, 0, 0), idx(1, 1, 2)) == pytest.approx(s(idx(2, 1, 1), idx(3, 2, 3)), abs=1e-4)
+    assert s(idx(0, 0, 0), idx(1, 1, 2)) != pytest.approx(s(idx(0, 0, 0), idx(1, 2, 1)), abs=1e-4)
 
 
 def test_batch_elements_are_independent():
@@ -110,7 +146,8 @@ def test_freeze_spatial_trains_only_temporal_layers():
     m = build_unet("stunet-tiny")
     m.freeze_spatial()
     trainable = {n for n, p in m.named_parameters() if p.requires_grad}
-    assert trainable and all(("temporal" in n or "sample" in n) for n in trainable)
+    assert trainable and all(("temporal" in n or "sample" in n or "spacetime" in n) for n in trainable)
+    assert any("mid_spacetime" in n for n in trainable)
     assert not any(n.startswith("conv_in.spatial") or ".conv1." in n for n in trainable)
     from vidiff.models.blocks import SpatialDownsample, SpatialUpsample
     resamplers = [mod for mod in m.modules() if isinstance(mod, (SpatialDownsample, SpatialUpsample))]

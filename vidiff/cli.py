@@ -107,6 +107,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if bool(args.real) != bool(args.fake):
+        raise ValueError("--real and --fake go together (two folders of videos)")
+    if args.real and args.model:
+        raise ValueError("give either --model (generate a suite) or --real/--fake (score folders), not both")
+    if not args.real and not args.model:
+        raise ValueError("give --model PATH (or 'default') with --suite, or --real DIR --fake DIR")
+    if args.threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from vidiff.evaluation.report import SUITES, evaluate_folders, evaluate_model
+
+    common = dict(video_features=args.video_features, image_features=args.image_features,
+                  classifier=args.classifier, clip=args.clip, progress=not args.quiet)
+    if args.real:
+        out = Path(args.out or "runs/eval-folders")
+        report = evaluate_folders(args.real, args.fake, out, captions=args.captions, frames=args.frames, **common)
+    else:
+        if args.suite not in SUITES:
+            raise ValueError(f"unknown suite {args.suite!r}; allowed: {', '.join(SUITES)}")
+        if args.samples < 2:
+            raise ValueError(f"--samples must be at least 2, got {args.samples}")
+        model_dir = resolve_model(args.model)
+        out = Path(args.out or f"runs/eval-{args.suite}")
+        report = evaluate_model(model_dir, args.suite, args.samples, out, steps=args.steps, guidance=args.guidance,
+                                seed=args.seed, sweep_steps=tuple(args.sweep_steps), sweep_samples=args.sweep_samples,
+                                bf16=not args.fp32, **common)
+    if not args.quiet:
+        print(json.dumps(report["metrics"], indent=1))
+        print(f"wrote {out}/metrics.json, report.md, plots ({report['seconds']['total']} s)")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
@@ -136,6 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.steps=100")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="the metric suite: generate a Shapes suite, or score two folders of videos")
+    e.add_argument("--model", default=None, help="pipeline folder or 'default': generate the suite with fixed seeds")
+    e.add_argument("--suite", default="shapes-test", help="shapes-test (default) or shapes-heldout")
+    e.add_argument("--samples", type=int, default=200, help="number of captions / videos (default 200)")
+    e.add_argument("--real", default=None, help="folder of real videos (with --fake)")
+    e.add_argument("--fake", default=None, help="folder of generated videos (with --real)")
+    e.add_argument("--captions", default=None, help="CSV/JSONL manifest (path, caption) for CLIPSIM / Shapes scores")
+    e.add_argument("--frames", type=int, default=16, help="frames read from each folder video (default 16)")
+    e.add_argument("--steps", type=int, default=25, help="denoising steps of the main run")
+    e.add_argument("--guidance", type=float, default=None, help="guidance scale (model default)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sweep-steps", type=int, nargs="*", default=[5, 10, 25], help="steps of the metric-vs-steps plot")
+    e.add_argument("--sweep-samples", type=int, default=32, help="videos per point of the steps sweep")
+    e.add_argument("--video-features", default="shapes", help="FVD/KVD features: shapes | i3d:PATH | i3d-pool:PATH | torchscript:PATH")
+    e.add_argument("--image-features", default="shapes", help="frame FID/KID features: shapes | inception:PATH")
+    e.add_argument("--classifier", default="shapes", help="IS classifier: shapes | i3d:PATH | torchscript:PATH")
+    e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
+    e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast)")
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
     return p
 
 

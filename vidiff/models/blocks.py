@@ -231,6 +231,10 @@ class SpatialTransformer(nn.Module):
             tokens = x.reshape(b * t, h * w, c)  # (bt, hw, c)
             q, k, v = self.qkv(self.norm1(tokens)).chunk(3, -1)
             x = x + self.proj1(attention(q, k, v, self.heads)).reshape(b, t, h, w, c)
+        return self.cross_attend_and_ff(x, context, context_mask)
+
+    def cross_attend_and_ff(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, h, w, c = x.shape
         tokens = x.reshape(b, t * h * w, c)  # (b, thw, c)
         k, v = self.kv(context).chunk(2, -1)  # (b, l, c)
         out = attention(self.q(self.norm2(tokens)), k, v, self.heads, mask=context_mask)
@@ -269,6 +273,52 @@ class TemporalAttention(nn.Module):
         out = self.proj(attention(q, k, v, self.heads, bias=bias))
         x = x + out.reshape(b, h, w, t, c).permute(0, 3, 1, 2, 4)  # (b h w t c) -> (b t h w c)
         return x + self.ff(x)
+
+
+def axial_rope(t: int, h: int, w: int, head_dim: int, device=None, base: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary angles for a (t, h, w) token grid: the head dim's rotation pairs are split between the
+    three axes (3D axial RoPE, as in recent video transformers), so attention sees relative offsets in
+    time and space and works at any clip size. Returns cos, sin of shape (t*h*w, head_dim // 2)."""
+    half = head_dim // 2
+    n_s = half // 3  # pairs per spatial axis; time gets the rest
+    sizes, pos = (half - 2 * n_s, n_s, n_s), torch.meshgrid(
+        *(torch.arange(n, device=device, dtype=torch.float32) for n in (t, h, w)), indexing="ij")
+    angles = []
+    for n_pairs, p in zip(sizes, pos):
+        inv = base ** (-torch.arange(n_pairs, device=device, dtype=torch.float32) / max(n_pairs, 1))
+        angles.append(p.reshape(-1, 1) * inv)  # (thw, n_pairs)
+    ang = torch.cat(angles, -1)  # (thw, half)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, heads: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (n, l, heads*dh) queries or keys by per-position angles (l, dh/2)."""
+    n, l, d = x.shape
+    x = x.reshape(n, l, heads, d // heads)
+    x1, x2 = x[..., : d // heads // 2], x[..., d // heads // 2:]
+    cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)  # (l, 1, dh/2)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).reshape(n, l, d)
+
+
+class SpaceTimeTransformer(SpatialTransformer):
+    """Joint space-time self-attention over all t*h*w tokens of a clip (3D axial RoPE), then the text
+    cross-attention and feed-forward of :class:`SpatialTransformer`. Used where a STUNet clip is compact (its
+    coarsest level), where layout and motion are decided: a token can look at any place in any frame. It is a
+    temporal layer: skipped for images (t == 1) and identity at init (zero-initialised output projections)."""
+
+    def __init__(self, ch: int, context_dim: int, heads: int):
+        super().__init__(ch, context_dim, heads, self_attn=True)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, h, w, c = x.shape
+        if t == 1:
+            return x
+        tokens = x.reshape(b, t * h * w, c)
+        q, k, v = self.qkv(self.norm1(tokens)).chunk(3, -1)
+        cos, sin = axial_rope(t, h, w, c // self.heads, x.device)
+        q, k = apply_rope(q, self.heads, cos, sin), apply_rope(k, self.heads, cos, sin)
+        x = x + self.proj1(attention(q, k, v, self.heads)).reshape(b, t, h, w, c)
+        return self.cross_attend_and_ff(x, context, context_mask)
 
 
 # ---------------------------------------------------------------- resampling

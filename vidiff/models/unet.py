@@ -7,6 +7,10 @@ configured by a frozen :class:`VideoUNetConfig`; presets by name in :data:`PRESE
   time (and doubled back on the way up), factorized space-time ResNet blocks at every level but the
   coarsest, temporal attention only at the coarsest level, where the clip is a compact space-time
   representation. Most compute is spent there.
+- Both can stack joint space-time transformers (:class:`SpaceTimeTransformer`: self-attention over all
+  t*h*w tokens with 3D RoPE, and text cross-attention) at the coarsest level (``mid_spacetime_layers``) or
+  after the blocks of other levels (``spacetime_attention_levels``). In a STUNet the coarsest clip is small
+  (4 x 4 x 4 tokens for 16 x 32 x 32), so this costs little; it is where layout and motion are decided.
 - Baseline (``temporal_downsample=False``): the same blocks at a fixed frame count, with temporal
   attention at every level that has attention (VDM's factorized 3D U-Net).
 
@@ -25,7 +29,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.models.blocks import (
-    FactorizedConv, ResBlock, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
+    FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
     TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample, TemporalUpsample, TimestepEmbedding,
     zero_module,
 )
@@ -44,6 +48,10 @@ class VideoUNetConfig:
     temporal_downsample: bool = True  # STUNet; False: fixed temporal resolution (baseline)
     temporal_attention_levels: tuple[int, ...] = ()  # besides the coarsest (always has it)
     mid_temporal_attention_layers: int = 2
+    # joint space-time transformers (3D RoPE, text cross-attention) at the coarse levels, where a STUNet clip
+    # is compact: after each ResBlock of these levels, and stacked at the coarsest level
+    spacetime_attention_levels: tuple[int, ...] = ()
+    mid_spacetime_layers: int = 0
     heads: int = 4
     text_dim: int = 384
     emb_dim: int = 256
@@ -56,11 +64,13 @@ class VideoUNetConfig:
 PRESETS: dict[str, VideoUNetConfig] = {
     "stunet-shapes": VideoUNetConfig(),
     "baseline-shapes": VideoUNetConfig(temporal_downsample=False, temporal_attention_levels=(1,)),
+    # experiment (configs/experiments/stunet-spacetime.yaml): + 4 joint space-time transformers at the coarsest level
+    "stunet-shapes-spacetime": VideoUNetConfig(mid_spacetime_layers=4),
     "stunet-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
-                                   cross_attention_levels=(1,), self_attention_levels=(1,)),
+                                   cross_attention_levels=(1,), self_attention_levels=(1,), mid_spacetime_layers=1),
     "baseline-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
                                      cross_attention_levels=(1,), self_attention_levels=(1,),
-                                     temporal_downsample=False),
+                                     temporal_downsample=False, mid_spacetime_layers=1),
 }
 
 
@@ -69,16 +79,19 @@ class Level(nn.Module):
     temporal attention."""
 
     def __init__(self, cin: int, cout: int, n: int, cfg: VideoUNetConfig, temporal_conv: bool,
-                 cross: bool, self_attn: bool, temporal_attn: bool, skip_channels: list[int] | None = None):
+                 cross: bool, self_attn: bool, temporal_attn: bool, spacetime_attn: bool,
+                 skip_channels: list[int] | None = None):
         super().__init__()
         self.res = nn.ModuleList()
         self.attn = nn.ModuleList()
         self.tattn = nn.ModuleList()
+        self.stattn = nn.ModuleList()
         for i in range(n):
             extra = skip_channels[i] if skip_channels else 0
             self.res.append(ResBlock((cin if i == 0 else cout) + extra, cout, cfg.emb_dim, temporal_conv, cfg.dropout))
             self.attn.append(SpatialTransformer(cout, cfg.text_dim, cfg.heads, self_attn) if cross else nn.Identity())
             self.tattn.append(TemporalAttention(cout, cfg.heads) if temporal_attn else nn.Identity())
+            self.stattn.append(SpaceTimeTransformer(cout, cfg.text_dim, cfg.heads) if spacetime_attn else nn.Identity())
 
 
 class VideoUNet(ModelMixin, ConfigMixin):
@@ -90,13 +103,13 @@ class VideoUNet(ModelMixin, ConfigMixin):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, cond_channels: int = 0, patch_size: int = 2,
                  channels=(64, 128, 192), layers_per_level: int = 1, cross_attention_levels=(1, 2),
                  self_attention_levels=(1, 2), temporal_downsample: bool = True, temporal_attention_levels=(),
-                 mid_temporal_attention_layers: int = 2, heads: int = 4, text_dim: int = 384, emb_dim: int = 256,
-                 dropout: float = 0.0):
+                 mid_temporal_attention_layers: int = 2, spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
+                 heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0):
         super().__init__()
         cfg = VideoUNetConfig(in_channels, out_channels, cond_channels, patch_size, tuple(channels), layers_per_level,
                               tuple(cross_attention_levels), tuple(self_attention_levels), temporal_downsample,
-                              tuple(temporal_attention_levels), mid_temporal_attention_layers, heads, text_dim,
-                              emb_dim, dropout)
+                              tuple(temporal_attention_levels), mid_temporal_attention_layers,
+                              tuple(spacetime_attention_levels), mid_spacetime_layers, heads, text_dim, emb_dim, dropout)
         self.cfg = cfg
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
@@ -107,7 +120,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             # Lumiere: factorized space-time convs at every level but the coarsest; temporal attention there
             return dict(temporal_conv=i != last, cross=i in cfg.cross_attention_levels,
                         self_attn=i in cfg.self_attention_levels,
-                        temporal_attn=i in cfg.temporal_attention_levels and i != last)
+                        temporal_attn=i in cfg.temporal_attention_levels and i != last,
+                        spacetime_attn=i in cfg.spacetime_attention_levels and i != last)
 
         self.down = nn.ModuleList()
         self.down_sample = nn.ModuleList()
@@ -120,10 +134,12 @@ class VideoUNet(ModelMixin, ConfigMixin):
                     SpatialDownsample(ch[i], ch[i]),
                     TemporalDownsample(ch[i]) if temporal_downsample else nn.Identity()]))
                 skips.append(ch[i])
-        # 3. the coarsest level: ResBlock, transformer, stacked temporal attention, ResBlock
+        # 3. the coarsest level: ResBlock, transformer, stacked temporal and space-time attention, ResBlock
         self.mid_res1 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
         self.mid_attn = SpatialTransformer(ch[-1], text_dim, heads, self_attn=True)
         self.mid_temporal = nn.ModuleList(TemporalAttention(ch[-1], heads) for _ in range(mid_temporal_attention_layers))
+        self.mid_spacetime = nn.ModuleList(SpaceTimeTransformer(ch[-1], text_dim, heads)
+                                           for _ in range(mid_spacetime_layers))
         self.mid_res2 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
 
         self.up = nn.ModuleList()
@@ -160,7 +176,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
     def temporal_parameters(self):
         """Parameters of the temporal layers (convs, attention, resamplers): what video fine-tuning trains
         when the spatial (text-to-image) weights are frozen."""
-        temporal = (TemporalConv, TemporalConvBlock, TemporalAttention, TemporalDownsample, TemporalUpsample)
+        temporal = (TemporalConv, TemporalConvBlock, TemporalAttention, SpaceTimeTransformer, TemporalDownsample,
+                    TemporalUpsample)
         params = {id(p): p for m in self.modules() if isinstance(m, temporal) for p in m.parameters()}
         return list(params.values())
 
@@ -198,8 +215,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         x = self.conv_in(x)
         skips = [x]
         for i, level in enumerate(self.down):
-            for res, attn, tattn in zip(level.res, level.attn, level.tattn):
+            for res, attn, tattn, stattn in zip(level.res, level.attn, level.tattn, level.stattn):
                 x = tattn(self._attn(attn, res(x, emb), text, text_mask))
+                x = self._attn(stattn, x, text, text_mask)
                 skips.append(x)
             if i < len(self.down_sample):
                 sdown, tdown = self.down_sample[i]
@@ -210,12 +228,15 @@ class VideoUNet(ModelMixin, ConfigMixin):
         x = self.mid_attn(x, text, text_mask)
         for ta in self.mid_temporal:
             x = ta(x)
+        for st in self.mid_spacetime:
+            x = st(x, text, text_mask)
         x = self.mid_res2(x, emb)
         # 5. up path
         for j, level in enumerate(self.up):
-            for res, attn, tattn in zip(level.res, level.attn, level.tattn):
+            for res, attn, tattn, stattn in zip(level.res, level.attn, level.tattn, level.stattn):
                 x = torch.cat([x, skips.pop()], -1)  # (b, t, h, w, c + c_skip)
                 x = tattn(self._attn(attn, res(x, emb), text, text_mask))
+                x = self._attn(stattn, x, text, text_mask)
             if j < len(self.up_sample):
                 tup, sup = self.up_sample[j]
                 x = sup(tup(x))  # (b, 2t, 2h, 2w, c)

@@ -1,0 +1,386 @@
+"""``vidiff evaluate``: generate a suite with fixed seeds (or read two folders of videos), compute the metric
+suite and write a report folder: metrics.json, report.md, samples.jsonl, PNG plots and contact sheets.
+
+Real reference of a Shapes suite: the ground-truth renders of the suite's own scenes (same captions and seeds).
+A second real set (other test-split seeds) gives the real-vs-real floor of FVD/KVD at the same sample count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidiff.io.atomic import write_text_atomic
+
+SUITES = {"shapes-test": "test", "shapes-heldout": "heldout"}
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv")
+
+
+# ---------------------------------------------------------------- metric set
+class MetricSuite:
+    """The distribution and CLIP metrics over one real and one generated set, fed batch by batch."""
+
+    def __init__(self, video_features: str = "shapes", image_features: str = "shapes", classifier: str = "shapes",
+                 clip: str | None = None, kvd_subset: int = 100):
+        from vidiff.metrics.clip import CLIPSIM, CLIPEncoder, FrameConsistency
+        from vidiff.metrics.distribution import (FrameFID, FrameKID, FrechetVideoDistance, KernelVideoDistance,
+                                                 VideoInceptionScore)
+        from vidiff.metrics.extractors import image_extractor, video_classifier, video_extractor
+
+        vf, imf, cls = video_extractor(video_features), image_extractor(image_features), video_classifier(classifier)
+        self.specs = {"video_features": video_features, "image_features": image_features, "classifier": classifier,
+                      "clip": clip}
+        self.fvd = FrechetVideoDistance(vf)
+        self.kvd = KernelVideoDistance(vf, subsets=50, subset_size=kvd_subset)
+        self.is_fake, self.is_real = VideoInceptionScore(cls), VideoInceptionScore(cls)
+        self.fid = FrameFID(imf)
+        self.kid = FrameKID(imf, subsets=50, subset_size=1000)
+        self.clip = None
+        if clip:
+            enc = CLIPEncoder(clip)
+            self.clipsim_fake, self.clipsim_real = CLIPSIM(enc), CLIPSIM(enc)
+            self.consistency_fake, self.consistency_real = FrameConsistency(enc), FrameConsistency(enc)
+            self.clip = enc
+
+    def update(self, videos: torch.Tensor, real: bool, captions: list[str] | None = None) -> None:
+        videos = videos.float().clamp(0, 1)
+        self.fvd.update(videos, real)
+        self.kvd.update(videos, real)
+        (self.is_real if real else self.is_fake).update(videos)
+        self.fid.update(videos, real)
+        self.kid.update(videos, real)
+        if self.clip is not None:
+            if captions is not None:
+                (self.clipsim_real if real else self.clipsim_fake).update(videos, captions)
+            (self.consistency_real if real else self.consistency_fake).update(videos)
+
+    def compute(self) -> dict:
+        kvd, kvd_std = self.kvd.compute()
+        kid, kid_std = self.kid.compute()
+        is_f, is_f_std = self.is_fake.compute()
+        is_r, is_r_std = self.is_real.compute()
+        out = {"fvd": float(self.fvd.compute()), "kvd": float(kvd), "kvd_std": float(kvd_std),
+               "is": float(is_f), "is_std": float(is_f_std), "is_real": float(is_r),
+               "frame_fid": float(self.fid.compute()), "frame_kid": float(kid), "frame_kid_std": float(kid_std)}
+        if self.clip is not None:
+            if int(self.clipsim_fake.count):
+                out["clipsim"] = float(self.clipsim_fake.compute())
+                out["clipsim_real"] = float(self.clipsim_real.compute())
+            out["frame_consistency"] = float(self.consistency_fake.compute())
+            out["frame_consistency_real"] = float(self.consistency_real.compute())
+        return out
+
+
+def _real_floor(video_features: str, scenes_a, scenes_b, kvd_subset: int) -> dict:
+    """FVD/KVD between two sets of real clips (ground-truth renders) of the same size."""
+    from vidiff.data.shapes import render
+    from vidiff.metrics.distribution import FrechetVideoDistance, KernelVideoDistance
+    from vidiff.metrics.extractors import video_extractor
+
+    vf = video_extractor(video_features)
+    fvd, kvd = FrechetVideoDistance(vf), KernelVideoDistance(vf, subsets=50, subset_size=kvd_subset)
+    for scenes, real in ((scenes_a, True), (scenes_b, False)):
+        for i in range(0, len(scenes), 64):
+            v = torch.stack([torch.from_numpy(render(s, 16, 8.0, 32)) for s in scenes[i: i + 64]])
+            fvd.update(v, real)
+            kvd.update(v, real)
+    return {"fvd_real_vs_real": float(fvd.compute()), "kvd_real_vs_real": float(kvd.compute()[0])}
+
+
+# ---------------------------------------------------------------- generation
+def _generate(pipe, scenes, steps: int, guidance: float, seed: int, batch_size: int, bf16: bool, bar=None):
+    h = pipe.defaults["height"]
+    out = []
+    for i in range(0, len(scenes), batch_size):
+        chunk = scenes[i: i + batch_size]
+        latents = torch.cat([torch.randn(1, 3, 16, h, h, generator=torch.Generator().manual_seed(seed + i + j))
+                             for j in range(len(chunk))])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            r = pipe([s.caption for s in chunk], num_frames=16, num_inference_steps=steps, guidance_scale=guidance,
+                     latents=latents)
+        out.append(r.videos.float())
+        if bar is not None:
+            bar.update(len(chunk))
+    return torch.cat(out)
+
+
+def _to_32(videos: torch.Tensor) -> torch.Tensor:
+    """Area-resize generated videos to the Shapes reader's 32 px when a model renders larger."""
+    from vidiff.metrics.shapes_encoder import prepare_video
+
+    return videos if videos.shape[-1] == 32 else prepare_video(videos, videos.shape[2])
+
+
+def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: str | os.PathLike,
+                   steps: int = 25, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
+                   sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
+                   classifier: str = "shapes", clip: str | None = None, bf16: bool = True, batch_size: int = 16,
+                   progress: bool = True) -> dict:
+    from tqdm.auto import tqdm
+
+    from vidiff.data.shapes import render
+    from vidiff.evaluation.shapes_eval import suite_scenes
+    from vidiff.metrics.shapes_scores import ShapesScore
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
+    if samples < 2:
+        raise ValueError(f"--samples must be at least 2 (distribution metrics), got {samples}")
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    pipe = TextToVideoPipeline.from_pretrained(model)
+    guidance = pipe.defaults["guidance_scale"] if guidance is None else guidance
+    scenes = suite_scenes(SUITES[suite], samples)
+    captions = [s.caption for s in scenes]
+    metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, samples))
+
+    bar = tqdm(total=samples, desc=f"generating {suite}", disable=not progress)
+    fake = _to_32(_generate(pipe, scenes, steps, guidance, seed, batch_size, bf16, bar))
+    bar.close()
+    real = torch.stack([torch.from_numpy(render(s, 16, 8.0, 32)) for s in scenes])
+    shapes = ShapesScore()
+    t_feat = time.time()
+    for i in tqdm(range(0, samples, 64), desc="features and scores", disable=not progress):
+        metrics.update(real[i: i + 64], True, captions[i: i + 64])
+        metrics.update(fake[i: i + 64], False, captions[i: i + 64])
+        shapes.update(fake[i: i + 64], captions[i: i + 64])
+    result = metrics.compute()
+    t_feat = time.time() - t_feat
+    other = suite_scenes(SUITES[suite], samples, first_scene=1_000_000)
+    result.update(_real_floor(video_features, scenes, other, min(1000, samples)))
+    shapes_summary = shapes.compute()
+
+    sweep = []
+    for s in tqdm(sorted(set(sweep_steps)), desc="steps sweep", disable=not progress or not sweep_steps):
+        k = min(sweep_samples, samples)
+        v = _to_32(_generate(pipe, scenes[:k], s, guidance, seed, batch_size, bf16))
+        sc = ShapesScore()
+        sc.update(v, captions[:k])
+        m = MetricSuite(video_features, image_features, classifier, None, kvd_subset=min(1000, k))
+        m.update(real[:k], True)
+        m.update(v, False)
+        summ, dist = sc.compute()["all"], m.compute()
+        sweep.append({"steps": s, "n": k, "color": summ["color"], "shape": summ["shape"], "motion": summ["motion"],
+                      "fvd": dist["fvd"]})
+
+    report = {
+        "model": str(model), "suite": suite, "samples": samples, "seeds": f"scenes {suite} 0..{samples - 1}, "
+        f"noise seeds {seed}..{seed + samples - 1}", "steps": steps, "guidance_scale": guidance, "bf16": bf16,
+        "sampler": pipe.defaults.get("sampler", "dpm++"), "frames": 16, "fps": 8, "resolution": int(fake.shape[-1]),
+        "extractors": metrics.specs, "metrics": result, "shapes": shapes_summary, "steps_sweep": sweep,
+        "seconds": {"total": round(time.time() - t0, 1), "features_and_scoring": round(t_feat, 1)},
+    }
+    write_report(out_dir, report, shapes.records, fake)
+    return report
+
+
+# ---------------------------------------------------------------- folders
+def _list_videos(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of videos")
+    items = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in VIDEO_SUFFIXES or (p.is_dir() and any(p.glob("*.png"))))
+    if not items:
+        raise ValueError(f"no videos in {folder} (allowed: {', '.join(VIDEO_SUFFIXES)} files or PNG frame folders)")
+    return items
+
+
+def _load(path: Path, frames: int) -> torch.Tensor:
+    from vidiff.io.video import read_video
+
+    v, _ = read_video(path, num_frames=frames)
+    if len(v) < frames:
+        raise ValueError(f"{path} has {len(v)} frames; the metrics need {frames}")
+    return torch.from_numpy(v).permute(3, 0, 1, 2).float() / 255  # (3, t, h, w)
+
+
+def _read_captions(path: str | os.PathLike | None) -> dict[str, str]:
+    if not path:
+        return {}
+    from vidiff.data.folder import read_manifest
+
+    return {Path(r["path"]).stem: r["caption"] for r in read_manifest(Path(path))}
+
+
+def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                     captions: str | os.PathLike | None = None, frames: int = 16, video_features: str = "shapes",
+                     image_features: str = "shapes", classifier: str = "shapes", clip: str | None = None,
+                     progress: bool = True) -> dict:
+    """Score two folders of existing videos. Files with the same name stem in both folders are also compared
+    pairwise (PSNR/SSIM); ``captions`` (a CSV/JSONL manifest: path, caption) enables CLIPSIM and, for Shapes
+    captions, the analytic scores."""
+    from tqdm.auto import tqdm
+
+    from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
+    from vidiff.metrics.shapes_scores import ShapesScore
+
+    t0 = time.time()
+    real_files, fake_files = _list_videos(Path(real_dir)), _list_videos(Path(fake_dir))
+    if len(real_files) < 2 or len(fake_files) < 2:
+        raise ValueError("each folder needs at least 2 videos for the distribution metrics")
+    caps = _read_captions(captions)
+    n_min = min(len(real_files), len(fake_files))
+    metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, n_min))
+    psnr, ssim, shapes = MaskedPSNR(), MaskedSSIM(), ShapesScore()
+    fake_by_stem = {p.stem: p for p in fake_files}
+    pairs, shapes_ok, fake_videos = 0, True, []
+    for files, real in ((real_files, True), (fake_files, False)):
+        for p in tqdm(files, desc=f"{'real' if real else 'generated'} features", disable=not progress):
+            v = _load(p, frames)[None]
+            cap = caps.get(p.stem)
+            metrics.update(v, real, [cap] if cap else None)
+            if not real:
+                fake_videos.append(v[0])
+                if cap and shapes_ok:
+                    try:
+                        shapes.update(_to_32(v), [cap])
+                    except ValueError:
+                        shapes_ok = False
+            elif p.stem in fake_by_stem:
+                f = _load(fake_by_stem[p.stem], frames)[None]
+                if f.shape == v.shape:
+                    psnr.update(f, v)
+                    ssim.update(f, v)
+                    pairs += 1
+    result = metrics.compute()
+    if pairs:
+        result.update(psnr=psnr.compute()["all"], ssim=ssim.compute()["all"], pairs=pairs)
+    report = {"real": str(real_dir), "fake": str(fake_dir), "n_real": len(real_files), "n_fake": len(fake_files),
+              "frames": frames, "extractors": metrics.specs, "metrics": result,
+              "shapes": shapes.compute() if shapes_ok and shapes.results else None,
+              "seconds": {"total": round(time.time() - t0, 1)}}
+    stack = torch.stack([_to_32(v[None])[0] for v in fake_videos]) if fake_videos and fake_videos[0].shape[-1] >= 32 else None
+    write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack)
+    return report
+
+
+# ---------------------------------------------------------------- writing
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else (f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}")
+    return str(x)
+
+
+def markdown(report: dict) -> str:
+    lines = ["# vidiff evaluation", ""]
+    for k in ("model", "suite", "real", "fake", "samples", "n_real", "n_fake", "seeds", "steps", "guidance_scale",
+              "sampler", "frames", "fps", "resolution"):
+        if k in report:
+            lines.append(f"- {k}: {report[k]}")
+    lines.append(f"- feature networks: {report['extractors']}")
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["metrics"].items()]
+    shapes = report.get("shapes")
+    if shapes:
+        lines += ["", "## Shapes analytic scores", "", "| set | n | color | shape | motion | speed | present all | "
+                  "shape stable | flicker |", "|---|---|---|---|---|---|---|---|---|"]
+        for name in ("all", "seen", "held_out"):
+            s = shapes[name]
+            if s:
+                lines.append(f"| {name} | {s['n']} | " + " | ".join(_fmt(s[k]) for k in (
+                    "color", "shape", "motion", "speed", "present_all", "shape_stable", "background_flicker")) + " |")
+        lines += ["", "| motion | accuracy |", "|---|---|"]
+        lines += [f"| {m} | {_fmt(a)} |" for m, a in shapes["per_motion"].items()]
+    if report.get("steps_sweep"):
+        lines += ["", "## Sampling steps", "", "| steps | n | color | shape | motion | FVD |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['steps']} | {r['n']} | {_fmt(r['color'])} | {_fmt(r['shape'])} | {_fmt(r['motion'])} | "
+                  f"{_fmt(r['fvd'])} |" for r in report["steps_sweep"]]
+    lines += ["", f"Seconds: {report['seconds']}", ""]
+    return "\n".join(lines)
+
+
+def _plots(out_dir: Path, report: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidiff.io.atomic import atomic_path
+
+    written = []
+
+    def save(fig, name):
+        with atomic_path(out_dir / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(name)
+
+    shapes = report.get("shapes")
+    if shapes:
+        attrs = ["color", "shape", "motion", "speed", "present_all"]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        sets = [s for s in ("seen", "held_out") if shapes[s]] or ["all"]
+        for j, name in enumerate(sets):
+            vals = [shapes[name][a] for a in attrs]
+            ax.bar(np.arange(len(attrs)) + j * 0.4, vals, 0.4, label=f"{name} (n={shapes[name]['n']})")
+        ax.set_xticks(np.arange(len(attrs)) + 0.2 * (len(sets) - 1), attrs)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        ax.legend()
+        ax.set_title("Shapes attribute accuracy")
+        save(fig, "accuracy.png")
+        pm = shapes["per_motion"]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.barh(list(pm), list(pm.values()))
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("motion accuracy")
+        ax.set_title("per motion")
+        save(fig, "per_motion.png")
+    sweep = report.get("steps_sweep")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        xs = [r["steps"] for r in sweep]
+        for k in ("color", "shape", "motion"):
+            ax.plot(xs, [r[k] for r in sweep], marker="o", label=k)
+        ax.set_xlabel("sampling steps")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax2 = ax.twinx()
+        ax2.plot(xs, [r["fvd"] for r in sweep], color="k", ls="--", marker="s", label="FVD")
+        ax2.set_ylabel("FVD (Shapes encoder)")
+        ax.legend(loc="center right")
+        ax.set_title("metrics vs sampling steps")
+        save(fig, "steps.png")
+    return written
+
+
+def _sheet(videos: torch.Tensor, idx: list[int], path: Path) -> None:
+    from PIL import Image
+
+    from vidiff.io.atomic import atomic_path
+
+    rows = []
+    for i in idx:
+        v = (videos[i].clamp(0, 1).permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)  # (t, h, w, c)
+        v = v.repeat(2, 1).repeat(2, 2)
+        pad = np.full((v.shape[1], 2, 3), 64, np.uint8)
+        rows.append(np.concatenate([np.concatenate([f, pad], 1) for f in v], 1))
+        rows.append(np.full((2, rows[-1].shape[1], 3), 64, np.uint8))
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.concatenate(rows, 0)).save(tmp, format="PNG")
+
+
+def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if records and videos is not None:
+        order = sorted(range(len(records)), key=lambda i: (records[i]["score"], -i))
+        k = min(8, len(records))
+        worst, best = order[:k], order[::-1][:k]
+        _sheet(videos, best, out_dir / "best.png")
+        _sheet(videos, worst, out_dir / "worst.png")
+        report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
+                                    "worst": [records[i]["caption"] for i in worst]}
+        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    report["plots"] = _plots(out_dir, report)
+    write_text_atomic(out_dir / "report.md", markdown(report))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=2, default=float))
+
+
+__all__ = ["evaluate_model", "evaluate_folders", "MetricSuite", "markdown", "SUITES"]

@@ -1,0 +1,104 @@
+"""Distribution metrics over feature spaces: FVD, KVD, video IS, frame FID/KID.
+
+All are torchmetrics ``Metric`` objects (``update`` / ``compute`` / ``reset``, synchronised across processes),
+built on torchmetrics' FID, KID and IS with a pluggable feature network, because torchmetrics already computes
+those statistics correctly; what vidiff adds is the video side: the extractors (:mod:`.extractors`,
+:mod:`.shapes_encoder`) and the frame flattening.
+
+Inputs are float videos ``(b, 3, t, h, w)`` in [0, 1]. Conventions (the reference code differs, see
+shared/notes/metrics-conventions.md): Fréchet distances use the unbiased covariance (N - 1, as torchmetrics and
+common_metrics_on_video_quality; StyleGAN-V divides by N); KVD/KID are the unbiased polynomial-kernel MMD
+(degree 3, gamma = 1/d, coef0 = 1) averaged over subsets; IS uses ``splits`` (TGANv2: 1, StyleGAN-V: 10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+
+def _check_extractor(extractor) -> nn.Module:
+    if not isinstance(extractor, nn.Module) or not hasattr(extractor, "num_features"):
+        raise ValueError("a feature extractor must be an nn.Module with an int attribute num_features")
+    return extractor
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The Fréchet distance between two Gaussians, the straightforward SciPy way (the reference in tests)."""
+    from scipy import linalg
+
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+class FrechetVideoDistance(FrechetInceptionDistance):
+    """FVD: Fréchet distance between the video features of real and generated clips.
+
+    ``extractor``: videos (b, 3, t, h, w) in [0, 1] -> (b, d), with ``num_features = d``
+    (:class:`~vidiff.metrics.shapes_encoder.VideoFeatures`, :class:`~vidiff.metrics.extractors.I3DFeatures`).
+    """
+
+    def __init__(self, extractor: nn.Module, reset_real_features: bool = True, **kwargs):
+        super().__init__(feature=_check_extractor(extractor), reset_real_features=reset_real_features, **kwargs)
+
+    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
+        super().update(videos, real)
+
+
+class KernelVideoDistance(KernelInceptionDistance):
+    """KVD: unbiased polynomial-kernel MMD between video features (mean over subsets; ``compute`` returns
+    (mean, std)). The subset size is clamped to the number of samples held."""
+
+    def __init__(self, extractor: nn.Module, subsets: int = 100, subset_size: int = 1000, **kwargs):
+        super().__init__(feature=_check_extractor(extractor), subsets=subsets, subset_size=subset_size, **kwargs)
+        self._max_subset = subset_size
+
+    def compute(self):  # noqa: D102
+        n = min(sum(len(f) for f in self.real_features), sum(len(f) for f in self.fake_features))
+        if n < 2:
+            raise RuntimeError("KVD needs at least 2 real and 2 generated videos")
+        self.subset_size = min(self._max_subset, n)
+        return super().compute()
+
+
+class VideoInceptionScore(InceptionScore):
+    """Video IS: exp(E_x KL(p(y|x) || p(y))) of a video classifier's softmax (``compute`` returns (mean, std)
+    over ``splits``). The Shapes classifier is :class:`~vidiff.metrics.shapes_encoder.JointClassifier`."""
+
+    def __init__(self, classifier: nn.Module, splits: int = 1, **kwargs):
+        super().__init__(feature=_check_extractor(classifier), splits=splits, **kwargs)
+
+
+def _frames(videos: torch.Tensor) -> torch.Tensor:
+    """(b, 3, t, h, w) -> (b*t, 3, h, w)."""
+    if videos.ndim != 5:
+        raise ValueError(f"expected videos (b, 3, t, h, w), got shape {tuple(videos.shape)}")
+    b, c, t, h, w = videos.shape
+    return videos.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+class FrameFID(FrechetInceptionDistance):
+    """Per-frame FID: every frame of every video is one sample of an image feature network
+    (:class:`~vidiff.metrics.shapes_encoder.FrameFeatures`, :class:`~vidiff.metrics.extractors.InceptionFeatures`)."""
+
+    def __init__(self, extractor: nn.Module, **kwargs):
+        super().__init__(feature=_check_extractor(extractor), **kwargs)
+
+    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
+        super().update(_frames(videos), real)
+
+
+class FrameKID(KernelVideoDistance):
+    """Per-frame KID over an image feature network (unbiased MMD, subsets)."""
+
+    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
+        super().update(_frames(videos), real)
+
+
+__all__ = ["FrechetVideoDistance", "KernelVideoDistance", "VideoInceptionScore", "FrameFID", "FrameKID",
+           "frechet_distance"]
