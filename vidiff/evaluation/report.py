@@ -34,6 +34,7 @@ class MetricSuite:
         from vidiff.metrics.extractors import image_extractor, video_classifier, video_extractor
 
         vf, imf, cls = video_extractor(video_features), image_extractor(image_features), video_classifier(classifier)
+        self.video_extractor = vf
         self.specs = {"video_features": video_features, "image_features": image_features, "classifier": classifier,
                       "clip": clip}
         self.fvd = FrechetVideoDistance(vf)
@@ -77,13 +78,11 @@ class MetricSuite:
         return out
 
 
-def _real_floor(video_features: str, scenes_a, scenes_b, kvd_subset: int) -> dict:
-    """FVD/KVD between two sets of real clips (ground-truth renders) of the same size."""
+def _real_floor(vf, scenes_a, scenes_b, kvd_subset: int) -> dict:
+    """FVD/KVD between two sets of real clips (ground-truth renders) of the same size, features from ``vf``."""
     from vidiff.data.shapes import render
     from vidiff.metrics.distribution import FrechetVideoDistance, KernelVideoDistance
-    from vidiff.metrics.extractors import video_extractor
 
-    vf = video_extractor(video_features)
     fvd, kvd = FrechetVideoDistance(vf), KernelVideoDistance(vf, subsets=50, subset_size=kvd_subset)
     for scenes, real in ((scenes_a, True), (scenes_b, False)):
         for i in range(0, len(scenes), 64):
@@ -95,16 +94,11 @@ def _real_floor(video_features: str, scenes_a, scenes_b, kvd_subset: int) -> dic
 
 # ---------------------------------------------------------------- generation
 def _generate(pipe, scenes, steps: int, guidance: float, seed: int, batch_size: int, bf16: bool, bar=None):
-    h = pipe.defaults["height"]
+    from vidiff.evaluation.shapes_eval import generate_scenes
+
     out = []
-    for i in range(0, len(scenes), batch_size):
-        chunk = scenes[i: i + batch_size]
-        latents = torch.cat([torch.randn(1, 3, 16, h, h, generator=torch.Generator().manual_seed(seed + i + j))
-                             for j in range(len(chunk))])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            r = pipe([s.caption for s in chunk], num_frames=16, num_inference_steps=steps, guidance_scale=guidance,
-                     latents=latents)
-        out.append(r.videos.float())
+    for chunk, videos in generate_scenes(pipe, scenes, steps, guidance, seed, batch_size, bf16):
+        out.append(videos)
         if bar is not None:
             bar.update(len(chunk))
     return torch.cat(out)
@@ -154,13 +148,14 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     result = metrics.compute()
     t_feat = time.time() - t_feat
     other = suite_scenes(SUITES[suite], samples, first_scene=1_000_000)
-    result.update(_real_floor(video_features, scenes, other, min(1000, samples)))
+    result.update(_real_floor(metrics.video_extractor, scenes, other, min(1000, samples)))
     shapes_summary = shapes.compute()
 
     sweep = []
     for s in tqdm(sorted(set(sweep_steps)), desc="steps sweep", disable=not progress or not sweep_steps):
         k = min(sweep_samples, samples)
-        v = _to_32(_generate(pipe, scenes[:k], s, guidance, seed, batch_size, bf16))
+        # the main run already made these clips at its step count (same seeds)
+        v = fake[:k] if s == steps else _to_32(_generate(pipe, scenes[:k], s, guidance, seed, batch_size, bf16))
         sc = ShapesScore()
         sc.update(v, captions[:k])
         m = MetricSuite(video_features, image_features, classifier, None, kvd_subset=min(1000, k))
@@ -229,26 +224,26 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     n_min = min(len(real_files), len(fake_files))
     metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, n_min))
     psnr, ssim, shapes = MaskedPSNR(), MaskedSSIM(), ShapesScore()
-    fake_by_stem = {p.stem: p for p in fake_files}
-    pairs, shapes_ok, fake_videos = 0, True, []
-    for files, real in ((real_files, True), (fake_files, False)):
-        for p in tqdm(files, desc=f"{'real' if real else 'generated'} features", disable=not progress):
-            v = _load(p, frames)[None]
-            cap = caps.get(p.stem)
-            metrics.update(v, real, [cap] if cap else None)
-            if not real:
-                fake_videos.append(v[0])
-                if cap and shapes_ok:
-                    try:
-                        shapes.update(_to_32(v), [cap])
-                    except ValueError:
-                        shapes_ok = False
-            elif p.stem in fake_by_stem:
-                f = _load(fake_by_stem[p.stem], frames)[None]
-                if f.shape == v.shape:
-                    psnr.update(f, v)
-                    ssim.update(f, v)
-                    pairs += 1
+    pairs, shapes_ok, fake_by_stem = 0, True, {}
+    for p in tqdm(fake_files, desc="generated features", disable=not progress):
+        v = _load(p, frames)[None]
+        fake_by_stem[p.stem] = v
+        cap = caps.get(p.stem)
+        metrics.update(v, False, [cap] if cap else None)
+        if cap and shapes_ok:
+            try:
+                shapes.update(_to_32(v), [cap])
+            except ValueError:
+                shapes_ok = False
+    for p in tqdm(real_files, desc="real features", disable=not progress):
+        v = _load(p, frames)[None]
+        cap = caps.get(p.stem)
+        metrics.update(v, True, [cap] if cap else None)
+        f = fake_by_stem.get(p.stem)
+        if f is not None and f.shape == v.shape:
+            psnr.update(f, v)
+            ssim.update(f, v)
+            pairs += 1
     result = metrics.compute()
     if pairs:
         result.update(psnr=psnr.compute()["all"], ssim=ssim.compute()["all"], pairs=pairs)
@@ -256,7 +251,7 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
               "frames": frames, "extractors": metrics.specs, "metrics": result,
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
               "seconds": {"total": round(time.time() - t0, 1)}}
-    stack = torch.stack([_to_32(v[None])[0] for v in fake_videos]) if fake_videos and fake_videos[0].shape[-1] >= 32 else None
+    stack = torch.cat([_to_32(v) for v in fake_by_stem.values()])  # every clip has `frames` frames (_load)
     write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack)
     return report
 

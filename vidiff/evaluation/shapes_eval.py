@@ -27,6 +27,21 @@ def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0, fir
             for s in range(first_scene, first_scene + n)]
 
 
+def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: float | None, seed: int = 0,
+                    batch_size: int = 16, bf16: bool = False, num_frames: int = 16):
+    """Yield ``(scenes, videos (b, c, t, h, w) float in [0, 1])`` batch by batch; clip ``i`` starts from the noise
+    of ``torch.Generator().manual_seed(seed + i)``."""
+    h = pipe.defaults["height"]
+    for i in range(0, len(scenes), batch_size):
+        chunk = scenes[i: i + batch_size]
+        latents = torch.cat([torch.randn(1, 3, num_frames, h, h, generator=torch.Generator().manual_seed(seed + i + j))
+                             for j in range(len(chunk))])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = pipe([sc.caption for sc in chunk], num_frames=num_frames, num_inference_steps=num_inference_steps,
+                       guidance_scale=guidance_scale, latents=latents)
+        yield chunk, out.videos.float()
+
+
 def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_steps: int = 25,
                       guidance_scale: float | None = None, seed: int = 0, batch_size: int = 16, bf16: bool = False,
                       num_frames: int = 16, fps: float = 8.0, progress: bool = True, first_scene: int = 0) -> dict:
@@ -34,17 +49,11 @@ def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_ste
     from tqdm.auto import tqdm
 
     scenes = suite_scenes(suite, n, num_frames, fps, first_scene)
-    h = pipe.defaults["height"]
     results, records = [], []
     bar = tqdm(total=n, desc=f"generating {suite}", disable=not progress)
-    for i in range(0, n, batch_size):
-        chunk = scenes[i: i + batch_size]
-        latents = torch.cat([torch.randn(1, 3, num_frames, h, h, generator=torch.Generator().manual_seed(seed + i + j))
-                             for j in range(len(chunk))])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = pipe([sc.caption for sc in chunk], num_frames=num_frames, num_inference_steps=num_inference_steps,
-                       guidance_scale=guidance_scale, latents=latents)
-        for sc, v in zip(chunk, out.videos.numpy()):
+    for chunk, videos in generate_scenes(pipe, scenes, num_inference_steps, guidance_scale, seed, batch_size, bf16,
+                                         num_frames):
+        for sc, v in zip(chunk, videos.numpy()):
             r = score_video(v, sc.caption, fps)
             results.append(r)
             o = r["objects"][0]

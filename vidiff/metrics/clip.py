@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
+from vidiff.metrics.frames import split_frames
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -62,13 +64,6 @@ class CLIPEncoder(torch.nn.Module):
         return F.normalize(emb.float(), dim=-1)
 
 
-def _frames(videos: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    if videos.ndim != 5 or videos.shape[1] != 3:
-        raise ValueError(f"expected videos (b, 3, t, h, w), got shape {tuple(videos.shape)}")
-    b, c, t, h, w = videos.shape
-    return videos.transpose(1, 2).reshape(b * t, c, h, w), b, t
-
-
 class CLIPSIM(Metric):
     higher_is_better = True
     full_state_update = False
@@ -80,7 +75,7 @@ class CLIPSIM(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, videos: torch.Tensor, captions: list[str]) -> None:
-        frames, b, t = _frames(videos)
+        frames, b, t = split_frames(videos)
         if len(captions) != b:
             raise ValueError(f"{b} videos but {len(captions)} captions")
         img = self.clip.images(frames).reshape(b, t, -1)
@@ -110,7 +105,7 @@ class FrameConsistency(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, videos: torch.Tensor) -> None:
-        frames, b, t = _frames(videos)
+        frames, b, t = split_frames(videos)
         if t < 2:
             raise ValueError("frame consistency needs at least 2 frames")
         e = self.clip.images(frames).reshape(b, t, -1)

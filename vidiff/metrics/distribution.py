@@ -20,6 +20,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from vidiff.metrics.frames import split_frames
+
 
 def _check_extractor(extractor) -> nn.Module:
     if not isinstance(extractor, nn.Module) or not hasattr(extractor, "num_features"):
@@ -46,9 +48,6 @@ class FrechetVideoDistance(FrechetInceptionDistance):
     def __init__(self, extractor: nn.Module, reset_real_features: bool = True, **kwargs):
         super().__init__(feature=_check_extractor(extractor), reset_real_features=reset_real_features, **kwargs)
 
-    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
-        super().update(videos, real)
-
 
 class KernelVideoDistance(KernelInceptionDistance):
     """KVD: unbiased polynomial-kernel MMD between video features (mean over subsets; ``compute`` returns
@@ -74,14 +73,6 @@ class VideoInceptionScore(InceptionScore):
         super().__init__(feature=_check_extractor(classifier), splits=splits, **kwargs)
 
 
-def _frames(videos: torch.Tensor) -> torch.Tensor:
-    """(b, 3, t, h, w) -> (b*t, 3, h, w)."""
-    if videos.ndim != 5:
-        raise ValueError(f"expected videos (b, 3, t, h, w), got shape {tuple(videos.shape)}")
-    b, c, t, h, w = videos.shape
-    return videos.transpose(1, 2).reshape(b * t, c, h, w)
-
-
 class FrameFID(FrechetInceptionDistance):
     """Per-frame FID: every frame of every video is one sample of an image feature network
     (:class:`~vidiff.metrics.shapes_encoder.FrameFeatures`, :class:`~vidiff.metrics.extractors.InceptionFeatures`)."""
@@ -90,14 +81,14 @@ class FrameFID(FrechetInceptionDistance):
         super().__init__(feature=_check_extractor(extractor), **kwargs)
 
     def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
-        super().update(_frames(videos), real)
+        super().update(split_frames(videos)[0], real)
 
 
 class FrameKID(KernelVideoDistance):
     """Per-frame KID over an image feature network (unbiased MMD, subsets)."""
 
     def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
-        super().update(_frames(videos), real)
+        super().update(split_frames(videos)[0], real)
 
 
 __all__ = ["FrechetVideoDistance", "KernelVideoDistance", "VideoInceptionScore", "FrameFID", "FrameKID",

@@ -22,6 +22,7 @@ network.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -212,9 +213,15 @@ _DEFAULT_SHAPES = Path(__file__).resolve().parent.parent / "weights" / "shapes_e
 
 
 def load_shapes_encoder(path: str | os.PathLike | None = None):
+    """The Shapes encoder from its folder (default: the shipped one), loaded once per process and folder: the
+    feature views share it read-only (eval mode, no_grad)."""
+    return _load_shapes_encoder(Path(path).resolve() if path else _DEFAULT_SHAPES)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_shapes_encoder(p: Path):
     from vidiff.metrics.shapes_encoder import ShapesEncoder
 
-    p = Path(path) if path else _DEFAULT_SHAPES
     if not (p / "config.json").is_file():
         raise ValueError(f"the Shapes encoder needs its weights folder {p} (config.json + safetensors); "
                          "train it with scripts/train_shapes_encoder.py")

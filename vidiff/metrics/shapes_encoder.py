@@ -32,6 +32,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.data.shapes import COLORS, MOTIONS, SHAPES, SPEEDS
+from vidiff.metrics.frames import split_frames
 
 CLIP_FRAMES = 16
 RESOLUTION = 32
@@ -44,8 +45,7 @@ def joint_index(color: str, shape: str, motion: str) -> int:
 
 def prepare_video(video: torch.Tensor, frames: int = CLIP_FRAMES) -> torch.Tensor:
     """(b, 3, t, h, w) in [0, 1] -> (b, 3, frames, 32, 32) float32: first ``frames`` frames, area-resized."""
-    if video.ndim != 5 or video.shape[1] != 3:
-        raise ValueError(f"expected videos (b, 3, t, h, w), got shape {tuple(video.shape)}")
+    split_frames(video)  # shape check
     if video.shape[2] < frames:
         raise ValueError(f"the Shapes encoder needs at least {frames} frames, got {video.shape[2]}")
     v = video[:, :, :frames].float()
@@ -105,26 +105,31 @@ class ShapesEncoder(ModelMixin, ConfigMixin):
         return out
 
 
-class VideoFeatures(nn.Module):
+class _EncoderView(nn.Module):
+    """One feature space of the encoder as the nn.Module (with ``num_features``) the metrics take."""
+
+    def __init__(self, encoder: ShapesEncoder, num_features: int):
+        super().__init__()
+        self.encoder = encoder.eval()
+        self.num_features = num_features
+
+
+class VideoFeatures(_EncoderView):
     """FVD/KVD features of the Shapes encoder: videos (b, 3, t, h, w) in [0, 1] -> (b, 128)."""
 
     def __init__(self, encoder: ShapesEncoder):
-        super().__init__()
-        self.encoder = encoder.eval()
-        self.num_features = encoder.config.video_dim
+        super().__init__(encoder, encoder.config.video_dim)
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.encoder.video_features(video)[0].float() / self.encoder.config.video_scale
 
 
-class FrameFeatures(nn.Module):
+class FrameFeatures(_EncoderView):
     """Frame FID/KID features of the Shapes encoder: frames (n, 3, h, w) in [0, 1] -> (n, 128)."""
 
     def __init__(self, encoder: ShapesEncoder):
-        super().__init__()
-        self.encoder = encoder.eval()
-        self.num_features = encoder.config.frame_dim
+        super().__init__(encoder, encoder.config.frame_dim)
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -132,13 +137,11 @@ class FrameFeatures(nn.Module):
         return self.encoder.frame_features(x).float() / self.encoder.config.frame_scale
 
 
-class JointClassifier(nn.Module):
+class JointClassifier(_EncoderView):
     """IS classifier of the Shapes encoder: videos -> logits over the 210 (colour, shape, motion) classes."""
 
     def __init__(self, encoder: ShapesEncoder):
-        super().__init__()
-        self.encoder = encoder.eval()
-        self.num_features = len(JOINT_CLASSES)
+        super().__init__(encoder, len(JOINT_CLASSES))
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
