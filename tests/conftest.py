@@ -39,18 +39,25 @@ def tiny_text_encoder(tiny_text_dir):
     return TextEncoder(tiny_text_dir)
 
 
-def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", seed: int = 0) -> Path:
+def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", seed: int = 0,
+                       task: str = "text-to-video", defaults: dict | None = None, extra: dict | None = None,
+                       **overrides) -> Path:
     from vidiff.diffusion.schedule import DiffusionConfig
     from vidiff.models.unet import build_unet
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    cls = {"text-to-video": TextToVideoPipeline, "conditional": ConditionalVideoPipeline,
+           "super-resolution": SuperResolutionPipeline}[task]
     torch.manual_seed(seed)
-    unet = build_unet(preset, text_dim=text_encoder.dim)
+    unet = build_unet(preset, text_dim=text_encoder.dim, **overrides)
     with torch.no_grad():  # break the zero-init so outputs depend on every layer
         for p in unet.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    pipe = TextToVideoPipeline(unet, text_encoder, DiffusionConfig(),
-                               defaults={"num_frames": 4, "height": 8, "width": 8, "num_inference_steps": 3})
+    pipe = cls(unet, text_encoder, DiffusionConfig(),
+               defaults={"num_frames": 4, "height": 8, "width": 8, "num_inference_steps": 3, **(defaults or {})},
+               extra=extra)
     pipe.save_pretrained(path)
     return path
 
@@ -58,3 +65,25 @@ def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", se
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory, tiny_text_encoder) -> Path:
     return make_tiny_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", tiny_text_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_dir(tmp_path_factory, tiny_text_encoder) -> Path:
+    return make_tiny_pipeline(tmp_path_factory.mktemp("pipe") / "cond", tiny_text_encoder, task="conditional",
+                              cond_channels=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ssr_dir(tmp_path_factory, tiny_text_encoder) -> Path:
+    return make_tiny_pipeline(tmp_path_factory.mktemp("pipe") / "ssr", tiny_text_encoder, preset="ssr-tiny",
+                              task="super-resolution", seed=2,
+                              defaults={"height": 16, "width": 16, "window": 4, "stride": 2, "guidance_scale": 1.0})
+
+
+@pytest.fixture(scope="session")
+def tiny_cascade_dir(tmp_path_factory, tiny_text_encoder, tiny_ssr_dir) -> Path:
+    """A text-to-video pipeline that names an SSR stage, as the embedded default does."""
+    import os
+    root = tmp_path_factory.mktemp("cascade")
+    return make_tiny_pipeline(root / "base", tiny_text_encoder,
+                              extra={"super_resolution": os.path.relpath(tiny_ssr_dir, root / "base")})

@@ -58,3 +58,101 @@ def test_help_is_quick_and_imports_nothing_heavy():
     code = "import sys, vidiff.cli; print(any(m in sys.modules for m in ('torch', 'diffusers', 'transformers')))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False"
+
+
+def _inputs(tmp_path):
+    """A 8x8 PNG, a 4-frame mp4 and a PNG mask (white square in the middle)."""
+    import numpy as np
+    from PIL import Image
+
+    from vidiff.io.video import write_video
+
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "img.png")
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    frames = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    write_video(frames, tmp_path / "frames")  # lossless PNG folder
+    return tmp_path / "img.png", tmp_path / "frames", tmp_path / "mask.png"
+
+
+def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_pipeline_dir, tiny_ssr_dir):
+    img, video, mask = _inputs(tmp_path)
+    cond = ["--model", str(tiny_conditional_dir), "--steps", "2", "-q"]
+    runs = {
+        "animate": ["animate", str(img), "a red circle moving left", *cond],
+        "inpaint": ["inpaint", str(video), "a red circle", "--mask", str(mask), *cond],
+        "outpaint": ["inpaint", str(video), "a red circle", "--border", "2", *cond],
+        "cinemagraph": ["cinemagraph", str(img), "a red circle", "--region", str(mask), *cond],
+        "edit": ["edit", str(video), "a blue square", "--strength", "0.5", "--model", str(tiny_pipeline_dir),
+                 "--steps", "4", "-q"],
+        "upscale": ["upscale", str(video), "a red circle", "--model", str(tiny_ssr_dir), "--ssr-steps", "2",
+                    "--window", "4", "--stride", "2", "-q"],
+    }
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.mp4"
+        r = vidiff(*args, "-o", str(out), "--seed", "3")
+        assert r.returncode == 0, (name, r.stderr)
+        side = json.loads((tmp_path / f"{name}.json").read_text())
+        assert out.exists() and side["seed"] == 3 and side["prompt"], name
+    assert json.loads((tmp_path / "edit.json").read_text())["strength"] == 0.5
+    assert json.loads((tmp_path / "upscale.json").read_text())["output_size"] == [16, 16]
+    assert json.loads((tmp_path / "outpaint.json").read_text())["border"] == 2
+
+
+def test_generate_runs_the_named_super_resolution_unless_base_only(tmp_path, tiny_cascade_dir):
+    r = vidiff("generate", "a red circle", "-o", str(tmp_path / "a.mp4"), "--model", str(tiny_cascade_dir),
+               "--ssr-steps", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["output_size"] == [16, 16] and side["super_resolution"]["window"] == 4
+    r = vidiff("generate", "a red circle", "-o", str(tmp_path / "b.mp4"), "--model", str(tiny_cascade_dir),
+               "--base-only", "-q")
+    assert r.returncode == 0 and json.loads((tmp_path / "b.json").read_text())["output_size"] == [8, 8]
+
+
+def test_generate_with_style(tmp_path, tiny_pipeline_dir, tiny_text_encoder):
+    from conftest import make_tiny_pipeline
+
+    style = make_tiny_pipeline(tmp_path / "style", tiny_text_encoder, seed=4)
+    r = vidiff("generate", "a red circle", "-o", str(tmp_path / "s.mp4"), "--model", str(tiny_pipeline_dir),
+               "--style", str(style), "--alpha", "0.5", "-q")
+    assert r.returncode == 0, r.stderr
+    side = json.loads((tmp_path / "s.json").read_text())
+    assert side["style"] == str(style) and side["alpha"] == 0.5
+
+
+@pytest.mark.parametrize("args,words", [
+    (["animate", "{tmp}/missing.png", "a red circle"], "not found"),
+    (["animate", "{tmp}/mask.png", ""], "caption is empty"),
+    (["inpaint", "{tmp}/frames", "a red circle"], "--mask FILE"),
+    (["inpaint", "{tmp}/frames", "a red circle", "--border", "9"], "border"),
+    (["inpaint", "{tmp}/frames", "a red circle", "--mask", "{tmp}/empty.png"], "empty"),
+    (["inpaint", "{tmp}/frames", "a red circle", "--mask", "{tmp}/mask.png", "--frames", "8"], "has 6 frames"),
+    (["cinemagraph", "{tmp}/img.png", "a red circle", "--region", "{tmp}/nothing.png"], "not found"),
+    (["animate", "{tmp}/img.png", "a red circle", "--style", "{model}", "--alpha", "1.5"], "alpha"),
+    (["edit", "{tmp}/frames", "a red circle", "--strength", "2"], "strength"),
+    (["edit", "{tmp}/frames", "a red circle", "--model", "{cond}"], "needs a text-to-video"),
+    (["animate", "{tmp}/img.png", "a red circle", "--model", "{t2v}"], "needs a conditional"),
+])
+def test_application_bad_input_is_one_line_and_exit_2(tmp_path, capsys, tiny_conditional_dir, tiny_pipeline_dir, args,
+                                                     words):
+    """In-process through ``main`` (the entry point's own error handling), to keep the suite quick."""
+    from vidiff.cli import main
+
+    import numpy as np
+    from PIL import Image
+
+    _inputs(tmp_path)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "empty.png")
+    subs = {"{tmp}": str(tmp_path), "{cond}": str(tiny_conditional_dir), "{t2v}": str(tiny_pipeline_dir),
+            "{model}": str(tiny_conditional_dir)}
+    args = [a for a in args]
+    for k, v in subs.items():
+        args = [a.replace(k, v) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_pipeline_dir if args[0] == "edit" else tiny_conditional_dir)]
+    code = main([*args, "-o", str(tmp_path / "o.mp4"), "--steps", "2", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2, (args, err)
+    assert len(err.strip().splitlines()) == 1 and words in err and not (tmp_path / "o.mp4").exists(), err

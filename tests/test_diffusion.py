@@ -38,6 +38,10 @@ def test_sdedit_strength_zero_returns_the_input_and_partial_starts_late():
     assert len(timesteps_for(sch, 20, strength=0.0)) == 0
     ts = timesteps_for(sch, 20, strength=0.5)
     assert len(ts) == 10 and ts[0] < 600
+    # the start is a point in diffusion time, whatever the spacing (DPM++ spaces its steps in log-SNR)
+    dpm = make_scheduler(DiffusionConfig(), "dpm++")
+    ts = timesteps_for(dpm, 25, strength=0.6)
+    assert 0 < len(ts) < 25 and ts.max() <= 600
 
 
 def test_loss_is_zero_for_the_exact_target_and_weighted():

@@ -139,3 +139,47 @@ def test_two_process_cpu_training_with_accelerate(tmp_path, tiny_text_dir):
     assert (tmp_path / "run" / "final" / "vidiff_pipeline.json").exists()
     state = json.loads((tmp_path / "run" / "checkpoint-2" / "state.json").read_text())
     assert state["world_size"] == 2
+
+
+def test_conditional_finetune_widens_the_text_to_video_model(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+
+    cfg = tiny_config(tmp_path / "cond", tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
+    cfg.update(task="conditional", model={"cond_channels": 4})
+    final = train(config_from_dict(cfg), progress=False)
+    pipe = ImageToVideoPipeline.from_pretrained(final)
+    assert pipe.unet.cfg.cond_channels == 4
+    assert pipe(["a red circle"], torch.rand(1, 3, 8, 8), num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)
+    bad = dict(cfg, model={"cond_channels": 4, "channels": [4, 8]})
+    with pytest.raises(ValueError, match="only model.cond_channels"):
+        train(config_from_dict(bad), progress=False)
+
+
+def test_super_resolution_training_on_crops_and_windows(tmp_path, tiny_text_dir):
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    cfg = tiny_config(tmp_path / "ssr", tiny_text_dir, steps=2, lowres_noise=0.1)
+    cfg.update(task="super-resolution", model={"preset": "ssr-tiny"},
+               data={"kind": "shapes", "num_frames": 4, "resolution": 16, "lowres": 8, "crop_size": 8, "window_frames": 2})
+    final = train(config_from_dict(cfg), progress=False)
+    pipe = SuperResolutionPipeline.from_pretrained(final)
+    assert pipe("a red circle", torch.rand(1, 3, 6, 8, 8), window=2, stride=1, num_inference_steps=2).videos.shape \
+        == (1, 3, 6, 16, 16)
+    no_pairs = dict(cfg, data={"kind": "shapes", "num_frames": 4, "resolution": 16})
+    with pytest.raises(ValueError, match="data.lowres"):
+        train(config_from_dict(no_pairs), progress=False)
+
+
+def test_image_only_style_finetune_leaves_temporal_layers_untouched(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    cfg = tiny_config(tmp_path / "style", tiny_text_dir, steps=3, init_from=str(tiny_pipeline_dir))
+    cfg["data"] = {"kind": "shapes", "num_frames": 4, "resolution": 8, "style": "outlined", "image_prob": 1.0}
+    final = train(config_from_dict(cfg), progress=False)
+    before = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir).unet
+    after = TextToVideoPipeline.from_pretrained(final).unet
+    temporal = {id(p) for p in after.temporal_parameters()}
+    names = {n for n, p in after.named_parameters() if id(p) in temporal}
+    b, a = dict(before.named_parameters()), dict(after.named_parameters())
+    assert names and all(torch.equal(b[n], a[n]) for n in names)
+    assert any(not torch.equal(b[n], a[n]) for n in a if n not in names)  # the spatial weights did move

@@ -7,6 +7,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TextToVideoPipeline": "vidiff.pipelines.text_to_video",
+    "SuperResolutionPipeline": "vidiff.pipelines.super_resolution",
+    "ImageToVideoPipeline": "vidiff.pipelines.conditional",
+    "VideoInpaintPipeline": "vidiff.pipelines.conditional",
+    "CinemagraphPipeline": "vidiff.pipelines.conditional",
+    "VideoEditPipeline": "vidiff.pipelines.edit",
     "VideoUNet": "vidiff.models.unet",
     "build_unet": "vidiff.models.unet",
     "TextEncoder": "vidiff.conditioning.text",

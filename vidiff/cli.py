@@ -13,16 +13,24 @@ import time
 from pathlib import Path
 
 DEFAULT_MODEL = "default"
+EMBEDDED = ("default", "conditional", "ssr", "style-outlined")  # pipeline folders under vidiff/weights
+
+
+def weights_dir() -> Path:
+    return Path(__file__).resolve().parent / "weights"
 
 
 def default_model_path() -> Path:
-    return Path(__file__).resolve().parent / "weights" / "default"
+    return weights_dir() / "default"
 
 
 def resolve_model(path: str) -> Path:
-    p = default_model_path() if path == DEFAULT_MODEL else Path(path)
+    """A pipeline folder, or the name of an embedded one (default, conditional, ssr, style-outlined)."""
+    p = weights_dir() / path if path in EMBEDDED else Path(path)
     if not p.exists():
-        raise ValueError(f"model path {path!r} does not exist; give a pipeline folder (from 'vidiff train') or 'default'")
+        hint = " (not shipped in this install)" if path in EMBEDDED else ""
+        raise ValueError(f"model path {path!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
+                         f"or one of: {', '.join(EMBEDDED)}")
     if not (p / "vidiff_pipeline.json").exists():
         raise ValueError(f"{path!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing)")
     return p
@@ -33,9 +41,10 @@ def sidecar_path(output: Path) -> Path:
     return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
 
 
-# ---------------------------------------------------------------------- generate
-def cmd_generate(args: argparse.Namespace) -> int:
-    from vidiff.io.atomic import write_text_atomic
+# ---------------------------------------------------------------------- shared by the generating commands
+def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
+    """Checks that need no heavy import (caption, output path, numeric ranges, model path), threads;
+    returns the output path and the start time."""
     from vidiff.io.video import check_writable, output_format
 
     if not args.prompt.strip():
@@ -43,46 +52,198 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     output_format(out)
     check_writable(out)
-    model_dir = resolve_model(args.model)
+    _check_ranges(args)
+    resolve_model(args.model)
     if args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    t0 = time.time()
-    import torch
+    return out, time.time()
 
-    from vidiff.io.video import contact_sheet, write_video
-    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+def _load(cls, model: str, args: argparse.Namespace):
+    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = TextToVideoPipeline.from_pretrained(model_dir)
-    d = pipe.defaults
-    settings = {
-        "prompt": args.prompt, "negative_prompt": args.negative_prompt, "model": str(model_dir),
-        "num_frames": d["num_frames"] if args.frames is None else args.frames,
-        "height": d["height"] if args.size is None else args.size, "width": d["width"] if args.size is None else args.size,
-        "num_inference_steps": d["num_inference_steps"] if args.steps is None else args.steps,
-        "guidance_scale": d["guidance_scale"] if args.guidance is None else args.guidance,
-        "sampler": args.sampler, "seed": args.seed, "fps": args.fps or d["fps"],
-    }
-    generator = torch.Generator().manual_seed(args.seed)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-        video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
-                     num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
-                     negative_prompt=args.negative_prompt, sampler=args.sampler, generator=generator,
-                     progress=not args.quiet)
-    frames = video.frames[0]
+    pipe = cls.from_pretrained(resolve_model(model))
+    if getattr(args, "style", None):
+        pipe = pipe.with_style(resolve_model(args.style), args.alpha)
+    return pipe
+
+
+def _super_resolution(pipe, args: argparse.Namespace) -> Path | None:
+    """The SSR to run after ``pipe``: --ssr, else the one the pipeline names; none with --base-only."""
+    if args.base_only:
+        return None
+    if args.ssr:
+        return resolve_model(args.ssr)
+    named = pipe.extra.get("super_resolution")
+    if named is None:
+        return None
+    path = (pipe.path / named).resolve()
+    if not (path / "vidiff_pipeline.json").exists():
+        raise ValueError(f"the model names a super-resolution stage {str(path)!r} that is missing; "
+                         "give --ssr PATH or --base-only")
+    return path
+
+
+def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t0: float) -> int:
+    """Run the SSR stage when there is one, write the video, contact sheet and the config + seed sidecar."""
+    import torch
+
+    from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.video import contact_sheet, write_video
+
+    ssr_path = _super_resolution(pipe, args)
+    if ssr_path is not None:
+        from vidiff.pipelines.base import read_meta
+        from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+        same_text = read_meta(ssr_path).get("text_encoder", "minilm") == pipe.text_encoder.name
+        ssr = SuperResolutionPipeline.from_pretrained(ssr_path, text_encoder=pipe.text_encoder if same_text else None)
+        generator = torch.Generator().manual_seed(args.seed + 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            videos = ssr(settings["prompt"], videos, window=args.window, stride=args.stride,
+                         num_inference_steps=args.ssr_steps, generator=generator, progress=not args.quiet).videos
+        settings["super_resolution"] = {"model": str(ssr_path), **{k: ssr.defaults.get(k) for k in
+                                        ("height", "width", "window", "stride", "num_inference_steps")}}
+        for k, v in (("window", args.window), ("stride", args.stride), ("num_inference_steps", args.ssr_steps)):
+            if v is not None:
+                settings["super_resolution"][k] = v
+    frames = (videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()[0]
     write_video(frames, out, fps=settings["fps"])
     written = [str(out)]
     if not args.no_sheet:
         sheet = out.with_suffix(".png") if out.suffix else out.with_name(out.name + ".png")
         contact_sheet(frames, sheet)
         written.append(str(sheet))
-    settings["seconds"] = round(time.time() - t0, 2)
-    settings["bf16"] = args.bf16
+    settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16, output_size=list(frames.shape[1:3]))
     write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2))
     if not args.quiet:
         print(f"wrote {', '.join(written)} ({settings['seconds']} s)")
     return 0
+
+
+def _common_settings(args: argparse.Namespace, pipe, **extra) -> dict:
+    d = pipe.defaults
+    return {"prompt": args.prompt, "model": str(pipe.path), "seed": args.seed, "sampler": args.sampler,
+            "num_inference_steps": d["num_inference_steps"] if args.steps is None else args.steps,
+            "guidance_scale": d["guidance_scale"] if args.guidance is None else args.guidance,
+            "fps": args.fps or d["fps"], "style": args.style, "alpha": args.alpha if args.style else None, **extra}
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    if getattr(args, "alpha", None) is not None and not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if getattr(args, "strength", None) is not None and not 0.0 <= args.strength <= 1.0:
+        raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
+    for name in ("window", "stride", "ssr_steps"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+
+
+# ---------------------------------------------------------------------- generate
+def cmd_generate(args: argparse.Namespace) -> int:
+    out, t0 = _prepare(args)
+    import torch
+
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = _load(TextToVideoPipeline, args.model, args)
+    d = pipe.defaults
+    settings = _common_settings(
+        args, pipe, negative_prompt=args.negative_prompt,
+        num_frames=d["num_frames"] if args.frames is None else args.frames,
+        height=d["height"] if args.size is None else args.size, width=d["width"] if args.size is None else args.size)
+    generator = torch.Generator().manual_seed(args.seed)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
+                     num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+                     negative_prompt=args.negative_prompt, sampler=args.sampler, generator=generator,
+                     progress=not args.quiet)
+    return _finish(video.videos, pipe, args, out, settings, t0)
+
+
+# ---------------------------------------------------------------------- conditional generation and editing
+def cmd_conditional(args: argparse.Namespace) -> int:
+    """animate / inpaint / cinemagraph: one conditional model, a different <C, M> each (Lumiere 4.2)."""
+    if args.command == "inpaint" and (args.mask is None) == (args.border is None):
+        raise ValueError("give the region to fill with --mask FILE (white = fill) or --border PIXELS (outpainting)")
+    out, t0 = _prepare(args)
+    import torch
+
+    from vidiff.io.inputs import read_clip, read_image, read_mask
+    from vidiff.pipelines import conditional as cp
+
+    cls = {"animate": cp.ImageToVideoPipeline, "inpaint": cp.VideoInpaintPipeline,
+           "cinemagraph": cp.CinemagraphPipeline}[args.command]
+    pipe = _load(cls, args.model, args)
+    d = pipe.defaults
+    h, w, t = d["height"], d["width"], d["num_frames"] if args.frames is None else args.frames
+    pipe.unet.check_input_size(t, h, w)
+    settings = _common_settings(args, pipe, input=str(args.input), num_frames=t, height=h, width=w)
+    kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
+              generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        if args.command == "animate":
+            video = pipe(args.prompt, read_image(args.input, h, w), num_frames=t, **kw)
+        elif args.command == "cinemagraph":
+            settings["region"] = str(args.region)
+            video = pipe(args.prompt, read_image(args.input, h, w), read_mask(args.region, h, w), num_frames=t, **kw)
+        else:
+            clip, fps = read_clip(args.input, t, h, w)
+            settings["fps"] = args.fps or fps
+            if args.border is not None:
+                from vidiff.conditioning.masks import border_region
+                region, settings["border"] = border_region(1, h, w, args.border), args.border
+            else:
+                region, settings["mask"] = read_mask(args.mask, h, w, t), str(args.mask)
+            video = pipe(args.prompt, clip, region, **kw)
+    return _finish(video.videos, pipe, args, out, settings, t0)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """SDEdit: noise the video to ``--strength`` and denoise it with the new caption."""
+    out, t0 = _prepare(args)
+    import torch
+
+    from vidiff.io.inputs import read_clip
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    pipe = _load(VideoEditPipeline, args.model, args)
+    d = pipe.defaults
+    t = d["num_frames"] if args.frames is None else args.frames
+    pipe.unet.check_input_size(t, d["height"], d["width"])
+    clip, fps = read_clip(args.input, t, d["height"], d["width"])
+    settings = _common_settings(args, pipe, input=str(args.input), strength=args.strength, num_frames=t,
+                                height=d["height"], width=d["width"])
+    settings["fps"] = args.fps or fps
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        video = pipe(args.prompt, clip, strength=args.strength, num_inference_steps=args.steps,
+                     guidance_scale=args.guidance, sampler=args.sampler, generator=torch.Generator().manual_seed(args.seed),
+                     progress=not args.quiet)
+    return _finish(video.videos, pipe, args, out, settings, t0)
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    """The SSR stage alone, on an existing low-resolution video."""
+    out, t0 = _prepare(args)
+    import torch
+
+    from vidiff.io.video import read_video
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    pipe = _load(SuperResolutionPipeline, args.model, args)
+    frames, fps = read_video(args.input, num_frames=args.frames)
+    lowres = torch.from_numpy(frames.astype("float32") / 255).permute(3, 0, 1, 2)[None]  # (1, 3, t, h, w)
+    settings = {"prompt": args.prompt, "model": str(pipe.path), "input": str(args.input), "seed": args.seed,
+                "num_frames": len(frames), "window": args.window, "stride": args.stride,
+                "num_inference_steps": args.ssr_steps, "fps": args.fps or fps}
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        video = pipe(args.prompt, lowres, window=args.window, stride=args.stride, num_inference_steps=args.ssr_steps,
+                     generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
+    args.base_only = True  # this is the SSR stage
+    return _finish(video.videos, pipe, args, out, settings, t0)
 
 
 # ---------------------------------------------------------------------- train
@@ -145,23 +306,76 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="generate a video from a caption")
+    def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True) -> None:
+        c.add_argument("-o", "--output", default="video.mp4", help="output .mp4/.webm/.gif, or a folder for PNG frames")
+        c.add_argument("--model", default=model, help=f"pipeline folder or embedded name (default: {model})")
+        if frames:
+            c.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
+        c.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")
+        c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+        c.add_argument("--sampler", default="dpm++", help="dpm++ (default), ddim or ddpm")
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--fps", type=float, default=None)
+        c.add_argument("--style", default=None, help="a style fine-tune of the model (e.g. style-outlined): "
+                       "generate with interpolated weights (Lumiere 4.1)")
+        c.add_argument("--alpha", type=float, default=0.7, help="style weight: W = alpha W_style + (1 - alpha) W")
+        c.add_argument("--base-only", action="store_true", help="skip the spatial super-resolution stage")
+        c.add_argument("--ssr", default=None, help="super-resolution pipeline (default: the one the model names)")
+        c.add_argument("--window", type=int, default=None, help="SSR temporal window in frames (MultiDiffusion)")
+        c.add_argument("--stride", type=int, default=None, help="SSR window stride; = window: no overlap")
+        c.add_argument("--ssr-steps", type=int, default=None, help="SSR denoising steps")
+        c.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX)")
+        c.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+        c.add_argument("--no-sheet", action="store_true", help="do not write the contact-sheet PNG")
+        c.add_argument("-q", "--quiet", action="store_true")
+
+    g = sub.add_parser("generate", help="generate a video from a caption (base model, then super-resolution)")
     g.add_argument("prompt", help="the caption, e.g. 'a red circle quickly bouncing left and right'")
-    g.add_argument("-o", "--output", default="video.mp4", help="output .mp4/.webm/.gif, or a folder for PNG frames")
-    g.add_argument("--model", default=DEFAULT_MODEL, help="pipeline folder; 'default' is the embedded model")
-    g.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
-    g.add_argument("--size", type=int, default=None, help="height and width in pixels (model default: 32)")
-    g.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    g.add_argument("--sampler", default="dpm++", help="dpm++ (default), ddim or ddpm")
+    sampling_args(g, DEFAULT_MODEL)
+    g.add_argument("--size", type=int, default=None, help="base height and width in pixels (model default: 32)")
     g.add_argument("--negative-prompt", default="", help="caption for the unconditional branch")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--fps", type=float, default=None)
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX)")
-    g.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    g.add_argument("--no-sheet", action="store_true", help="do not write the contact-sheet PNG")
-    g.add_argument("-q", "--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
+
+    def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("input", help=input_help)
+        c.add_argument("prompt", help=prompt_help)
+        c.set_defaults(func=cmd_conditional)
+        return c
+
+    a = application("animate", "image-to-video: a video that starts with the given image",
+                    "the first frame (PNG/JPEG), resized to the model's size")
+    sampling_args(a, "conditional")
+    i = application("inpaint", "regenerate a region of a video (--mask), or its border (--border: outpainting)",
+                    "the video", "the caption of the whole result")
+    i.add_argument("--mask", default=None, help="PNG (all frames) or video (per frame); white = region to fill")
+    i.add_argument("--border", type=int, default=None, help="outpaint: regenerate a border this many pixels wide")
+    sampling_args(i, "conditional")
+    c = application("cinemagraph", "animate an image only inside a region", "the image")
+    c.add_argument("--region", required=True, help="PNG mask; white = the region that moves")
+    sampling_args(c, "conditional")
+
+    ed = application("edit", "SDEdit: re-generate a video with a new caption, keeping its layout and motion",
+                     "the video to edit", "the new caption")
+    ed.add_argument("--strength", type=float, default=0.6, help="0: return the input; 1: ignore it (default 0.6)")
+    sampling_args(ed, DEFAULT_MODEL)
+    ed.set_defaults(func=cmd_edit)
+
+    u = application("upscale", "spatial super-resolution of a low-resolution video (MultiDiffusion windows)",
+                    "the low-resolution video", "its caption")
+    u.add_argument("-o", "--output", default="video.mp4")
+    u.add_argument("--model", default="ssr", help="super-resolution pipeline folder (default: the embedded ssr)")
+    u.add_argument("--frames", type=int, default=None, help="read at most this many frames (default: all)")
+    u.add_argument("--window", type=int, default=None, help="temporal window in frames")
+    u.add_argument("--stride", type=int, default=None, help="window stride; = window: no overlap")
+    u.add_argument("--ssr-steps", type=int, default=None, help="denoising steps")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--fps", type=float, default=None)
+    u.add_argument("--bf16", action="store_true")
+    u.add_argument("--threads", type=int, default=0)
+    u.add_argument("--no-sheet", action="store_true")
+    u.add_argument("-q", "--quiet", action="store_true")
+    u.set_defaults(func=cmd_upscale, base_only=True, ssr=None)
 
     t = sub.add_parser("train", help="train a model from a YAML recipe (accelerate-aware)")
     t.add_argument("--config", required=True, help="a recipe, e.g. configs/stunet-shapes.yaml")

@@ -269,13 +269,15 @@ class ShapesConfig:
     two_object_prob: float = 0.0
     image_prob: float = 0.0  # fraction of training items that are single frames (joint image-video)
     style: str = "filled"
+    lowres: int = 0  # also render at this resolution (super-resolution pairs)
     extra: dict = field(default_factory=dict)
 
 
 class ShapesDataset:
     """Map-style dataset: item ``i`` is the scene of seed ``offset + i`` rendered as in ``config``.
 
-    Returns ``{"video": float32 (c, t, h, w) in [-1, 1], "caption": str}``.
+    Returns ``{"video": float32 (c, t, h, w) in [-1, 1], "caption": str}``, plus ``"lowres"`` (the same
+    scene rendered at ``config.lowres``) for super-resolution pairs.
     """
 
     def __init__(self, config: ShapesConfig, split: str = "train", length: int = 10**9, offset: int = 0):
@@ -292,4 +294,7 @@ class ShapesDataset:
         c = self.config
         scene = self.scene(i)
         video = render(scene, c.num_frames, c.fps, c.resolution, c.style)
-        return {"video": video * 2.0 - 1.0, "caption": scene.caption}
+        item = {"video": video * 2.0 - 1.0, "caption": scene.caption}
+        if c.lowres:
+            item["lowres"] = render(scene, c.num_frames, c.fps, c.lowres, c.style) * 2.0 - 1.0
+        return item

@@ -55,11 +55,15 @@ def _pad(x: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor
 
 
 def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) -> torch.Tensor:
-    """The scheduler's timesteps, keeping the last ``strength`` fraction (SDEdit: start part-way)."""
+    """The scheduler's timesteps; with ``strength < 1`` only those at or below ``strength * T`` (SDEdit's
+    start time t0 as a fraction of the diffusion time T, Meng et al. 2022), whatever the step spacing."""
     scheduler.set_timesteps(num_inference_steps)
     ts = scheduler.timesteps
-    keep = min(int(round(num_inference_steps * strength)), len(ts))
-    return ts[len(ts) - keep:]
+    if strength >= 1.0:
+        return ts
+    if strength <= 0.0:  # no noise: nothing to denoise
+        return ts[:0]
+    return ts[ts <= strength * scheduler.config.num_train_timesteps]
 
 
 @torch.no_grad()

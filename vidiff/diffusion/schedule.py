@@ -36,7 +36,7 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
         return DDPMScheduler(**kw, clip_sample=True)
     if sampler == "ddim":
         from diffusers.schedulers.scheduling_ddim import DDIMScheduler
-        return DDIMScheduler(**kw, clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing")
+        return DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
     if sampler == "dpm++":
         from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
         # steps uniform in log-SNR (Lu et al.): uniform timestep spacing leaves the last step too coarse for

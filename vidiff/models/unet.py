@@ -66,6 +66,13 @@ PRESETS: dict[str, VideoUNetConfig] = {
     "baseline-shapes": VideoUNetConfig(temporal_downsample=False, temporal_attention_levels=(1,)),
     # experiment (configs/experiments/stunet-spacetime.yaml): + 4 joint space-time transformers at the coarsest level
     "stunet-shapes-spacetime": VideoUNetConfig(mid_spacetime_layers=4),
+    # spatial super-resolution (Lumiere 3.2): conditioned on the upsampled low-res clip, fixed temporal resolution
+    # (it runs on short windows), convolutions + temporal attention only, so that it trains on crops
+    "ssr-shapes": VideoUNetConfig(cond_channels=3, patch_size=4, channels=(48, 96, 144), cross_attention_levels=(),
+                                  self_attention_levels=(), temporal_downsample=False, mid_temporal_attention_layers=1),
+    "ssr-tiny": VideoUNetConfig(cond_channels=3, patch_size=2, channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                                cross_attention_levels=(), self_attention_levels=(), temporal_downsample=False,
+                                mid_temporal_attention_layers=1),
     "stunet-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
                                    cross_attention_levels=(1,), self_attention_levels=(1,), mid_spacetime_layers=1),
     "baseline-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
@@ -136,7 +143,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 skips.append(ch[i])
         # 3. the coarsest level: ResBlock, transformer, stacked temporal and space-time attention, ResBlock
         self.mid_res1 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
-        self.mid_attn = SpatialTransformer(ch[-1], text_dim, heads, self_attn=True)
+        mid_self, mid_cross = last in cfg.self_attention_levels, last in cfg.cross_attention_levels
+        self.mid_attn = (SpatialTransformer(ch[-1], text_dim, heads, self_attn=mid_self) if mid_self or mid_cross
+                         else nn.Identity())
         self.mid_temporal = nn.ModuleList(TemporalAttention(ch[-1], heads) for _ in range(mid_temporal_attention_layers))
         self.mid_spacetime = nn.ModuleList(SpaceTimeTransformer(ch[-1], text_dim, heads)
                                            for _ in range(mid_spacetime_layers))
@@ -225,7 +234,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 skips.append(x)
         # 4. coarsest level
         x = self.mid_res1(x, emb)
-        x = self.mid_attn(x, text, text_mask)
+        x = self._attn(self.mid_attn, x, text, text_mask)
         for ta in self.mid_temporal:
             x = ta(x)
         for st in self.mid_spacetime:

@@ -21,6 +21,9 @@ class DataConfig:
     style: str = "filled"
     manifest: str | None = None  # folder datasets: CSV/JSONL with path, caption
     frame_stride: int = 1
+    lowres: int = 0  # super-resolution: also render each clip at this resolution (the conditioning)
+    crop_size: int = 0  # super-resolution: train on random square crops of this size (0: whole frames)
+    window_frames: int = 0  # train on random windows of this many frames (0: whole clips)
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,12 @@ class TrainConfig:
     init_from: str | None = None  # a pipeline folder to start from (fine-tuning)
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
     threads: int = 0  # torch threads per process; 0: leave the default
+    lowres_noise: float = 0.0  # super-resolution: max std of the noise added to the low-res conditioning
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    task: str = "text-to-video"  # or "conditional" (Lumiere 4.2 <J, C, M>) or "super-resolution"
     model: dict = field(default_factory=lambda: {"preset": "stunet-shapes"})
     diffusion: DiffusionConfig = DiffusionConfig()
     data: DataConfig = DataConfig()
@@ -93,7 +98,12 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     unknown = set(raw) - top
     if unknown:
         raise ValueError(f"unknown section(s) {sorted(unknown)} in config; allowed: {sorted(top)}")
+    task = raw.get("task", "text-to-video")
+    from vidiff.pipelines.base import TASKS
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
     return RunConfig(
+        task=task,
         model=dict(raw.get("model", {"preset": "stunet-shapes"})),
         diffusion=_build(DiffusionConfig, raw.get("diffusion", {}), "diffusion"),
         data=_build(DataConfig, raw.get("data", {}), "data"),

@@ -31,7 +31,10 @@ def build_dataset(cfg: RunConfig):
     d = cfg.data
     if d.kind == "shapes":
         from vidiff.data.shapes import ShapesConfig, ShapesDataset
-        return ShapesDataset(ShapesConfig(d.num_frames, d.fps, d.resolution, d.two_object_prob, d.image_prob, d.style))
+        return ShapesDataset(ShapesConfig(d.num_frames, d.fps, d.resolution, d.two_object_prob, d.image_prob, d.style,
+                                          lowres=d.lowres))
+    if d.lowres:
+        raise ValueError("data.lowres (super-resolution pairs) is available for data.kind 'shapes' only")
     if d.kind == "folder":
         from vidiff.data.folder import FolderVideoDataset
         if not d.manifest:
@@ -43,7 +46,7 @@ def build_dataset(cfg: RunConfig):
 def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, seed: int) -> dict:
     """The batch of (step, rank): global item indices ``(step * world + rank) * B + i``; finite datasets
     walk a fresh permutation per epoch."""
-    videos, captions = [], []
+    videos, captions, lowres = [], [], []
     g = (step * world + rank) * batch_size
     n = len(dataset)
     i = 0
@@ -60,7 +63,62 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
             continue
         videos.append(torch.as_tensor(item["video"]))
         captions.append(item["caption"])
-    return {"video": torch.stack(videos), "caption": captions}
+        if "lowres" in item:
+            lowres.append(torch.as_tensor(item["lowres"]))
+    batch = {"video": torch.stack(videos), "caption": captions}
+    if lowres:
+        batch["lowres"] = torch.stack(lowres)
+    return batch
+
+
+def build_model(cfg: RunConfig, text_dim: int):
+    """A new model from ``cfg.model`` (a preset and overrides), or ``train.init_from``'s U-Net, widened when
+    ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2)."""
+    from vidiff.models.surgery import widen_input
+    from vidiff.models.unet import build_unet
+    from vidiff.pipelines.base import load_unet, read_meta
+
+    model_cfg = dict(cfg.model)
+    preset = model_cfg.pop("preset", "stunet-shapes")
+    if not cfg.train.init_from:
+        return build_unet(preset, text_dim=text_dim, **model_cfg)
+    src = Path(cfg.train.init_from)
+    read_meta(src)  # a clear error when it is not a pipeline folder
+    model = load_unet(src / "unet", torch.float32)
+    other = set(model_cfg) - {"cond_channels"}
+    if other:
+        raise ValueError(f"with train.init_from only model.cond_channels can change (widening), not {sorted(other)}")
+    if model_cfg.get("cond_channels", model.cfg.cond_channels) != model.cfg.cond_channels:
+        model = widen_input(model, model_cfg["cond_channels"])
+    return model
+
+
+def task_condition(cfg: RunConfig, batch: dict, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor | None:
+    """The conditioning input of one training batch: <C, M> with a random mask (conditional), or the
+    upsampled, noise-augmented low-resolution clip (super-resolution)."""
+    if cfg.task == "conditional":
+        from vidiff.conditioning.masks import condition_input, random_training_mask
+        b, _, t, h, w = x0.shape
+        return condition_input(x0, random_training_mask(g, b, t, h, w).to(x0.device))
+    if cfg.task == "super-resolution":
+        from vidiff.conditioning.resolution import augment_lowres, upsample_video
+        if "lowres" not in batch:
+            raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
+        up = upsample_video(batch["lowres"], x0.shape[-2], x0.shape[-1])
+        return augment_lowres(up, cfg.train.lowres_noise, g).to(x0.device)
+    return None
+
+
+def random_crop(x0: torch.Tensor, cond: torch.Tensor | None, frames: int, size: int, g: torch.Generator):
+    """The same random window of ``frames`` frames and ``size`` x ``size`` pixels of the clip and of its
+    conditioning (0: keep that dimension whole)."""
+    _, _, t, h, w = x0.shape
+    ft, fh, fw = frames or t, size or h, size or w
+    if ft > t or fh > h or fw > w:
+        raise ValueError(f"data.window_frames / data.crop_size ({frames}, {size}) exceed the clip ({t} x {h} x {w})")
+    t0, y0, x0_start = (int(torch.randint(0, n - k + 1, (), generator=g)) for n, k in ((t, ft), (h, fh), (w, fw)))
+    crop = (slice(None), slice(None), slice(t0, t0 + ft), slice(y0, y0 + fh), slice(x0_start, x0_start + fw))
+    return x0[crop], (None if cond is None else cond[crop])
 
 
 @functools.lru_cache(maxsize=2)
@@ -84,13 +142,19 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
-    from vidiff.models.unet import build_unet
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    PIPELINES = {"text-to-video": TextToVideoPipeline, "conditional": ConditionalVideoPipeline,
+                 "super-resolution": SuperResolutionPipeline}
 
     tc = cfg.train
     if tc.freeze_spatial and cfg.data.image_prob:
         raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them: "
                          "set one of the two to 0 / false")
+    if cfg.data.image_prob and cfg.task != "text-to-video":
+        raise ValueError(f"data.image_prob (image batches) works with task 'text-to-video' only, not {cfg.task!r}")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
@@ -110,12 +174,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder)
-    model_cfg = dict(cfg.model)
-    preset = model_cfg.pop("preset", "stunet-shapes")
-    if tc.init_from:
-        model = TextToVideoPipeline.from_pretrained(tc.init_from, dtype=torch.float32).unet
-    else:
-        model = build_unet(preset, text_dim=text_encoder.dim, **model_cfg)
+    model = build_model(cfg, text_encoder.dim)
     if tc.freeze_spatial:
         model.freeze_spatial()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
@@ -142,6 +201,9 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             g = torch.Generator().manual_seed((tc.seed * 1_000_003 + step) * 1024 + rank)
             batch = batch_for_step(dataset, step, rank, world, tc.batch_size, tc.seed)
             x0 = batch["video"].to(accelerator.device)
+            cond = task_condition(cfg, batch, x0, g)
+            if cfg.data.window_frames or cfg.data.crop_size:
+                x0, cond = random_crop(x0, cond, cfg.data.window_frames, cfg.data.crop_size, g)
             if cfg.data.image_prob and torch.rand((), generator=g) < cfg.data.image_prob:
                 frame = torch.randint(0, x0.shape[2], (x0.shape[0],), generator=g)
                 x0 = x0[torch.arange(x0.shape[0]), :, frame][:, :, None]  # (b, c, 1, h, w): an image batch
@@ -156,7 +218,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
             def model_fn(x_t, t):
                 with autocast:
-                    return model(x_t, t, emb, mask)
+                    return model(x_t, t, emb, mask, cond)
 
             loss = diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(x0.device),
                                   noise=noise.to(x0.device)).mean()
@@ -203,7 +265,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     # 3. export the EMA weights as a pipeline
     final = out / "final"
     if accelerator.is_main_process:
-        pipe = TextToVideoPipeline(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
+        pipe = PIPELINES[cfg.task](ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
         pipe.save_pretrained(final, train_config=cfg.to_dict())
     accelerator.wait_for_everyone()
     return final

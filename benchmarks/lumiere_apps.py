@@ -1,0 +1,289 @@
+"""Lumiere's applications measured on Shapes (issue 4): SSR seams and memory, conditional generation,
+stylization and SDEdit. Every section writes its figures to a JSON file and prints a summary.
+
+    python benchmarks/lumiere_apps.py ssr --model vidiff/weights/ssr --n 16 --out runs/apps-ssr.json
+    python benchmarks/lumiere_apps.py ssr-memory --model vidiff/weights/ssr --out runs/apps-ssr-memory.json
+    python benchmarks/lumiere_apps.py conditional --model vidiff/weights/conditional --n 100 --out runs/apps-cond.json
+    python benchmarks/lumiere_apps.py style --model vidiff/weights/default --style vidiff/weights/style-outlined
+    python benchmarks/lumiere_apps.py edit --model vidiff/weights/default --n 100
+
+Test-split scenes with seeds 0..n-1 (single object), generation seeds fixed, bf16 autocast unless --fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidiff.data.shapes import COLORS, Scene, ShapeObject, ground_truth, render, sample_scene
+
+
+def scenes(n: int, frames: int = 16, fps: float = 8.0) -> list[Scene]:
+    return [sample_scene(i, "test", frames, fps, num_objects=1) for i in range(n)]
+
+
+def videos_of(sc: list[Scene], frames: int, res: int, fps: float = 8.0) -> torch.Tensor:
+    return torch.from_numpy(np.stack([render(s, frames, fps, res) for s in sc]))  # (b, 3, t, h, w) in [0, 1]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean over clips of 10 log10(1 / MSE) on the (mask == 1) pixels; a and b (b, 3, ...), mask (b, 1, ...)."""
+    err = (a.float() - b.float()).pow(2)
+    if mask is None:
+        mse = err.flatten(1).mean(1)
+    else:
+        m = mask.expand_as(err).float()
+        mse = (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp(min=1)
+    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
+
+
+def autocast(args):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.fp32)
+
+
+def batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield i, items[i:i + size]
+
+
+def read(videos: torch.Tensor, captions: list[str]) -> list[dict]:
+    from vidiff.evaluation.shapes_reader import score_video
+    return [score_video(v.numpy(), c) for v, c in zip(videos, captions)]
+
+
+def summary(results: list[dict]) -> dict:
+    from vidiff.evaluation.shapes_reader import summarize
+    s = summarize(results)
+    return {k: round(v, 4) for k, v in s.items() if k in ("n", "color", "shape", "motion", "present_all")}
+
+
+# ---------------------------------------------------------------------- SSR: quality and seams
+def seam_stats(out: torch.Tensor, gt: torch.Tensor, boundaries: list[int]) -> dict:
+    """Per-frame error, and the temporal-difference error of frame pairs (t-1, t) at window boundaries t vs
+    inside windows: with independent windows the frame change across a boundary is wrong."""
+    err = (out - gt).pow(2).mean((1, 3, 4))  # (b, t)
+    tde = ((out[:, :, 1:] - out[:, :, :-1]) - (gt[:, :, 1:] - gt[:, :, :-1])).abs().mean((1, 3, 4))  # (b, t-1)
+    jump = (err[:, 1:] - err[:, :-1]).abs()  # (b, t-1): pair (t-1, t) at index t-1
+    at = torch.zeros(tde.shape[1], dtype=torch.bool)
+    for t in boundaries:
+        at[t - 1] = True
+    return {"tde_boundary": float(tde[:, at].mean()), "tde_inside": float(tde[:, ~at].mean()),
+            "tde_excess": float(tde[:, at].mean() / tde[:, ~at].mean()),
+            "error_jump_boundary": float(jump[:, at].mean()), "error_jump_inside": float(jump[:, ~at].mean()),
+            "psnr": float((10 * torch.log10(1 / err.clamp(min=1e-10))).mean())}
+
+
+def cmd_ssr(args) -> dict:
+    from vidiff.conditioning.resolution import upsample_video
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    pipe = SuperResolutionPipeline.from_pretrained(args.model)
+    H = pipe.defaults["height"]
+    window = args.window or pipe.defaults.get("window", 8)
+    sc = scenes(args.n, args.frames)
+    lo, gt = videos_of(sc, args.frames, args.lowres), videos_of(sc, args.frames, H)
+    boundaries = list(range(window, args.frames, window))  # where non-overlapping windows meet
+    report = {"model": args.model, "n": args.n, "frames": args.frames, "lowres": args.lowres, "size": H,
+              "window": window, "boundaries": boundaries, "steps": pipe.defaults["num_inference_steps"]}
+    bilinear = (upsample_video(lo * 2 - 1, H, H) + 1) / 2
+    report["bilinear"] = seam_stats(bilinear.clamp(0, 1), gt, boundaries)
+    for name, stride in (("overlap", window // 2), ("no_overlap", window)):
+        outs, t0 = [], time.time()
+        for i, chunk in batches(sc, args.batch):
+            with autocast(args):
+                outs.append(pipe([s.caption for s in chunk], lo[i:i + len(chunk)], window=window, stride=stride,
+                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
+        out = torch.cat(outs)
+        report[name] = {"stride": stride, "seconds": round(time.time() - t0, 1), **seam_stats(out, gt, boundaries),
+                        "reader": summary(read(out, [s.caption for s in sc]))}
+    return report
+
+
+def cmd_ssr_memory(args) -> dict:
+    """Peak RSS of the SSR in a fresh process per clip length: flat for a fixed window."""
+    rows = []
+    for frames in args.lengths:
+        code = ("import resource, sys, time, torch; from vidiff.pipelines.super_resolution import SuperResolutionPipeline;"
+                f"p = SuperResolutionPipeline.from_pretrained({args.model!r});"
+                f"x = torch.rand(1, 3, {frames}, {args.lowres}, {args.lowres});"
+                "t0 = time.time();"
+                f"ctx = torch.autocast('cpu', dtype=torch.bfloat16, enabled={not args.fp32});\n"
+                f"with ctx: v = p('a red circle moving left', x, window={args.window or 8}, stride={args.stride or 4}, "
+                f"num_inference_steps={args.steps}).videos\n"
+                "print(v.shape[2], round(time.time() - t0, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(r.stderr)
+        f, secs, gb = r.stdout.split()
+        rows.append({"frames": int(f), "seconds": float(secs), "peak_rss_gb": round(float(gb), 3)})
+        print(rows[-1], flush=True)
+    return {"model": args.model, "window": args.window or 8, "stride": args.stride or 4, "steps": args.steps,
+            "lowres": args.lowres, "rows": rows}
+
+
+# ---------------------------------------------------------------------- conditional generation
+def trajectory_box(scene: Scene, frames: int, res: int, margin: float = 0.05) -> torch.Tensor:
+    """(1, res, res) box covering the object over the whole clip (its region to fill or animate)."""
+    v = render(scene, frames, 8.0, res)
+    drawn = v.max(0).max(0) > 0.05  # (h, w)
+    ys, xs = np.nonzero(drawn)
+    m = int(round(margin * res))
+    box = torch.zeros(1, res, res)
+    box[:, max(0, ys.min() - m): ys.max() + m + 1, max(0, xs.min() - m): xs.max() + m + 1] = 1
+    return box
+
+
+def cmd_conditional(args) -> dict:
+    from vidiff.conditioning.masks import border_region, cinemagraph_mask, first_frame_mask, inpaint_mask
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+
+    pipe = ConditionalVideoPipeline.from_pretrained(args.model)
+    res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
+    sc = scenes(args.n, t)
+    gt = videos_of(sc, t, res)
+    caps = [s.caption for s in sc]
+    boxes = torch.stack([trajectory_box(s, t, res) for s in sc])  # (n, 1, h, w)
+    tasks = {
+        # name: (conditioning video, known mask (n, 1, t, h, w))
+        "image_to_video": (gt, first_frame_mask(args.n, t, res, res)),
+        "inpaint": (gt, inpaint_mask(boxes, t)),  # regenerate the object inside its trajectory box
+        "outpaint": (gt, inpaint_mask(border_region(args.n, res, res, args.border), t)),
+        "cinemagraph": (gt[:, :, :1].expand(-1, -1, t, -1, -1), cinemagraph_mask(boxes, t)),
+        "text_only": (gt, torch.zeros(args.n, 1, t, res, res)),
+    }
+    report = {"model": args.model, "n": args.n, "border": args.border}
+    for name, (video, known) in tasks.items():
+        outs, t0 = [], time.time()
+        for i, chunk in batches(caps, args.batch):
+            with autocast(args):
+                outs.append(pipe.generate(chunk, video[i:i + len(chunk)], known[i:i + len(chunk)],
+                                          generator=torch.Generator().manual_seed(args.seed + i)).videos)
+        out = torch.cat(outs)
+        r = {"seconds": round(time.time() - t0, 1), "reader": summary(read(out, caps))}
+        if name == "image_to_video":
+            r["psnr_first_frame"] = psnr(out[:, :, :1], gt[:, :, :1])
+            r["psnr_later_frames"] = psnr(out[:, :, 1:], gt[:, :, 1:])
+        elif name in ("inpaint", "outpaint"):
+            r["psnr_unmasked"] = psnr(out, gt, known)
+            r["psnr_masked"] = psnr(out, gt, 1 - known)
+        elif name == "cinemagraph":
+            outside = known[:, :, 1:]  # later frames, outside the region
+            still = (out[:, :, 1:] - out[:, :, :1]).abs()
+            r["mean_change_outside"] = float((still * outside).sum() / (outside.sum() * 3))
+            r["mean_change_inside"] = float((still * (1 - outside)).sum() / ((1 - outside).sum() * 3))
+            r["psnr_outside_vs_image"] = psnr(out[:, :, 1:], video[:, :, 1:], outside)
+            r["psnr_first_frame"] = psnr(out[:, :, :1], gt[:, :, :1])
+        report[name] = r
+        print(name, json.dumps(r), flush=True)
+    return report
+
+
+# ---------------------------------------------------------------------- stylization
+def cmd_style(args) -> dict:
+    from vidiff.evaluation.style import hollowness
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    base = TextToVideoPipeline.from_pretrained(args.model)
+    sc = scenes(args.n)
+    caps = [s.caption for s in sc]
+    report = {"model": args.model, "style": args.style, "n": args.n, "alphas": {}}
+    for alpha in args.alphas:
+        pipe = base.with_style(args.style, alpha)
+        outs = []
+        for i, chunk in batches(caps, args.batch):
+            with autocast(args):
+                outs.append(pipe(chunk, generator=torch.Generator().manual_seed(args.seed + i)).videos)
+        out = torch.cat(outs)
+        r = {"hollowness": float(np.nanmean([hollowness(v.numpy()) for v in out])), "reader": summary(read(out, caps))}
+        report["alphas"][str(alpha)] = r
+        print(alpha, json.dumps(r), flush=True)
+    return report
+
+
+# ---------------------------------------------------------------------- SDEdit
+def recolor(scene: Scene, k: int) -> Scene:
+    o = scene.objects[0]
+    colors = [c for c in COLORS if c != o.color]
+    new = ShapeObject(colors[k % len(colors)], o.shape, o.motion, o.speed, o.x0, o.y0, o.phase)
+    return Scene((new,), scene.seed, scene.split)
+
+
+def track_error(video: torch.Tensor, scene: Scene, color: str) -> float:
+    """Mean distance (canvas units) between the read centroid of ``color`` and the scene's true centre."""
+    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, segment
+
+    v = video.numpy()
+    frames = measure(segment(v), COLOR_NAMES.index(color))
+    c = ground_truth(scene, v.shape[1])["centre"][0]
+    d = [np.hypot(f.cx - x, f.cy - y) for f, (x, y) in zip(frames, c) if f.present]
+    return float(np.mean(d)) if d else float("nan")
+
+
+def cmd_edit(args) -> dict:
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    pipe = VideoEditPipeline.from_pretrained(args.model)
+    t, res = pipe.defaults["num_frames"], pipe.defaults["height"]
+    sc = scenes(args.n, t)
+    edited = [recolor(s, i) for i, s in enumerate(sc)]
+    gt = videos_of(sc, t, res)
+    caps = [s.caption for s in edited]
+    report = {"model": args.model, "n": args.n, "strengths": {}}
+    for strength in args.strengths:
+        outs = []
+        for i, chunk in batches(caps, args.batch):
+            with autocast(args):
+                outs.append(pipe(chunk, gt[i:i + len(chunk)], strength=strength,
+                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
+        out = torch.cat(outs)
+        new = read(out, caps)
+        r = {"new_caption": summary(new),
+             "track_error_new_color": float(np.nanmean([track_error(v, s, e.objects[0].color)
+                                                       for v, s, e in zip(out, sc, edited)])),
+             "psnr_to_input": psnr(out, gt)}
+        report["strengths"][str(strength)] = r
+        print(strength, json.dumps(r), flush=True)
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("section", choices=["ssr", "ssr-memory", "conditional", "style", "edit"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--style", default="vidiff/weights/style-outlined")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--frames", type=int, default=32, help="ssr: clip length")
+    p.add_argument("--lowres", type=int, default=32)
+    p.add_argument("--window", type=int, default=None)
+    p.add_argument("--stride", type=int, default=None)
+    p.add_argument("--steps", type=int, default=10, help="ssr-memory: denoising steps")
+    p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--border", type=int, default=8)
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp32", action="store_true")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    t0 = time.time()
+    report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "conditional": cmd_conditional, "style": cmd_style,
+              "edit": cmd_edit}[args.section](args)
+    report.update(seconds=round(time.time() - t0, 1), threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
+    text = json.dumps(report, indent=1)
+    print(text if args.section == "ssr" else "", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

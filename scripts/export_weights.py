@@ -1,0 +1,31 @@
+"""Ship a trained pipeline as embedded weights: fp16 safetensors under vidiff/weights/<name>.
+
+    python scripts/export_weights.py runs/stunet-shapes/final                 # the default
+    python scripts/export_weights.py runs/style-outlined/final style-outlined
+    python scripts/export_weights.py runs/ssr-shapes/final ssr
+    python scripts/export_weights.py runs/stunet-shapes/final default --super-resolution ../ssr
+"""
+
+import argparse
+from pathlib import Path
+
+from vidiff.pipelines.base import read_meta
+from vidiff.pipelines.conditional import ConditionalVideoPipeline
+from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+PIPELINES = {c.task: c for c in (TextToVideoPipeline, ConditionalVideoPipeline, SuperResolutionPipeline)}
+
+p = argparse.ArgumentParser()
+p.add_argument("src", nargs="?", default="runs/stunet-shapes/final")
+p.add_argument("name", nargs="?", default="default")
+p.add_argument("--super-resolution", default=None, help="path of the SSR stage, relative to the exported folder")
+args = p.parse_args()
+src = Path(args.src)
+dst = Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.name
+pipe = PIPELINES[read_meta(src).get("task", "text-to-video")].from_pretrained(src)
+pipe.text_encoder.name = "minilm"
+if args.super_resolution:
+    pipe.extra["super_resolution"] = args.super_resolution
+pipe.save_pretrained(dst, train_config=None, half=True)
+print(f"exported {src} -> {dst}")

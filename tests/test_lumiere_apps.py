@@ -1,0 +1,139 @@
+"""Lumiere's applications on tiny models: masks, widening, conditional pipelines, SDEdit, stylization."""
+
+import pytest
+import torch
+
+from vidiff.conditioning import masks
+from vidiff.models.surgery import interpolate_weights, widen_input
+from vidiff.models.unet import build_unet
+from vidiff.pipelines.conditional import CinemagraphPipeline, ImageToVideoPipeline, VideoInpaintPipeline
+from vidiff.pipelines.edit import VideoEditPipeline
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+
+def _perturbed(model, seed=0, scale=0.05):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return model
+
+
+def test_masks_mean_what_lumiere_says():
+    m = masks.first_frame_mask(2, 4, 8, 8)
+    assert m[:, :, 0].eq(1).all() and m[:, :, 1:].eq(0).all()
+    region = torch.zeros(1, 1, 8, 8)
+    region[..., 2:5, 3:6] = 1
+    inp = masks.inpaint_mask(region, 4)
+    assert inp.shape == (1, 1, 4, 8, 8) and inp[..., 2:5, 3:6].eq(0).all() and inp.sum() == 4 * (64 - 9)
+    cine = masks.cinemagraph_mask(region, 4)
+    assert cine[:, :, 0].eq(1).all() and torch.equal(cine[:, :, 1:], inp[:, :, 1:])
+    border = masks.border_region(1, 8, 8, 2)
+    assert border.sum() == 64 - 16 and border[..., 2:6, 2:6].eq(0).all()
+    with pytest.raises(ValueError, match="border"):
+        masks.border_region(1, 8, 8, 4)
+    video = torch.rand(1, 3, 4, 8, 8) * 2 - 1
+    cond = masks.condition_input(video, inp)
+    assert cond.shape == (1, 4, 4, 8, 8) and cond[:, :3][inp.expand(-1, 3, -1, -1, -1) == 0].eq(0).all()
+    with pytest.raises(ValueError, match="does not fit"):
+        masks.condition_input(video, inp[:, :, :2])
+    with pytest.raises(ValueError, match="binary"):
+        masks.check_mask(torch.full((1, 1, 8, 8), 0.5))
+
+
+def test_training_masks_are_a_function_of_the_generator():
+    a = masks.random_training_mask(torch.Generator().manual_seed(3), 32, 4, 8, 8)
+    b = masks.random_training_mask(torch.Generator().manual_seed(3), 32, 4, 8, 8)
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    known_first = a[:, :, 0].flatten(1).all(1)
+    assert 0 < known_first.float().mean() < 1  # a mixture: some examples give the first frame, some do not
+
+
+def test_widened_model_equals_the_source_at_init():
+    src = _perturbed(build_unet("stunet-tiny"))
+    wide = widen_input(src, 4)
+    assert wide.cfg.cond_channels == 4
+    x, t, text = torch.randn(2, 3, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 3, 8)
+    cond = torch.randn(2, 4, 4, 8, 8)
+    assert torch.allclose(src(x, t, text), wide(x, t, text, cond=cond), atol=1e-6)
+    with torch.no_grad():  # and the new channels do reach the output once trained
+        wide.conv_in.spatial.conv.weight.normal_()
+    assert not torch.allclose(src(x, t, text), wide(x, t, text, cond=cond), atol=1e-3)
+    with pytest.raises(ValueError, match="narrow"):
+        widen_input(wide, 0)
+
+
+def test_weight_interpolation():
+    a, b = _perturbed(build_unet("stunet-tiny"), 0), _perturbed(build_unet("stunet-tiny"), 1)
+    sa, sb = a.state_dict(), b.state_dict()
+    for alpha, want in ((0.0, sa), (1.0, sb)):
+        got = interpolate_weights(a, b, alpha).state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in got)
+    mid = interpolate_weights(a, b, 0.25).state_dict()
+    k = "conv_in.spatial.conv.weight"
+    assert torch.allclose(mid[k], 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_weights(a, b, 1.5)
+    with pytest.raises(ValueError, match="architecture"):
+        interpolate_weights(a, build_unet("baseline-tiny"), 0.5)
+
+
+def test_conditional_pipelines(tiny_conditional_dir):
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    image = torch.rand(1, 3, 8, 8)
+    v = i2v("a red circle moving left", image, generator=g()).videos
+    assert v.shape == (1, 3, 4, 8, 8)
+    assert torch.equal(v, i2v("a red circle moving left", image, generator=g()).videos)
+    assert not torch.equal(v, i2v("a red circle moving left", image.flip(-1), generator=g()).videos)
+    inpaint = VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)
+    video = torch.rand(1, 3, 4, 8, 8)
+    region = masks.border_region(1, 8, 8, 2)
+    assert inpaint("a red circle", video, region, generator=g()).videos.shape == (1, 3, 4, 8, 8)
+    with pytest.raises(ValueError, match="empty"):
+        inpaint("a red circle", video, torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="must be"):
+        inpaint("a red circle", video, torch.ones(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="binary"):
+        inpaint("a red circle", video, torch.full((1, 1, 8, 8), 0.3))
+    cine = CinemagraphPipeline.from_pretrained(tiny_conditional_dir)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cine("a red circle", image * 3, region)
+    assert cine("a red circle", image, region, generator=g()).videos.shape == (1, 3, 4, 8, 8)
+
+
+def test_task_mismatch_is_a_clear_error(tiny_pipeline_dir, tiny_conditional_dir):
+    with pytest.raises(ValueError, match="text-to-video model; this command needs a conditional"):
+        ImageToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    with pytest.raises(ValueError, match="conditional model; this command needs a text-to-video"):
+        TextToVideoPipeline.from_pretrained(tiny_conditional_dir)
+
+
+def test_sdedit_strength_ends(tiny_pipeline_dir):
+    pipe = VideoEditPipeline.from_pretrained(tiny_pipeline_dir)
+    t2v = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    video = torch.rand(1, 3, 4, 8, 8)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    assert torch.equal(pipe("a blue square", video, strength=0.0, generator=g()).videos, video)
+    # strength 1 ignores the input: the same video as text-to-video from the same seed
+    full = pipe("a blue square", video, strength=1.0, generator=g()).videos
+    assert torch.allclose(full, t2v("a blue square", generator=g()).videos, atol=1e-6)
+    half = pipe("a blue square", video, strength=0.5, num_inference_steps=4, generator=g()).videos
+    assert (half - video).abs().mean() < (full - video).abs().mean()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="strength"):
+            pipe("a blue square", video, strength=bad)
+
+
+def test_style_interpolation_pipeline(tmp_path, tiny_text_encoder, tiny_pipeline_dir):
+    from conftest import make_tiny_pipeline
+
+    style_dir = make_tiny_pipeline(tmp_path / "style", tiny_text_encoder, seed=9)
+    base = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    style = TextToVideoPipeline.from_pretrained(style_dir)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    run = lambda p: p("a red circle", generator=g()).videos  # noqa: E731
+    assert torch.allclose(run(base.with_style(style_dir, 0.0)), run(base), atol=1e-6)
+    assert torch.allclose(run(base.with_style(style_dir, 1.0)), run(style), atol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        base.with_style(style_dir, -0.5)

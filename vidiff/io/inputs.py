@@ -1,0 +1,71 @@
+"""Inputs of the conditional and editing commands, read into the model's size.
+
+Images and videos become float tensors in [0, 1]: images ``(1, 3, h, w)``, videos ``(1, 3, t, h, w)``.
+Masks are files where white marks the region (to fill, or to animate): a PNG (one mask for every frame)
+or a video (a mask per frame), binarised at mid-grey like diffusers' inpainting pipelines; the result is
+``(1, 1, h, w)`` or ``(1, 1, t, h, w)`` in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
+    """uint8 (t, h, w, 3) -> (t, height, width, 3); area-averaging when shrinking."""
+    from PIL import Image
+
+    if frames.shape[1:3] == (height, width):
+        return frames
+    resample = Image.NEAREST if nearest else Image.BOX if frames.shape[1] >= height else Image.BICUBIC
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample)) for f in frames])
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames.astype(np.float32) / 255.0).permute(3, 0, 1, 2)[None]  # (1, 3, t, h, w)
+
+
+def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise ValueError(f"{what} file {str(path)!r} not found")
+    try:
+        return np.asarray(Image.open(path).convert(mode))
+    except (UnidentifiedImageError, OSError):
+        raise ValueError(f"cannot read {str(path)!r} as an image (PNG, JPEG, ...)") from None
+
+
+def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
+    img = _open_image(Path(path), "RGB", "image")
+    return _to_tensor(_resize(img[None], height, width))[:, :, 0]  # (1, 3, h, w)
+
+
+def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int) -> tuple[torch.Tensor, float]:
+    """The first ``num_frames`` frames of a video (or frame folder), resized; an error if it is shorter."""
+    from vidiff.io.video import read_video
+
+    frames, fps = read_video(path, num_frames=num_frames)
+    if len(frames) < num_frames:
+        raise ValueError(f"{str(path)!r} has {len(frames)} frames; the model needs {num_frames}")
+    return _to_tensor(_resize(frames, height, width)), fps
+
+
+def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int | None = None) -> torch.Tensor:
+    """A PNG mask -> (1, 1, h, w); a video mask -> (1, 1, t, h, w); white (>= 128) = 1."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        gray = _open_image(path, "L", "mask")
+        frames = np.repeat(gray[None, ..., None], 3, -1)
+        m = _resize(frames, height, width, nearest=True)[0, ..., 0]
+        return torch.from_numpy(m >= 128).float()[None, None]
+    if num_frames is None:
+        raise ValueError(f"the mask {str(path)!r} must be an image ({', '.join(IMAGE_SUFFIXES)})")
+    clip, _ = read_clip(path, num_frames, height, width)
+    return (clip.mean(1, keepdim=True) >= 0.5).float()  # (1, 1, t, h, w)

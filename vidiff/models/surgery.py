@@ -1,0 +1,62 @@
+"""Weight surgery on trained video U-Nets: every key is mapped explicitly and every shape asserted
+(STYLE principle 5).
+
+- :func:`widen_input` adds conditioning channels to a text-to-video checkpoint (Lumiere 4.2: the first
+  convolution is widened for ``<J, C, M>``). The new input weights are zero, so the widened model equals
+  the source at init whatever the conditioning holds; fine-tuning then learns to use it.
+- :func:`interpolate_weights` blends a style fine-tune with the original (Lumiere 4.1, following
+  GAN-interpolation work): ``W = alpha * W_style + (1 - alpha) * W_orig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+
+from vidiff.models.unet import VideoUNet
+
+INPUT_CONV = "conv_in.spatial.conv.weight"  # (cout, (in + cond) * p * p, 3, 3), channel index = c * p * p + k
+
+
+def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
+    """A copy of ``model`` that takes ``cond_channels`` more input channels, the new weights zero."""
+    cfg = model.cfg
+    if cond_channels < cfg.cond_channels:
+        raise ValueError(f"cannot narrow the input from {cfg.cond_channels} to {cond_channels} conditioning channels")
+    wide = VideoUNet(**{**asdict(cfg), "cond_channels": cond_channels})
+    src, dst = model.state_dict(), wide.state_dict()
+    assert set(src) == set(dst), "widening changed more than the input convolution"
+    p2 = cfg.patch_size ** 2
+    for key, value in src.items():
+        if key == INPUT_CONV:
+            w = torch.zeros_like(dst[key])
+            old = (cfg.in_channels + cfg.cond_channels) * p2  # pixel-unshuffled channels, old inputs first
+            assert w.shape[1] == (cfg.in_channels + cond_channels) * p2 and value.shape[1] == old, key
+            w[:, :old] = value
+            dst[key] = w
+        else:
+            assert value.shape == dst[key].shape, key
+            dst[key] = value
+    wide.load_state_dict(dst)
+    return torch.nn.Module.to(wide, next(model.parameters()).dtype)
+
+
+def interpolate_weights(original: VideoUNet, style: VideoUNet, alpha: float) -> VideoUNet:
+    """``alpha * W_style + (1 - alpha) * W_orig`` for every floating-point tensor; the two must share one
+    architecture. Returns a new model (the inputs are untouched)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if asdict(original.cfg) != asdict(style.cfg):
+        raise ValueError("the style model's architecture differs from the base model's; fine-tune the style from "
+                         "the base (train.init_from) so that their weights can be interpolated")
+    a, b = original.state_dict(), style.state_dict()
+    assert set(a) == set(b)
+    out = VideoUNet(**asdict(original.cfg))
+    mixed = {}
+    for key, w0 in a.items():
+        w1 = b[key]
+        assert w0.shape == w1.shape, key
+        mixed[key] = torch.lerp(w0.float(), w1.float(), alpha).to(w0.dtype) if w0.is_floating_point() else w0
+    out.load_state_dict(mixed)
+    return torch.nn.Module.to(out, next(original.parameters()).dtype)  # plain cast, as load_unet

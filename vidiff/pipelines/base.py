@@ -1,0 +1,206 @@
+"""What every vidiff pipeline shares: the folder format, loading, input checks and the one sampling path.
+
+A pipeline folder holds ``vidiff_pipeline.json`` (task, diffusion config, text encoder, defaults) and the
+U-Net under ``unet/`` (diffusers ``save_pretrained``: config.json + safetensors). Task pipelines
+(text-to-video, conditional generation, super-resolution, editing) subclass :class:`VideoDiffusionPipeline`
+and add one ``__call__`` that builds the start point and the conditioning, then calls :meth:`sample`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, timesteps_for
+from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler
+from vidiff.io.atomic import atomic_path
+
+PIPELINE_FILE = "vidiff_pipeline.json"
+TASKS = ("text-to-video", "conditional", "super-resolution")
+
+
+@dataclass
+class VideoPipelineOutput:
+    videos: torch.Tensor  # (b, c, t, h, w) float in [0, 1]
+
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 (b, t, h, w, c), as diffusers' video pipelines return."""
+        return (self.videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
+
+
+def load_unet(path: Path, dtype: torch.dtype):
+    """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
+    (diffusers would silently re-initialise missing weights)."""
+    from safetensors.torch import load_file
+
+    from vidiff.models.unet import VideoUNet
+
+    if not (path / "config.json").exists():
+        raise ValueError(f"{str(path)!r} holds no model (unet/config.json missing)")
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"no .safetensors weights in {str(path)!r}")
+    try:
+        model = VideoUNet.from_config(VideoUNet.load_config(path))
+        state = load_file(str(files[0]))
+    except Exception as e:  # safetensors header / JSON errors: not a loadable model
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): {first[:160]}") from None
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"cannot load the weights in {str(files[0])!r}: they do not fit this model "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys, "
+                         f"e.g. {(missing + unexpected + wrong)[:2]})")
+    model.load_state_dict(state)
+    return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
+
+
+def read_meta(path: Path) -> dict:
+    meta_path = path / PIPELINE_FILE
+    if not meta_path.is_file():
+        raise ValueError(f"{str(path)!r} is not a vidiff pipeline folder ({PIPELINE_FILE} missing)")
+    try:
+        return json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{str(meta_path)!r} is not valid JSON") from None
+
+
+class VideoDiffusionPipeline:
+    """A video U-Net, a text encoder and a diffusion config; subclasses name their ``task``."""
+
+    task = "text-to-video"
+
+    def __init__(self, unet, text_encoder, diffusion: DiffusionConfig, defaults: dict | None = None,
+                 extra: dict | None = None):
+        self.unet = unet.eval()
+        self.text_encoder = text_encoder
+        self.diffusion = diffusion
+        self.defaults = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32,
+                         "guidance_scale": 4.0, "num_inference_steps": 25, **(defaults or {})}
+        self.extra = dict(extra or {})  # e.g. {"super_resolution": "../ssr"}: a pipeline to run after this one
+        self.path: Path | None = None  # the folder it was loaded from
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype = torch.float32, text_encoder=None):
+        from vidiff.conditioning.text import TextEncoder
+
+        path = Path(path)
+        meta = read_meta(path)
+        task = meta.get("task", "text-to-video")
+        if task != cls.task:
+            raise ValueError(f"{str(path)!r} is a {task} model; this command needs a {cls.task} model")
+        unet = load_unet(path / "unet", dtype)
+        if text_encoder is None:
+            text_encoder = TextEncoder(meta.get("text_encoder", "minilm"))
+        if text_encoder.dim != unet.cfg.text_dim:
+            raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.cfg.text_dim}")
+        extra = {k: v for k, v in meta.items() if k not in ("task", "diffusion", "text_encoder", "defaults", "train_config")}
+        pipe = cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"), extra)
+        pipe.path = path
+        return pipe
+
+    def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False) -> None:
+        """Write atomically: to a temporary folder, then rename."""
+        unet = self.unet
+        if half:
+            import copy
+            unet = copy.deepcopy(unet).half()
+        meta = {"task": self.task, "diffusion": self.diffusion.to_dict(), "text_encoder": self.text_encoder.name,
+                "defaults": self.defaults, **self.extra}
+        if train_config is not None:
+            meta["train_config"] = train_config
+        with atomic_path(path) as tmp:
+            unet.save_pretrained(tmp / "unet", safe_serialization=True)
+            (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
+
+    def with_style(self, style_path: str | os.PathLike, alpha: float) -> "VideoDiffusionPipeline":
+        """Stylized generation (Lumiere 4.1): this pipeline with U-Net weights ``alpha * W_style + (1 - alpha) * W``,
+        where ``style_path`` holds a fine-tune of this model's spatial weights on a style."""
+        from vidiff.models.surgery import interpolate_weights
+
+        style_path = Path(style_path)
+        meta = read_meta(style_path)
+        if meta.get("task", "text-to-video") != self.task:
+            raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
+        p = next(self.unet.parameters())
+        style = load_unet(style_path / "unet", p.dtype)
+        unet = interpolate_weights(self.unet, style, alpha).to(p.device)
+        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra)
+        styled.path = self.path
+        return styled
+
+    # ------------------------------------------------------------------ shared pieces
+    def settings(self, **given) -> dict:
+        """The call's settings: given values, else the pipeline's defaults."""
+        d = self.defaults
+        out = {k: (d[k] if given.get(k) is None else given[k]) for k in
+               ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
+        for k in ("num_frames", "height", "width", "num_inference_steps"):
+            out[k] = int(out[k])
+        out["guidance_scale"] = float(out["guidance_scale"])
+        return out
+
+    def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float,
+                     sampler: str, check_size: bool = True) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
+        if check_size:
+            self.unet.check_input_size(num_frames, height, width)
+        if steps < 1 or steps > 1000:
+            raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
+        if not (0.0 <= guidance <= 50.0):
+            raise ValueError(f"guidance_scale must be in [0, 50], got {guidance}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        return prompts
+
+    def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
+                 cond: torch.Tensor | None = None) -> Callable[[slice | None], Denoiser]:
+        """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
+        text, mask = self.text_encoder.encode(prompts)
+        null, null_mask = self.text_encoder.encode([negative_prompt])
+        p = next(self.unet.parameters())
+        text, null = text.to(p.device, p.dtype), null.to(p.device, p.dtype)
+        mask, null_mask = mask.to(p.device), null_mask.to(p.device)
+        if cond is not None:
+            cond = cond.to(p.device, p.dtype)
+
+        def window(frames: slice | None = None) -> Denoiser:
+            c = cond if cond is None or frames is None else cond[:, :, frames]
+            return classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c)
+
+        return window
+
+    def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int, sampler: str,
+               generator: torch.Generator | None, latents: torch.Tensor | None = None, start: torch.Tensor | None = None,
+               strength: float = 1.0, temporal_window: tuple[int, int] | None = None, progress: bool = False) -> torch.Tensor:
+        """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
+        (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
+        (``temporal_window = (window, stride)``). Returns (b, c, t, h, w) in [0, 1]."""
+        from vidiff.diffusion.multidiffusion import multidiffusion
+
+        device = next(self.unet.parameters()).device
+        scheduler = make_scheduler(self.diffusion, sampler)
+        ts = timesteps_for(scheduler, steps, strength)
+        # noise is drawn on the CPU so that a seed gives the same video on every device
+        noise = latents if latents is not None else torch.randn(shape, generator=generator)
+        if start is None or strength >= 1.0:
+            x = noise.float() * scheduler.init_noise_sigma
+        elif len(ts) == 0:  # strength 0: nothing to denoise
+            return ((start.float().cpu() + 1) / 2).clamp(0, 1)
+        else:
+            x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
+        fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
+        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress)
+        return ((x.float().cpu() + 1) / 2).clamp(0, 1)

@@ -1,0 +1,107 @@
+"""Conditional generation through a masked conditioning video (Lumiere 4.2).
+
+One model (``cond_channels = 4``, widened from the text-to-video checkpoint and fine-tuned, see
+``configs/conditional-shapes.yaml``) serves every application; each pipeline only chooses the
+conditioning video C and the mask M of known pixels (:mod:`vidiff.conditioning.masks`):
+
+- :class:`ImageToVideoPipeline`: the first frame is given;
+- :class:`VideoInpaintPipeline`: a region (or a border: outpainting) of a video is regenerated;
+- :class:`CinemagraphPipeline`: an image comes alive only inside a region.
+
+Inputs and outputs are videos ``(b, 3, t, h, w)`` / images ``(b, 3, h, w)`` / masks ``(b, 1, [t,] h, w)``,
+pixel values in [0, 1]; a mask's 1 marks the region to generate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vidiff.conditioning.masks import (
+    COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
+)
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput
+
+
+def _check_range(name: str, x: torch.Tensor) -> torch.Tensor:
+    if not torch.is_floating_point(x) or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"the {name} must be a float tensor with values in [0, 1]")
+    return x.float()
+
+
+class ConditionalVideoPipeline(VideoDiffusionPipeline):
+    """The shared call: ``pipe.generate(prompt, video, known)`` with ``known`` = 1 on given pixels."""
+
+    task = "conditional"
+
+    def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
+                 generator: torch.Generator | None = None, progress: bool = False) -> VideoPipelineOutput:
+        if self.unet.cfg.cond_channels != COND_CHANNELS:
+            raise ValueError(f"this model takes {self.unet.cfg.cond_channels} conditioning channels, not the "
+                             f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
+        b, _, t, h, w = video.shape
+        s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale)
+        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
+        if len(prompts) != b:
+            prompts = prompts * b if len(prompts) == 1 else prompts
+        if len(prompts) != b:
+            raise ValueError(f"{len(prompts)} captions for {b} videos")
+        cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond)
+        shape = (b, self.unet.cfg.out_channels, t, h, w)
+        return VideoPipelineOutput(self.sample(window, shape, s["num_inference_steps"], sampler, generator,
+                                               progress=progress))
+
+    def _frames(self, num_frames: int | None) -> int:
+        return int(self.defaults["num_frames"] if num_frames is None else num_frames)
+
+
+class ImageToVideoPipeline(ConditionalVideoPipeline):
+    """``pipe(prompt, image)``: the video starts with ``image`` (b, 3, h, w)."""
+
+    @torch.no_grad()
+    def __call__(self, prompt, image: torch.Tensor, num_frames: int | None = None, **kw) -> VideoPipelineOutput:
+        image = _check_range("image", image)
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
+        t = self._frames(num_frames)
+        b, _, h, w = image.shape
+        video = torch.zeros(b, 3, t, h, w)
+        video[:, :, 0] = image
+        return self.generate(prompt, video, first_frame_mask(b, t, h, w), **kw)
+
+
+class VideoInpaintPipeline(ConditionalVideoPipeline):
+    """``pipe(prompt, video, region)``: regenerate ``region`` (b, 1, h, w) or (b, 1, t, h, w) of ``video``
+    (b, 3, t, h, w); the rest is kept. Outpainting: a border region (:func:`border_region`)."""
+
+    @torch.no_grad()
+    def __call__(self, prompt, video: torch.Tensor, region: torch.Tensor, **kw) -> VideoPipelineOutput:
+        video = _check_range("video", video)
+        region = check_mask(region)
+        b, _, t, h, w = video.shape
+        if region.shape[-2:] != (h, w) or region.shape[:2] != (b, 1) or (region.dim() == 5 and region.shape[2] != t):
+            raise ValueError(f"the mask is {tuple(region.shape)}; it must be (b, 1, h, w) or (b, 1, t, h, w) "
+                             f"matching the video {tuple(video.shape)}")
+        if region.sum() == 0:
+            raise ValueError("the mask is empty: nothing to inpaint (white marks the region to fill)")
+        return self.generate(prompt, video, inpaint_mask(region, t), **kw)
+
+
+class CinemagraphPipeline(ConditionalVideoPipeline):
+    """``pipe(prompt, image, region)``: ``image`` (b, 3, h, w) repeated; only ``region`` (b, 1, h, w) moves."""
+
+    @torch.no_grad()
+    def __call__(self, prompt, image: torch.Tensor, region: torch.Tensor, num_frames: int | None = None,
+                 **kw) -> VideoPipelineOutput:
+        image = _check_range("image", image)
+        region = check_mask(region)
+        b, _, h, w = image.shape
+        if region.shape != (b, 1, h, w):
+            raise ValueError(f"the region mask is {tuple(region.shape)}; it must be (b, 1, h, w) = {(b, 1, h, w)}")
+        if region.sum() == 0:
+            raise ValueError("the region mask is empty: nothing would move (white marks the region to animate)")
+        t = self._frames(num_frames)
+        video = image[:, :, None].expand(-1, -1, t, -1, -1)
+        return self.generate(prompt, video, cinemagraph_mask(region, t), **kw)

@@ -1,0 +1,40 @@
+"""Video-to-video editing with SDEdit (Meng et al. 2022; Lumiere 4, figure 9).
+
+The input video is noised to an intermediate step and denoised with the new caption by the text-to-video
+model. ``strength`` is the fraction of the sampling schedule that is run: 0 returns the input unchanged,
+1 starts from pure noise and ignores the input; in between, the coarse layout and motion of the input
+survive while the caption decides the rest.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vidiff.pipelines.base import VideoPipelineOutput
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+
+class VideoEditPipeline(TextToVideoPipeline):
+    """``pipe(prompt, video, strength=0.6)``: ``video`` (b, 3, t, h, w) in [0, 1]."""
+
+    @torch.no_grad()
+    def __call__(self, prompt, video: torch.Tensor, strength: float = 0.6, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
+                 generator: torch.Generator | None = None, progress: bool = False) -> VideoPipelineOutput:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if video.dim() != 5 or video.shape[1] != 3:
+            raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
+        if not torch.is_floating_point(video) or video.min() < 0 or video.max() > 1:
+            raise ValueError("the video must be a float tensor with values in [0, 1]")
+        if self.unet.cfg.cond_channels:
+            raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
+        b, _, t, h, w = video.shape
+        s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale)
+        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
+        if len(prompts) == 1 and b > 1:
+            prompts = prompts * b
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
+        return VideoPipelineOutput(self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
+                                               start=video.float() * 2 - 1, strength=strength, progress=progress))
