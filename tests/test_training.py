@@ -170,11 +170,16 @@ def test_super_resolution_training_on_crops_and_windows(tmp_path, tiny_text_dir)
         train(config_from_dict(no_pairs), progress=False)
 
 
-def test_image_only_style_finetune_leaves_temporal_layers_untouched(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+@pytest.mark.parametrize("how", [{"image_prob": 1.0}, {"freeze_temporal": True}])
+def test_style_finetunes_leave_temporal_layers_untouched(tmp_path, tiny_text_dir, tiny_pipeline_dir, how):
+    """Two ways to train only the spatial weights: image batches (they skip every temporal layer), or videos
+    with the temporal layers frozen."""
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    cfg = tiny_config(tmp_path / "style", tiny_text_dir, steps=3, init_from=str(tiny_pipeline_dir))
-    cfg["data"] = {"kind": "shapes", "num_frames": 4, "resolution": 8, "style": "outlined", "image_prob": 1.0}
+    cfg = tiny_config(tmp_path / "style", tiny_text_dir, steps=3, init_from=str(tiny_pipeline_dir),
+                      freeze_temporal=how.get("freeze_temporal", False))
+    cfg["data"] = {"kind": "shapes", "num_frames": 4, "resolution": 8, "style": "outlined",
+                   "image_prob": how.get("image_prob", 0.0)}
     final = train(config_from_dict(cfg), progress=False)
     before = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir).unet
     after = TextToVideoPipeline.from_pretrained(final).unet

@@ -196,6 +196,13 @@ class VideoUNet(ModelMixin, ConfigMixin):
         for p in self.parameters():
             p.requires_grad_(id(p) in temporal)
 
+    def freeze_temporal(self) -> None:
+        """Freeze the temporal layers and train only the spatial ones (stylization, Lumiere 4.1: the style
+        fine-tune must keep the motion prior so that its weights can be interpolated with the original)."""
+        temporal = {id(p) for p in self.temporal_parameters()}
+        for p in self.parameters():
+            p.requires_grad_(id(p) not in temporal)
+
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
                 text_mask: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:

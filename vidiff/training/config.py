@@ -44,6 +44,7 @@ class TrainConfig:
     snapshot_every: int = 0  # EMA weights for the accuracy-vs-time curve; 0: off
     seed: int = 0
     freeze_spatial: bool = False
+    freeze_temporal: bool = False  # train the spatial layers only (style fine-tunes)
     init_from: str | None = None  # a pipeline folder to start from (fine-tuning)
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
     threads: int = 0  # torch threads per process; 0: leave the default

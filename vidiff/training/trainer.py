@@ -175,8 +175,12 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder)
     model = build_model(cfg, text_encoder.dim)
+    if tc.freeze_spatial and tc.freeze_temporal:
+        raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
     if tc.freeze_spatial:
         model.freeze_spatial()
+    if tc.freeze_temporal:
+        model.freeze_temporal()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
     ema = EMA(model, tc.ema_decay)
     params = [p for p in model.parameters() if p.requires_grad]
