@@ -34,15 +34,14 @@ def videos_of(sc: list[Scene], frames: int, res: int, fps: float = 8.0) -> torch
     return torch.from_numpy(np.stack([render(s, frames, fps, res) for s in sc]))  # (b, 3, t, h, w) in [0, 1]
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Mean over clips of 10 log10(1 / MSE) on the (mask == 1) pixels; a and b (b, 3, ...), mask (b, 1, ...)."""
-    err = (a.float() - b.float()).pow(2)
-    if mask is None:
-        mse = err.flatten(1).mean(1)
-    else:
-        m = mask.expand_as(err).float()
-        mse = (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp(min=1)
-    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
+def psnr(a: torch.Tensor, b: torch.Tensor, known: torch.Tensor | None = None) -> float:
+    """The metric suite's PSNR (per frame, averaged; ``vidiff.metrics.MaskedPSNR``) on the pixels where
+    ``known == 1`` (b, 1, t, h, w), or on whole frames."""
+    from vidiff.metrics.pixel import MaskedPSNR
+
+    metric = MaskedPSNR()
+    metric.update(a, b, None if known is None else 1 - known)  # the metric's mask marks the region to fill
+    return metric.compute()["all" if known is None else "unmasked"]
 
 
 def autocast(args):
@@ -130,10 +129,11 @@ def cmd_ssr_memory(args) -> dict:
 
 
 # ---------------------------------------------------------------------- conditional generation
-def trajectory_box(scene: Scene, frames: int, res: int, margin: float = 0.05) -> torch.Tensor:
-    """(1, res, res) box covering the object over the whole clip (its region to fill or animate)."""
-    v = render(scene, frames, 8.0, res)
-    drawn = v.max(0).max(0) > 0.05  # (h, w)
+def trajectory_box(video: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
+    """(1, h, w) box covering the object of a rendered clip (3, t, h, w) over all its frames: the region to
+    fill or animate."""
+    res = video.shape[-1]
+    drawn = (video.amax((0, 1)) > 0.05).numpy()  # (h, w)
     ys, xs = np.nonzero(drawn)
     m = int(round(margin * res))
     box = torch.zeros(1, res, res)
@@ -150,7 +150,7 @@ def cmd_conditional(args) -> dict:
     sc = scenes(args.n, t)
     gt = videos_of(sc, t, res)
     caps = [s.caption for s in sc]
-    boxes = torch.stack([trajectory_box(s, t, res) for s in sc])  # (n, 1, h, w)
+    boxes = torch.stack([trajectory_box(v) for v in gt])  # (n, 1, h, w)
     tasks = {
         # name: (conditioning video, known mask (n, 1, t, h, w))
         "image_to_video": (gt, first_frame_mask(args.n, t, res, res)),

@@ -9,12 +9,7 @@
 import argparse
 from pathlib import Path
 
-from vidiff.pipelines.base import read_meta
-from vidiff.pipelines.conditional import ConditionalVideoPipeline
-from vidiff.pipelines.super_resolution import SuperResolutionPipeline
-from vidiff.pipelines.text_to_video import TextToVideoPipeline
-
-PIPELINES = {c.task: c for c in (TextToVideoPipeline, ConditionalVideoPipeline, SuperResolutionPipeline)}
+from vidiff.pipelines.base import pipeline_class, read_meta
 
 p = argparse.ArgumentParser()
 p.add_argument("src", nargs="?", default="runs/stunet-shapes/final")
@@ -23,7 +18,7 @@ p.add_argument("--super-resolution", default=None, help="path of the SSR stage, 
 args = p.parse_args()
 src = Path(args.src)
 dst = Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.name
-pipe = PIPELINES[read_meta(src).get("task", "text-to-video")].from_pretrained(src)
+pipe = pipeline_class(read_meta(src).get("task", "text-to-video")).from_pretrained(src)
 pipe.text_encoder.name = "minilm"
 if args.super_resolution:
     pipe.extra["super_resolution"] = args.super_resolution

@@ -44,12 +44,9 @@ def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", se
                        **overrides) -> Path:
     from vidiff.diffusion.schedule import DiffusionConfig
     from vidiff.models.unet import build_unet
-    from vidiff.pipelines.conditional import ConditionalVideoPipeline
-    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
-    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.pipelines.base import pipeline_class
 
-    cls = {"text-to-video": TextToVideoPipeline, "conditional": ConditionalVideoPipeline,
-           "super-resolution": SuperResolutionPipeline}[task]
+    cls = pipeline_class(task)
     torch.manual_seed(seed)
     unet = build_unet(preset, text_dim=text_encoder.dim, **overrides)
     with torch.no_grad():  # break the zero-init so outputs depend on every layer

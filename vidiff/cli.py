@@ -92,6 +92,7 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
 
     from vidiff.io.atomic import write_text_atomic
     from vidiff.io.video import contact_sheet, write_video
+    from vidiff.pipelines.base import VideoPipelineOutput
 
     ssr_path = _super_resolution(pipe, args)
     if ssr_path is not None:
@@ -104,12 +105,11 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             videos = ssr(settings["prompt"], videos, window=args.window, stride=args.stride,
                          num_inference_steps=args.ssr_steps, generator=generator, progress=not args.quiet).videos
-        settings["super_resolution"] = {"model": str(ssr_path), **{k: ssr.defaults.get(k) for k in
-                                        ("height", "width", "window", "stride", "num_inference_steps")}}
-        for k, v in (("window", args.window), ("stride", args.stride), ("num_inference_steps", args.ssr_steps)):
-            if v is not None:
-                settings["super_resolution"][k] = v
-    frames = (videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()[0]
+        given = {"window": args.window, "stride": args.stride, "num_inference_steps": args.ssr_steps}
+        settings["super_resolution"] = {"model": str(ssr_path), **{
+            k: ssr.defaults.get(k) if given.get(k) is None else given[k]
+            for k in ("height", "width", "window", "stride", "num_inference_steps")}}
+    frames = VideoPipelineOutput(videos).frames[0]
     write_video(frames, out, fps=settings["fps"])
     written = [str(out)]
     if not args.no_sheet:
@@ -123,12 +123,14 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
     return 0
 
 
-def _common_settings(args: argparse.Namespace, pipe, **extra) -> dict:
-    d = pipe.defaults
+def _common_settings(args: argparse.Namespace, pipe, num_frames: int | None = None, size: int | None = None,
+                     **extra) -> dict:
+    """The call's resolved settings (given values, else the pipeline's defaults) and seed, for the sidecar."""
     return {"prompt": args.prompt, "model": str(pipe.path), "seed": args.seed, "sampler": args.sampler,
-            "num_inference_steps": d["num_inference_steps"] if args.steps is None else args.steps,
-            "guidance_scale": d["guidance_scale"] if args.guidance is None else args.guidance,
-            "fps": args.fps or d["fps"], "style": args.style, "alpha": args.alpha if args.style else None, **extra}
+            **pipe.settings(num_frames=num_frames, height=size, width=size, num_inference_steps=args.steps,
+                            guidance_scale=args.guidance),
+            "fps": args.fps or pipe.defaults["fps"], "style": args.style, "alpha": args.alpha if args.style else None,
+            **extra}
 
 
 def _check_ranges(args: argparse.Namespace) -> None:
@@ -150,11 +152,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = _load(TextToVideoPipeline, args.model, args)
-    d = pipe.defaults
-    settings = _common_settings(
-        args, pipe, negative_prompt=args.negative_prompt,
-        num_frames=d["num_frames"] if args.frames is None else args.frames,
-        height=d["height"] if args.size is None else args.size, width=d["width"] if args.size is None else args.size)
+    settings = _common_settings(args, pipe, args.frames, args.size, negative_prompt=args.negative_prompt)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
@@ -178,10 +176,9 @@ def cmd_conditional(args: argparse.Namespace) -> int:
     cls = {"animate": cp.ImageToVideoPipeline, "inpaint": cp.VideoInpaintPipeline,
            "cinemagraph": cp.CinemagraphPipeline}[args.command]
     pipe = _load(cls, args.model, args)
-    d = pipe.defaults
-    h, w, t = d["height"], d["width"], d["num_frames"] if args.frames is None else args.frames
+    settings = _common_settings(args, pipe, args.frames, input=str(args.input))
+    h, w, t = settings["height"], settings["width"], settings["num_frames"]
     pipe.unet.check_input_size(t, h, w)
-    settings = _common_settings(args, pipe, input=str(args.input), num_frames=t, height=h, width=w)
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -211,12 +208,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from vidiff.pipelines.edit import VideoEditPipeline
 
     pipe = _load(VideoEditPipeline, args.model, args)
-    d = pipe.defaults
-    t = d["num_frames"] if args.frames is None else args.frames
-    pipe.unet.check_input_size(t, d["height"], d["width"])
-    clip, fps = read_clip(args.input, t, d["height"], d["width"])
-    settings = _common_settings(args, pipe, input=str(args.input), strength=args.strength, num_frames=t,
-                                height=d["height"], width=d["width"])
+    settings = _common_settings(args, pipe, args.frames, input=str(args.input), strength=args.strength)
+    t, h, w = settings["num_frames"], settings["height"], settings["width"]
+    pipe.unet.check_input_size(t, h, w)
+    clip, fps = read_clip(args.input, t, h, w)
     settings["fps"] = args.fps or fps
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         video = pipe(args.prompt, clip, strength=args.strength, num_inference_steps=args.steps,
@@ -230,19 +225,19 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     out, t0 = _prepare(args)
     import torch
 
+    from vidiff.io.inputs import frames_to_tensor
     from vidiff.io.video import read_video
     from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
     pipe = _load(SuperResolutionPipeline, args.model, args)
     frames, fps = read_video(args.input, num_frames=args.frames)
-    lowres = torch.from_numpy(frames.astype("float32") / 255).permute(3, 0, 1, 2)[None]  # (1, 3, t, h, w)
+    lowres = frames_to_tensor(frames)  # (1, 3, t, h, w)
     settings = {"prompt": args.prompt, "model": str(pipe.path), "input": str(args.input), "seed": args.seed,
                 "num_frames": len(frames), "window": args.window, "stride": args.stride,
                 "num_inference_steps": args.ssr_steps, "fps": args.fps or fps}
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         video = pipe(args.prompt, lowres, window=args.window, stride=args.stride, num_inference_steps=args.ssr_steps,
                      generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
-    args.base_only = True  # this is the SSR stage
     return _finish(video.videos, pipe, args, out, settings, t0)
 
 

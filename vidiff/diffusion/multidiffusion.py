@@ -66,5 +66,4 @@ def multidiffusion(window_fn: Callable[[slice], Denoiser], num_frames: int, wind
             weight[sl] += w
         return total / weight.view(1, 1, -1, 1, 1)  # the least-squares fusion: per-frame weighted mean
 
-    fn.windows = windows  # type: ignore[attr-defined]
     return fn

@@ -27,7 +27,8 @@ def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False) 
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample)) for f in frames])
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (t, h, w, 3) -> float (1, 3, t, h, w) in [0, 1]."""
     return torch.from_numpy(frames.astype(np.float32) / 255.0).permute(3, 0, 1, 2)[None]  # (1, 3, t, h, w)
 
 
@@ -44,7 +45,7 @@ def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
 
 def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
     img = _open_image(Path(path), "RGB", "image")
-    return _to_tensor(_resize(img[None], height, width))[:, :, 0]  # (1, 3, h, w)
+    return frames_to_tensor(_resize(img[None], height, width))[:, :, 0]  # (1, 3, h, w)
 
 
 def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int) -> tuple[torch.Tensor, float]:
@@ -54,7 +55,7 @@ def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int)
     frames, fps = read_video(path, num_frames=num_frames)
     if len(frames) < num_frames:
         raise ValueError(f"{str(path)!r} has {len(frames)} frames; the model needs {num_frames}")
-    return _to_tensor(_resize(frames, height, width)), fps
+    return frames_to_tensor(_resize(frames, height, width)), fps
 
 
 def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int | None = None) -> torch.Tensor:

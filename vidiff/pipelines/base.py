@@ -22,7 +22,6 @@ from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler
 from vidiff.io.atomic import atomic_path
 
 PIPELINE_FILE = "vidiff_pipeline.json"
-TASKS = ("text-to-video", "conditional", "super-resolution")
 
 
 @dataclass
@@ -62,6 +61,25 @@ def load_unet(path: Path, dtype: torch.dtype):
                          f"e.g. {(missing + unexpected + wrong)[:2]})")
     model.load_state_dict(state)
     return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
+
+
+def pipeline_class(task: str) -> type["VideoDiffusionPipeline"]:
+    """The pipeline class that loads and saves a folder of ``task`` (training exports, weight export)."""
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    classes = {c.task: c for c in (TextToVideoPipeline, ConditionalVideoPipeline, SuperResolutionPipeline)}
+    if task not in classes:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(classes)}")
+    return classes[task]
+
+
+def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise ValueError unless ``x`` is a float tensor in [0, 1]; return it as float32."""
+    if not torch.is_floating_point(x) or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"the {name} must be a float tensor with values in [0, 1]")
+    return x.float()
 
 
 def read_meta(path: Path) -> dict:
@@ -151,12 +169,17 @@ class VideoDiffusionPipeline:
         return out
 
     def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float,
-                     sampler: str, check_size: bool = True) -> list[str]:
+                     sampler: str, batch: int | None = None) -> list[str]:
+        """The captions as a list (one caption is repeated for a ``batch`` of given videos), after checking them
+        and the sizes, steps, guidance and sampler."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
-        if check_size:
-            self.unet.check_input_size(num_frames, height, width)
+        if batch is not None and len(prompts) != batch:
+            if len(prompts) != 1:
+                raise ValueError(f"{len(prompts)} captions for {batch} videos")
+            prompts = prompts * batch
+        self.unet.check_input_size(num_frames, height, width)
         if steps < 1 or steps > 1000:
             raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
         if not (0.0 <= guidance <= 50.0):

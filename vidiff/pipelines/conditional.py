@@ -19,13 +19,7 @@ import torch
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput
-
-
-def _check_range(name: str, x: torch.Tensor) -> torch.Tensor:
-    if not torch.is_floating_point(x) or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"the {name} must be a float tensor with values in [0, 1]")
-    return x.float()
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_unit_range
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -42,19 +36,12 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
-        if len(prompts) != b:
-            prompts = prompts * b if len(prompts) == 1 else prompts
-        if len(prompts) != b:
-            raise ValueError(f"{len(prompts)} captions for {b} videos")
+        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond)
         shape = (b, self.unet.cfg.out_channels, t, h, w)
         return VideoPipelineOutput(self.sample(window, shape, s["num_inference_steps"], sampler, generator,
                                                progress=progress))
-
-    def _frames(self, num_frames: int | None) -> int:
-        return int(self.defaults["num_frames"] if num_frames is None else num_frames)
 
 
 class ImageToVideoPipeline(ConditionalVideoPipeline):
@@ -62,10 +49,10 @@ class ImageToVideoPipeline(ConditionalVideoPipeline):
 
     @torch.no_grad()
     def __call__(self, prompt, image: torch.Tensor, num_frames: int | None = None, **kw) -> VideoPipelineOutput:
-        image = _check_range("image", image)
+        image = check_unit_range("image", image)
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
-        t = self._frames(num_frames)
+        t = self.settings(num_frames=num_frames)["num_frames"]
         b, _, h, w = image.shape
         video = torch.zeros(b, 3, t, h, w)
         video[:, :, 0] = image
@@ -78,7 +65,7 @@ class VideoInpaintPipeline(ConditionalVideoPipeline):
 
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, region: torch.Tensor, **kw) -> VideoPipelineOutput:
-        video = _check_range("video", video)
+        video = check_unit_range("video", video)
         region = check_mask(region)
         b, _, t, h, w = video.shape
         if region.shape[-2:] != (h, w) or region.shape[:2] != (b, 1) or (region.dim() == 5 and region.shape[2] != t):
@@ -95,13 +82,13 @@ class CinemagraphPipeline(ConditionalVideoPipeline):
     @torch.no_grad()
     def __call__(self, prompt, image: torch.Tensor, region: torch.Tensor, num_frames: int | None = None,
                  **kw) -> VideoPipelineOutput:
-        image = _check_range("image", image)
+        image = check_unit_range("image", image)
         region = check_mask(region)
         b, _, h, w = image.shape
         if region.shape != (b, 1, h, w):
             raise ValueError(f"the region mask is {tuple(region.shape)}; it must be (b, 1, h, w) = {(b, 1, h, w)}")
         if region.sum() == 0:
             raise ValueError("the region mask is empty: nothing would move (white marks the region to animate)")
-        t = self._frames(num_frames)
+        t = self.settings(num_frames=num_frames)["num_frames"]
         video = image[:, :, None].expand(-1, -1, t, -1, -1)
         return self.generate(prompt, video, cinemagraph_mask(region, t), **kw)

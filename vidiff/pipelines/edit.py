@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.pipelines.base import VideoPipelineOutput
+from vidiff.pipelines.base import VideoPipelineOutput, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -25,16 +25,13 @@ class VideoEditPipeline(TextToVideoPipeline):
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
-        if not torch.is_floating_point(video) or video.min() < 0 or video.max() > 1:
-            raise ValueError("the video must be a float tensor with values in [0, 1]")
+        video = check_unit_range("video", video)
         if self.unet.cfg.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
-        if len(prompts) == 1 and b > 1:
-            prompts = prompts * b
+        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         return VideoPipelineOutput(self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
-                                               start=video.float() * 2 - 1, strength=strength, progress=progress))
+                                               start=video * 2 - 1, strength=strength, progress=progress))

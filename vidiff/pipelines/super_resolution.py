@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_unit_range
 
 
 class SuperResolutionPipeline(VideoDiffusionPipeline):
@@ -30,8 +30,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
         if lowres.dim() != 5 or lowres.shape[1] != 3:
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
-        if not torch.is_floating_point(lowres) or lowres.min() < 0 or lowres.max() > 1:
-            raise ValueError("the low-resolution video must be a float tensor with values in [0, 1]")
+        lowres = check_unit_range("low-resolution video", lowres)
         b, _, t, h, w = lowres.shape
         s = self.settings(height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
@@ -43,9 +42,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         if window < 1 or stride < 1 or stride > window:
             raise ValueError(f"need 1 <= stride <= window, got window={window}, stride={stride}")
         prompts = self.check_inputs(prompt, min(window, t), H, W,  # every window is min(window, t) frames
-                                    s["num_inference_steps"], s["guidance_scale"], sampler)
-        if len(prompts) == 1 and b > 1:
-            prompts = prompts * b
+                                    s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         noise_level = float(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level)
         if not 0.0 <= noise_level <= 1.0:
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")

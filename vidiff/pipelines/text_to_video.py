@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.pipelines.base import (  # noqa: F401  (re-exported: the historical import path)
-    PIPELINE_FILE, VideoDiffusionPipeline, VideoPipelineOutput, load_unet,
-)
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):

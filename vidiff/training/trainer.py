@@ -142,12 +142,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
-    from vidiff.pipelines.conditional import ConditionalVideoPipeline
-    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
-    from vidiff.pipelines.text_to_video import TextToVideoPipeline
-
-    PIPELINES = {"text-to-video": TextToVideoPipeline, "conditional": ConditionalVideoPipeline,
-                 "super-resolution": SuperResolutionPipeline}
+    from vidiff.pipelines.base import pipeline_class
 
     tc = cfg.train
     if tc.freeze_spatial and cfg.data.image_prob:
@@ -269,7 +264,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     # 3. export the EMA weights as a pipeline
     final = out / "final"
     if accelerator.is_main_process:
-        pipe = PIPELINES[cfg.task](ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
+        pipe = pipeline_class(cfg.task)(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
         pipe.save_pretrained(final, train_config=cfg.to_dict())
     accelerator.wait_for_everyone()
     return final
