@@ -195,6 +195,11 @@ def cmd_style(args) -> dict:
     sc = scenes(args.n)
     caps = [s.caption for s in sc]
     report = {"model": args.model, "style": args.style, "n": args.n, "alphas": {}}
+    # the reference: the same scenes rendered in the style the fine-tune learns, read the same way
+    real = torch.from_numpy(np.stack([render(s, 16, 8.0, base.defaults["height"], "outlined") for s in sc]))
+    report["real_outlined"] = {"hollowness": float(np.nanmean([hollowness(v.numpy()) for v in real])),
+                               "reader": summary(read(real, caps))}
+    print("real outlined", json.dumps(report["real_outlined"]), flush=True)
     for alpha in args.alphas:
         pipe = base.with_style(args.style, alpha)
         outs = []

@@ -16,13 +16,13 @@ def analytic_denoiser(scheduler, prediction_type):
         a, s = ac.sqrt(), (1 - ac).sqrt()
         x0 = MU + a * SIGMA**2 / (a**2 * SIGMA**2 + s**2) * (x - a * MU)
         eps = (x - a * x0) / s
-        return a * eps - s * x0 if prediction_type == "v_prediction" else eps
+        return {"v_prediction": a * eps - s * x0, "epsilon": eps, "sample": x0}[prediction_type]
 
     return fn
 
 
 @pytest.mark.parametrize("sampler,steps", [("dpm++", 20), ("ddim", 100), ("ddpm", 500)])
-@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])
 def test_samplers_recover_an_analytic_gaussian(sampler, steps, prediction_type):
     cfg = DiffusionConfig(prediction_type=prediction_type)
     sch = make_scheduler(cfg, sampler)
@@ -55,6 +55,14 @@ def test_loss_is_zero_for_the_exact_target_and_weighted():
     wrong = diffusion_loss(lambda x, tt: torch.zeros_like(x), x0, sch, cfg, timesteps=t, noise=noise)
     plain = diffusion_loss(lambda x, tt: torch.zeros_like(x), x0, sch, DiffusionConfig(min_snr_gamma=None), timesteps=t, noise=noise)
     assert (wrong <= plain + 1e-6).all() and wrong[0] < plain[0]  # min-SNR down-weights v-loss everywhere
+
+
+def test_x0_prediction_loss_targets_the_clean_sample():
+    cfg = DiffusionConfig(prediction_type="sample")
+    sch = make_scheduler(cfg, "ddpm")
+    x0, noise, t = torch.randn(3, 3, 2, 4, 4), torch.randn(3, 3, 2, 4, 4), torch.tensor([0, 500, 999])
+    assert torch.allclose(diffusion_loss(lambda x, tt: x0, x0, sch, cfg, timesteps=t, noise=noise), torch.zeros(3))
+    assert (diffusion_loss(lambda x, tt: x, x0, sch, cfg, timesteps=t, noise=noise) > 0).all()
 
 
 def test_guidance_scale_one_and_zero_pick_one_branch():

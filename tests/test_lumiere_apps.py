@@ -1,5 +1,6 @@
 """Lumiere's applications on tiny models: masks, widening, conditional pipelines, SDEdit, stylization."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,19 @@ def test_style_interpolation_pipeline(tmp_path, tiny_text_encoder, tiny_pipeline
     assert torch.allclose(run(base.with_style(style_dir, 1.0)), run(style), atol=1e-6)
     with pytest.raises(ValueError, match="alpha"):
         base.with_style(style_dir, -0.5)
+
+
+def test_hollowness_reads_the_outlined_style():
+    """The style read separates the two renders of the same scenes, and the reader still reads outlines."""
+    from vidiff.data.shapes import render, sample_scene
+    from vidiff.evaluation.shapes_reader import score_video
+    from vidiff.evaluation.style import hollowness
+
+    scenes = [sample_scene(i, "test", num_objects=1) for i in range(12)]
+    filled = [render(s) for s in scenes]
+    outlined = [render(s, style="outlined") for s in scenes]
+    assert np.nanmean([hollowness(v) for v in filled]) < 0.02
+    assert np.nanmean([hollowness(v) for v in outlined]) > 0.25
+    reads = [score_video(v, s.caption)["objects"][0] for v, s in zip(outlined, scenes)]
+    assert np.mean([r.color for r in reads]) == 1.0
+    assert np.mean([r.motion for r in reads]) >= 0.75

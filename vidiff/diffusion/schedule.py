@@ -17,7 +17,10 @@ SAMPLERS = ("ddpm", "ddim", "dpm++")
 class DiffusionConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # cosine (Nichol & Dhariwal); "linear", "scaled_linear"
-    prediction_type: str = "v_prediction"  # or "epsilon"
+    # "v_prediction", "epsilon", or "sample" (x0): a model that cannot carry per-pixel noise from its input
+    # to its output (a super-resolution U-Net with 4x4 patches and fewer channels than patch values) must
+    # predict x0, or every step leaves the part of the noise it cannot reproduce in the sample.
+    prediction_type: str = "v_prediction"
     # Min-SNR-gamma (Hang et al. 2023); None: plain MSE on the prediction target. For v-prediction the
     # min-SNR weight min(SNR, gamma) / (SNR + 1) goes to 0 at high noise, where layout and motion are
     # decided, so the default is the plain v loss (README: the two were level at 1,500 steps on Shapes).
@@ -51,7 +54,8 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
 
     ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. With ``min_snr_gamma`` the weight is
-    min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v (both relative to x0-MSE).
+    min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and min(SNR, gamma) for x0
+    (all relative to x0-MSE).
     """
     b = x0.shape[0]
     if timesteps is None:
@@ -63,8 +67,10 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
         target = scheduler.get_velocity(x0, noise, timesteps)
     elif cfg.prediction_type == "epsilon":
         target = noise
+    elif cfg.prediction_type == "sample":
+        target = x0
     else:
-        raise ValueError(f"unknown prediction_type {cfg.prediction_type!r}; allowed: epsilon, v_prediction")
+        raise ValueError(f"unknown prediction_type {cfg.prediction_type!r}; allowed: epsilon, v_prediction, sample")
     pred = model_fn(x_t, timesteps).float()
     mse = (pred - target).pow(2).flatten(1).mean(1)
     if cfg.min_snr_gamma is None:
@@ -72,5 +78,5 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     ac = scheduler.alphas_cumprod.to(x0.device)[timesteps]
     snr = ac / (1 - ac)
     clipped = snr.clamp(max=cfg.min_snr_gamma)
-    weight = clipped / (snr + 1) if cfg.prediction_type == "v_prediction" else clipped / snr
+    weight = {"v_prediction": clipped / (snr + 1), "epsilon": clipped / snr, "sample": clipped}[cfg.prediction_type]
     return mse * weight
