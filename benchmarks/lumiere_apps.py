@@ -30,8 +30,8 @@ def scenes(n: int, frames: int = 16, fps: float = 8.0) -> list[Scene]:
     return [sample_scene(i, "test", frames, fps, num_objects=1) for i in range(n)]
 
 
-def videos_of(sc: list[Scene], frames: int, res: int, fps: float = 8.0) -> torch.Tensor:
-    return torch.from_numpy(np.stack([render(s, frames, fps, res) for s in sc]))  # (b, 3, t, h, w) in [0, 1]
+def videos_of(sc: list[Scene], frames: int, res: int, fps: float = 8.0, style: str = "filled") -> torch.Tensor:
+    return torch.from_numpy(np.stack([render(s, frames, fps, res, style) for s in sc]))  # (b, 3, t, h, w) in [0, 1]
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, known: torch.Tensor | None = None) -> float:
@@ -192,11 +192,11 @@ def cmd_style(args) -> dict:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     base = TextToVideoPipeline.from_pretrained(args.model)
-    sc = scenes(args.n)
+    sc = scenes(args.n, base.defaults["num_frames"])
     caps = [s.caption for s in sc]
     report = {"model": args.model, "style": args.style, "n": args.n, "alphas": {}}
     # the reference: the same scenes rendered in the style the fine-tune learns, read the same way
-    real = torch.from_numpy(np.stack([render(s, 16, 8.0, base.defaults["height"], "outlined") for s in sc]))
+    real = videos_of(sc, base.defaults["num_frames"], base.defaults["height"], style="outlined")
     report["real_outlined"] = {"hollowness": float(np.nanmean([hollowness(v.numpy()) for v in real])),
                                "reader": summary(read(real, caps))}
     print("real outlined", json.dumps(report["real_outlined"]), flush=True)
