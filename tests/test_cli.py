@@ -134,6 +134,7 @@ def test_generate_with_style(tmp_path, tiny_pipeline_dir, tiny_text_encoder):
     (["edit", "{tmp}/frames", "a red circle", "--strength", "2"], "strength"),
     (["edit", "{tmp}/frames", "a red circle", "--model", "{cond}"], "needs a text-to-video"),
     (["animate", "{tmp}/img.png", "a red circle", "--model", "{t2v}"], "needs a conditional"),
+    (["animate", "{tmp}/wide.png", "a red circle"], "crop it to that aspect ratio"),
 ])
 def test_application_bad_input_is_one_line_and_exit_2(tmp_path, capsys, tiny_conditional_dir, tiny_pipeline_dir, args,
                                                      words):
@@ -145,6 +146,7 @@ def test_application_bad_input_is_one_line_and_exit_2(tmp_path, capsys, tiny_con
 
     _inputs(tmp_path)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "empty.png")
+    Image.fromarray(np.zeros((8, 32, 3), np.uint8)).save(tmp_path / "wide.png")  # 32x8 for an 8x8 model
     subs = {"{tmp}": str(tmp_path), "{cond}": str(tiny_conditional_dir), "{t2v}": str(tiny_pipeline_dir),
             "{model}": str(tiny_conditional_dir)}
     args = [a for a in args]

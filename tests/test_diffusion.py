@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vidiff.diffusion.sampling import classifier_free_guidance, denoise, timesteps_for
-from vidiff.diffusion.schedule import DiffusionConfig, diffusion_loss, make_scheduler
+from vidiff.diffusion.schedule import DiffusionConfig, diffusion_loss, make_scheduler, shift_timesteps
 
 MU, SIGMA = 0.3, 0.2
 
@@ -63,6 +63,36 @@ def test_x0_prediction_loss_targets_the_clean_sample():
     x0, noise, t = torch.randn(3, 3, 2, 4, 4), torch.randn(3, 3, 2, 4, 4), torch.tensor([0, 500, 999])
     assert torch.allclose(diffusion_loss(lambda x, tt: x0, x0, sch, cfg, timesteps=t, noise=noise), torch.zeros(3))
     assert (diffusion_loss(lambda x, tt: x, x0, sch, cfg, timesteps=t, noise=noise) > 0).all()
+
+
+def test_pixel_weight_scales_the_error_where_it_is_set():
+    cfg = DiffusionConfig(prediction_type="sample")
+    sch = make_scheduler(cfg, "ddpm")
+    x0, t = torch.randn(2, 3, 2, 4, 4), torch.tensor([100, 900])
+    pred = lambda x, tt: x0 + 1.0  # error 1 everywhere  # noqa: E731
+    w = torch.ones(2, 1, 2, 4, 4)
+    w[:, :, 0] = 3.0  # frame 0 weighs 3
+    assert torch.allclose(diffusion_loss(pred, x0, sch, cfg, timesteps=t, pixel_weight=w), torch.full((2,), 2.0))
+
+
+@pytest.mark.parametrize("shift", [2.0, 3.0])
+def test_timestep_shift_moves_training_noise_by_two_log_shift(shift):
+    import math
+
+    sch = make_scheduler(DiffusionConfig(), "ddpm")
+    t = torch.arange(1000)
+    assert torch.equal(shift_timesteps(t, sch, 1.0), t)
+    s = shift_timesteps(t, sch, shift)
+    assert (s[1:] >= s[:-1]).all() and (s >= t).all()  # monotone, toward more noise
+    ac = sch.alphas_cumprod.double()
+    logsnr = (ac / (1 - ac)).log()
+    inside = (t > 50) & (s < 990)  # away from the ends, where the schedule's log-SNR is steep
+    gap = logsnr[t[inside]] - logsnr[s[inside]]
+    err = (gap - 2 * math.log(shift)).abs()
+    assert err.max() < 0.15 and err.mean() < 0.02  # nearest integer timestep: within half a step's log-SNR
+    # the band where a clip's trajectory is decided (SDEdit keeps it from t = 850, loses it by t = 970)
+    band = lambda u: ((u >= 850) & (u < 970)).float().mean()  # noqa: E731
+    assert band(s) > (1.5 if shift == 2.0 else 2.5) * band(t)  # 12% of uniform draws; 23% (shift 2), 31% (shift 3)
 
 
 def test_guidance_scale_one_and_zero_pick_one_branch():

@@ -31,10 +31,11 @@ def weights(path: Path) -> dict:
 
 
 def test_resume_reaches_the_same_weights(tmp_path, tiny_text_dir):
-    full = train(config_from_dict(tiny_config(tmp_path / "full", tiny_text_dir)), progress=False)
-    half = config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir), {"train.steps": 6})
+    shift = {"timestep_shift": 3.0}  # as the default recipe
+    full = train(config_from_dict(tiny_config(tmp_path / "full", tiny_text_dir, **shift)), progress=False)
+    half = config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir, **shift), {"train.steps": 6})
     # an interrupted run: stop after the first checkpoint by training 3 steps into the same folder
-    train(config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir, steps=3)), progress=False)
+    train(config_from_dict(tiny_config(tmp_path / "split", tiny_text_dir, steps=3, **shift)), progress=False)
     assert [p.name for p in complete_checkpoints(tmp_path / "split")] == ["checkpoint-3"]
     resumed = train(half, resume="latest", progress=False)
     a = weights(tmp_path / "full" / "checkpoint-6" / "model.safetensors")
@@ -113,6 +114,24 @@ def test_unknown_recipe_keys_are_errors(tmp_path):
         config_from_dict({"train": {"stepz": 3}})
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="timestep_shift must be"):
+        config_from_dict({"train": {"timestep_shift": 0.5}})
+    with pytest.raises(ValueError, match="conditional' only"):
+        config_from_dict({"train": {"known_pixel_weight": 5.0}})
+
+
+def test_known_pixel_weight_follows_the_mask_and_keeps_mean_one():
+    from vidiff.conditioning.masks import condition_input, first_frame_mask
+    from vidiff.training.trainer import known_pixel_weight
+
+    video = torch.rand(2, 3, 4, 6, 6) * 2 - 1
+    cond = condition_input(video, first_frame_mask(2, 4, 6, 6))
+    cfg = config_from_dict({"task": "conditional", "train": {"known_pixel_weight": 10.0}})
+    w = known_pixel_weight(cfg, cond)
+    assert w.shape == (2, 1, 4, 6, 6)
+    assert torch.allclose(w.flatten(1).mean(1), torch.ones(2))
+    assert torch.allclose(w[:, :, 0] / w[:, :, 1], torch.full_like(w[:, :, 0], 10.0))  # known frame 10x
+    assert known_pixel_weight(config_from_dict({"task": "conditional"}), cond) is None
 
 
 def test_shipped_recipes_parse():
@@ -144,7 +163,7 @@ def test_two_process_cpu_training_with_accelerate(tmp_path, tiny_text_dir):
 def test_conditional_finetune_widens_the_text_to_video_model(tmp_path, tiny_text_dir, tiny_pipeline_dir):
     from vidiff.pipelines.conditional import ImageToVideoPipeline
 
-    cfg = tiny_config(tmp_path / "cond", tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
+    cfg = tiny_config(tmp_path / "cond", tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir), known_pixel_weight=10.0)
     cfg.update(task="conditional", model={"cond_channels": 4})
     final = train(config_from_dict(cfg), progress=False)
     pipe = ImageToVideoPipeline.from_pretrained(final)

@@ -6,6 +6,8 @@ them from one :class:`DiffusionConfig`, so training and sampling always share be
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import torch
@@ -49,11 +51,33 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
     raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
 
 
+def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.Tensor:
+    """Map training timesteps drawn for the model's schedule to those of the same schedule shifted to more
+    noise: log-SNR(t) - 2 log(shift), the resolution shift of simple diffusion (Hoogeboom et al. 2023) and the
+    timestep shift of SD3 / Open-Sora, here for a video's temporal redundancy: an object seen in 16 frames is
+    still located at noise levels where one frame is not, so a clip's layout and motion are decided at higher
+    noise than an image's. Each t goes to the timestep whose log-SNR is nearest the shifted one; ``shift`` 1
+    returns ``timesteps`` unchanged. Sampling is untouched (the schedule stays the model's)."""
+    if shift == 1.0:
+        return timesteps
+    ac = scheduler.alphas_cumprod.double()
+    logsnr = (ac / (1 - ac)).log()  # decreasing in t
+    target = logsnr[timesteps.cpu()] - 2 * math.log(shift)
+    # searchsorted needs increasing values: search -logsnr for -target, then take the nearer neighbour
+    neg = -logsnr
+    hi = torch.searchsorted(neg, -target).clamp(max=len(neg) - 1)
+    lo = (hi - 1).clamp(min=0)
+    nearer_lo = (neg[hi] - (-target)).abs() > ((-target) - neg[lo]).abs()
+    return torch.where(nearer_lo, lo, hi).to(timesteps.device, timesteps.dtype)
+
+
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
-                   timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+                   timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                   pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
 
-    ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. With ``min_snr_gamma`` the weight is
+    ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. ``pixel_weight`` (broadcastable to x0)
+    weights the squared error per element before the mean, e.g. more weight on known pixels. With ``min_snr_gamma`` the weight is
     min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and min(SNR, gamma) for x0
     (all relative to x0-MSE).
     """
@@ -72,7 +96,10 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     else:
         raise ValueError(f"unknown prediction_type {cfg.prediction_type!r}; allowed: epsilon, v_prediction, sample")
     pred = model_fn(x_t, timesteps).float()
-    mse = (pred - target).pow(2).flatten(1).mean(1)
+    err = (pred - target).pow(2)
+    if pixel_weight is not None:
+        err = err * pixel_weight.to(err.dtype)
+    mse = err.flatten(1).mean(1)
     if cfg.min_snr_gamma is None:
         return mse
     ac = scheduler.alphas_cumprod.to(x0.device)[timesteps]

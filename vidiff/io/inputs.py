@@ -17,10 +17,18 @@ import torch
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
-    """uint8 (t, h, w, 3) -> (t, height, width, 3); area-averaging when shrinking."""
+ASPECT_TOLERANCE = 0.02  # relative; a 1% off-by-one crop still passes, a different picture shape does not
+
+
+def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False, source: str = "the input") -> np.ndarray:
+    """uint8 (t, h, w, 3) -> (t, height, width, 3); area-averaging when shrinking. A different aspect ratio is
+    an error (resizing would silently squash the picture): crop it first."""
     from PIL import Image
 
+    h, w = frames.shape[1:3]
+    if abs((w / h) / (width / height) - 1) > ASPECT_TOLERANCE:
+        raise ValueError(f"{source} is {w}x{h} (width x height), but the model takes {width}x{height}: crop it to "
+                         f"that aspect ratio first (resizing would squash it)")
     if frames.shape[1:3] == (height, width):
         return frames
     resample = Image.NEAREST if nearest else Image.BOX if frames.shape[1] >= height else Image.BICUBIC
@@ -45,7 +53,7 @@ def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
 
 def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
     img = _open_image(Path(path), "RGB", "image")
-    return frames_to_tensor(_resize(img[None], height, width))[:, :, 0]  # (1, 3, h, w)
+    return frames_to_tensor(_resize(img[None], height, width, source=repr(str(path))))[:, :, 0]  # (1, 3, h, w)
 
 
 def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int) -> tuple[torch.Tensor, float]:
@@ -55,7 +63,7 @@ def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int)
     frames, fps = read_video(path, num_frames=num_frames)
     if len(frames) < num_frames:
         raise ValueError(f"{str(path)!r} has {len(frames)} frames; the model needs {num_frames}")
-    return frames_to_tensor(_resize(frames, height, width)), fps
+    return frames_to_tensor(_resize(frames, height, width, source=repr(str(path)))), fps
 
 
 def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int | None = None) -> torch.Tensor:
@@ -64,7 +72,7 @@ def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         gray = _open_image(path, "L", "mask")
         frames = np.repeat(gray[None, ..., None], 3, -1)
-        m = _resize(frames, height, width, nearest=True)[0, ..., 0]
+        m = _resize(frames, height, width, nearest=True, source=repr(str(path)))[0, ..., 0]
         return torch.from_numpy(m >= 128).float()[None, None]
     if num_frames is None:
         raise ValueError(f"the mask {str(path)!r} must be an image ({', '.join(IMAGE_SUFFIXES)})")

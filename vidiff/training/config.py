@@ -49,6 +49,11 @@ class TrainConfig:
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
     threads: int = 0  # torch threads per process; 0: leave the default
     lowres_noise: float = 0.0  # super-resolution: max std of the noise added to the low-res conditioning
+    # conditional: loss weight of known pixels (mask M = 1) relative to generated ones, per example
+    # normalised to mean 1, so that reproducing the given frame or region is not a few percent of the loss
+    known_pixel_weight: float = 1.0
+    # > 1: train on noise levels shifted to more noise, log-SNR - 2 log(shift) (vidiff.diffusion.schedule.shift_timesteps)
+    timestep_shift: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     task = raw.get("task", "text-to-video")
     from vidiff.pipelines.base import pipeline_class
     pipeline_class(task)  # ValueError naming the allowed tasks
-    return RunConfig(
+    cfg = RunConfig(
         task=task,
         model=dict(raw.get("model", {"preset": "stunet-shapes"})),
         diffusion=_build(DiffusionConfig, raw.get("diffusion", {}), "diffusion"),
@@ -112,3 +117,12 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         output_dir=raw.get("output_dir", "runs/default"),
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
+    shift = cfg.train.timestep_shift
+    if not (isinstance(shift, (int, float)) and shift >= 1.0):
+        raise ValueError(f"train.timestep_shift must be a number >= 1 (1: no shift), got {shift!r}")
+    kpw = cfg.train.known_pixel_weight
+    if not (isinstance(kpw, (int, float)) and kpw >= 1.0):
+        raise ValueError(f"train.known_pixel_weight must be a number >= 1, got {kpw!r}")
+    if kpw != 1.0 and task != "conditional":
+        raise ValueError(f"train.known_pixel_weight applies to task 'conditional' only (this recipe's task is {task!r})")
+    return cfg

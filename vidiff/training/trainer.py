@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.diffusion.schedule import diffusion_loss, make_scheduler
+from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
 from vidiff.training.checkpoints import load_checkpoint, resolve_resume, save_checkpoint
 from vidiff.training.config import RunConfig
@@ -107,6 +107,17 @@ def task_condition(cfg: RunConfig, batch: dict, x0: torch.Tensor, g: torch.Gener
         up = upsample_video(batch["lowres"], x0.shape[-2], x0.shape[-1])
         return augment_lowres(up, cfg.train.lowres_noise, g).to(x0.device)
     return None
+
+
+def known_pixel_weight(cfg: RunConfig, cond: torch.Tensor | None) -> torch.Tensor | None:
+    """Conditional training: per-pixel loss weight ``1 + (w - 1) * M`` from the mask channel of <C, M>,
+    normalised per example to mean 1 (so the loss scale, and the learning rate that suits it, stay put)."""
+    w = cfg.train.known_pixel_weight
+    if cfg.task != "conditional" or w == 1.0 or cond is None:
+        return None
+    known = cond[:, -1:]  # (b, 1, t, h, w): M, the last channel of cat([C * M, M])
+    weight = 1.0 + (w - 1.0) * known
+    return weight / weight.flatten(1).mean(1).view(-1, 1, 1, 1, 1)
 
 
 def random_crop(x0: torch.Tensor, cond: torch.Tensor | None, frames: int, size: int, g: torch.Generator):
@@ -210,7 +221,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist())]
             emb, mask = text_encoder.encode(captions)
             emb, mask = emb.to(accelerator.device), mask.to(accelerator.device)
-            timesteps = torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g)
+            timesteps = shift_timesteps(torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g),
+                                        scheduler, tc.timestep_shift)
             noise = torch.randn(x0.shape, generator=g)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, tc)
@@ -220,7 +232,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                     return model(x_t, t, emb, mask, cond)
 
             loss = diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(x0.device),
-                                  noise=noise.to(x0.device)).mean()
+                                  noise=noise.to(x0.device), pixel_weight=known_pixel_weight(cfg, cond)).mean()
             finite = torch.isfinite(loss.detach()).float()
             if world > 1:
                 finite = accelerator.reduce(finite, reduction="sum") / world
