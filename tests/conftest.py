@@ -84,3 +84,18 @@ def tiny_cascade_dir(tmp_path_factory, tiny_text_encoder, tiny_ssr_dir) -> Path:
     root = tmp_path_factory.mktemp("cascade")
     return make_tiny_pipeline(root / "base", tiny_text_encoder,
                               extra={"super_resolution": os.path.relpath(tiny_ssr_dir, root / "base")})
+
+
+def make_tiny_style(base_dir: Path, path: Path, seed: int = 9) -> Path:
+    """A style fine-tune of ``base_dir`` as training makes one: spatial weights moved, temporal layers kept."""
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(base_dir)
+    temporal = {id(p) for p in pipe.unet.temporal_parameters()}
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in pipe.unet.parameters():
+            if id(p) not in temporal:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    pipe.save_pretrained(path)
+    return path

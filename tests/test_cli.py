@@ -112,14 +112,18 @@ def test_generate_runs_the_named_super_resolution_unless_base_only(tmp_path, tin
 
 
 def test_generate_with_style(tmp_path, tiny_pipeline_dir, tiny_text_encoder):
-    from conftest import make_tiny_pipeline
+    from conftest import make_tiny_pipeline, make_tiny_style
 
-    style = make_tiny_pipeline(tmp_path / "style", tiny_text_encoder, seed=4)
+    style = make_tiny_style(tiny_pipeline_dir, tmp_path / "style", seed=4)
     r = vidiff("generate", "a red circle", "-o", str(tmp_path / "s.mp4"), "--model", str(tiny_pipeline_dir),
                "--style", str(style), "--alpha", "0.5", "-q")
     assert r.returncode == 0, r.stderr
     side = json.loads((tmp_path / "s.json").read_text())
     assert side["style"] == str(style) and side["alpha"] == 0.5
+    other = make_tiny_pipeline(tmp_path / "other", tiny_text_encoder, seed=4)  # an unrelated model of the same shape
+    r = vidiff("generate", "a red circle", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline_dir),
+               "--style", str(other), "-q")
+    assert r.returncode == 2 and "not a style fine-tune of this model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args,words", [

@@ -127,9 +127,9 @@ def test_sdedit_strength_ends(tiny_pipeline_dir):
 
 
 def test_style_interpolation_pipeline(tmp_path, tiny_text_encoder, tiny_pipeline_dir):
-    from conftest import make_tiny_pipeline
+    from conftest import make_tiny_style
 
-    style_dir = make_tiny_pipeline(tmp_path / "style", tiny_text_encoder, seed=9)
+    style_dir = make_tiny_style(tiny_pipeline_dir, tmp_path / "style", seed=9)
     base = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
     style = TextToVideoPipeline.from_pretrained(style_dir)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731

@@ -42,14 +42,19 @@ def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
     return torch.nn.Module.to(wide, next(model.parameters()).dtype)
 
 
+def same_architecture(original: VideoUNet, style: VideoUNet) -> None:
+    """Raise ValueError unless the two U-Nets share one configuration (so that weights can be interpolated)."""
+    if asdict(original.cfg) != asdict(style.cfg):
+        raise ValueError("the style model's architecture differs from the base model's; fine-tune the style from "
+                         "the base (train.init_from) so that their weights can be interpolated")
+
+
 def interpolate_weights(original: VideoUNet, style: VideoUNet, alpha: float) -> VideoUNet:
     """``alpha * W_style + (1 - alpha) * W_orig`` for every floating-point tensor; the two must share one
     architecture. Returns a new model (the inputs are untouched)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if asdict(original.cfg) != asdict(style.cfg):
-        raise ValueError("the style model's architecture differs from the base model's; fine-tune the style from "
-                         "the base (train.init_from) so that their weights can be interpolated")
+    same_architecture(original, style)
     a, b = original.state_dict(), style.state_dict()
     assert set(a) == set(b)
     out = VideoUNet(**asdict(original.cfg))
