@@ -18,6 +18,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--base", default=None, help="a pipeline folder of the same architecture to load the snapshots "
+                                                "into (default: RUN/final; for a run that has not finished)")
     args = p.parse_args()
 
     from safetensors import safe_open
@@ -27,7 +29,7 @@ def main() -> None:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     run = Path(args.run)
-    pipe = TextToVideoPipeline.from_pretrained(run / "final")
+    pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final")
     snaps = sorted(run.glob("snapshots/step-*.safetensors"), key=lambda f: int(re.findall(r"\d+", f.name)[0]))
     rows = []
     for snap in snaps:
