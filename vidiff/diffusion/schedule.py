@@ -7,7 +7,6 @@ them from one :class:`DiffusionConfig`, so training and sampling always share be
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
 
 import torch
@@ -61,14 +60,10 @@ def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.T
     if shift == 1.0:
         return timesteps
     ac = scheduler.alphas_cumprod.double()
-    logsnr = (ac / (1 - ac)).log()  # decreasing in t
+    logsnr = (ac / (1 - ac)).log()
     target = logsnr[timesteps.cpu()] - 2 * math.log(shift)
-    # searchsorted needs increasing values: search -logsnr for -target, then take the nearer neighbour
-    neg = -logsnr
-    hi = torch.searchsorted(neg, -target).clamp(max=len(neg) - 1)
-    lo = (hi - 1).clamp(min=0)
-    nearer_lo = (neg[hi] - (-target)).abs() > ((-target) - neg[lo]).abs()
-    return torch.where(nearer_lo, lo, hi).to(timesteps.device, timesteps.dtype)
+    nearest = (logsnr[None, :] - target[:, None]).abs().argmin(1)  # (batch, T): a few thousand values
+    return nearest.to(timesteps.device, timesteps.dtype)
 
 
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
@@ -77,9 +72,9 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
 
     ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. ``pixel_weight`` (broadcastable to x0)
-    weights the squared error per element before the mean, e.g. more weight on known pixels. With ``min_snr_gamma`` the weight is
-    min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and min(SNR, gamma) for x0
-    (all relative to x0-MSE).
+    weights the squared error per element before the mean, e.g. more weight on known pixels. With
+    ``min_snr_gamma`` the weight is min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and
+    min(SNR, gamma) for x0 (all relative to x0-MSE).
     """
     b = x0.shape[0]
     if timesteps is None:

@@ -29,9 +29,9 @@ def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False, 
     if abs((w / h) / (width / height) - 1) > ASPECT_TOLERANCE:
         raise ValueError(f"{source} is {w}x{h} (width x height), but the model takes {width}x{height}: crop it to "
                          f"that aspect ratio first (resizing would squash it)")
-    if frames.shape[1:3] == (height, width):
+    if (h, w) == (height, width):
         return frames
-    resample = Image.NEAREST if nearest else Image.BOX if frames.shape[1] >= height else Image.BICUBIC
+    resample = Image.NEAREST if nearest else Image.BOX if h >= height else Image.BICUBIC
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample)) for f in frames])
 
 

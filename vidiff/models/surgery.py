@@ -49,6 +49,20 @@ def same_architecture(original: VideoUNet, style: VideoUNet) -> None:
                          "the base (train.init_from) so that their weights can be interpolated")
 
 
+def check_style_of(base: VideoUNet, style: VideoUNet, style_path) -> None:
+    """Raise ValueError unless ``style`` is a style fine-tune of ``base``: a style keeps its base's temporal layers
+    (Lumiere 4.1; ``train.freeze_temporal``), so they identify the base, and weights interpolated between two
+    unrelated models mean nothing. A tolerance covers fp16 storage of one side."""
+    same_architecture(base, style)
+    temporal = {id(p) for p in base.temporal_parameters()}
+    theirs = dict(style.named_parameters())
+    for name, mine in base.named_parameters():
+        if id(mine) in temporal and not torch.allclose(mine.float(), theirs[name].float(), rtol=2e-3, atol=1e-5):
+            raise ValueError(f"{str(style_path)!r} is not a style fine-tune of this model: its temporal layers differ "
+                             f"(a style keeps its base's, train.freeze_temporal); fine-tune it from this model "
+                             f"(train.init_from) or pick the model it was fine-tuned from with --model")
+
+
 def interpolate_weights(original: VideoUNet, style: VideoUNet, alpha: float) -> VideoUNet:
     """``alpha * W_style + (1 - alpha) * W_orig`` for every floating-point tensor; the two must share one
     architecture. Returns a new model (the inputs are untouched)."""

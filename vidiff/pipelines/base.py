@@ -144,7 +144,7 @@ class VideoDiffusionPipeline:
     def with_style(self, style_path: str | os.PathLike, alpha: float) -> "VideoDiffusionPipeline":
         """Stylized generation (Lumiere 4.1): this pipeline with U-Net weights ``alpha * W_style + (1 - alpha) * W``,
         where ``style_path`` holds a fine-tune of this model's spatial weights on a style."""
-        from vidiff.models.surgery import interpolate_weights
+        from vidiff.models.surgery import check_style_of, interpolate_weights
 
         style_path = Path(style_path)
         meta = read_meta(style_path)
@@ -152,7 +152,7 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
         p = next(self.unet.parameters())
         style = load_unet(style_path / "unet", p.dtype)
-        check_same_temporal_layers(self.unet, style, style_path)
+        check_style_of(self.unet, style, style_path)
         unet = interpolate_weights(self.unet, style, alpha).to(p.device)
         styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra)
         styled.path = self.path
@@ -229,21 +229,3 @@ class VideoDiffusionPipeline:
         x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)
 
-
-def check_same_temporal_layers(base, style, style_path) -> None:
-    """A style fine-tune keeps its base's temporal layers (Lumiere 4.1; ``train.freeze_temporal``), so they
-    identify the base: weights interpolated between two unrelated models mean nothing, and this raises
-    ValueError instead. A tolerance covers fp16 storage of one side."""
-    import torch
-
-    from vidiff.models.surgery import same_architecture
-
-    same_architecture(base, style)
-    names = {id(p) for p in base.temporal_parameters()}
-    a = {k: v for k, v in base.named_parameters() if id(v) in names}
-    b = dict(style.named_parameters())
-    for k, v in a.items():
-        if not torch.allclose(v.float(), b[k].float(), rtol=2e-3, atol=1e-5):
-            raise ValueError(f"{str(style_path)!r} is not a style fine-tune of this model: its temporal layers differ "
-                             f"(a style keeps its base's, train.freeze_temporal); fine-tune it from this model "
-                             f"(train.init_from) or pick the model it was fine-tuned from with --model")

@@ -117,12 +117,10 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         output_dir=raw.get("output_dir", "runs/default"),
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
-    shift = cfg.train.timestep_shift
-    if not (isinstance(shift, (int, float)) and shift >= 1.0):
-        raise ValueError(f"train.timestep_shift must be a number >= 1 (1: no shift), got {shift!r}")
-    kpw = cfg.train.known_pixel_weight
-    if not (isinstance(kpw, (int, float)) and kpw >= 1.0):
-        raise ValueError(f"train.known_pixel_weight must be a number >= 1, got {kpw!r}")
-    if kpw != 1.0 and task != "conditional":
+    for key in ("timestep_shift", "known_pixel_weight"):  # factors where 1 means off
+        value = getattr(cfg.train, key)
+        if not (isinstance(value, (int, float)) and value >= 1.0):
+            raise ValueError(f"train.{key} must be a number >= 1 (1: off), got {value!r}")
+    if cfg.train.known_pixel_weight != 1.0 and task != "conditional":
         raise ValueError(f"train.known_pixel_weight applies to task 'conditional' only (this recipe's task is {task!r})")
     return cfg
