@@ -91,7 +91,8 @@ def cmd_ssr(args) -> dict:
     lo, gt = videos_of(sc, args.frames, args.lowres), videos_of(sc, args.frames, H)
     boundaries = list(range(window, args.frames, window))  # where non-overlapping windows meet
     report = {"model": args.model, "n": args.n, "frames": args.frames, "lowres": args.lowres, "size": H,
-              "window": window, "boundaries": boundaries, "steps": pipe.defaults["num_inference_steps"]}
+              "window": window, "boundaries": boundaries, "steps": pipe.defaults["num_inference_steps"],
+              "noise_level": args.noise_level}
     bilinear = (upsample_video(lo * 2 - 1, H, H) + 1) / 2
     report["bilinear"] = seam_stats(bilinear.clamp(0, 1), gt, boundaries)
     for name, stride in (("overlap", window // 2), ("no_overlap", window)):
@@ -99,7 +100,7 @@ def cmd_ssr(args) -> dict:
         for i, chunk in batches(sc, args.batch):
             with autocast(args):
                 outs.append(pipe([s.caption for s in chunk], lo[i:i + len(chunk)], window=window, stride=stride,
-                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
+                                 noise_level=args.noise_level, generator=torch.Generator().manual_seed(args.seed + i)).videos)
         out = torch.cat(outs)
         report[name] = {"stride": stride, "seconds": round(time.time() - t0, 1), **seam_stats(out, gt, boundaries),
                         "reader": summary(read(out, [s.caption for s in sc]))}
@@ -270,6 +271,7 @@ def main() -> None:
     p.add_argument("--lowres", type=int, default=32)
     p.add_argument("--window", type=int, default=None)
     p.add_argument("--stride", type=int, default=None)
+    p.add_argument("--noise-level", type=float, default=None, help="ssr: std of the noise added to the low-res clip")
     p.add_argument("--steps", type=int, default=10, help="ssr-memory: denoising steps")
     p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--border", type=int, default=8)

@@ -20,6 +20,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--base", default=None, help="a pipeline folder of the same architecture to load the snapshots "
                                                 "into (default: RUN/final; for a run that has not finished)")
+    p.add_argument("--from-step", type=int, default=0, help="skip snapshots before this step")
     args = p.parse_args()
 
     from safetensors import safe_open
@@ -31,6 +32,7 @@ def main() -> None:
     run = Path(args.run)
     pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final")
     snaps = sorted(run.glob("snapshots/step-*.safetensors"), key=lambda f: int(re.findall(r"\d+", f.name)[0]))
+    snaps = [f for f in snaps if int(re.findall(r"\d+", f.name)[0]) >= args.from_step]
     rows = []
     for snap in snaps:
         with safe_open(str(snap), "pt") as f:

@@ -15,6 +15,8 @@ p = argparse.ArgumentParser()
 p.add_argument("src", nargs="?", default="runs/stunet-shapes/final")
 p.add_argument("name", nargs="?", default="default")
 p.add_argument("--super-resolution", default=None, help="path of the SSR stage, relative to the exported folder")
+p.add_argument("--guidance-scale", type=float, default=None, help="the default guidance scale, if the recipe's "
+               "was replaced by one chosen on validation scenes")
 args = p.parse_args()
 src = Path(args.src)
 dst = Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.name
@@ -22,5 +24,7 @@ pipe = pipeline_class(read_meta(src).get("task", "text-to-video")).from_pretrain
 pipe.text_encoder.name = "minilm"
 if args.super_resolution:
     pipe.extra["super_resolution"] = args.super_resolution
+if args.guidance_scale is not None:
+    pipe.defaults["guidance_scale"] = args.guidance_scale
 pipe.save_pretrained(dst, train_config=None, half=True)
 print(f"exported {src} -> {dst}")
