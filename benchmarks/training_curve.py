@@ -11,6 +11,10 @@ import re
 from pathlib import Path
 
 
+def step_of(snapshot: Path) -> int:
+    return int(re.findall(r"\d+", snapshot.name)[0])  # snapshots/step-1500.safetensors -> 1500
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("run", help="a training output_dir with snapshots/ and final/")
@@ -20,6 +24,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--base", default=None, help="a pipeline folder of the same architecture to load the snapshots "
                                                 "into (default: RUN/final; for a run that has not finished)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the run's own)")
     p.add_argument("--from-step", type=int, default=0, help="skip snapshots before this step")
     args = p.parse_args()
 
@@ -31,14 +36,13 @@ def main() -> None:
 
     run = Path(args.run)
     pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final")
-    snaps = sorted(run.glob("snapshots/step-*.safetensors"), key=lambda f: int(re.findall(r"\d+", f.name)[0]))
-    snaps = [f for f in snaps if int(re.findall(r"\d+", f.name)[0]) >= args.from_step]
+    snaps = sorted((f for f in run.glob("snapshots/step-*.safetensors") if step_of(f) >= args.from_step), key=step_of)
     rows = []
     for snap in snaps:
         with safe_open(str(snap), "pt") as f:
             meta = f.metadata()
         pipe.unet.load_state_dict({k: v.float() for k, v in load_file(str(snap)).items()})
-        s = evaluate_pipeline(pipe, "test", args.n, args.steps, bf16=args.bf16, progress=False)["summary"]
+        s = evaluate_pipeline(pipe, "test", args.n, args.steps, args.guidance, bf16=args.bf16, progress=False)["summary"]
         row = {"step": int(meta["step"]), "minutes": round(float(meta["elapsed_s"]) / 60, 1),
                **{k: round(s[k], 3) for k in ("color", "shape", "motion", "speed", "present_all")}}
         rows.append(row)

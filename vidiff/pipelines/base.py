@@ -228,4 +228,3 @@ class VideoDiffusionPipeline:
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
         x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)
-
