@@ -46,6 +46,7 @@ def main() -> None:
                   f"speed={s['speed']:.3f} present_all={s['present_all']:.3f} shape_stable={s['shape_stable']:.3f} "
                   f"({r['seconds']} s)")
             print("   per motion:", {k: round(v, 2) for k, v in r["per_motion"].items()})
+            print(f"   directed motions read time-reversed: {r['time_reversed']:.3f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

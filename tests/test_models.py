@@ -40,6 +40,7 @@ def test_spatial_conv_is_per_frame():
 def test_temporal_layers_start_as_identity():
     x = tokens()
     assert torch.allclose(TemporalAttention(8, 2)(x), x)
+    assert torch.allclose(TemporalAttention(8, 2, frame_position=True)(x), x)
     assert torch.allclose(TemporalConvBlock(8)(x), x)
     fc = FactorizedConv(8, 8)
     assert torch.allclose(fc(x), fc.spatial(x))
@@ -61,6 +62,52 @@ def test_temporal_attention_mixes_time_after_training_like_perturbation():
     x2 = x.clone()
     x2[:, 0] += torch.randn_like(x2[:, 0])  # change frame 0 only
     assert not torch.allclose(ta(x2)[:, 3], y[:, 3])  # frame 3 sees it
+
+
+@pytest.mark.parametrize("frame_position", [False, True])
+def test_frame_position_tells_the_start_of_a_clip_from_its_end(frame_position):
+    """Without a frame embedding (and with the relative bias still symmetric) temporal attention commutes
+    with reversing time, so a clip and its reversal ("moving left" / "moving right") get mirrored outputs."""
+    torch.manual_seed(0)
+    ta = TemporalAttention(8, 2, frame_position=frame_position)
+    for layer in (ta.proj, ta.frame_embed):
+        if layer is not None:
+            torch.nn.init.normal_(layer.weight)
+    x = tokens()
+    mirrored = torch.allclose(ta(x.flip(1)), ta(x).flip(1), atol=1e-5)
+    assert mirrored != frame_position
+
+
+def test_frame_position_is_off_in_configs_that_predate_it(tmp_path):
+    """Shipped weights' config.json files have no such key: they load with the embedding off."""
+    import json
+
+    from vidiff.models.unet import VideoUNet
+    build_unet("stunet-tiny", frame_position_embedding=True).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config.pop("frame_position_embedding") is True
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = VideoUNet.from_pretrained(tmp_path)
+    assert [m.frame_embed for m in model.modules() if isinstance(m, TemporalAttention)] == [None, None]
+
+
+def test_frame_position_switched_on_in_a_trained_model_changes_nothing_at_init():
+    from vidiff.models.surgery import add_frame_position
+    torch.manual_seed(0)
+    src = build_unet("stunet-tiny")
+    with torch.no_grad():  # a "trained" model: no zero-initialised layer left
+        for p in src.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    clocked = add_frame_position(src)
+    assert clocked.cfg.frame_position_embedding and not src.cfg.frame_position_embedding
+    x, text = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 5, 8)
+    t = torch.tensor([10, 500])
+    assert torch.allclose(src(x, t, text), clocked(x, t, text), atol=1e-6)
+    with torch.no_grad():  # and the clock reaches the output once its projections are trained
+        for m in clocked.modules():
+            if isinstance(m, TemporalAttention):
+                m.frame_embed.weight.normal_()
+    assert not torch.allclose(src(x, t, text), clocked(x, t, text), atol=1e-4)
 
 
 def _run(model, b=2, t=4, hw=8, seed=0):

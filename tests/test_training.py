@@ -89,6 +89,18 @@ def test_consecutive_non_finite_losses_stop_the_run(tmp_path, tiny_text_dir, mon
         train(config_from_dict(tiny_config(tmp_path, tiny_text_dir, steps=10, max_nonfinite=3)), progress=False)
 
 
+def test_fine_tune_switches_on_the_frame_clock(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
+    cfg["model"] = {"frame_position_embedding": True}
+    train(config_from_dict(cfg), progress=False)
+    trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
+    clock = [k for k in trained if ".frame_embed." in k]
+    assert clock and any(trained[k].abs().sum() > 0 for k in clock)  # started at zero, trained
+    cfg["model"] = {"frame_position_embedding": True, "channels": [8, 32]}
+    with pytest.raises(ValueError, match="only model.cond_channels"):
+        train(config_from_dict({**cfg, "output_dir": str(tmp_path / "other")}), progress=False)
+
+
 def test_frozen_spatial_training_changes_only_temporal_weights(tmp_path, tiny_text_dir, tiny_pipeline_dir):
     cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, freeze_spatial=True, init_from=str(tiny_pipeline_dir))
     final = train(config_from_dict(cfg), progress=False)
@@ -118,6 +130,33 @@ def test_unknown_recipe_keys_are_errors(tmp_path):
         config_from_dict({"train": {"timestep_shift": 0.5}})
     with pytest.raises(ValueError, match="conditional' only"):
         config_from_dict({"train": {"known_pixel_weight": 5.0}})
+
+
+def test_a_recipe_can_start_from_a_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: {preset: stunet-tiny}\ntrain: {steps: 100, lr: 0.001}\n"
+                                        "output_dir: runs/base\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../base.yaml\nmodel: {frame_position_embedding: true}\n"
+                                                 "train: {steps: 20}\noutput_dir: runs/child\n")
+    cfg = load_config(tmp_path / "sub" / "child.yaml", {"train.seed": 3})
+    assert cfg.model == {"preset": "stunet-tiny", "frame_position_embedding": True}
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.seed, cfg.output_dir) == (20, 0.001, 3, "runs/child")
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="its own base"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ValueError, match="missing.yaml' not found"):
+        load_config(tmp_path / "orphan.yaml")
+
+
+def test_recipe_values_are_type_checked():
+    # PyYAML reads `lr: 1e-4` (and `--set train.lr=1e-4`) as the string "1e-4"; a float field takes it
+    assert config_from_dict({}, {"train.lr": "1e-4"}).train.lr == 1e-4
+    assert config_from_dict({"train": {"lr": 1}}).train.lr == 1
+    for key, bad, kind in (("train.lr", "fast", "float"), ("train.steps", 1.5, "int"),
+                           ("train.freeze_spatial", "yes", "bool"), ("data.num_frames", True, "int")):
+        with pytest.raises(ValueError, match=f"{key} must be of type {kind}"):
+            config_from_dict({}, {key: bad})
 
 
 def test_known_pixel_weight_follows_the_mask_and_keeps_mean_one():

@@ -16,6 +16,10 @@ from vidiff.data.shapes import sample_scene
 from vidiff.evaluation.shapes_reader import score_video, summarize
 
 SUITES = ("test", "heldout")
+# directed motions and their time reversal: a model without a sense of which end of the clip is the start
+# draws one for the other
+TIME_REVERSED = {"moving left": "moving right", "moving right": "moving left", "moving up": "moving down",
+                 "moving down": "moving up", "circling": "circling counterclockwise"}
 
 
 def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0, first_scene: int = 0):
@@ -45,7 +49,8 @@ def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: floa
 def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_steps: int = 25,
                       guidance_scale: float | None = None, seed: int = 0, batch_size: int = 16, bf16: bool = False,
                       num_frames: int = 16, fps: float = 8.0, progress: bool = True, first_scene: int = 0) -> dict:
-    """Returns ``{"summary": {...}, "per_motion": {...}, "records": [...]}``."""
+    """Returns ``{"summary": {...}, "per_motion": {...}, "time_reversed": float, "records": [...]}``;
+    ``time_reversed``: the fraction of directed-motion clips (:data:`TIME_REVERSED`) read as their reversal."""
     from tqdm.auto import tqdm
 
     scenes = suite_scenes(suite, n, num_frames, fps, first_scene)
@@ -62,9 +67,13 @@ def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_ste
                             "read": f"{o.read_shape} {o.read_speed} {o.read_motion}"})
         bar.update(len(chunk))
     bar.close()
-    per_motion = collections.defaultdict(list)
+    per_motion, reversed_ = collections.defaultdict(list), []
     for sc, r in zip(scenes, results):
-        per_motion[sc.objects[0].motion].append(r["objects"][0].motion)
+        asked, read = sc.objects[0].motion, r["objects"][0].read_motion
+        per_motion[asked].append(r["objects"][0].motion)
+        if asked in TIME_REVERSED:
+            reversed_.append(read == TIME_REVERSED[asked])
     return {"summary": summarize(results),
             "per_motion": {m: float(np.mean(v)) for m, v in sorted(per_motion.items())},
+            "time_reversed": float(np.mean(reversed_)) if reversed_ else 0.0,
             "records": records}

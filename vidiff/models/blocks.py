@@ -244,20 +244,30 @@ class SpatialTransformer(nn.Module):
 
 class TemporalAttention(nn.Module):
     """Self-attention along time at every pixel (Lumiere fig. 4c) with a learned relative-position bias,
-    then a feed-forward; both residual with zero-initialised outputs, so the block starts as identity."""
+    then a feed-forward; both residual with zero-initialised outputs, so the block starts as identity.
 
-    def __init__(self, ch: int, heads: int, max_distance: int = 64):
+    ``frame_position``: add an embedding of the frame index to the normalised input (AnimateDiff's motion
+    module adds a sinusoidal one), here a sinusoid through a zero-initialised linear layer, so that the block
+    stays identity at init and can be switched on in an already trained model. Relative biases and temporal
+    convs are (nearly) shift-equivariant, so without it the network learns which end of the clip is the
+    start only from padding effects, and the direction of motion ("left" vs "right": a clip and its time
+    reversal) is easy to get backwards."""
+
+    def __init__(self, ch: int, heads: int, max_distance: int = 64, frame_position: bool = False):
         super().__init__()
         self.heads, self.max_distance = heads, max_distance
         self.norm = nn.LayerNorm(ch)
         self.qkv = nn.Linear(ch, 3 * ch, bias=False)
         self.rel_bias = nn.Embedding(2 * max_distance + 1, heads)
+        self.frame_embed = nn.Linear(ch, ch) if frame_position else None
         self.proj = nn.Linear(ch, ch)
         self.ff = FeedForward(ch)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
         nn.init.zeros_(self.rel_bias.weight)
+        if self.frame_embed is not None:
+            zero_module(self.frame_embed)
         zero_module(self.proj)
         zero_module(self.ff.net[-1])
 
@@ -266,8 +276,12 @@ class TemporalAttention(nn.Module):
         if t == 1:
             return x
         tokens = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, c)  # (b h w, t, c)
-        q, k, v = self.qkv(self.norm(tokens)).chunk(3, -1)
         pos = torch.arange(t, device=x.device)
+        normed = self.norm(tokens)
+        if self.frame_embed is not None:
+            emb = self.frame_embed(timestep_embedding(pos, c).to(self.frame_embed.weight.dtype))  # (t, c)
+            normed = normed + emb.to(normed.dtype)  # broadcast over b h w
+        q, k, v = self.qkv(normed).chunk(3, -1)
         rel = (pos[None, :] - pos[:, None]).clamp(-self.max_distance, self.max_distance) + self.max_distance
         bias = self.rel_bias(rel).permute(2, 0, 1)[None].to(q.dtype)  # (1, heads, t, t)
         out = self.proj(attention(q, k, v, self.heads, bias=bias))

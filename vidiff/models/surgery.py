@@ -4,6 +4,9 @@
 - :func:`widen_input` adds conditioning channels to a text-to-video checkpoint (Lumiere 4.2: the first
   convolution is widened for ``<J, C, M>``). The new input weights are zero, so the widened model equals
   the source at init whatever the conditioning holds; fine-tuning then learns to use it.
+- :func:`add_frame_position` switches on the frame-index embedding of the temporal attention layers
+  (``frame_position_embedding``) in a trained model: the new projections are zero, so the model is unchanged
+  at init and a fine-tune learns to use the clip's clock.
 - :func:`interpolate_weights` blends a style fine-tune with the original (Lumiere 4.1, following
   GAN-interpolation work): ``W = alpha * W_style + (1 - alpha) * W_orig``.
 """
@@ -40,6 +43,23 @@ def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
             dst[key] = value
     wide.load_state_dict(dst)
     return torch.nn.Module.to(wide, next(model.parameters()).dtype)
+
+
+def add_frame_position(model: VideoUNet) -> VideoUNet:
+    """A copy of ``model`` with ``frame_position_embedding`` on; the new ``frame_embed`` weights are zero."""
+    if model.cfg.frame_position_embedding:
+        return model
+    out = VideoUNet(**{**asdict(model.cfg), "frame_position_embedding": True})
+    src, dst = model.state_dict(), out.state_dict()
+    new = set(dst) - set(src)
+    assert set(src) <= set(dst) and new and all(".frame_embed." in k for k in new), sorted(new)
+    for key, value in src.items():
+        assert value.shape == dst[key].shape, key
+        dst[key] = value
+    for key in new:
+        dst[key] = torch.zeros_like(dst[key])
+    out.load_state_dict(dst)
+    return torch.nn.Module.to(out, next(model.parameters()).dtype)
 
 
 def same_architecture(original: VideoUNet, style: VideoUNet) -> None:

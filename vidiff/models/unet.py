@@ -48,6 +48,7 @@ class VideoUNetConfig:
     temporal_downsample: bool = True  # STUNet; False: fixed temporal resolution (baseline)
     temporal_attention_levels: tuple[int, ...] = ()  # besides the coarsest (always has it)
     mid_temporal_attention_layers: int = 2
+    frame_position_embedding: bool = False  # sinusoidal frame index in temporal attention (AnimateDiff)
     # joint space-time transformers (3D RoPE, text cross-attention) at the coarse levels, where a STUNet clip
     # is compact: after each ResBlock of these levels, and stacked at the coarsest level
     spacetime_attention_levels: tuple[int, ...] = ()
@@ -97,7 +98,8 @@ class Level(nn.Module):
             extra = skip_channels[i] if skip_channels else 0
             self.res.append(ResBlock((cin if i == 0 else cout) + extra, cout, cfg.emb_dim, temporal_conv, cfg.dropout))
             self.attn.append(SpatialTransformer(cout, cfg.text_dim, cfg.heads, self_attn) if cross else nn.Identity())
-            self.tattn.append(TemporalAttention(cout, cfg.heads) if temporal_attn else nn.Identity())
+            self.tattn.append(TemporalAttention(cout, cfg.heads, frame_position=cfg.frame_position_embedding)
+                              if temporal_attn else nn.Identity())
             self.stattn.append(SpaceTimeTransformer(cout, cfg.text_dim, cfg.heads) if spacetime_attn else nn.Identity())
 
 
@@ -110,12 +112,13 @@ class VideoUNet(ModelMixin, ConfigMixin):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, cond_channels: int = 0, patch_size: int = 2,
                  channels=(64, 128, 192), layers_per_level: int = 1, cross_attention_levels=(1, 2),
                  self_attention_levels=(1, 2), temporal_downsample: bool = True, temporal_attention_levels=(),
-                 mid_temporal_attention_layers: int = 2, spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
+                 mid_temporal_attention_layers: int = 2, frame_position_embedding: bool = False,
+                 spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0):
         super().__init__()
         cfg = VideoUNetConfig(in_channels, out_channels, cond_channels, patch_size, tuple(channels), layers_per_level,
                               tuple(cross_attention_levels), tuple(self_attention_levels), temporal_downsample,
-                              tuple(temporal_attention_levels), mid_temporal_attention_layers,
+                              tuple(temporal_attention_levels), mid_temporal_attention_layers, frame_position_embedding,
                               tuple(spacetime_attention_levels), mid_spacetime_layers, heads, text_dim, emb_dim, dropout)
         self.cfg = cfg
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
@@ -146,7 +149,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         mid_self, mid_cross = last in cfg.self_attention_levels, last in cfg.cross_attention_levels
         self.mid_attn = (SpatialTransformer(ch[-1], text_dim, heads, self_attn=mid_self) if mid_self or mid_cross
                          else nn.Identity())
-        self.mid_temporal = nn.ModuleList(TemporalAttention(ch[-1], heads) for _ in range(mid_temporal_attention_layers))
+        self.mid_temporal = nn.ModuleList(TemporalAttention(ch[-1], heads, frame_position=frame_position_embedding)
+                                          for _ in range(mid_temporal_attention_layers))
         self.mid_spacetime = nn.ModuleList(SpaceTimeTransformer(ch[-1], text_dim, heads)
                                            for _ in range(mid_spacetime_layers))
         self.mid_res2 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)

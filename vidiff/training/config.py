@@ -76,19 +76,52 @@ def _build(cls, d: dict, where: str):
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"unknown key(s) {sorted(unknown)} in '{where}'; allowed: {sorted(names)}")
-    return cls(**d)
+    return cls(**{f.name: _typed(d[f.name], f.type, f"{where}.{f.name}") for f in fields(cls) if f.name in d})
+
+
+def _typed(value, kind: str, key: str):
+    """Check a recipe value against its field's type. PyYAML (YAML 1.1) reads ``1e-4`` as a string, so a
+    float field takes a string that spells a float; anything else of the wrong type is an error."""
+    if kind == "float" and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "str | None": lambda v: v is None or isinstance(v, str)}.get(kind)
+    if ok is not None and not ok(value):
+        raise ValueError(f"{key} must be of type {kind}, got {value!r}")
+    return value
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
-    """Read a YAML recipe; raise ValueError naming any unknown key."""
-    path = Path(path)
+    """Read a YAML recipe; raise ValueError naming any unknown key. A recipe may start from another with
+    ``base: other.yaml`` (a path relative to it): its sections are merged key by key over the base's."""
+    return config_from_dict(_read_recipe(Path(path), ()), overrides)
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} not found")
+    if path.resolve() in seen:
+        raise ValueError(f"config file {str(path)!r} is its own base")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"config file {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return config_from_dict(raw, overrides)
+    if not isinstance(raw, dict):
+        raise ValueError(f"config file {str(path)!r} must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    merged = _read_recipe(path.parent / str(base), seen + (path.resolve(),))
+    for section, value in raw.items():
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(section), dict)
+        merged[section] = {**merged[section], **value} if both_dicts else value
+    return merged
 
 
 def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
