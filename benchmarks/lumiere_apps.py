@@ -142,6 +142,12 @@ def trajectory_box(video: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
     return box
 
 
+def jump_ratio(videos: torch.Tensor) -> float:
+    """Mean change from frame 0 to 1 over the mean change between later neighbouring frames, (b, 3, t, h, w)."""
+    d = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean((0, 1, 3, 4))  # (t - 1,)
+    return round(float(d[0] / d[1:].mean()), 3)
+
+
 def cmd_conditional(args) -> dict:
     from vidiff.conditioning.masks import border_region, cinemagraph_mask, first_frame_mask, inpaint_mask
     from vidiff.pipelines.conditional import ConditionalVideoPipeline
@@ -160,18 +166,21 @@ def cmd_conditional(args) -> dict:
         "cinemagraph": (gt[:, :, :1].expand(-1, -1, t, -1, -1), cinemagraph_mask(boxes, t)),
         "text_only": (gt, torch.zeros(args.n, 1, t, res, res)),
     }
-    report = {"model": args.model, "n": args.n, "border": args.border}
+    report = {"model": args.model, "n": args.n, "border": args.border, "keep_known": not args.no_keep_known}
     for name, (video, known) in tasks.items():
         outs, t0 = [], time.time()
         for i, chunk in batches(caps, args.batch):
             with autocast(args):
                 outs.append(pipe.generate(chunk, video[i:i + len(chunk)], known[i:i + len(chunk)],
-                                          generator=torch.Generator().manual_seed(args.seed + i)).videos)
+                                          generator=torch.Generator().manual_seed(args.seed + i),
+                                          keep_known=not args.no_keep_known).videos)
         out = torch.cat(outs)
         r = {"seconds": round(time.time() - t0, 1), "reader": summary(read(out, caps))}
         if name == "image_to_video":
             r["psnr_first_frame"] = psnr(out[:, :, :1], gt[:, :, :1])
             r["psnr_later_frames"] = psnr(out[:, :, 1:], gt[:, :, 1:])
+            # a pasted-in first frame that the model did not continue shows as a jump between frames 0 and 1
+            r["jump_ratio"], r["jump_ratio_real"] = jump_ratio(out), jump_ratio(gt)
         elif name in ("inpaint", "outpaint"):
             r["psnr_unmasked"] = psnr(out, gt, known)
             r["psnr_masked"] = psnr(out, gt, 1 - known)
@@ -279,6 +288,7 @@ def main() -> None:
     p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp32", action="store_true")
+    p.add_argument("--no-keep-known", action="store_true", help="conditional: leave the given pixels to the model")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()

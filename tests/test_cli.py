@@ -83,7 +83,7 @@ def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_p
         "animate": ["animate", str(img), "a red circle moving left", *cond],
         "inpaint": ["inpaint", str(video), "a red circle", "--mask", str(mask), *cond],
         "outpaint": ["inpaint", str(video), "a red circle", "--border", "2", *cond],
-        "cinemagraph": ["cinemagraph", str(img), "a red circle", "--region", str(mask), *cond],
+        "cinemagraph": ["cinemagraph", str(img), "a red circle", "--region", str(mask), *cond, "--no-keep-known"],
         "edit": ["edit", str(video), "a blue square", "--strength", "0.5", "--model", str(tiny_pipeline_dir),
                  "--steps", "4", "-q"],
         "upscale": ["upscale", str(video), "a red circle", "--model", str(tiny_ssr_dir), "--ssr-steps", "2",
@@ -98,6 +98,8 @@ def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_p
     assert json.loads((tmp_path / "edit.json").read_text())["strength"] == 0.5
     assert json.loads((tmp_path / "upscale.json").read_text())["output_size"] == [16, 16]
     assert json.loads((tmp_path / "outpaint.json").read_text())["border"] == 2
+    assert json.loads((tmp_path / "animate.json").read_text())["keep_known"] is True
+    assert json.loads((tmp_path / "cinemagraph.json").read_text())["keep_known"] is False
 
 
 def test_generate_runs_the_named_super_resolution_unless_base_only(tmp_path, tiny_cascade_dir):

@@ -103,6 +103,28 @@ def test_conditional_pipelines(tiny_conditional_dir):
     assert cine("a red circle", image, region, generator=g()).videos.shape == (1, 3, 4, 8, 8)
 
 
+def test_given_pixels_are_kept_exactly_unless_told_not_to(tiny_conditional_dir):
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    image, video = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 4, 8, 8)
+    region = torch.zeros(2, 1, 8, 8)
+    region[:, :, 2:6, 3:7] = 1
+    outside = (1 - region)[:, :, None].expand(-1, 3, 4, -1, -1).bool()
+    for sampler in ("dpm++", "ddim", "ddpm"):
+        kw = dict(generator=g(), sampler=sampler, num_inference_steps=3)
+        i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+        kept, free = i2v("a red circle", image, **kw).videos, i2v("a red circle", image, keep_known=False,
+                                                                   **{**kw, "generator": g()}).videos
+        torch.testing.assert_close(kept[:, :, 0], image, atol=1e-6, rtol=0)
+        assert (free[:, :, 0] - image).abs().max() > 0.05  # the tiny random model alone does not copy it
+        assert (kept[:, :, 1:] - free[:, :, 1:]).abs().max() > 0  # the kept pixels steer the rest
+        inpainted = VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)("a red circle", video, region, **kw)
+        torch.testing.assert_close(inpainted.videos[outside], video[outside], atol=1e-6, rtol=0)
+        cine = CinemagraphPipeline.from_pretrained(tiny_conditional_dir)("a red circle", image, region, **kw).videos
+        still = image[:, :, None].expand(-1, -1, 4, -1, -1)
+        torch.testing.assert_close(cine[outside], still[outside], atol=1e-6, rtol=0)
+        torch.testing.assert_close(cine[:, :, 0], image, atol=1e-6, rtol=0)
+
+
 def test_task_mismatch_is_a_clear_error(tiny_pipeline_dir, tiny_conditional_dir):
     with pytest.raises(ValueError, match="text-to-video model; this command needs a conditional"):
         ImageToVideoPipeline.from_pretrained(tiny_pipeline_dir)

@@ -179,8 +179,10 @@ def cmd_conditional(args: argparse.Namespace) -> int:
     settings = _common_settings(args, pipe, args.frames, input=str(args.input))
     h, w, t = settings["height"], settings["width"], settings["num_frames"]
     pipe.unet.check_input_size(t, h, w)
+    settings["keep_known"] = not args.no_keep_known
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
-              generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
+              generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet,
+              keep_known=settings["keep_known"])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         if args.command == "animate":
             video = pipe(args.prompt, read_image(args.input, h, w), num_frames=t, **kw)
@@ -349,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = application("cinemagraph", "animate an image only inside a region", "the image")
     c.add_argument("--region", required=True, help="PNG mask; white = the region that moves")
     sampling_args(c, "conditional")
+    for cmd in (a, i, c):
+        cmd.add_argument("--no-keep-known", action="store_true", help="do not paste the given pixels back after "
+                         "every step: leave them to the model's conditioning alone (Lumiere's setting)")
 
     ed = application("edit", "SDEdit: re-generate a video with a new caption, keeping its layout and motion",
                      "the video to edit", "the new caption")

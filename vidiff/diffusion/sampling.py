@@ -68,9 +68,11 @@ def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) ->
 
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
-            progress: bool = False, callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+            progress: bool = False, callback: Callable[[int, torch.Tensor], None] | None = None,
+            project: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``).
-    ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state."""
+    ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
+    ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`)."""
     from tqdm.auto import tqdm
 
     kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
@@ -78,6 +80,23 @@ def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, g
         tt = t.to(x.device).expand(x.shape[0])
         pred = fn(x, tt).to(x.dtype)
         x = scheduler.step(pred, t, x, **kw).prev_sample
+        if project is not None:
+            x = project(i, x)
         if callback is not None:
             callback(i, x)
     return x
+
+
+def keep_known(scheduler, timesteps: torch.Tensor, x0: torch.Tensor, known: torch.Tensor, noise: torch.Tensor):
+    """A ``project`` for :func:`denoise` that pastes the given pixels back after every step: where ``known``
+    is 1, the sample becomes ``x0`` noised (with the initial ``noise``) to the level of the next step, and
+    ``x0`` itself after the last one. This is the replacement of diffusers' inpainting pipelines for models
+    without mask channels (and of RePaint without resampling); here it backs up a conditional model, so that
+    the output keeps the given pixels exactly while the model's conditioning makes the rest agree with them."""
+    def project(i: int, x: torch.Tensor) -> torch.Tensor:
+        k, clean, eps = (v.to(x.device, x.dtype) for v in (known, x0, noise))
+        if i + 1 < len(timesteps):
+            clean = scheduler.add_noise(clean, eps, timesteps[i + 1:i + 2].expand(x.shape[0]).to(x.device))
+        return k * clean + (1 - k) * x
+
+    return project

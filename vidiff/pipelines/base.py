@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, timesteps_for
+from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler
 from vidiff.io.atomic import atomic_path
 
@@ -208,10 +208,13 @@ class VideoDiffusionPipeline:
 
     def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int, sampler: str,
                generator: torch.Generator | None, latents: torch.Tensor | None = None, start: torch.Tensor | None = None,
-               strength: float = 1.0, temporal_window: tuple[int, int] | None = None, progress: bool = False) -> torch.Tensor:
+               strength: float = 1.0, temporal_window: tuple[int, int] | None = None, progress: bool = False,
+               known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
         (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
-        (``temporal_window = (window, stride)``). Returns (b, c, t, h, w) in [0, 1]."""
+        (``temporal_window = (window, stride)``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
+        ``mask`` is 1 after every step (:func:`~vidiff.diffusion.sampling.keep_known`).
+        Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
         device = next(self.unet.parameters()).device
@@ -226,5 +229,6 @@ class VideoDiffusionPipeline:
         else:
             x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
-        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress)
+        project = None if known is None else keep_known(scheduler, ts, known[0].float(), known[1].float(), noise.float())
+        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)

@@ -8,6 +8,9 @@ conditioning video C and the mask M of known pixels (:mod:`vidiff.conditioning.m
 - :class:`VideoInpaintPipeline`: a region (or a border: outpainting) of a video is regenerated;
 - :class:`CinemagraphPipeline`: an image comes alive only inside a region.
 
+By default the given pixels are also pasted back after every denoising step (``keep_known``), so they come
+out exactly as given; the model's conditioning is what makes the generated pixels agree with them.
+
 Inputs and outputs are videos ``(b, 3, t, h, w)`` / images ``(b, 3, h, w)`` / masks ``(b, 1, [t,] h, w)``,
 pixel values in [0, 1]; a mask's 1 marks the region to generate.
 """
@@ -29,7 +32,10 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
-                 generator: torch.Generator | None = None, progress: bool = False) -> VideoPipelineOutput:
+                 generator: torch.Generator | None = None, progress: bool = False,
+                 keep_known: bool = True) -> VideoPipelineOutput:
+        """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
+        exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting)."""
         if self.unet.cfg.cond_channels != COND_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cfg.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
@@ -40,8 +46,9 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond)
         shape = (b, self.unet.cfg.out_channels, t, h, w)
+        known_pixels = (video * 2 - 1, known) if keep_known else None
         return VideoPipelineOutput(self.sample(window, shape, s["num_inference_steps"], sampler, generator,
-                                               progress=progress))
+                                               progress=progress, known=known_pixels))
 
 
 class ImageToVideoPipeline(ConditionalVideoPipeline):
