@@ -166,6 +166,7 @@ def cmd_conditional(args) -> dict:
         "cinemagraph": (gt[:, :, :1].expand(-1, -1, t, -1, -1), cinemagraph_mask(boxes, t)),
         "text_only": (gt, torch.zeros(args.n, 1, t, res, res)),
     }
+    tasks = {k: v for k, v in tasks.items() if not args.tasks or k in args.tasks}
     report = {"model": args.model, "n": args.n, "border": args.border, "keep_known": not args.no_keep_known}
     for name, (video, known) in tasks.items():
         outs, t0 = [], time.time()
@@ -289,6 +290,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp32", action="store_true")
     p.add_argument("--no-keep-known", action="store_true", help="conditional: leave the given pixels to the model")
+    p.add_argument("--tasks", nargs="+", choices=["image_to_video", "inpaint", "outpaint", "cinemagraph", "text_only"],
+                   default=None, help="conditional: only these tasks (default: all)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()

@@ -21,6 +21,18 @@ def test_default_model_ships_in_fp16_safetensors():
         assert all(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
 
 
+def test_shipped_style_is_a_fine_tune_of_the_shipped_default():
+    # a style keeps the temporal layers of the model it was tuned from; a new default needs a new style
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    styled = pipe.with_style(default_model_path().parent / "style-outlined", 0.7)  # raises if not
+    after = styled.unet.state_dict()
+    ids = {id(p) for p in styled.unet.temporal_parameters()}
+    temporal = {n for n, p in styled.unet.named_parameters() if id(p) in ids}
+    assert temporal and all(torch.equal(after[n], before[n]) for n in temporal)
+    assert any(not torch.equal(after[n], before[n]) for n in after if n not in temporal)
+
+
 def test_default_model_follows_captions():
     pipe = TextToVideoPipeline.from_pretrained(default_model_path())
     captions = ["a red circle standing still", "a green square moving right", "a magenta triangle growing",

@@ -157,6 +157,12 @@ def test_recipe_values_are_type_checked():
                            ("train.freeze_spatial", "yes", "bool"), ("data.num_frames", True, "int")):
         with pytest.raises(ValueError, match=f"{key} must be of type {kind}"):
             config_from_dict({}, {key: bad})
+    # `mixed_precision: no` is the boolean False in YAML 1.1: say so rather than a bare type error
+    with pytest.raises(ValueError, match="must be of type str, got False .YAML reads no"):
+        config_from_dict({}, {"train.mixed_precision": False})
+    with pytest.raises(ValueError, match="'bf16', 'no' or 'fp32', got 'fp16'"):
+        config_from_dict({}, {"train.mixed_precision": "fp16"})
+    assert config_from_dict({}, {"train.mixed_precision": "fp32"}).train.mixed_precision == "fp32"
 
 
 def test_known_pixel_weight_follows_the_mask_and_keeps_mean_one():

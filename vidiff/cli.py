@@ -291,7 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/eval-{args.suite}")
         report = evaluate_model(model_dir, args.suite, args.samples, out, steps=args.steps, guidance=args.guidance,
                                 seed=args.seed, sweep_steps=tuple(args.sweep_steps), sweep_samples=args.sweep_samples,
-                                bf16=not args.fp32, **common)
+                                bf16=False if args.fp32 else None, **common)
     if not args.quiet:
         print(json.dumps(report["metrics"], indent=1))
         print(f"wrote {out}/metrics.json, report.md, plots ({report['seconds']['total']} s)")
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--image-features", default="shapes", help="frame FID/KID features: shapes | inception:PATH")
     e.add_argument("--classifier", default="shapes", help="IS classifier: shapes | i3d:PATH | torchscript:PATH")
     e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
-    e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast)")
+    e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
     e.add_argument("-q", "--quiet", action="store_true")

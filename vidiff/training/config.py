@@ -38,7 +38,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
-    mixed_precision: str = "bf16"  # "no" or "bf16"
+    # "bf16" autocast (fast on CPUs with AMX / AVX512-BF16 and on GPUs; on an AVX2-only CPU bf16 matmuls are
+    # emulated and ~100x slower than fp32) or "no" (fp32; "fp32" is the same)
+    mixed_precision: str = "bf16"
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     snapshot_every: int = 0  # EMA weights for the accuracy-vs-time curve; 0: off
@@ -93,7 +95,8 @@ def _typed(value, kind: str, key: str):
           "str": lambda v: isinstance(v, str),
           "str | None": lambda v: v is None or isinstance(v, str)}.get(kind)
     if ok is not None and not ok(value):
-        raise ValueError(f"{key} must be of type {kind}, got {value!r}")
+        hint = " (YAML reads no / yes / on / off as booleans: quote the word)" if isinstance(value, bool) else ""
+        raise ValueError(f"{key} must be of type {kind}, got {value!r}{hint}")
     return value
 
 
@@ -150,6 +153,8 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         output_dir=raw.get("output_dir", "runs/default"),
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
+    if cfg.train.mixed_precision not in ("no", "fp32", "bf16"):
+        raise ValueError(f"train.mixed_precision must be 'bf16', 'no' or 'fp32', got {cfg.train.mixed_precision!r}")
     for key in ("timestep_shift", "known_pixel_weight"):  # factors where 1 means off
         value = getattr(cfg.train, key)
         if not (isinstance(value, (int, float)) and value >= 1.0):

@@ -159,6 +159,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
+    from vidiff.hardware import SLOW_BF16, native_bf16
     from vidiff.pipelines.base import pipeline_class
 
     tc = cfg.train
@@ -206,6 +207,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     model, optimizer = accelerator.prepare(model, optimizer)
     dataset = build_dataset(cfg)
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=tc.mixed_precision == "bf16")
+    if tc.mixed_precision == "bf16" and not native_bf16(accelerator.device.type) and accelerator.is_main_process:
+        log.warning("%s: consider --set train.mixed_precision=fp32", SLOW_BF16)
 
     # 2. loop
     log_path = out / "train_log.jsonl"
