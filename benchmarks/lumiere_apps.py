@@ -3,6 +3,7 @@ stylization and SDEdit. Every section writes its figures to a JSON file and prin
 
     python benchmarks/lumiere_apps.py ssr --model vidiff/weights/ssr --n 16 --out runs/apps-ssr.json
     python benchmarks/lumiere_apps.py ssr-memory --model vidiff/weights/ssr --out runs/apps-ssr-memory.json
+    python benchmarks/lumiere_apps.py seams-base --model vidiff/weights/default --n 48 --frames 32 --window 16
     python benchmarks/lumiere_apps.py conditional --model vidiff/weights/conditional --n 100 --out runs/apps-cond.json
     python benchmarks/lumiere_apps.py style --model vidiff/weights/default --style vidiff/weights/style-outlined
     python benchmarks/lumiere_apps.py edit --model vidiff/weights/default --n 100
@@ -104,6 +105,62 @@ def cmd_ssr(args) -> dict:
         out = torch.cat(outs)
         report[name] = {"stride": stride, "seconds": round(time.time() - t0, 1), **seam_stats(out, gt, boundaries),
                         "reader": summary(read(out, [s.caption for s in sc]))}
+    return report
+
+
+def boundary_excess(videos: torch.Tensor, captions: list[str], boundaries: list[int]) -> dict:
+    """Seams without a ground truth: the frame-to-frame change (mean absolute pixel change, and the move of
+    the caption's object's read centre, canvas units) at the pairs (t-1, t) where windows meet vs. inside."""
+    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, segment
+    from vidiff.evaluation.shapes_reader import parse_caption
+
+    change = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean((1, 3, 4))  # (b, t - 1)
+    at = torch.zeros(change.shape[1], dtype=torch.bool)
+    at[[t - 1 for t in boundaries]] = True
+    moves_at, moves_in = [], []
+    for v, cap in zip(videos.numpy(), captions):
+        frames = measure(segment(v), COLOR_NAMES.index(parse_caption(cap)[0]["color"]))
+        for t in range(1, len(frames)):
+            if frames[t].present and frames[t - 1].present:
+                m = float(np.hypot(frames[t].cx - frames[t - 1].cx, frames[t].cy - frames[t - 1].cy))
+                (moves_at if at[t - 1] else moves_in).append(m)
+    return {"change_boundary": float(change[:, at].mean()), "change_inside": float(change[:, ~at].mean()),
+            "change_excess": round(float(change[:, at].mean() / change[:, ~at].mean()), 3),
+            "move_boundary": float(np.mean(moves_at)), "move_inside": float(np.mean(moves_in)),
+            "move_excess": round(float(np.mean(moves_at) / np.mean(moves_in)), 3)}
+
+
+def cmd_seams_base(args) -> dict:
+    """MultiDiffusion along time where windows disagree: the base model over a clip longer than its own 16
+    frames, as overlapping windows fused at every step vs. independent windows (stride = window)."""
+    from vidiff.diffusion.multidiffusion import temporal_windows
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(args.model)
+    window, frames, res = args.window or pipe.defaults["num_frames"], args.frames, pipe.defaults["height"]
+    sc = [sample_scene(i, "test", frames, 8.0, num_objects=1) for i in range(args.n)]
+    caps = [s.caption for s in sc]
+    boundaries = list(range(window, frames, window))  # where independent windows meet
+    report = {"model": args.model, "n": args.n, "frames": frames, "window": window, "boundaries": boundaries,
+              "real": boundary_excess(videos_of(sc, frames, res), caps, boundaries)}
+    print("real", json.dumps(report["real"]), flush=True)
+    configs = [("no_overlap", window, "uniform")] + [
+        (f"stride_{stride}_{weighting}", stride, weighting) for stride in (args.strides or [window // 2])
+        for weighting in args.weightings]
+    for name, stride, weighting in configs:
+        outs, t0 = [], time.time()
+        for i, chunk in batches(caps, args.batch):
+            with autocast(args):
+                outs.append(pipe(chunk, num_frames=frames, window=window, stride=stride, window_weighting=weighting,
+                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
+        out = torch.cat(outs)
+        edges = sorted({e for s, e in temporal_windows(frames, window, stride) if e < frames} |
+                       {s for s, e in temporal_windows(frames, window, stride) if s > 0})
+        report[name] = {"stride": stride, "weighting": weighting, "seconds": round(time.time() - t0, 1),
+                        **boundary_excess(out, caps, boundaries),
+                        "at_own_window_edges": boundary_excess(out, caps, edges) if edges != boundaries else None,
+                        "reader": summary(read(out, caps))}
+        print(name, json.dumps(report[name]), flush=True)
     return report
 
 
@@ -272,7 +329,7 @@ def cmd_edit(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("section", choices=["ssr", "ssr-memory", "conditional", "style", "edit"])
+    p.add_argument("section", choices=["ssr", "ssr-memory", "seams-base", "conditional", "style", "edit"])
     p.add_argument("--model", required=True)
     p.add_argument("--style", default="vidiff/weights/style-outlined")
     p.add_argument("--n", type=int, default=100)
@@ -282,6 +339,9 @@ def main() -> None:
     p.add_argument("--window", type=int, default=None)
     p.add_argument("--stride", type=int, default=None)
     p.add_argument("--noise-level", type=float, default=None, help="ssr: std of the noise added to the low-res clip")
+    p.add_argument("--strides", type=int, nargs="+", default=None, help="seams-base: overlapping strides to try")
+    p.add_argument("--weightings", nargs="+", choices=["uniform", "triangle"], default=["uniform"],
+                   help="seams-base: window weightings to try")
     p.add_argument("--steps", type=int, default=10, help="ssr-memory: denoising steps")
     p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--border", type=int, default=8)
@@ -295,7 +355,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()
-    report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "conditional": cmd_conditional, "style": cmd_style,
+    report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "seams-base": cmd_seams_base, "conditional": cmd_conditional, "style": cmd_style,
               "edit": cmd_edit}[args.section](args)
     report.update(seconds=round(time.time() - t0, 1), threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
     text = json.dumps(report, indent=1)

@@ -22,12 +22,22 @@ def test_generate_writes_video_sheet_and_config(tmp_path, tiny_pipeline_dir):
     r = vidiff("generate", "a red circle moving left", "-o", str(tmp_path / "frames"), "--model", str(tiny_pipeline_dir),
                "--no-sheet", "-q")
     assert r.returncode == 0 and len(list((tmp_path / "frames").glob("*.png"))) == 4
+    # a clip three times the model's length through MultiDiffusion windows
+    r = vidiff("generate", "a red circle moving left", "-o", str(tmp_path / "long"), "--model", str(tiny_pipeline_dir),
+               "--frames", "12", "--base-window", "4", "--no-sheet", "-q")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "long").glob("*.png"))) == 12
+    cfg = json.loads((tmp_path / "long.json").read_text())
+    assert cfg["num_frames"] == 12 and cfg["base_window"] == 4 and cfg["base_stride"] == 2
 
 
 @pytest.mark.parametrize("args,words", [
     (["generate", "", "-o", "{tmp}/a.mp4"], "caption is empty"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "3"], "num_frames"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--size", "30"], "multiples"),
+    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "12", "--base-window", "4", "--base-stride", "6"],
+     "must not exceed the window"),
+    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--base-window", "0"], "--base-window must be >= 1"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--model", "{tmp}/no-such-model"], "does not exist"),
     (["generate", "a red circle", "-o", "{tmp}/a.avi"], "unsupported output"),
     (["generate", "a red circle", "-o", "/proc/forbidden/a.mp4"], "output folder"),

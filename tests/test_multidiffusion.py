@@ -6,6 +6,7 @@ import torch
 from vidiff.conditioning.resolution import augment_lowres, upsample_video
 from vidiff.diffusion.multidiffusion import multidiffusion, temporal_windows, window_weights
 from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
 def test_windows_cover_the_clip_and_end_at_its_end():
@@ -73,3 +74,24 @@ def test_ssr_pipeline_windows(tiny_ssr_dir):
     with pytest.raises(ValueError, match="text-to-video"):
         from vidiff.pipelines.text_to_video import TextToVideoPipeline
         TextToVideoPipeline.from_pretrained(tiny_ssr_dir)
+
+
+def test_long_text_to_video_through_windows(tiny_pipeline_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    cap = "a red circle moving left"
+    noise = torch.randn(1, 3, 12, 8, 8, generator=torch.Generator().manual_seed(0))
+    # stride = window: every window is denoised on its own, exactly as a clip of its length from its noise
+    independent = pipe(cap, num_frames=12, window=4, stride=4, latents=noise).videos
+    for s in (0, 4, 8):
+        alone = pipe(cap, num_frames=4, latents=noise[:, :, s:s + 4]).videos
+        assert torch.allclose(independent[:, :, s:s + 4], alone, atol=1e-5)
+    fused = pipe(cap, num_frames=12, window=4, latents=noise).videos  # stride 2 by default
+    assert fused.shape == (1, 3, 12, 8, 8) and not torch.allclose(fused, independent, atol=1e-3)
+    # the same noise gives the same long clip
+    assert torch.equal(pipe(cap, num_frames=12, window=4, latents=noise).videos, fused)
+    with pytest.raises(ValueError, match="stride"):
+        pipe(cap, num_frames=12, window=4, stride=5)
+    with pytest.raises(ValueError, match="num_frames"):
+        pipe(cap, num_frames=12, window=3, stride=3)
+    with pytest.raises(ValueError, match="needs a window"):
+        pipe(cap, num_frames=12, stride=2)

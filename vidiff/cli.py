@@ -138,7 +138,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
     if getattr(args, "strength", None) is not None and not 0.0 <= args.strength <= 1.0:
         raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
-    for name in ("window", "stride", "ssr_steps"):
+    for name in ("window", "stride", "ssr_steps", "base_window", "base_stride"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
@@ -152,13 +152,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = _load(TextToVideoPipeline, args.model, args)
-    settings = _common_settings(args, pipe, args.frames, args.size, negative_prompt=args.negative_prompt)
+    window, stride = args.base_window, args.base_stride
+    if window is not None and stride is None:
+        stride = max(1, window // 2)
+    settings = _common_settings(args, pipe, args.frames, args.size, negative_prompt=args.negative_prompt,
+                                base_window=window, base_stride=stride)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
                      num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                      negative_prompt=args.negative_prompt, sampler=args.sampler, generator=generator,
-                     progress=not args.quiet)
+                     window=window, stride=stride, progress=not args.quiet)
     return _finish(video.videos, pipe, args, out, settings, t0)
 
 
@@ -331,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_args(g, DEFAULT_MODEL)
     g.add_argument("--size", type=int, default=None, help="base height and width in pixels (model default: 32)")
     g.add_argument("--negative-prompt", default="", help="caption for the unconditional branch")
+    g.add_argument("--base-window", type=int, default=None,
+                   help="long clips: denoise --frames as overlapping windows of this many frames fused by "
+                        "MultiDiffusion (e.g. --frames 48 --base-window 16)")
+    g.add_argument("--base-stride", type=int, default=None, help="base window stride (default: half the window; "
+                   "= window: independent windows)")
     g.set_defaults(func=cmd_generate)
 
     def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:

@@ -208,11 +208,11 @@ class VideoDiffusionPipeline:
 
     def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int, sampler: str,
                generator: torch.Generator | None, latents: torch.Tensor | None = None, start: torch.Tensor | None = None,
-               strength: float = 1.0, temporal_window: tuple[int, int] | None = None, progress: bool = False,
+               strength: float = 1.0, temporal_window: tuple | None = None, progress: bool = False,
                known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
         (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
-        (``temporal_window = (window, stride)``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
+        (``temporal_window = (window, stride[, weighting])``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
         ``mask`` is 1 after every step (:func:`~vidiff.diffusion.sampling.keep_known`).
         Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
