@@ -117,14 +117,16 @@ def boundary_excess(videos: torch.Tensor, captions: list[str], boundaries: list[
     change = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean((1, 3, 4))  # (b, t - 1)
     at = torch.zeros(change.shape[1], dtype=torch.bool)
     at[[t - 1 for t in boundaries]] = True
-    moves_at, moves_in = [], []
+    moves_at, moves_in, profile = [], [], [[] for _ in range(change.shape[1])]
     for v, cap in zip(videos.numpy(), captions):
         frames = measure(segment(v), COLOR_NAMES.index(parse_caption(cap)[0]["color"]))
         for t in range(1, len(frames)):
             if frames[t].present and frames[t - 1].present:
                 m = float(np.hypot(frames[t].cx - frames[t - 1].cx, frames[t].cy - frames[t - 1].cy))
                 (moves_at if at[t - 1] else moves_in).append(m)
-    return {"change_boundary": float(change[:, at].mean()), "change_inside": float(change[:, ~at].mean()),
+                profile[t - 1].append(m)
+    return {"move_profile": [round(float(np.mean(m)), 4) if m else None for m in profile],
+            "change_boundary": float(change[:, at].mean()), "change_inside": float(change[:, ~at].mean()),
             "change_excess": round(float(change[:, at].mean() / change[:, ~at].mean()), 3),
             "move_boundary": float(np.mean(moves_at)), "move_inside": float(np.mean(moves_in)),
             "move_excess": round(float(np.mean(moves_at) / np.mean(moves_in)), 3)}
@@ -144,6 +146,13 @@ def cmd_seams_base(args) -> dict:
     report = {"model": args.model, "n": args.n, "frames": frames, "window": window, "boundaries": boundaries,
               "real": boundary_excess(videos_of(sc, frames, res), caps, boundaries)}
     print("real", json.dumps(report["real"]), flush=True)
+    # the model's own clips (one window): is there a jump at a window's middle, where STUNet's levels split time?
+    outs = []
+    for i, chunk in batches(caps, args.batch):
+        with autocast(args):
+            outs.append(pipe(chunk, num_frames=window, generator=torch.Generator().manual_seed(args.seed + i)).videos)
+    report["one_window"] = boundary_excess(torch.cat(outs), caps, [window // 2])
+    print("one_window", json.dumps(report["one_window"]), flush=True)
     configs = [("no_overlap", window, "uniform")] + [
         (f"stride_{stride}_{weighting}", stride, weighting) for stride in (args.strides or [window // 2])
         for weighting in args.weightings]

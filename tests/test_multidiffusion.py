@@ -95,3 +95,10 @@ def test_long_text_to_video_through_windows(tiny_pipeline_dir):
         pipe(cap, num_frames=12, window=3, stride=3)
     with pytest.raises(ValueError, match="needs a window"):
         pipe(cap, num_frames=12, stride=2)
+    # a cross-fade weighs the windows differently; with no overlap there is nothing to weigh
+    tri = pipe(cap, num_frames=12, window=4, window_weighting="triangle", latents=noise).videos
+    assert not torch.allclose(tri, fused, atol=1e-3)
+    assert torch.allclose(pipe(cap, num_frames=12, window=4, stride=4, window_weighting="triangle", latents=noise).videos,
+                          independent, atol=1e-6)
+    with pytest.raises(ValueError, match="weighting"):
+        pipe(cap, num_frames=12, window=4, window_weighting="gauss")

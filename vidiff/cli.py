@@ -154,15 +154,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     pipe = _load(TextToVideoPipeline, args.model, args)
     window, stride = args.base_window, args.base_stride
     if window is not None and stride is None:
-        stride = max(1, window // 2)
+        stride = max(1, window // 4)  # measured: the fewest seams (README, long clips)
+    weighting = args.base_weighting if window is not None else None
     settings = _common_settings(args, pipe, args.frames, args.size, negative_prompt=args.negative_prompt,
-                                base_window=window, base_stride=stride)
+                                base_window=window, base_stride=stride, base_weighting=weighting)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
                      num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                      negative_prompt=args.negative_prompt, sampler=args.sampler, generator=generator,
-                     window=window, stride=stride, progress=not args.quiet)
+                     window=window, stride=stride, window_weighting=weighting or "uniform", progress=not args.quiet)
     return _finish(video.videos, pipe, args, out, settings, t0)
 
 
@@ -338,8 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-window", type=int, default=None,
                    help="long clips: denoise --frames as overlapping windows of this many frames fused by "
                         "MultiDiffusion (e.g. --frames 48 --base-window 16)")
-    g.add_argument("--base-stride", type=int, default=None, help="base window stride (default: half the window; "
-                   "= window: independent windows)")
+    g.add_argument("--base-stride", type=int, default=None, help="base window stride (default: a quarter of the "
+                   "window; = window: independent windows)")
+    g.add_argument("--base-weighting", choices=["triangle", "uniform"], default="triangle",
+                   help="how overlapping windows are averaged: triangle (default: a cross-fade, fewest seams) or "
+                        "uniform (Lumiere's plain mean)")
     g.set_defaults(func=cmd_generate)
 
     def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:
