@@ -233,14 +233,16 @@ def cmd_conditional(args) -> dict:
         "text_only": (gt, torch.zeros(args.n, 1, t, res, res)),
     }
     tasks = {k: v for k, v in tasks.items() if not args.tasks or k in args.tasks}
-    report = {"model": args.model, "n": args.n, "border": args.border, "keep_known": not args.no_keep_known}
+    report = {"model": args.model, "n": args.n, "border": args.border, "keep_known": not args.no_keep_known,
+              "condition_guidance_scale": args.cond_guidance}
     for name, (video, known) in tasks.items():
         outs, t0 = [], time.time()
         for i, chunk in batches(caps, args.batch):
             with autocast(args):
                 outs.append(pipe.generate(chunk, video[i:i + len(chunk)], known[i:i + len(chunk)],
                                           generator=torch.Generator().manual_seed(args.seed + i),
-                                          keep_known=not args.no_keep_known).videos)
+                                          keep_known=not args.no_keep_known,
+                                          condition_guidance_scale=args.cond_guidance).videos)
         out = torch.cat(outs)
         r = {"seconds": round(time.time() - t0, 1), "reader": summary(read(out, caps))}
         if name == "image_to_video":
@@ -358,6 +360,8 @@ def main() -> None:
     p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp32", action="store_true")
+    p.add_argument("--cond-guidance", type=float, default=1.0,
+                   help="conditional: guidance scale on the conditioning video (1: none)")
     p.add_argument("--no-keep-known", action="store_true", help="conditional: leave the given pixels to the model")
     p.add_argument("--tasks", nargs="+", choices=["image_to_video", "inpaint", "outpaint", "cinemagraph", "text_only"],
                    default=None, help="conditional: only these tasks (default: all)")

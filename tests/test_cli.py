@@ -93,7 +93,7 @@ def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_p
     runs = {
         "animate": ["animate", str(img), "a red circle moving left", *cond],
         "inpaint": ["inpaint", str(video), "a red circle", "--mask", str(mask), *cond],
-        "outpaint": ["inpaint", str(video), "a red circle", "--border", "2", *cond],
+        "outpaint": ["inpaint", str(video), "a red circle", "--border", "2", *cond, "--condition-guidance", "2"],
         "cinemagraph": ["cinemagraph", str(img), "a red circle", "--region", str(mask), *cond, "--no-keep-known"],
         "edit": ["edit", str(video), "a blue square", "--strength", "0.5", "--model", str(tiny_pipeline_dir),
                  "--steps", "4", "-q"],
@@ -109,6 +109,7 @@ def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_p
     assert json.loads((tmp_path / "edit.json").read_text())["strength"] == 0.5
     assert json.loads((tmp_path / "upscale.json").read_text())["output_size"] == [16, 16]
     assert json.loads((tmp_path / "outpaint.json").read_text())["border"] == 2
+    assert json.loads((tmp_path / "outpaint.json").read_text())["condition_guidance_scale"] == 2.0
     assert json.loads((tmp_path / "animate.json").read_text())["keep_known"] is True
     assert json.loads((tmp_path / "cinemagraph.json").read_text())["keep_known"] is False
 

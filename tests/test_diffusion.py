@@ -112,6 +112,25 @@ def test_guidance_scale_one_and_zero_pick_one_branch():
     assert torch.allclose(out, torch.full_like(out, 3.0)) and calls[-1] == 4
 
 
+def test_guidance_on_the_conditioning_video():
+    # eps = 10 * [text given] + 100 * [cond given] + 1000 * [both], per sample
+    def model(x, t, text, mask, cond):
+        has_text = (text.abs().sum((1, 2)) > 0).float()
+        has_cond = (cond.abs().sum((1, 2, 3, 4)) > 0).float()
+        return (10 * has_text + 100 * has_cond + 1000 * has_text * has_cond).view(-1, 1, 1, 1, 1) + 0 * x
+
+    text, null = torch.ones(2, 3, 4), torch.zeros(1, 3, 4)
+    tm, nm = torch.ones(2, 3, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool)
+    cond, x, t = torch.ones(2, 4, 1, 1, 1), torch.zeros(2, 1, 1, 1, 1), torch.zeros(2)
+    # cond_scale 1: both branches see the conditioning: 100 + 3 * (1110 - 100)
+    plain = classifier_free_guidance(model, text, tm, null, nm, 3.0, cond=cond)(x, t)
+    assert torch.allclose(plain, torch.full_like(plain, 100 + 3 * 1010.0))
+    assert torch.equal(classifier_free_guidance(model, text, tm, null, nm, 3.0, cond=cond, cond_scale=1.0)(x, t), plain)
+    # two scales: none + 2 * (given - none) + 3 * (both - given) = 0 + 2 * 100 + 3 * 1010
+    two = classifier_free_guidance(model, text, tm, null, nm, 3.0, cond=cond, cond_scale=2.0)(x, t)
+    assert torch.allclose(two, torch.full_like(two, 200 + 3 * 1010.0))
+
+
 def test_unknown_sampler_is_a_value_error():
     with pytest.raises(ValueError, match="allowed"):
         make_scheduler(DiffusionConfig(), "euler-x")

@@ -87,6 +87,11 @@ def test_conditional_pipelines(tiny_conditional_dir):
     assert v.shape == (1, 3, 4, 8, 8)
     assert torch.equal(v, i2v("a red circle moving left", image, generator=g()).videos)
     assert not torch.equal(v, i2v("a red circle moving left", image.flip(-1), generator=g()).videos)
+    guided = i2v("a red circle moving left", image, generator=g(), keep_known=False, condition_guidance_scale=3.0)
+    free = i2v("a red circle moving left", image, generator=g(), keep_known=False)
+    assert guided.videos.shape == v.shape and not torch.allclose(guided.videos, free.videos, atol=1e-4)
+    with pytest.raises(ValueError, match="condition_guidance_scale"):
+        i2v("a red circle moving left", image, condition_guidance_scale=-1.0)
     inpaint = VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)
     video = torch.rand(1, 3, 4, 8, 8)
     region = masks.border_region(1, 8, 8, 2)

@@ -185,9 +185,10 @@ def cmd_conditional(args: argparse.Namespace) -> int:
     h, w, t = settings["height"], settings["width"], settings["num_frames"]
     pipe.unet.check_input_size(t, h, w)
     settings["keep_known"] = not args.no_keep_known
+    settings["condition_guidance_scale"] = args.condition_guidance
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet,
-              keep_known=settings["keep_known"])
+              keep_known=settings["keep_known"], condition_guidance_scale=args.condition_guidance)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         if args.command == "animate":
             video = pipe(args.prompt, read_image(args.input, h, w), num_frames=t, **kw)
@@ -367,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (a, i, c):
         cmd.add_argument("--no-keep-known", action="store_true", help="do not paste the given pixels back after "
                          "every step: leave them to the model's conditioning alone (Lumiere's setting)")
+        cmd.add_argument("--condition-guidance", type=float, default=1.0, help="guidance scale on the given "
+                         "pixels as well as the caption (InstructPix2Pix's image guidance; 1: none)")
 
     ed = application("edit", "SDEdit: re-generate a video with a new caption, keeping its layout and motion",
                      "the video to edit", "the new caption")

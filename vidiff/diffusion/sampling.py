@@ -15,11 +15,18 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor, null_text: torch.Tensor,
-                             null_mask: torch.Tensor, scale: float, cond: torch.Tensor | None = None) -> Denoiser:
+                             null_mask: torch.Tensor, scale: float, cond: torch.Tensor | None = None,
+                             cond_scale: float = 1.0) -> Denoiser:
     """eps = eps(null) + scale * (eps(text) - eps(null)) (Ho & Salimans 2022), one batched forward.
 
-    ``scale == 1`` runs the conditional model alone; ``scale == 0`` the unconditional one.
+    ``scale == 1`` runs the conditional model alone; ``scale == 0`` the unconditional one. With a conditioning
+    video ``cond`` both branches see it. ``cond_scale != 1`` adds guidance on the conditioning video too
+    (InstructPix2Pix's two-scale guidance; the null conditioning is all zeros, the "nothing given" mask of
+    training): eps = eps(null, 0) + cond_scale * (eps(null, cond) - eps(null, 0)) + scale * (eps(text, cond)
+    - eps(null, cond)).
     """
+    if cond is not None and cond_scale != 1.0:
+        return _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale, cond, cond_scale)
     b = text.shape[0]
     if null_text.shape[0] != b:
         null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
@@ -41,6 +48,25 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
         out = model(torch.cat([x, x]), t2, both_text, both_mask, both_cond)
         uncond, condn = out.float().chunk(2)
         return uncond + scale * (condn - uncond)
+
+    return fn
+
+
+def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: float, cond: torch.Tensor,
+                        cond_scale: float) -> Denoiser:
+    b = text.shape[0]
+    if null_text.shape[0] != b:
+        null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
+    L = max(text.shape[1], null_text.shape[1])
+    text, text_mask = _pad(text, text_mask, L)
+    null_text, null_mask = _pad(null_text, null_mask, L)
+    texts, masks = torch.cat([null_text, null_text, text]), torch.cat([null_mask, null_mask, text_mask])
+    conds = torch.cat([torch.zeros_like(cond), cond, cond])
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t3 = torch.cat([t, t, t]) if t.dim() else t
+        none, given, both = model(torch.cat([x, x, x]), t3, texts, masks, conds).float().chunk(3)
+        return none + cond_scale * (given - none) + scale * (both - given)
 
     return fn
 

@@ -190,7 +190,7 @@ class VideoDiffusionPipeline:
         return prompts
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
-                 cond: torch.Tensor | None = None) -> Callable[[slice | None], Denoiser]:
+                 cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
         """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
         text, mask = self.text_encoder.encode(prompts)
         null, null_mask = self.text_encoder.encode([negative_prompt])
@@ -202,7 +202,8 @@ class VideoDiffusionPipeline:
 
         def window(frames: slice | None = None) -> Denoiser:
             c = cond if cond is None or frames is None else cond[:, :, frames]
-            return classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c)
+            return classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c,
+                                            cond_scale=cond_scale)
 
         return window
 

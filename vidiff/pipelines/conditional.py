@@ -33,9 +33,13 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
                  generator: torch.Generator | None = None, progress: bool = False,
-                 keep_known: bool = True) -> VideoPipelineOutput:
+                 keep_known: bool = True, condition_guidance_scale: float = 1.0) -> VideoPipelineOutput:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
-        exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting)."""
+        exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
+        ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
+        (InstructPix2Pix's image guidance; one more model pass per step)."""
+        if not 0.0 <= condition_guidance_scale <= 50.0:
+            raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
         if self.unet.cfg.cond_channels != COND_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cfg.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
@@ -44,7 +48,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
-        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
+                               cond_scale=condition_guidance_scale)
         shape = (b, self.unet.cfg.out_channels, t, h, w)
         known_pixels = (video * 2 - 1, known) if keep_known else None
         return VideoPipelineOutput(self.sample(window, shape, s["num_inference_steps"], sampler, generator,
