@@ -54,6 +54,16 @@ def batches(items: list, size: int):
         yield i, items[i:i + size]
 
 
+def generate(args, items: list, call) -> torch.Tensor:
+    """``call(chunk, rows, generator).videos`` over batches of ``items`` under the run's autocast, concatenated;
+    the batch starting at item ``i`` draws its noise from seed ``args.seed + i``."""
+    outs = []
+    for i, chunk in batches(items, args.batch):
+        with autocast(args):
+            outs.append(call(chunk, slice(i, i + len(chunk)), torch.Generator().manual_seed(args.seed + i)).videos)
+    return torch.cat(outs)
+
+
 def read(videos: torch.Tensor, captions: list[str]) -> list[dict]:
     from vidiff.evaluation.shapes_reader import score_video
     return [score_video(v.numpy(), c) for v, c in zip(videos, captions)]
@@ -97,12 +107,9 @@ def cmd_ssr(args) -> dict:
     bilinear = (upsample_video(lo * 2 - 1, H, H) + 1) / 2
     report["bilinear"] = seam_stats(bilinear.clamp(0, 1), gt, boundaries)
     for name, stride in (("overlap", window // 2), ("no_overlap", window)):
-        outs, t0 = [], time.time()
-        for i, chunk in batches(sc, args.batch):
-            with autocast(args):
-                outs.append(pipe([s.caption for s in chunk], lo[i:i + len(chunk)], window=window, stride=stride,
-                                 noise_level=args.noise_level, generator=torch.Generator().manual_seed(args.seed + i)).videos)
-        out = torch.cat(outs)
+        t0 = time.time()
+        out = generate(args, sc, lambda chunk, rows, g: pipe([s.caption for s in chunk], lo[rows], window=window,
+                                                             stride=stride, noise_level=args.noise_level, generator=g))
         report[name] = {"stride": stride, "seconds": round(time.time() - t0, 1), **seam_stats(out, gt, boundaries),
                         "reader": summary(read(out, [s.caption for s in sc]))}
     return report
@@ -111,8 +118,7 @@ def cmd_ssr(args) -> dict:
 def boundary_excess(videos: torch.Tensor, captions: list[str], boundaries: list[int]) -> dict:
     """Seams without a ground truth: the frame-to-frame change (mean absolute pixel change, and the move of
     the caption's object's read centre, canvas units) at the pairs (t-1, t) where windows meet vs. inside."""
-    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, segment
-    from vidiff.evaluation.shapes_reader import parse_caption
+    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, parse_caption, segment
 
     change = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean((1, 3, 4))  # (b, t - 1)
     at = torch.zeros(change.shape[1], dtype=torch.bool)
@@ -147,24 +153,18 @@ def cmd_seams_base(args) -> dict:
               "real": boundary_excess(videos_of(sc, frames, res), caps, boundaries)}
     print("real", json.dumps(report["real"]), flush=True)
     # the model's own clips (one window): is there a jump at a window's middle, where STUNet's levels split time?
-    outs = []
-    for i, chunk in batches(caps, args.batch):
-        with autocast(args):
-            outs.append(pipe(chunk, num_frames=window, generator=torch.Generator().manual_seed(args.seed + i)).videos)
-    report["one_window"] = boundary_excess(torch.cat(outs), caps, [window // 2])
+    own = generate(args, caps, lambda chunk, rows, g: pipe(chunk, num_frames=window, generator=g))
+    report["one_window"] = boundary_excess(own, caps, [window // 2])
     print("one_window", json.dumps(report["one_window"]), flush=True)
     configs = [("no_overlap", window, "uniform")] + [
         (f"stride_{stride}_{weighting}", stride, weighting) for stride in (args.strides or [window // 2])
         for weighting in args.weightings]
     for name, stride, weighting in configs:
-        outs, t0 = [], time.time()
-        for i, chunk in batches(caps, args.batch):
-            with autocast(args):
-                outs.append(pipe(chunk, num_frames=frames, window=window, stride=stride, window_weighting=weighting,
-                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
-        out = torch.cat(outs)
-        edges = sorted({e for s, e in temporal_windows(frames, window, stride) if e < frames} |
-                       {s for s, e in temporal_windows(frames, window, stride) if s > 0})
+        t0 = time.time()
+        out = generate(args, caps, lambda chunk, rows, g: pipe(chunk, num_frames=frames, window=window, stride=stride,
+                                                               window_weighting=weighting, generator=g))
+        spans = temporal_windows(frames, window, stride)
+        edges = sorted({e for _, e in spans if e < frames} | {s for s, _ in spans if s > 0})
         report[name] = {"stride": stride, "weighting": weighting, "seconds": round(time.time() - t0, 1),
                         **boundary_excess(out, caps, boundaries),
                         "at_own_window_edges": boundary_excess(out, caps, edges) if edges != boundaries else None,
@@ -236,14 +236,10 @@ def cmd_conditional(args) -> dict:
     report = {"model": args.model, "n": args.n, "border": args.border, "keep_known": not args.no_keep_known,
               "condition_guidance_scale": args.cond_guidance}
     for name, (video, known) in tasks.items():
-        outs, t0 = [], time.time()
-        for i, chunk in batches(caps, args.batch):
-            with autocast(args):
-                outs.append(pipe.generate(chunk, video[i:i + len(chunk)], known[i:i + len(chunk)],
-                                          generator=torch.Generator().manual_seed(args.seed + i),
-                                          keep_known=not args.no_keep_known,
-                                          condition_guidance_scale=args.cond_guidance).videos)
-        out = torch.cat(outs)
+        t0 = time.time()
+        out = generate(args, caps, lambda chunk, rows, g: pipe.generate(
+            chunk, video[rows], known[rows], generator=g, keep_known=not args.no_keep_known,
+            condition_guidance_scale=args.cond_guidance))
         r = {"seconds": round(time.time() - t0, 1), "reader": summary(read(out, caps))}
         if name == "image_to_video":
             r["psnr_first_frame"] = psnr(out[:, :, :1], gt[:, :, :1])
@@ -281,11 +277,7 @@ def cmd_style(args) -> dict:
     print("real outlined", json.dumps(report["real_outlined"]), flush=True)
     for alpha in args.alphas:
         pipe = base.with_style(args.style, alpha)
-        outs = []
-        for i, chunk in batches(caps, args.batch):
-            with autocast(args):
-                outs.append(pipe(chunk, generator=torch.Generator().manual_seed(args.seed + i)).videos)
-        out = torch.cat(outs)
+        out = generate(args, caps, lambda chunk, rows, g: pipe(chunk, generator=g))
         r = {"hollowness": float(np.nanmean([hollowness(v.numpy()) for v in out])), "reader": summary(read(out, caps))}
         report["alphas"][str(alpha)] = r
         print(alpha, json.dumps(r), flush=True)
@@ -322,12 +314,7 @@ def cmd_edit(args) -> dict:
     caps = [s.caption for s in edited]
     report = {"model": args.model, "n": args.n, "strengths": {}}
     for strength in args.strengths:
-        outs = []
-        for i, chunk in batches(caps, args.batch):
-            with autocast(args):
-                outs.append(pipe(chunk, gt[i:i + len(chunk)], strength=strength,
-                                 generator=torch.Generator().manual_seed(args.seed + i)).videos)
-        out = torch.cat(outs)
+        out = generate(args, caps, lambda chunk, rows, g: pipe(chunk, gt[rows], strength=strength, generator=g))
         new = read(out, caps)
         r = {"new_caption": summary(new),
              "track_error_new_color": float(np.nanmean([track_error(v, s, e.objects[0].color)
@@ -368,8 +355,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()
-    report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "seams-base": cmd_seams_base, "conditional": cmd_conditional, "style": cmd_style,
-              "edit": cmd_edit}[args.section](args)
+    report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "seams-base": cmd_seams_base,
+              "conditional": cmd_conditional, "style": cmd_style, "edit": cmd_edit}[args.section](args)
     report.update(seconds=round(time.time() - t0, 1), threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
     text = json.dumps(report, indent=1)
     print(text if args.section == "ssr" else "", flush=True)

@@ -163,7 +163,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         video = pipe(args.prompt, num_frames=settings["num_frames"], height=settings["height"], width=settings["width"],
                      num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                      negative_prompt=args.negative_prompt, sampler=args.sampler, generator=generator,
-                     window=window, stride=stride, window_weighting=weighting or "uniform", progress=not args.quiet)
+                     window=window, stride=stride, window_weighting=args.base_weighting, progress=not args.quiet)
     return _finish(video.videos, pipe, args, out, settings, t0)
 
 

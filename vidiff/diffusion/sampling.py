@@ -25,16 +25,9 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
     training): eps = eps(null, 0) + cond_scale * (eps(null, cond) - eps(null, 0)) + scale * (eps(text, cond)
     - eps(null, cond)).
     """
+    text, text_mask, null_text, null_mask = _match_null(text, text_mask, null_text, null_mask)
     if cond is not None and cond_scale != 1.0:
         return _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale, cond, cond_scale)
-    b = text.shape[0]
-    if null_text.shape[0] != b:
-        null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
-    lt, ln = text.shape[1], null_text.shape[1]
-    if lt != ln:  # pad the shorter token sequence; the mask hides the padding
-        L = max(lt, ln)
-        text, text_mask = _pad(text, text_mask, L)
-        null_text, null_mask = _pad(null_text, null_mask, L)
     both_text = torch.cat([null_text, text])
     both_mask = torch.cat([null_mask, text_mask])
     both_cond = torch.cat([cond, cond]) if cond is not None else None
@@ -54,12 +47,8 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
 
 def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: float, cond: torch.Tensor,
                         cond_scale: float) -> Denoiser:
-    b = text.shape[0]
-    if null_text.shape[0] != b:
-        null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
-    L = max(text.shape[1], null_text.shape[1])
-    text, text_mask = _pad(text, text_mask, L)
-    null_text, null_mask = _pad(null_text, null_mask, L)
+    """The three-branch denoiser of :func:`classifier_free_guidance` with ``cond_scale != 1`` (text and null
+    already batched and padded alike by :func:`_match_null`)."""
     texts, masks = torch.cat([null_text, null_text, text]), torch.cat([null_mask, null_mask, text_mask])
     conds = torch.cat([torch.zeros_like(cond), cond, cond])
 
@@ -69,6 +58,18 @@ def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: flo
         return none + cond_scale * (given - none) + scale * (both - given)
 
     return fn
+
+
+def _match_null(text, text_mask, null_text, null_mask):
+    """The null (negative) prompt repeated to the batch, and both token sequences padded to one length; the
+    masks hide the padding."""
+    b = text.shape[0]
+    if null_text.shape[0] != b:
+        null_text, null_mask = null_text.expand(b, -1, -1), null_mask.expand(b, -1)
+    L = max(text.shape[1], null_text.shape[1])
+    text, text_mask = _pad(text, text_mask, L)
+    null_text, null_mask = _pad(null_text, null_mask, L)
+    return text, text_mask, null_text, null_mask
 
 
 def _pad(x: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
