@@ -5,6 +5,7 @@ stylization and SDEdit. Every section writes its figures to a JSON file and prin
     python benchmarks/lumiere_apps.py ssr-memory --model vidiff/weights/ssr --out runs/apps-ssr-memory.json
     python benchmarks/lumiere_apps.py seams-base --model vidiff/weights/default --n 48 --frames 32 --window 16
     python benchmarks/lumiere_apps.py conditional --model vidiff/weights/conditional --n 100 --out runs/apps-cond.json
+    python benchmarks/lumiere_apps.py reach --model vidiff/weights/conditional --n 32
     python benchmarks/lumiere_apps.py style --model vidiff/weights/default --style vidiff/weights/style-outlined
     python benchmarks/lumiere_apps.py edit --model vidiff/weights/default --n 100
 
@@ -261,6 +262,53 @@ def cmd_conditional(args) -> dict:
     return report
 
 
+def predicted_x0(pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    if prediction_type == "v_prediction":
+        return a * x_t - s * pred
+    if prediction_type == "epsilon":
+        return (x_t - s * pred) / a
+    return pred
+
+
+@torch.no_grad()
+def cmd_reach(args) -> dict:
+    """How far a given first frame reaches the model: PSNR of its one-step x0 prediction of the given frame
+    (and of the later frames) at each noise level, with the conditioning and with none (M = 0). At pure noise
+    the noisy input says nothing, so a model that uses C predicts the given frame from C alone."""
+    from vidiff.conditioning.masks import condition_input, first_frame_mask
+    from vidiff.diffusion.schedule import make_scheduler
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+
+    pipe = ConditionalVideoPipeline.from_pretrained(args.model)
+    res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
+    sc = scenes(args.n, t)
+    x0 = videos_of(sc, t, res) * 2 - 1
+    text, mask = pipe.text_encoder.encode([s.caption for s in sc])
+    alpha_bars = make_scheduler(pipe.diffusion).alphas_cumprod
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(args.seed))
+    conds = {"given": condition_input(x0, first_frame_mask(args.n, t, res, res)),
+             "none": torch.zeros(args.n, 4, t, res, res)}
+    report = {"model": args.model, "n": args.n}
+    for step in args.noise_steps:
+        ab = alpha_bars[step]
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        row = {}
+        for name, cond in conds.items():
+            outs = []
+            for i, _ in batches(list(range(args.n)), args.batch):
+                rows = slice(i, i + args.batch)
+                with autocast(args):
+                    pred = pipe.unet(x_t[rows], torch.full((x_t[rows].shape[0],), step), text[rows], mask[rows], cond[rows])
+                outs.append(predicted_x0(pred.float(), x_t[rows], ab, pipe.diffusion.prediction_type))
+            out = ((torch.cat(outs).clamp(-1, 1) + 1) / 2)
+            gt = (x0 + 1) / 2
+            row[name] = {"first_frame_db": psnr(out[:, :, :1], gt[:, :, :1]), "later_db": psnr(out[:, :, 1:], gt[:, :, 1:])}
+        report[str(step)] = row
+        print(step, json.dumps(row), flush=True)
+    return report
+
+
 # ---------------------------------------------------------------------- stylization
 def cmd_style(args) -> dict:
     from vidiff.evaluation.style import hollowness
@@ -327,7 +375,7 @@ def cmd_edit(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("section", choices=["ssr", "ssr-memory", "seams-base", "conditional", "style", "edit"])
+    p.add_argument("section", choices=["ssr", "ssr-memory", "seams-base", "conditional", "reach", "style", "edit"])
     p.add_argument("--model", required=True)
     p.add_argument("--style", default="vidiff/weights/style-outlined")
     p.add_argument("--n", type=int, default=100)
@@ -352,11 +400,13 @@ def main() -> None:
     p.add_argument("--no-keep-known", action="store_true", help="conditional: leave the given pixels to the model")
     p.add_argument("--tasks", nargs="+", choices=["image_to_video", "inpaint", "outpaint", "cinemagraph", "text_only"],
                    default=None, help="conditional: only these tasks (default: all)")
+    p.add_argument("--noise-steps", type=int, nargs="+", default=[999, 900, 750, 500, 250],
+                   help="reach: training timesteps at which to read the one-step prediction")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     t0 = time.time()
     report = {"ssr": cmd_ssr, "ssr-memory": cmd_ssr_memory, "seams-base": cmd_seams_base,
-              "conditional": cmd_conditional, "style": cmd_style, "edit": cmd_edit}[args.section](args)
+              "conditional": cmd_conditional, "reach": cmd_reach, "style": cmd_style, "edit": cmd_edit}[args.section](args)
     report.update(seconds=round(time.time() - t0, 1), threads=torch.get_num_threads(), load_avg=os.getloadavg()[0])
     text = json.dumps(report, indent=1)
     print(text if args.section == "ssr" else "", flush=True)

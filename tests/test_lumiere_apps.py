@@ -64,6 +64,28 @@ def test_widened_model_equals_the_source_at_init():
         widen_input(wide, 0)
 
 
+def test_condition_adapter_changes_nothing_at_init_then_feeds_every_level():
+    from vidiff.models.surgery import add_cond_adapter
+    wide = _perturbed(widen_input(_perturbed(build_unet("stunet-tiny")), 4), 1)
+    adapted = add_cond_adapter(wide, 8)
+    assert adapted.cfg.cond_adapter_channels == 8 and len(adapted.cond_adapter.proj) == len(adapted.down)
+    x, t, text = torch.randn(2, 3, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 3, 8)
+    cond = torch.randn(2, 4, 4, 8, 8)
+    assert torch.allclose(wide(x, t, text, cond=cond), adapted(x, t, text, cond=cond), atol=1e-6)
+    with torch.no_grad():  # each level's projection, once trained, reaches the output on its own
+        for level in range(len(adapted.down)):
+            probe = add_cond_adapter(wide, 8)
+            probe.cond_adapter.proj[level].weight.normal_()
+            assert not torch.allclose(wide(x, t, text, cond=cond), probe(x, t, text, cond=cond), atol=1e-4), level
+    assert adapted(x[:, :, :1], t, text, cond=cond[:, :, :1]).shape == (2, 3, 1, 8, 8)  # an image batch too
+    with pytest.raises(ValueError, match="conditional model"):
+        add_cond_adapter(build_unet("stunet-tiny"), 8)
+    with pytest.raises(ValueError, match="already"):
+        add_cond_adapter(adapted, 8)
+    with pytest.raises(ValueError, match="needs conditioning channels"):
+        build_unet("stunet-tiny", cond_adapter_channels=8)
+
+
 def test_weight_interpolation():
     a, b = _perturbed(build_unet("stunet-tiny"), 0), _perturbed(build_unet("stunet-tiny"), 1)
     sa, sb = a.state_dict(), b.state_dict()

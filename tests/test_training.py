@@ -214,6 +214,9 @@ def test_conditional_finetune_widens_the_text_to_video_model(tmp_path, tiny_text
     pipe = ImageToVideoPipeline.from_pretrained(final)
     assert pipe.unet.cfg.cond_channels == 4
     assert pipe(["a red circle"], torch.rand(1, 3, 8, 8), num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)
+    adapter = dict(cfg, model={"cond_channels": 4, "cond_adapter_channels": 4}, output_dir=str(tmp_path / "adapter"))
+    pipe = ImageToVideoPipeline.from_pretrained(train(config_from_dict(adapter), progress=False))
+    assert pipe.unet.cfg.cond_adapter_channels == 4 and pipe.unet.cond_adapter.proj[0].weight.any()  # trained
     bad = dict(cfg, model={"cond_channels": 4, "channels": [4, 8]})
     with pytest.raises(ValueError, match="only model.cond_channels"):
         train(config_from_dict(bad), progress=False)

@@ -336,6 +336,26 @@ class SpaceTimeTransformer(SpatialTransformer):
 
 
 # ---------------------------------------------------------------- resampling
+class ConditionAdapter(nn.Module):
+    """The conditioning input fed to every level of the down path, as T2I-Adapter / ControlNet feed a spatial
+    condition to a pretrained U-Net: a small spatial encoder at the input resolution, average-pooled to each
+    level's (t, h, w) and added through a zero-initialised projection per level, so a model given an adapter
+    is unchanged at init. Through the input convolution alone a given frame reaches the coarse levels, where
+    layout is decided, only after the network has learned to route it there."""
+
+    def __init__(self, cin: int, width: int, level_channels: tuple[int, ...]):
+        super().__init__()
+        self.encoder = nn.Sequential(SpatialConv(cin, width), nn.SiLU(), SpatialConv(width, width), nn.SiLU())
+        self.proj = nn.ModuleList(zero_module(nn.Linear(width, c)) for c in level_channels)
+
+    def forward(self, features: torch.Tensor, level: int, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (b, t, h, w, c) of ``level`` plus the encoded condition ``features`` (b, T, H, W, width) pooled
+        to its size."""
+        if features.shape[1:4] != x.shape[1:4]:
+            features = F.adaptive_avg_pool3d(features.permute(0, 4, 1, 2, 3), x.shape[1:4]).permute(0, 2, 3, 4, 1)
+        return x + self.proj[level](features)
+
+
 class SpatialDownsample(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()

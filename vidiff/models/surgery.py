@@ -7,6 +7,8 @@
 - :func:`add_frame_position` switches on the frame-index embedding of the temporal attention layers
   (``frame_position_embedding``) in a trained model: the new projections are zero, so the model is unchanged
   at init and a fine-tune learns to use the clip's clock.
+- :func:`add_cond_adapter` feeds the conditioning to every level of the down path of a widened model
+  (zero-initialised projections: unchanged at init).
 - :func:`interpolate_weights` blends a style fine-tune with the original (Lumiere 4.1, following
   GAN-interpolation work): ``W = alpha * W_style + (1 - alpha) * W_orig``.
 """
@@ -58,6 +60,28 @@ def add_frame_position(model: VideoUNet) -> VideoUNet:
         dst[key] = value
     for key in new:
         dst[key] = torch.zeros_like(dst[key])
+    out.load_state_dict(dst)
+    return torch.nn.Module.to(out, next(model.parameters()).dtype)
+
+
+def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:
+    """A copy of a conditional ``model`` whose conditioning also reaches every level of the down path
+    (:class:`~vidiff.models.blocks.ConditionAdapter`, ``width`` channels). The adapter's encoder keeps its
+    random init and its per-level projections start at zero, so the copy's output equals the source's."""
+    if not model.cfg.cond_channels:
+        raise ValueError("a conditioning adapter needs a conditional model (model.cond_channels > 0)")
+    if model.cfg.cond_adapter_channels:
+        raise ValueError(f"the model already has a conditioning adapter ({model.cfg.cond_adapter_channels} channels)")
+    if width < 1:
+        raise ValueError(f"the adapter width must be a positive channel count, got {width}")
+    out = VideoUNet(**{**asdict(model.cfg), "cond_adapter_channels": width})
+    src, dst = model.state_dict(), out.state_dict()
+    new = set(dst) - set(src)
+    assert set(src) <= set(dst) and new and all(k.startswith("cond_adapter.") for k in new), sorted(new)
+    assert all(not dst[k].any() for k in new if k.startswith("cond_adapter.proj.")), "projections must start at zero"
+    for key, value in src.items():
+        assert value.shape == dst[key].shape, key
+        dst[key] = value
     out.load_state_dict(dst)
     return torch.nn.Module.to(out, next(model.parameters()).dtype)
 

@@ -14,6 +14,10 @@ configured by a frozen :class:`VideoUNetConfig`; presets by name in :data:`PRESE
 - Baseline (``temporal_downsample=False``): the same blocks at a fixed frame count, with temporal
   attention at every level that has attention (VDM's factorized 3D U-Net).
 
+Conditioning (``cond_channels``) enters with the noisy video through the input convolution (Lumiere 4.2's
+``<J, C, M>``) and, with ``cond_adapter_channels``, also at the input of every level of the down path
+(:class:`~vidiff.models.blocks.ConditionAdapter`, T2I-Adapter-style, zero-initialised).
+
 Contract: ``model(x, t, text, text_mask, cond=None) -> prediction``, all videos ``(b, c, t, h, w)``.
 An image batch is ``t == 1``; temporal layers are then skipped (joint image-video training).
 """
@@ -29,7 +33,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.models.blocks import (
-    FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
+    ConditionAdapter, FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
     TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample, TemporalUpsample, TimestepEmbedding,
     zero_module,
 )
@@ -57,6 +61,8 @@ class VideoUNetConfig:
     text_dim: int = 384
     emb_dim: int = 256
     dropout: float = 0.0
+    # > 0: the conditioning also reaches every level of the down path through a ConditionAdapter this wide
+    cond_adapter_channels: int = 0
 
     def replace(self, **kw) -> "VideoUNetConfig":
         return VideoUNetConfig(**{**asdict(self), **kw})
@@ -114,17 +120,24 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  self_attention_levels=(1, 2), temporal_downsample: bool = True, temporal_attention_levels=(),
                  mid_temporal_attention_layers: int = 2, frame_position_embedding: bool = False,
                  spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
-                 heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0):
+                 heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
+                 cond_adapter_channels: int = 0):
         super().__init__()
         cfg = VideoUNetConfig(in_channels, out_channels, cond_channels, patch_size, tuple(channels), layers_per_level,
                               tuple(cross_attention_levels), tuple(self_attention_levels), temporal_downsample,
                               tuple(temporal_attention_levels), mid_temporal_attention_layers, frame_position_embedding,
-                              tuple(spacetime_attention_levels), mid_spacetime_layers, heads, text_dim, emb_dim, dropout)
+                              tuple(spacetime_attention_levels), mid_spacetime_layers, heads, text_dim, emb_dim, dropout,
+                              cond_adapter_channels)
         self.cfg = cfg
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
         self.text_pool = nn.Linear(text_dim, emb_dim)
         self.conv_in = FactorizedConv((in_channels + cond_channels) * p * p, ch[0])
+        if cond_adapter_channels and not cond_channels:
+            raise ValueError("cond_adapter_channels needs conditioning channels (cond_channels > 0)")
+        # added to each down level's input: ch[0] at level 0, then the previous level's width
+        self.cond_adapter = (ConditionAdapter(cond_channels * p * p, cond_adapter_channels, (ch[0], *ch[:-1]))
+                             if cond_adapter_channels else None)
 
         def opts(i: int) -> dict:
             # Lumiere: factorized space-time convs at every level but the coarsest; temporal attention there
@@ -232,9 +245,12 @@ class VideoUNet(ModelMixin, ConfigMixin):
         emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pooled.to(x.dtype))
         text = text.to(x.dtype)
         # 3. down path
+        features = self.cond_adapter.encoder(x[..., self.cfg.in_channels * p * p:]) if self.cond_adapter else None
         x = self.conv_in(x)
         skips = [x]
         for i, level in enumerate(self.down):
+            if features is not None:
+                x = self.cond_adapter(features, i, x)
             for res, attn, tattn, stattn in zip(level.res, level.attn, level.tattn, level.stattn):
                 x = tattn(self._attn(attn, res(x, emb), text, text_mask))
                 x = self._attn(stattn, x, text, text_mask)

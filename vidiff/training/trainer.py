@@ -73,9 +73,10 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
 
 def build_model(cfg: RunConfig, text_dim: int):
     """A new model from ``cfg.model`` (a preset and overrides), or ``train.init_from``'s U-Net, widened when
-    ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2) and given a frame clock when
+    ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2), given a conditioning adapter
+    when ``model.cond_adapter_channels`` asks for one, and a frame clock when
     ``model.frame_position_embedding`` asks for it."""
-    from vidiff.models.surgery import add_frame_position, widen_input
+    from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input
     from vidiff.models.unet import build_unet
     from vidiff.pipelines.base import load_unet, read_meta
 
@@ -86,12 +87,16 @@ def build_model(cfg: RunConfig, text_dim: int):
     src = Path(cfg.train.init_from)
     read_meta(src)  # a clear error when it is not a pipeline folder
     model = load_unet(src / "unet", torch.float32)
-    other = set(model_cfg) - {"cond_channels", "frame_position_embedding"}
+    other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels"}
     if other:
-        raise ValueError(f"with train.init_from only model.cond_channels (widening) and "
-                         f"model.frame_position_embedding (switching it on) can change, not {sorted(other)}")
+        raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
+                         f"(adding one) and model.frame_position_embedding (switching it on) can change, "
+                         f"not {sorted(other)}")
     if model_cfg.get("cond_channels", model.cfg.cond_channels) != model.cfg.cond_channels:
         model = widen_input(model, model_cfg["cond_channels"])
+    width = model_cfg.get("cond_adapter_channels", model.cfg.cond_adapter_channels)
+    if width != model.cfg.cond_adapter_channels:
+        model = add_cond_adapter(model, width)
     if model_cfg.get("frame_position_embedding", model.cfg.frame_position_embedding) != model.cfg.frame_position_embedding:
         if not model_cfg["frame_position_embedding"]:
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
