@@ -285,24 +285,24 @@ def cmd_reach(args) -> dict:
     sc = scenes(args.n, t)
     x0 = videos_of(sc, t, res) * 2 - 1
     text, mask = pipe.text_encoder.encode([s.caption for s in sc])
-    alpha_bars = make_scheduler(pipe.diffusion).alphas_cumprod
+    scheduler = make_scheduler(pipe.diffusion, "ddpm")  # the trainer's: add_noise on the training schedule
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(args.seed))
     conds = {"given": condition_input(x0, first_frame_mask(args.n, t, res, res)),
              "none": torch.zeros(args.n, 4, t, res, res)}
+    gt = (x0 + 1) / 2
     report = {"model": args.model, "n": args.n}
     for step in args.noise_steps:
-        ab = alpha_bars[step]
-        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        x_t = scheduler.add_noise(x0, noise, torch.tensor([step]))
         row = {}
         for name, cond in conds.items():
             outs = []
-            for i, _ in batches(list(range(args.n)), args.batch):
+            for i in range(0, args.n, args.batch):
                 rows = slice(i, i + args.batch)
                 with autocast(args):
-                    pred = pipe.unet(x_t[rows], torch.full((x_t[rows].shape[0],), step), text[rows], mask[rows], cond[rows])
-                outs.append(predicted_x0(pred.float(), x_t[rows], ab, pipe.diffusion.prediction_type))
-            out = ((torch.cat(outs).clamp(-1, 1) + 1) / 2)
-            gt = (x0 + 1) / 2
+                    pred = pipe.unet(x_t[rows], torch.full((len(x0[rows]),), step), text[rows], mask[rows], cond[rows])
+                outs.append(predicted_x0(pred.float(), x_t[rows], scheduler.alphas_cumprod[step],
+                                         pipe.diffusion.prediction_type))
+            out = (torch.cat(outs).clamp(-1, 1) + 1) / 2
             row[name] = {"first_frame_db": psnr(out[:, :, :1], gt[:, :, :1]), "later_db": psnr(out[:, :, 1:], gt[:, :, 1:])}
         report[str(step)] = row
         print(step, json.dumps(row), flush=True)

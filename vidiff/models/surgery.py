@@ -47,21 +47,29 @@ def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
     return torch.nn.Module.to(wide, next(model.parameters()).dtype)
 
 
+def _grown(model: VideoUNet, change: dict, is_new, zero_new: bool) -> VideoUNet:
+    """A copy of ``model`` with config ``change``, which may only add weights (each named by ``is_new(key)``):
+    every source weight carried over with its shape asserted; the new ones zeroed (``zero_new``) or kept at
+    their init."""
+    out = VideoUNet(**{**asdict(model.cfg), **change})
+    src, dst = model.state_dict(), out.state_dict()
+    new = set(dst) - set(src)
+    assert set(src) <= set(dst) and new and all(is_new(k) for k in new), sorted(new)
+    for key, value in src.items():
+        assert value.shape == dst[key].shape, key
+        dst[key] = value
+    if zero_new:
+        for key in new:
+            dst[key] = torch.zeros_like(dst[key])
+    out.load_state_dict(dst)
+    return torch.nn.Module.to(out, next(model.parameters()).dtype)
+
+
 def add_frame_position(model: VideoUNet) -> VideoUNet:
     """A copy of ``model`` with ``frame_position_embedding`` on; the new ``frame_embed`` weights are zero."""
     if model.cfg.frame_position_embedding:
         return model
-    out = VideoUNet(**{**asdict(model.cfg), "frame_position_embedding": True})
-    src, dst = model.state_dict(), out.state_dict()
-    new = set(dst) - set(src)
-    assert set(src) <= set(dst) and new and all(".frame_embed." in k for k in new), sorted(new)
-    for key, value in src.items():
-        assert value.shape == dst[key].shape, key
-        dst[key] = value
-    for key in new:
-        dst[key] = torch.zeros_like(dst[key])
-    out.load_state_dict(dst)
-    return torch.nn.Module.to(out, next(model.parameters()).dtype)
+    return _grown(model, {"frame_position_embedding": True}, lambda k: ".frame_embed." in k, zero_new=True)
 
 
 def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:
@@ -74,16 +82,9 @@ def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:
         raise ValueError(f"the model already has a conditioning adapter ({model.cfg.cond_adapter_channels} channels)")
     if width < 1:
         raise ValueError(f"the adapter width must be a positive channel count, got {width}")
-    out = VideoUNet(**{**asdict(model.cfg), "cond_adapter_channels": width})
-    src, dst = model.state_dict(), out.state_dict()
-    new = set(dst) - set(src)
-    assert set(src) <= set(dst) and new and all(k.startswith("cond_adapter.") for k in new), sorted(new)
-    assert all(not dst[k].any() for k in new if k.startswith("cond_adapter.proj.")), "projections must start at zero"
-    for key, value in src.items():
-        assert value.shape == dst[key].shape, key
-        dst[key] = value
-    out.load_state_dict(dst)
-    return torch.nn.Module.to(out, next(model.parameters()).dtype)
+    out = _grown(model, {"cond_adapter_channels": width}, lambda k: k.startswith("cond_adapter."), zero_new=False)
+    assert not any(p.any() for p in out.cond_adapter.proj.parameters()), "projections must start at zero"
+    return out
 
 
 def same_architecture(original: VideoUNet, style: VideoUNet) -> None:

@@ -33,9 +33,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.models.blocks import (
-    ConditionAdapter, FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample, SpatialTransformer, SpatialUpsample,
-    TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample, TemporalUpsample, TimestepEmbedding,
-    zero_module,
+    ConditionAdapter, FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample,
+    SpatialTransformer, SpatialUpsample, TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample,
+    TemporalUpsample, TimestepEmbedding, zero_module,
 )
 
 
