@@ -221,6 +221,8 @@ def cmd_conditional(args) -> dict:
 
     pipe = ConditionalVideoPipeline.from_pretrained(args.model)
     res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
+    if args.cond_guidance is None:
+        args.cond_guidance = pipe.condition_guidance_default
     sc = scenes(args.n, t)
     gt = videos_of(sc, t, res)
     caps = [s.caption for s in sc]
@@ -395,8 +397,8 @@ def main() -> None:
     p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp32", action="store_true")
-    p.add_argument("--cond-guidance", type=float, default=1.0,
-                   help="conditional: guidance scale on the conditioning video (1: none)")
+    p.add_argument("--cond-guidance", type=float, default=None,
+                   help="conditional: guidance scale on the conditioning video (1: none; default: the model's)")
     p.add_argument("--no-keep-known", action="store_true", help="conditional: leave the given pixels to the model")
     p.add_argument("--tasks", nargs="+", choices=["image_to_video", "inpaint", "outpaint", "cinemagraph", "text_only"],
                    default=None, help="conditional: only these tasks (default: all)")

@@ -111,6 +111,7 @@ def test_conditional_and_editing_commands(tmp_path, tiny_conditional_dir, tiny_p
     assert json.loads((tmp_path / "outpaint.json").read_text())["border"] == 2
     assert json.loads((tmp_path / "outpaint.json").read_text())["condition_guidance_scale"] == 2.0
     assert json.loads((tmp_path / "animate.json").read_text())["keep_known"] is True
+    assert json.loads((tmp_path / "animate.json").read_text())["condition_guidance_scale"] == 1.0  # the folder's
     assert json.loads((tmp_path / "cinemagraph.json").read_text())["keep_known"] is False
 
 

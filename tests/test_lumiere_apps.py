@@ -130,6 +130,21 @@ def test_conditional_pipelines(tiny_conditional_dir):
     assert cine("a red circle", image, region, generator=g()).videos.shape == (1, 3, 4, 8, 8)
 
 
+def test_condition_guidance_default_comes_from_the_model_folder(tiny_conditional_dir):
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    image = torch.rand(1, 3, 8, 8)
+    pipe = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    assert pipe.condition_guidance_default == 1.0  # a folder that names none: no condition guidance
+    none = pipe("a red circle", image, generator=g(), keep_known=False).videos
+    assert torch.equal(none, pipe("a red circle", image, generator=g(), keep_known=False,
+                                  condition_guidance_scale=1.0).videos)
+    pipe.defaults["condition_guidance_scale"] = 3.0
+    default = pipe("a red circle", image, generator=g(), keep_known=False).videos
+    assert torch.equal(default, pipe("a red circle", image, generator=g(), keep_known=False,
+                                     condition_guidance_scale=3.0).videos)
+    assert not torch.allclose(default, none, atol=1e-4)
+
+
 def test_given_pixels_are_kept_exactly_unless_told_not_to(tiny_conditional_dir):
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     image, video = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 4, 8, 8)

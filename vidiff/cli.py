@@ -185,10 +185,11 @@ def cmd_conditional(args: argparse.Namespace) -> int:
     h, w, t = settings["height"], settings["width"], settings["num_frames"]
     pipe.unet.check_input_size(t, h, w)
     settings["keep_known"] = not args.no_keep_known
-    settings["condition_guidance_scale"] = args.condition_guidance
+    cond_scale = pipe.condition_guidance_default if args.condition_guidance is None else args.condition_guidance
+    settings["condition_guidance_scale"] = cond_scale
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet,
-              keep_known=settings["keep_known"], condition_guidance_scale=args.condition_guidance)
+              keep_known=settings["keep_known"], condition_guidance_scale=cond_scale)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         if args.command == "animate":
             video = pipe(args.prompt, read_image(args.input, h, w), num_frames=t, **kw)
@@ -368,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (a, i, c):
         cmd.add_argument("--no-keep-known", action="store_true", help="do not paste the given pixels back after "
                          "every step: leave them to the model's conditioning alone (Lumiere's setting)")
-        cmd.add_argument("--condition-guidance", type=float, default=1.0, help="guidance scale on the given "
-                         "pixels as well as the caption (InstructPix2Pix's image guidance; 1: none)")
+        cmd.add_argument("--condition-guidance", type=float, default=None, help="guidance scale on the given "
+                         "pixels as well as the caption (InstructPix2Pix's image guidance; 1: none; default: the "
+                         "model's)")
 
     ed = application("edit", "SDEdit: re-generate a video with a new caption, keeping its layout and motion",
                      "the video to edit", "the new caption")

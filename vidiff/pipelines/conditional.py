@@ -30,14 +30,21 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
     task = "conditional"
 
+    @property
+    def condition_guidance_default(self) -> float:
+        return float(self.defaults.get("condition_guidance_scale", 1.0))
+
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
                  generator: torch.Generator | None = None, progress: bool = False,
-                 keep_known: bool = True, condition_guidance_scale: float = 1.0) -> VideoPipelineOutput:
+                 keep_known: bool = True, condition_guidance_scale: float | None = None) -> VideoPipelineOutput:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
-        (InstructPix2Pix's image guidance; one more model pass per step)."""
+        (InstructPix2Pix's image guidance; one more model pass per step); ``None``: the pipeline's default
+        (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none)."""
+        if condition_guidance_scale is None:
+            condition_guidance_scale = self.condition_guidance_default
         if not 0.0 <= condition_guidance_scale <= 50.0:
             raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
         if self.unet.cfg.cond_channels != COND_CHANNELS:
