@@ -103,14 +103,16 @@ def cmd_ssr(args) -> dict:
     lo, gt = videos_of(sc, args.frames, args.lowres), videos_of(sc, args.frames, H)
     boundaries = list(range(window, args.frames, window))  # where non-overlapping windows meet
     report = {"model": args.model, "n": args.n, "frames": args.frames, "lowres": args.lowres, "size": H,
-              "window": window, "boundaries": boundaries, "steps": pipe.defaults["num_inference_steps"],
-              "noise_level": args.noise_level}
+              "window": window, "boundaries": boundaries, "steps": args.ssr_steps or pipe.defaults["num_inference_steps"],
+              "noise_level": args.noise_level, "sampler": args.sampler}
     bilinear = (upsample_video(lo * 2 - 1, H, H) + 1) / 2
     report["bilinear"] = seam_stats(bilinear.clamp(0, 1), gt, boundaries)
     for name, stride in (("overlap", window // 2), ("no_overlap", window)):
         t0 = time.time()
         out = generate(args, sc, lambda chunk, rows, g: pipe([s.caption for s in chunk], lo[rows], window=window,
-                                                             stride=stride, noise_level=args.noise_level, generator=g))
+                                                             stride=stride, noise_level=args.noise_level,
+                                                             sampler=args.sampler, num_inference_steps=args.ssr_steps,
+                                                             generator=g))
         report[name] = {"stride": stride, "seconds": round(time.time() - t0, 1), **seam_stats(out, gt, boundaries),
                         "reader": summary(read(out, [s.caption for s in sc]))}
     return report
@@ -391,6 +393,9 @@ def main() -> None:
     p.add_argument("--weightings", nargs="+", choices=["uniform", "triangle"], default=["uniform"],
                    help="seams-base: window weightings to try")
     p.add_argument("--steps", type=int, default=10, help="ssr-memory: denoising steps")
+    p.add_argument("--sampler", default="dpm++", help="ssr: dpm++ (default), ddim or ddpm (ancestral: fresh noise "
+                   "in every window at every step)")
+    p.add_argument("--ssr-steps", type=int, default=None, help="ssr: denoising steps (default: the model's)")
     p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--border", type=int, default=8)
     p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
