@@ -223,8 +223,7 @@ def cmd_conditional(args) -> dict:
 
     pipe = ConditionalVideoPipeline.from_pretrained(args.model)
     res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
-    if args.cond_guidance is None:
-        args.cond_guidance = pipe.condition_guidance_default
+    args.cond_guidance = pipe.condition_guidance(args.cond_guidance)
     sc = scenes(args.n, t)
     gt = videos_of(sc, t, res)
     caps = [s.caption for s in sc]

@@ -66,7 +66,7 @@ def test_shipped_conditional_model_reproduces_a_given_first_frame_on_its_own():
     from vidiff.pipelines.conditional import ImageToVideoPipeline
 
     pipe = ImageToVideoPipeline.from_pretrained(default_model_path().parent / "conditional")
-    assert pipe.condition_guidance_default == 8.0
+    assert pipe.condition_guidance() == 8.0
     scenes = [sample_scene(i, "test", 16, 8.0, num_objects=1) for i in range(4)]
     true = torch.from_numpy(np.stack([render(s, 16, 8.0, 32, "filled") for s in scenes]))
     out = pipe([s.caption for s in scenes], true[:, :, 0], keep_known=False,

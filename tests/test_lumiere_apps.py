@@ -134,7 +134,7 @@ def test_condition_guidance_default_comes_from_the_model_folder(tiny_conditional
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     image = torch.rand(1, 3, 8, 8)
     pipe = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
-    assert pipe.condition_guidance_default == 1.0  # a folder that names none: no condition guidance
+    assert pipe.condition_guidance() == 1.0  # a folder that names none: no condition guidance
     none = pipe("a red circle", image, generator=g(), keep_known=False).videos
     assert torch.equal(none, pipe("a red circle", image, generator=g(), keep_known=False,
                                   condition_guidance_scale=1.0).videos)

@@ -185,7 +185,7 @@ def cmd_conditional(args: argparse.Namespace) -> int:
     h, w, t = settings["height"], settings["width"], settings["num_frames"]
     pipe.unet.check_input_size(t, h, w)
     settings["keep_known"] = not args.no_keep_known
-    cond_scale = pipe.condition_guidance_default if args.condition_guidance is None else args.condition_guidance
+    cond_scale = pipe.condition_guidance(args.condition_guidance)
     settings["condition_guidance_scale"] = cond_scale
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet,

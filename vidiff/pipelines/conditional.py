@@ -30,9 +30,9 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
     task = "conditional"
 
-    @property
-    def condition_guidance_default(self) -> float:
-        return float(self.defaults.get("condition_guidance_scale", 1.0))
+    def condition_guidance(self, given: float | None = None) -> float:
+        """The guidance scale on the conditioning video: ``given``, else the folder's default (1: none)."""
+        return float(self.defaults.get("condition_guidance_scale", 1.0) if given is None else given)
 
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
@@ -43,8 +43,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
         (InstructPix2Pix's image guidance; one more model pass per step); ``None``: the pipeline's default
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none)."""
-        if condition_guidance_scale is None:
-            condition_guidance_scale = self.condition_guidance_default
+        condition_guidance_scale = self.condition_guidance(condition_guidance_scale)
         if not 0.0 <= condition_guidance_scale <= 50.0:
             raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
         if self.unet.cfg.cond_channels != COND_CHANNELS:
