@@ -41,6 +41,26 @@ def sidecar_path(output: Path) -> Path:
     return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
 
 
+def sheet_path(output: Path) -> Path:
+    """``clip.mp4`` -> ``clip.png``; a PNG folder ``clip/`` -> ``clip.png`` beside it."""
+    return output.with_suffix(".png") if output.suffix else output.with_name(output.name + ".png")
+
+
+def planned_outputs(args: argparse.Namespace) -> list[Path]:
+    """Every file or folder the command will write: the video, its contact sheet and its settings sidecar."""
+    from vidiff.io.outputs import absolute
+
+    out = absolute(args.output)
+    return [out, sidecar_path(out)] + ([] if args.no_sheet else [sheet_path(out)])
+
+
+def _inputs(args: argparse.Namespace) -> list:
+    """Everything the command reads, which it must never write over."""
+    named = [getattr(args, k, None) for k in ("input", "mask", "region", "config")]
+    models = [getattr(args, k, None) for k in ("model", "style", "ssr")]
+    return named + [weights_dir() / m if m in EMBEDDED else m for m in models if m]
+
+
 # ---------------------------------------------------------------------- shared by the generating commands
 def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     """Checks that need no heavy import (caption, output path, numeric ranges, model path), threads;
@@ -49,8 +69,12 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
 
     if not args.prompt.strip():
         raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
-    out = Path(args.output)
-    output_format(out)
+    output_format(args.output)
+    from vidiff.io.outputs import check_outputs
+
+    outputs = planned_outputs(args)
+    check_outputs(outputs, _inputs(args), overwrite=args.overwrite)
+    out = outputs[0]
     check_writable(out)
     _check_ranges(args)
     resolve_model(args.model)
@@ -110,14 +134,13 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
             k: ssr.defaults.get(k) if given.get(k) is None else given[k]
             for k in ("height", "width", "window", "stride", "num_inference_steps")}}
     frames = VideoPipelineOutput(videos).frames[0]
-    write_video(frames, out, fps=settings["fps"])
+    write_video(frames, out, fps=settings["fps"], overwrite=args.overwrite)
     written = [str(out)]
     if not args.no_sheet:
-        sheet = out.with_suffix(".png") if out.suffix else out.with_name(out.name + ".png")
-        contact_sheet(frames, sheet)
-        written.append(str(sheet))
+        contact_sheet(frames, sheet_path(out), overwrite=args.overwrite)
+        written.append(str(sheet_path(out)))
     settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16, output_size=list(frames.shape[1:3]))
-    write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2))
+    write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2), overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {', '.join(written)} ({settings['seconds']} s)")
     return 0
@@ -331,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX)")
         c.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
         c.add_argument("--no-sheet", action="store_true", help="do not write the contact-sheet PNG")
+        c.add_argument("--overwrite", action="store_true", help="replace an existing output (video, sheet, sidecar) "
+                       "once the new one is complete; never an input, nor a folder holding other files")
         c.add_argument("-q", "--quiet", action="store_true")
 
     g = sub.add_parser("generate", help="generate a video from a caption (base model, then super-resolution)")
@@ -392,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--bf16", action="store_true")
     u.add_argument("--threads", type=int, default=0)
     u.add_argument("--no-sheet", action="store_true")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is complete")
     u.add_argument("-q", "--quiet", action="store_true")
     u.set_defaults(func=cmd_upscale, base_only=True, ssr=None)
 

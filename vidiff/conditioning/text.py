@@ -56,14 +56,18 @@ class TextEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings (b, l, d) float32 and mask (b, l) bool, padded to the batch's longest caption.
-        Results are cached per caption, so a training loop over a finite caption set pays once."""
-        missing = [c for c in dict.fromkeys(captions) if c not in self._cache]
-        if missing:
-            tok = self.tokenizer(missing, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+        Each caption is encoded on its own (a batch of one, no padding), so its embedding does not depend on which
+        captions share its batch: padded batches change the matmul shapes and with them the last bits, which made
+        a resumed training run drift from an uninterrupted one. Results are cached per caption, so a training
+        loop over a finite caption set pays once."""
+        for c in dict.fromkeys(captions):
+            if c in self._cache:
+                continue
+            tok = self.tokenizer([c], truncation=True, max_length=self.max_length, return_tensors="pt")
             out = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
-            for i, c in enumerate(missing):
-                n = int(tok["attention_mask"][i].sum())
-                self._cache[c] = (out[i, :n].float().clone(), torch.ones(n, dtype=torch.bool))
+            n = out.shape[1]
+            self._cache[c] = (out[0].float().clone(), torch.ones(n, dtype=torch.bool))  # (l, d)
         L = max(self._cache[c][0].shape[0] for c in captions)
         emb = torch.zeros(len(captions), L, self.dim)
         mask = torch.zeros(len(captions), L, dtype=torch.bool)

@@ -37,6 +37,20 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ValueError(f"the output folder {str(parent)!r} is not writable")
 
 
+MAX_FPS = 1000.0
+
+
+def check_fps(fps: float) -> float:
+    """Frames per second a container can hold: a finite number in (0, 1000] (FFmpeg keeps it as a fraction)."""
+    import math
+
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+        raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps}")
+    if Fraction(fps).limit_denominator(1000) == 0:
+        raise ValueError(f"fps {fps} is too small to store; give at least 0.001")
+    return float(fps)
+
+
 def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:
     """Nearest-neighbour upscale by an integer factor so the short side is at least ``min_size``."""
     h, w = frames.shape[1:3]
@@ -44,16 +58,22 @@ def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:
     return frames.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else frames
 
 
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, view_size: int = 256) -> Path:
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, view_size: int = 256,
+                overwrite: bool = False) -> Path:
     """Write uint8 (t, h, w, 3) frames to ``path``: .mp4 (H.264 yuv420p, upscaled to ``view_size`` for
-    browsers), .webm (VP9), .gif, or a folder of lossless PNG frames."""
+    browsers), .webm (VP9), .gif, or a folder of lossless PNG frames. An existing ``path`` is an error
+    unless ``overwrite`` (see :func:`vidiff.io.outputs.check_outputs` for what may be replaced)."""
     frames = np.ascontiguousarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (t, h, w, 3), got {frames.dtype} {frames.shape}")
     path = Path(path)
     fmt = output_format(path)
+    check_fps(fps)
     check_writable(path)
-    with atomic_path(path) as tmp:
+    if path.exists():
+        from vidiff.io.outputs import check_outputs
+        check_outputs([path], overwrite=overwrite)
+    with atomic_path(path, overwrite=overwrite) as tmp:
         if fmt == "png":
             _write_png_folder(frames, tmp)
         elif fmt == "gif":
@@ -98,7 +118,8 @@ def _write_av(frames: np.ndarray, path: Path, fps: float, fmt: str) -> None:
             container.mux(packet)
 
 
-def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8, scale: int = 4, pad: int = 2) -> Path:
+def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8, scale: int = 4, pad: int = 2,
+                  overwrite: bool = False) -> Path:
     """A PNG grid of the frames (upscaled by ``scale``), for a quick look."""
     from PIL import Image
 
@@ -113,7 +134,7 @@ def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8,
         sheet[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = f
     path = Path(path)
     check_writable(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(sheet).save(tmp, format="PNG")
     return path
 

@@ -127,8 +127,13 @@ class VideoDiffusionPipeline:
         pipe.path = path
         return pipe
 
-    def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False) -> None:
-        """Write atomically: to a temporary folder, then rename."""
+    def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False,
+                        overwrite: bool = False) -> None:
+        """Write atomically: to a temporary folder, then rename. An existing folder is an error unless
+        ``overwrite`` and it is a vidiff pipeline folder (then it is replaced once the new one is complete)."""
+        path = Path(path)
+        if overwrite and path.is_dir() and any(path.iterdir()) and not (path / PIPELINE_FILE).exists():
+            raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
         unet = self.unet
         if half:
             import copy
@@ -137,7 +142,7 @@ class VideoDiffusionPipeline:
                 "defaults": self.defaults, **self.extra}
         if train_config is not None:
             meta["train_config"] = train_config
-        with atomic_path(path) as tmp:
+        with atomic_path(path, overwrite=overwrite) as tmp:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
             (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
 

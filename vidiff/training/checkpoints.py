@@ -1,9 +1,16 @@
-"""Atomic checkpoints: written to a hidden ``.checkpoint-N.tmp*`` folder and renamed, so a run killed
-mid-write never leaves a folder that ``latest`` would pick; older checkpoints are pruned only after a good save."""
+"""Atomic checkpoints.
+
+A checkpoint is written to a hidden ``.checkpoint-N.tmp<pid>`` folder and renamed, so a run killed mid-write
+never leaves a folder that ``latest`` would pick. Saving step N again (a rerun, or a resume from an older
+checkpoint) moves the old ``checkpoint-N`` aside only after the new one is complete; older checkpoints are
+pruned only after a good save. Resuming from ``latest`` tries the newest complete checkpoint and falls back
+to the next older one when its files do not load; what killed writers left behind is tidied first.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -12,13 +19,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidiff.io.atomic import atomic_path
+from vidiff.io.atomic import atomic_path, clean_stale
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+log = logging.getLogger("vidiff.train")
 
 
 def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint folders of a run, oldest first (``*.tmp`` and folders lacking state.json skipped)."""
+    """Complete checkpoint folders of a run, oldest first (temporaries and folders lacking state.json skipped)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
@@ -28,6 +36,20 @@ def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
         if m and p.is_dir() and (p / "state.json").exists():
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def tidy_run_dir(run_dir: str | os.PathLike) -> list[str]:
+    """Remove temporaries of killed writers (and the legacy ``checkpoint-N.tmp`` folders), and put back a
+    checkpoint moved aside whose replacement never arrived."""
+    run_dir = Path(run_dir)
+    done = clean_stale(run_dir)
+    if run_dir.is_dir():
+        for p in run_dir.glob("checkpoint-*.tmp*"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            done.append(f"removed {p.name}")
+    if (run_dir / "snapshots").is_dir():
+        done += clean_stale(run_dir / "snapshots")
+    return done
 
 
 def resolve_resume(run_dir: str | os.PathLike, resume: str | None) -> Path | None:
@@ -53,7 +75,8 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"checkpoint-{step}"
-    with atomic_path(final) as tmp:
+    # the run's own folder: replacing it is what saving step N again means (old one moved aside, removed last)
+    with atomic_path(final, overwrite=True) as tmp:
         tmp.mkdir()
         save_file(_state_dict(model), str(tmp / "model.safetensors"))
         if ema is not None:
@@ -65,11 +88,52 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     return final
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Every file of a checkpoint, read and checked before anything is applied (so a bad file changes nothing).
+    Raises ValueError naming the file that does not load."""
+    path = Path(path)
+    out = {}
+    try:
+        out["state"] = json.loads((path / "state.json").read_text())
+        if not isinstance(out["state"].get("step"), int):
+            raise ValueError("no step")
+        out["model"] = load_file(str(path / "model.safetensors"))
+        out["ema"] = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").exists() else None
+        out["optimizer"] = torch.load(path / "optimizer.pt", weights_only=True)
+    except Exception as e:  # any unreadable file: truncated, zero bytes, foreign, a pickle, ...
+        raise ValueError(f"checkpoint {str(path)!r} does not load ({type(e).__name__}: {str(e)[:120]})") from None
+    return out
+
+
+def apply_checkpoint(ckpt: dict, model: torch.nn.Module, ema: torch.nn.Module | None,
+                     optimizer: torch.optim.Optimizer) -> dict:
+    model.load_state_dict(ckpt["model"])
+    if ema is not None and ckpt["ema"] is not None:
+        ema.load_state_dict(ckpt["ema"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt["state"]
+
+
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, ema: torch.nn.Module | None,
                     optimizer: torch.optim.Optimizer) -> dict:
-    path = Path(path)
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
-    if ema is not None and (path / "ema.safetensors").exists():
-        ema.load_state_dict(load_file(str(path / "ema.safetensors")))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    return json.loads((path / "state.json").read_text())
+    return apply_checkpoint(read_checkpoint(path), model, ema, optimizer)
+
+
+def load_resume(run_dir: str | os.PathLike, resume: str | None, model: torch.nn.Module, ema: torch.nn.Module | None,
+                optimizer: torch.optim.Optimizer) -> tuple[Path | None, dict | None]:
+    """Load the checkpoint ``resume`` names. With ``"latest"``, the newest complete checkpoint that loads: one
+    that fails is reported and the next older one is tried. A named checkpoint that fails is an error."""
+    if resume in (None, "", "none"):
+        return None, None
+    if resume != "latest":
+        path = resolve_resume(run_dir, resume)
+        return path, apply_checkpoint(read_checkpoint(path), model, ema, optimizer)
+    for path in reversed(complete_checkpoints(run_dir)):
+        try:
+            ckpt = read_checkpoint(path)
+            state = apply_checkpoint(ckpt, model, ema, optimizer)
+        except (ValueError, RuntimeError, KeyError) as e:  # RuntimeError: the weights do not fit this model
+            log.warning("skipping %s: %s", path.name, e)
+            continue
+        return path, state
+    return None, None

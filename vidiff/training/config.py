@@ -112,9 +112,13 @@ def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
     if path.resolve() in seen:
         raise ValueError(f"config file {str(path)!r} is its own base")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"config file {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise ValueError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
+    if raw is None:  # an empty file would otherwise start a full default run
+        raise ValueError(f"config file {str(path)!r} is empty; a recipe needs at least output_dir and its sections")
     if not isinstance(raw, dict):
         raise ValueError(f"config file {str(path)!r} must be a mapping of sections, got {type(raw).__name__}")
     base = raw.pop("base", None)
@@ -153,6 +157,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         output_dir=raw.get("output_dir", "runs/default"),
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
+    check_ranges(cfg)
     if cfg.train.mixed_precision not in ("no", "fp32", "bf16"):
         raise ValueError(f"train.mixed_precision must be 'bf16', 'no' or 'fp32', got {cfg.train.mixed_precision!r}")
     for key in ("timestep_shift", "known_pixel_weight"):  # factors where 1 means off
@@ -162,3 +167,55 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     if cfg.train.known_pixel_weight != 1.0 and task != "conditional":
         raise ValueError(f"train.known_pixel_weight applies to task 'conditional' only (this recipe's task is {task!r})")
     return cfg
+
+
+# (section.key, low, high, what): inclusive bounds; None = unbounded. Every number must also be finite.
+RANGES = [
+    ("train.steps", 1, None, "the number of optimizer steps"), ("train.batch_size", 1, None, ""),
+    ("train.lr", 1e-12, 1.0, ""), ("train.warmup_steps", 0, None, ""), ("train.min_lr_ratio", 0.0, 1.0, ""),
+    ("train.weight_decay", 0.0, None, ""), ("train.grad_clip", 0.0, None, "0: no clipping"),
+    ("train.ema_decay", 0.0, 1.0, ""), ("train.caption_dropout", 0.0, 1.0, ""),
+    ("train.checkpoint_every", 1, None, ""), ("train.keep_checkpoints", 0, None, "0: keep all"),
+    ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
+    ("train.threads", 0, 1024, "0: the default"), ("train.lowres_noise", 0.0, 10.0, ""),
+    ("data.num_frames", 1, 4096, ""), ("data.fps", 1e-3, 1000.0, ""), ("data.resolution", 1, 8192, ""),
+    ("data.two_object_prob", 0.0, 1.0, ""), ("data.image_prob", 0.0, 1.0, ""), ("data.frame_stride", 1, 1000, ""),
+    ("data.lowres", 0, 8192, "0: off"), ("data.crop_size", 0, 8192, "0: whole frames"),
+    ("data.window_frames", 0, 4096, "0: whole clips"), ("diffusion.num_train_timesteps", 2, 100000, ""),
+]
+CHOICES = {"train.lr_schedule": ("cosine", "constant"), "data.kind": ("shapes", "folder"),
+           "data.style": ("filled", "outlined"),
+           "diffusion.beta_schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
+           "diffusion.prediction_type": ("v_prediction", "epsilon", "sample")}
+
+
+def check_ranges(cfg: RunConfig) -> None:
+    """Every recipe value inside what training can use; one ValueError naming the key and the allowed range."""
+    import math
+
+    def get(key):
+        section, _, name = key.partition(".")
+        return getattr(getattr(cfg, section), name)
+
+    for key, low, high, note in RANGES:
+        v = get(key)
+        ok = math.isfinite(v) and (low is None or v >= low) and (high is None or v <= high)
+        if not ok:
+            span = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise ValueError(f"{key} must be {span}{f' ({note})' if note else ''}, got {v!r}")
+    for key, allowed in CHOICES.items():
+        if get(key) not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {get(key)!r}")
+    g = cfg.diffusion.min_snr_gamma
+    if g is not None and not (isinstance(g, (int, float)) and math.isfinite(g) and g > 0):
+        raise ValueError(f"diffusion.min_snr_gamma must be a positive number or null, got {g!r}")
+    if not isinstance(cfg.model, dict) or not isinstance(cfg.sample, dict):
+        raise ValueError("the model and sample sections must be mappings (key: value)")
+    if not isinstance(cfg.output_dir, str) or not cfg.output_dir.strip():
+        raise ValueError(f"output_dir must be a folder name, got {cfg.output_dir!r}")
+    if not isinstance(cfg.text_encoder, str) or not cfg.text_encoder.strip():
+        raise ValueError(f"text_encoder must be 'minilm' or a local transformers folder, got {cfg.text_encoder!r}")
+    if cfg.task == "super-resolution" and not cfg.data.lowres:
+        raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
+    if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
+        raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")

@@ -20,7 +20,7 @@ import torch
 
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
-from vidiff.training.checkpoints import load_checkpoint, resolve_resume, save_checkpoint
+from vidiff.training.checkpoints import complete_checkpoints, load_resume, resolve_resume, save_checkpoint, tidy_run_dir
 from vidiff.training.config import RunConfig
 from vidiff.training.ema import EMA
 
@@ -181,13 +181,6 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     if env_world != world:
         raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
                            "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
-    out = Path(cfg.output_dir)
-    ckpt = resolve_resume(out, resume)
-    if resume and resume != "latest" and ckpt is None:
-        raise ValueError(f"no checkpoint to resume from in {out}")
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
 
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
@@ -199,18 +192,27 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         model.freeze_spatial()
     if tc.freeze_temporal:
         model.freeze_temporal()
+    dataset = build_dataset(cfg)
+    # the run folder is touched only once the recipe, the model and the data are known to be good
+    out = Path(cfg.output_dir)
+    check_run_dir(out, resume)
+    if accelerator.is_main_process:
+        for what in tidy_run_dir(out):
+            log.info("%s: %s (left by a killed run)", out, what)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2), overwrite=True)
+    accelerator.wait_for_everyone()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
     ema = EMA(model, tc.ema_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     start, elapsed = 0, 0.0
+    ckpt, state = load_resume(out, resume, model, ema.model, optimizer)
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, ema.model, optimizer)
         start, elapsed = state["step"], state.get("elapsed_s", 0.0)
         if accelerator.is_main_process:
             log.info("resumed from %s at step %d", ckpt, start)
     model, optimizer = accelerator.prepare(model, optimizer)
-    dataset = build_dataset(cfg)
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=tc.mixed_precision == "bf16")
     if tc.mixed_precision == "bf16" and not native_bf16(accelerator.device.type) and accelerator.is_main_process:
         log.warning("%s: consider --set train.mixed_precision=fp32", SLOW_BF16)
@@ -291,9 +293,21 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     final = out / "final"
     if accelerator.is_main_process:
         pipe = pipeline_class(cfg.task)(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
-        pipe.save_pretrained(final, train_config=cfg.to_dict())
+        pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final
+
+
+def check_run_dir(out: Path, resume: str | None) -> None:
+    """A run folder holding an earlier run's checkpoints or export is continued only on ``--resume``: a fresh
+    start there would replace them."""
+    if resume in (None, "", "none"):
+        earlier = [p.name for p in complete_checkpoints(out)] + (["final"] if (out / "final").exists() else [])
+        if earlier:
+            raise ValueError(f"output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[-2:])}); continue it "
+                             f"with --resume latest, or set another output_dir")
+    elif resume != "latest":
+        resolve_resume(out, resume)
 
 
 def _defaults(cfg: RunConfig) -> dict:
@@ -313,7 +327,7 @@ def _snapshot(out: Path, step: int, model: torch.nn.Module, elapsed: float) -> N
     from safetensors.torch import save_file
     d = out / "snapshots"
     d.mkdir(exist_ok=True)
-    with atomic_path(d / f"step-{step}.safetensors") as tmp:
+    with atomic_path(d / f"step-{step}.safetensors", overwrite=True) as tmp:  # the run's own snapshot
         save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"step": str(step), "elapsed_s": f"{elapsed:.1f}"})
 

@@ -1,0 +1,218 @@
+"""Never destroy or corrupt user data: outputs never replace what the user did not ask to replace, never an
+input; checkpoints are replaced only once the new one is complete; resume is exact."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from vidiff.cli import main
+from vidiff.io.atomic import atomic_path, clean_stale
+from vidiff.io.video import write_video
+from vidiff.training.checkpoints import complete_checkpoints, save_checkpoint, tidy_run_dir
+from vidiff.training.config import config_from_dict
+from vidiff.training.trainer import train
+
+
+def _run(capsys, *args):
+    code = main([*map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def _tree(folder):
+    return sorted((str(p.relative_to(folder)), p.read_bytes() if p.is_file() else b"") for p in folder.rglob("*"))
+
+
+def test_an_existing_folder_is_never_deleted(tmp_path, capsys, tiny_pipeline_dir):
+    user = tmp_path / "photos"
+    user.mkdir()
+    (user / "holiday.jpg").write_bytes(b"precious")
+    (user / "sub").mkdir()
+    (user / "sub" / "notes.txt").write_text("keep me")
+    before = _tree(user)
+    for extra in ([], ["--overwrite"]):
+        code, err = _run(capsys, "generate", "a red circle", "-o", user, "--model", tiny_pipeline_dir, "-q", *extra)
+        assert code == 2 and "holds other files" in err and "holiday.jpg" in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _tree(user) == before
+
+
+def test_dot_dot_from_a_subfolder_erases_nothing(tmp_path, capsys, tiny_pipeline_dir, monkeypatch):
+    (tmp_path / "keep.txt").write_text("x")
+    sub = tmp_path / "work"
+    sub.mkdir()
+    (sub / "mine.txt").write_text("y")
+    monkeypatch.chdir(sub)
+    for out in ("..", ".", str(tmp_path)):
+        code, err = _run(capsys, "generate", "a red circle", "-o", out, "--model", tiny_pipeline_dir, "-q", "--overwrite")
+        assert code == 2, err
+        assert (tmp_path / "keep.txt").read_text() == "x" and (sub / "mine.txt").read_text() == "y"
+
+
+def test_existing_outputs_are_refused_by_name_and_replaced_only_on_overwrite(tmp_path, capsys, tiny_pipeline_dir):
+    out = tmp_path / "clip.mp4"
+    (tmp_path / "clip.json").write_text("my notes")
+    code, err = _run(capsys, "generate", "a red circle", "-o", out, "--model", tiny_pipeline_dir, "-q")
+    assert code == 2 and "clip.json" in err and "--overwrite" in err, err
+    assert (tmp_path / "clip.json").read_text() == "my notes" and not out.exists()
+    assert _run(capsys, "generate", "a red circle", "-o", out, "--model", tiny_pipeline_dir, "-q", "--overwrite")[0] == 0
+    assert json.loads((tmp_path / "clip.json").read_text())["prompt"] == "a red circle"
+    # a folder of vidiff's own frames may be replaced on request; an empty folder is simply filled
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    assert _run(capsys, "generate", "a red circle", "-o", frames, "--model", tiny_pipeline_dir, "-q", "--no-sheet")[0] == 0
+    code, err = _run(capsys, "generate", "a red circle", "-o", frames, "--model", tiny_pipeline_dir, "-q", "--no-sheet")
+    assert code == 2 and "frames" in err
+    code, err = _run(capsys, "generate", "a blue square", "-o", frames, "--model", tiny_pipeline_dir, "-q", "--no-sheet",
+                     "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:04d}.png" for i in range(4)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries or moved-aside folders left
+
+
+def test_a_command_never_writes_over_its_input(tmp_path, capsys, tiny_conditional_dir):
+    img = tmp_path / "frame.png"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(img)
+    before = img.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        code, err = _run(capsys, "animate", img, "a red circle", "-o", tmp_path / "frame.mp4", "--model",
+                         tiny_conditional_dir, "--steps", "2", "-q", *extra)
+        assert code == 2 and "frame.png" in err and "input" in err, err
+        assert img.read_bytes() == before and not (tmp_path / "frame.mp4").exists()
+    code, err = _run(capsys, "animate", img, "a red circle", "-o", tmp_path / "frame.png", "--model",
+                     tiny_conditional_dir, "-q", "--overwrite")
+    assert code == 2 and img.read_bytes() == before
+
+
+def test_atomic_path_replaces_a_folder_only_after_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "a").write_text("old")
+    with pytest.raises(ValueError, match="already exists"):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+    with pytest.raises(RuntimeError):  # the writer fails half-way: the old folder is untouched
+        with atomic_path(target, overwrite=True) as tmp:
+            tmp.mkdir()
+            (tmp / "a").write_text("half")
+            raise RuntimeError("disk full")
+    assert (target / "a").read_text() == "old"
+    with atomic_path(target, overwrite=True) as tmp:
+        tmp.mkdir()
+        (tmp / "b").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_write_video_refuses_to_replace_a_file_unless_asked(tmp_path):
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    (tmp_path / "a.gif").write_bytes(b"user data")
+    with pytest.raises(ValueError, match="already exists"):
+        write_video(frames, tmp_path / "a.gif")
+    assert (tmp_path / "a.gif").read_bytes() == b"user data"
+    write_video(frames, tmp_path / "a.gif", overwrite=True)
+    assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
+    with pytest.raises(ValueError, match="fps"):
+        write_video(frames, tmp_path / "b.mp4", fps=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def _tiny(out, text_dir, steps, **kw):
+    return config_from_dict({
+        "model": {"preset": "stunet-tiny"},
+        "data": {"kind": "shapes", "num_frames": 4, "fps": 8, "resolution": 8},
+        "train": {"steps": steps, "batch_size": 2, "lr": 1e-3, "warmup_steps": 2, "checkpoint_every": 3,
+                  "keep_checkpoints": 5, "mixed_precision": "no", "ema_decay": 0.9, "caption_dropout": 0.3, **kw},
+        "text_encoder": "minilm" if text_dir is None else str(text_dir), "output_dir": str(out)})
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, not a KeyboardInterrupt, so nothing saves on the way out."""
+
+
+def _kill_at(monkeypatch, step):
+    import vidiff.training.trainer as trainer
+
+    real = trainer.batch_for_step
+
+    def batch(dataset, s, *a, **k):
+        if s == step:
+            raise Killed
+        return real(dataset, s, *a, **k)
+
+    monkeypatch.setattr(trainer, "batch_for_step", batch)
+
+
+def test_saving_a_step_again_keeps_the_old_checkpoint_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    first = save_checkpoint(tmp_path, 6, model, None, opt, {"elapsed_s": 1.0})
+    old = load_file(str(first / "model.safetensors"))
+    import vidiff.training.checkpoints as ck
+
+    def dying_save(*a, **k):
+        raise Killed
+
+    monkeypatch.setattr(ck, "save_file", dying_save)
+    with torch.no_grad():
+        model.weight.add_(1)
+    with pytest.raises(Killed):
+        save_checkpoint(tmp_path, 6, model, None, opt, {"elapsed_s": 2.0})
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-6"]
+    assert torch.equal(load_file(str(first / "model.safetensors"))["weight"], old["weight"])
+    # a kill between moving the old one aside and renaming the new one in: the next start puts it back
+    os.rename(first, tmp_path / ".checkpoint-6.old999999999")
+    (tmp_path / ".checkpoint-9.tmp999999999").mkdir()
+    (tmp_path / "checkpoint-12.tmp").mkdir()  # the name older versions used
+    done = tidy_run_dir(tmp_path)
+    assert "restored checkpoint-6" in done and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-6"]
+    assert clean_stale(tmp_path) == []
+
+
+def test_a_newest_checkpoint_that_does_not_load_falls_back_to_the_older_one(tmp_path, tiny_text_dir, caplog):
+    full = train(_tiny(tmp_path / "full", tiny_text_dir, 9), progress=False)
+    run = tmp_path / "run"
+    train(_tiny(run, tiny_text_dir, 9), progress=False)
+    (run / "checkpoint-9" / "model.safetensors").write_bytes(b"\x00" * 64)  # bit rot / a torn write
+    (run / "checkpoint-6" / "optimizer.pt").write_bytes(b"")
+    final = train(_tiny(run, tiny_text_dir, 9), resume="latest", progress=False)
+    assert "skipping checkpoint-9" in caplog.text and "skipping checkpoint-6" in caplog.text
+    a, b = (load_file(str(next((p / "unet").glob("*.safetensors")))) for p in (full, final))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="does not load"):  # a named checkpoint is not silently replaced
+        (run / "checkpoint-3" / "model.safetensors").write_bytes(b"")
+        train(_tiny(run, tiny_text_dir, 9), resume=str(run / "checkpoint-3"), progress=False)
+
+
+def test_a_fresh_start_never_replaces_an_earlier_run(tmp_path, tiny_text_dir):
+    train(_tiny(tmp_path, tiny_text_dir, 3), progress=False)
+    before = load_file(str(tmp_path / "checkpoint-3" / "model.safetensors"))
+    with pytest.raises(ValueError, match="--resume latest"):
+        train(_tiny(tmp_path, tiny_text_dir, 3, seed=5), progress=False)
+    after = load_file(str(tmp_path / "checkpoint-3" / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_resume_after_a_hard_kill_is_exact_over_120_steps(tmp_path, tiny_text_dir, monkeypatch):
+    """Caption dropout and a shuffled finite caption set make batch-mates change between the two runs: the
+    embeddings must not depend on them (they did, up to 7e-6, when captions were encoded in padded batches)."""
+    kw = dict(checkpoint_every=40, caption_dropout=0.3)
+    full = train(_tiny(tmp_path / "full", None, 120, **kw), progress=False)
+    run = tmp_path / "killed"
+    _kill_at(monkeypatch, 97)
+    with pytest.raises(Killed):
+        train(_tiny(run, None, 120, **kw), progress=False)
+    assert [p.name for p in complete_checkpoints(run)] == ["checkpoint-40", "checkpoint-80"]
+    monkeypatch.undo()  # train() builds a new text encoder: an empty caption cache, as in a new process
+    resumed = train(_tiny(run, None, 120, **kw), resume="latest", progress=False)
+    for name in ("model.safetensors", "ema.safetensors"):
+        a = load_file(str(tmp_path / "full" / "checkpoint-120" / name))
+        b = load_file(str(run / "checkpoint-120" / name))
+        worst = max((a[k] - b[k]).abs().max().item() for k in a)
+        assert worst == 0.0, (name, worst)
+    a, b = (load_file(str(next((p / "unet").glob("*.safetensors")))) for p in (full, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,68 @@
+"""Output planning: before any work starts, check that every path a command will write is new, or (on an
+explicit overwrite) safe to replace, and that none of them is one of its inputs.
+
+What "safe to replace" means: a file of the same kind, or a folder that holds nothing but what vidiff itself
+writes there (PNG frames ``frame_NNNN.png``). A folder holding anything else, the current folder or one
+above it, and any path that contains or is an input, are never replaced, with or without overwrite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from vidiff.io.atomic import exists_error
+
+FRAME_FILE = re.compile(r"^frame_\d{4,}\.png$")
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """An absolute, normalised path (``..`` folded) that does not follow symlinks: a link is what gets replaced."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _real(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except OSError:
+        return p
+
+
+def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLike | None] = (),
+                  overwrite: bool = False) -> list[Path]:
+    """Raise ValueError naming the first output that would destroy something; return the outputs as absolute
+    paths. ``inputs``: files or folders the command reads (None entries are ignored)."""
+    outs = [absolute(o) for o in outputs]
+    ins = [absolute(i) for i in inputs if i is not None]
+    cwd = absolute(Path.cwd())
+    for out in outs:
+        for i in ins:
+            if _inside(_real(i), _real(out)) or _inside(i, out):
+                what = "is" if _real(i) == _real(out) else "contains"
+                raise ValueError(f"{str(out)!r} {what} the input {str(i)!r}; vidiff never writes over its inputs: "
+                                 f"choose another output name")
+        if _inside(cwd, out) or _inside(_real(cwd), _real(out)):
+            raise ValueError(f"{str(out)!r} is the current folder or one above it; give a new name for the output")
+        if not (out.exists() or out.is_symlink()):
+            continue
+        if out.is_dir() and not out.is_symlink():
+            if not out.suffix and not any(out.iterdir()):
+                continue  # an empty folder made for the frames
+            foreign = sorted(p.name for p in out.iterdir() if not FRAME_FILE.match(p.name))
+            if foreign:
+                raise ValueError(f"the output folder {str(out)!r} exists and holds other files (e.g. {foreign[0]!r}); "
+                                 f"vidiff replaces only a folder of its own frames: choose another name")
+            if not out.suffix and overwrite:
+                continue
+        elif overwrite and out.suffix:
+            continue  # a file where a file goes
+        if overwrite:
+            raise ValueError(f"{str(out)!r} is a {'folder' if out.is_dir() else 'file'}, but a "
+                             f"{'file' if out.suffix else 'folder of frames'} goes there: choose another name")
+        raise exists_error(out)
+    return outs
