@@ -47,6 +47,12 @@ def main() -> None:
                   f"({r['seconds']} s)")
             print("   per motion:", {k: round(v, 2) for k, v in r["per_motion"].items()})
             print(f"   directed motions read time-reversed: {r['time_reversed']:.3f}")
+            st = r["strict"]
+            print(f"   STRICT color={st['color']:.3f} shape={st['shape']:.3f} motion={st['motion']:.3f} "
+                  f"(shuffled-true floor {st['floor']['motion']:.3f}) present={st['present']:.3f} "
+                  f"time_reversed={st['time_reversed']:.3f}")
+            print("   strict per motion (floor):", {k: f"{v:.2f} ({st['floor']['per_motion'][k]:.2f})"
+                                                   for k, v in st["per_motion"].items()})
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

@@ -38,7 +38,7 @@ def test_generate_writes_video_sheet_and_config(tmp_path, tiny_pipeline_dir):
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--size", "30"], "multiples"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "12", "--base-window", "4", "--base-stride", "6"],
      "must not exceed the window"),
-    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--base-window", "0"], "--base-window must be >= 1"),
+    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--base-window", "0"], "--base-window must be in [1, 1024]"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--model", "{tmp}/no-such-model"], "does not exist"),
     (["generate", "a red circle", "-o", "{tmp}/a.avi"], "unsupported output"),
     (["generate", "a red circle", "-o", "/proc/forbidden/a.mp4"], "output folder"),

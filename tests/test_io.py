@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from vidiff.data.folder import FolderVideoDataset, read_manifest
 from vidiff.data.shapes import render, sample_scene
@@ -113,3 +114,46 @@ def test_manifest_errors(tmp_path):
     with pytest.raises(ValueError, match="must be .csv or .jsonl"):
         (tmp_path / "m.txt").write_text("x")
         read_manifest(tmp_path / "m.txt")
+
+
+def test_odd_but_valid_images_read_as_they_look(tmp_path):
+    """16-bit greyscale is scaled (it read as white when Pillow clipped it), grey and palette images become RGB,
+    transparency is composited over black; a 1x1 picture is an error, not a flat colour."""
+    from vidiff.io.images import open_image
+
+    Image.fromarray(np.full((4, 4), 32896, np.uint16)).save(tmp_path / "g16.png")  # 0.502 of full scale
+    assert (open_image(tmp_path / "g16.png") == 128).all()
+    Image.fromarray(np.full((4, 4), 77, np.uint8)).save(tmp_path / "grey.png")
+    assert open_image(tmp_path / "grey.png").shape == (4, 4, 3) and (open_image(tmp_path / "grey.png") == 77).all()
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:2, ..., 3] = 255  # top half opaque red, bottom half transparent red
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    out = open_image(tmp_path / "rgba.png")
+    assert (out[:2, :, 0] == 255).all() and (out[2:] == 0).all()
+    Image.fromarray(np.full((4, 4, 3), 40, np.uint8)).convert("P", palette=Image.ADAPTIVE).save(tmp_path / "pal.png")
+    assert (open_image(tmp_path / "pal.png") == 40).all()
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    with pytest.raises(ValueError, match="at least 2x2"):
+        open_image(tmp_path / "dot.png")
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, tiny_pipeline_dir):
+    """RLIMIT_FSIZE makes every write past 2 kB fail with EFBIG, as a full disk fails with ENOSPC (Python
+    ignores SIGXFSZ, so the write raises instead of killing the process)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-m", "vidiff", "generate", "a red circle", "-o", str(out / "clip.gif"),
+                        "--model", str(tiny_pipeline_dir), "-q"], capture_output=True, text=True, preexec_fn=limit,
+                       timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and "too large" in lines[0].lower(), r.stderr[-2000:]
+    assert list(out.iterdir()) == []

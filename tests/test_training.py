@@ -217,7 +217,7 @@ def test_conditional_finetune_widens_the_text_to_video_model(tmp_path, tiny_text
     adapter = dict(cfg, model={"cond_channels": 4, "cond_adapter_channels": 4}, output_dir=str(tmp_path / "adapter"))
     pipe = ImageToVideoPipeline.from_pretrained(train(config_from_dict(adapter), progress=False))
     assert pipe.unet.cfg.cond_adapter_channels == 4 and pipe.unet.cond_adapter.proj[0].weight.any()  # trained
-    bad = dict(cfg, model={"cond_channels": 4, "channels": [4, 8]})
+    bad = dict(cfg, model={"cond_channels": 4, "channels": [4, 8]}, output_dir=str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="only model.cond_channels"):
         train(config_from_dict(bad), progress=False)
 

@@ -65,19 +65,23 @@ def _inputs(args: argparse.Namespace) -> list:
 def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     """Checks that need no heavy import (caption, output path, numeric ranges, model path), threads;
     returns the output path and the start time."""
+    from vidiff.conditioning.captions import check_caption
     from vidiff.io.video import check_writable, output_format
 
-    if not args.prompt.strip():
-        raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
-    output_format(args.output)
+    check_caption(args.prompt)
+    if getattr(args, "negative_prompt", ""):
+        check_caption(args.negative_prompt, "the negative prompt")
+    _check_ranges(args)
     from vidiff.io.outputs import check_outputs
 
     outputs = planned_outputs(args)
     check_outputs(outputs, _inputs(args), overwrite=args.overwrite)
+    output_format(args.output)
     out = outputs[0]
     check_writable(out)
-    _check_ranges(args)
-    resolve_model(args.model)
+    for name in ("model", "style", "ssr"):
+        if getattr(args, name, None):
+            resolve_model(getattr(args, name))
     if args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     return out, time.time()
@@ -156,26 +160,43 @@ def _common_settings(args: argparse.Namespace, pipe, num_frames: int | None = No
             **extra}
 
 
+# flag: (lowest, highest); every value must also be a finite number. Sizes are capped where a typo would
+# otherwise allocate without bound.
+LIMITS = {
+    "frames": (1, 1024), "size": (1, 1024), "steps": (1, 1000), "guidance": (0.0, 50.0), "seed": (0, 2**62),
+    "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0), "window": (1, 1024),
+    "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024), "base_stride": (1, 1024),
+    "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000), "sweep_samples": (1, 100000),
+}
+
+
 def _check_ranges(args: argparse.Namespace) -> None:
-    if getattr(args, "alpha", None) is not None and not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if getattr(args, "strength", None) is not None and not 0.0 <= args.strength <= 1.0:
-        raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
-    for name in ("window", "stride", "ssr_steps", "base_window", "base_stride"):
+    import math
+
+    for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if v is None or (name == "alpha" and not getattr(args, "style", None)):
+            continue
+        if not math.isfinite(v) or not low <= v <= high:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {v}")
+    for v in getattr(args, "sweep_steps", None) or []:
+        if not 1 <= v <= 1000:
+            raise ValueError(f"--sweep-steps values must be in [1, 1000], got {v}")
 
 
 # ---------------------------------------------------------------------- generate
 def cmd_generate(args: argparse.Namespace) -> int:
     out, t0 = _prepare(args)
+    from vidiff.pipelines.base import check_folder
+
+    window = args.base_window
+    check_folder(resolve_model(args.model), "text-to-video", window or args.frames, args.size, args.size)
     import torch
 
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = _load(TextToVideoPipeline, args.model, args)
-    window, stride = args.base_window, args.base_stride
+    stride = args.base_stride
     if window is not None and stride is None:
         stride = max(1, window // 4)  # measured: the fewest seams (README, long clips)
     weighting = args.base_weighting if window is not None else None
@@ -191,22 +212,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- conditional generation and editing
+def _read_inputs(args: argparse.Namespace, task: str) -> tuple[dict, dict]:
+    """Check the model folder and read every input file at the model's size, before the model loads.
+    Returns the tensors and what goes in the sidecar about them."""
+    from vidiff.io.inputs import read_clip, read_image, read_mask
+    from vidiff.pipelines.base import check_folder
+
+    model = resolve_model(args.model)
+    d = check_folder(model, task, args.frames)
+    t, h, w = int(args.frames or d["num_frames"]), int(d["height"]), int(d["width"])
+    got, notes = {}, {}
+    if args.command in ("animate", "cinemagraph"):
+        got["image"] = read_image(args.input, h, w)
+    if args.command == "cinemagraph":
+        got["region"] = read_mask(args.region, h, w)
+        notes["region"] = str(args.region)
+    if args.command in ("inpaint", "edit"):
+        got["clip"], notes["input_fps"] = read_clip(args.input, t, h, w)
+        if args.fps is None:
+            from vidiff.io.video import check_fps
+            try:
+                check_fps(notes["input_fps"])
+            except ValueError:
+                raise ValueError(f"{str(args.input)!r} gives a frame rate of {notes['input_fps']}, which the output "
+                                 f"cannot store: give --fps") from None
+    if args.command == "inpaint":
+        if args.border is not None:
+            from vidiff.conditioning.masks import border_region
+            got["region"], notes["border"] = border_region(1, h, w, args.border), args.border
+        else:
+            got["region"], notes["mask"] = read_mask(args.mask, h, w, t), str(args.mask)
+    return got, notes
+
+
 def cmd_conditional(args: argparse.Namespace) -> int:
     """animate / inpaint / cinemagraph: one conditional model, a different <C, M> each (Lumiere 4.2)."""
     if args.command == "inpaint" and (args.mask is None) == (args.border is None):
         raise ValueError("give the region to fill with --mask FILE (white = fill) or --border PIXELS (outpainting)")
     out, t0 = _prepare(args)
+    inputs, notes = _read_inputs(args, "conditional")
     import torch
 
-    from vidiff.io.inputs import read_clip, read_image, read_mask
     from vidiff.pipelines import conditional as cp
 
     cls = {"animate": cp.ImageToVideoPipeline, "inpaint": cp.VideoInpaintPipeline,
            "cinemagraph": cp.CinemagraphPipeline}[args.command]
     pipe = _load(cls, args.model, args)
     settings = _common_settings(args, pipe, args.frames, input=str(args.input))
-    h, w, t = settings["height"], settings["width"], settings["num_frames"]
-    pipe.unet.check_input_size(t, h, w)
+    settings.update({k: v for k, v in notes.items() if k != "input_fps"})
+    if "input_fps" in notes:
+        settings["fps"] = args.fps or notes["input_fps"]
+    t = settings["num_frames"]
     settings["keep_known"] = not args.no_keep_known
     cond_scale = pipe.condition_guidance(args.condition_guidance)
     settings["condition_guidance_scale"] = cond_scale
@@ -215,38 +271,27 @@ def cmd_conditional(args: argparse.Namespace) -> int:
               keep_known=settings["keep_known"], condition_guidance_scale=cond_scale)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
         if args.command == "animate":
-            video = pipe(args.prompt, read_image(args.input, h, w), num_frames=t, **kw)
+            video = pipe(args.prompt, inputs["image"], num_frames=t, **kw)
         elif args.command == "cinemagraph":
-            settings["region"] = str(args.region)
-            video = pipe(args.prompt, read_image(args.input, h, w), read_mask(args.region, h, w), num_frames=t, **kw)
+            video = pipe(args.prompt, inputs["image"], inputs["region"], num_frames=t, **kw)
         else:
-            clip, fps = read_clip(args.input, t, h, w)
-            settings["fps"] = args.fps or fps
-            if args.border is not None:
-                from vidiff.conditioning.masks import border_region
-                region, settings["border"] = border_region(1, h, w, args.border), args.border
-            else:
-                region, settings["mask"] = read_mask(args.mask, h, w, t), str(args.mask)
-            video = pipe(args.prompt, clip, region, **kw)
+            video = pipe(args.prompt, inputs["clip"], inputs["region"], **kw)
     return _finish(video.videos, pipe, args, out, settings, t0)
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """SDEdit: noise the video to ``--strength`` and denoise it with the new caption."""
     out, t0 = _prepare(args)
+    inputs, notes = _read_inputs(args, "text-to-video")
     import torch
 
-    from vidiff.io.inputs import read_clip
     from vidiff.pipelines.edit import VideoEditPipeline
 
     pipe = _load(VideoEditPipeline, args.model, args)
     settings = _common_settings(args, pipe, args.frames, input=str(args.input), strength=args.strength)
-    t, h, w = settings["num_frames"], settings["height"], settings["width"]
-    pipe.unet.check_input_size(t, h, w)
-    clip, fps = read_clip(args.input, t, h, w)
-    settings["fps"] = args.fps or fps
+    settings["fps"] = args.fps or notes["input_fps"]
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-        video = pipe(args.prompt, clip, strength=args.strength, num_inference_steps=args.steps,
+        video = pipe(args.prompt, inputs["clip"], strength=args.strength, num_inference_steps=args.steps,
                      guidance_scale=args.guidance, sampler=args.sampler, generator=torch.Generator().manual_seed(args.seed),
                      progress=not args.quiet)
     return _finish(video.videos, pipe, args, out, settings, t0)
@@ -255,14 +300,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     """The SSR stage alone, on an existing low-resolution video."""
     out, t0 = _prepare(args)
-    import torch
-
     from vidiff.io.inputs import frames_to_tensor
     from vidiff.io.video import read_video
+    from vidiff.pipelines.base import check_folder
+
+    d = check_folder(resolve_model(args.model), "super-resolution")
+    frames, fps = read_video(args.input, num_frames=args.frames)
+    h, w = frames.shape[1:3]
+    H, W = int(d["height"]), int(d["width"])
+    if abs((w / h) / (W / H) - 1) > 0.02 or H < h or W < w:
+        raise ValueError(f"{str(args.input)!r} is {w}x{h} (width x height); this model makes {W}x{H} from a smaller "
+                         f"clip of the same aspect ratio: crop it first (upscaling would squash it)")
+    import torch
+
     from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
     pipe = _load(SuperResolutionPipeline, args.model, args)
-    frames, fps = read_video(args.input, num_frames=args.frames)
     lowres = frames_to_tensor(frames)  # (1, 3, t, h, w)
     settings = {"prompt": args.prompt, "model": str(pipe.path), "input": str(args.input), "seed": args.seed,
                 "num_frames": len(frames), "window": args.window, "stride": args.stride,
@@ -285,7 +338,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not eq:
             raise ValueError(f"--set takes KEY=VALUE (e.g. train.steps=100), got {item!r}")
         import yaml
-        overrides[key] = yaml.safe_load(value)
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML") from None
     cfg = load_config(args.config, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from vidiff.training.trainer import train
@@ -303,6 +359,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("give either --model (generate a suite) or --real/--fake (score folders), not both")
     if not args.real and not args.model:
         raise ValueError("give --model PATH (or 'default') with --suite, or --real DIR --fake DIR")
+    _check_ranges(args)
+    from vidiff.evaluation.report import SUITES, check_report_dir
+
+    out = Path(args.out or (f"runs/eval-{args.suite}" if args.model else "runs/eval-folders"))
+    check_report_dir(out, args.overwrite)
+    if args.model:
+        resolve_model(args.model)
+        if args.suite not in SUITES:
+            raise ValueError(f"unknown suite {args.suite!r}; allowed: {', '.join(SUITES)}")
     if args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -312,13 +377,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vidiff.evaluation.report import evaluate_folders, evaluate_model
 
     common = dict(video_features=args.video_features, image_features=args.image_features,
-                  classifier=args.classifier, clip=args.clip, progress=not args.quiet)
+                  classifier=args.classifier, clip=args.clip, progress=not args.quiet, overwrite=args.overwrite)
     if args.real:
-        out = Path(args.out or "runs/eval-folders")
         report = evaluate_folders(args.real, args.fake, out, captions=args.captions, frames=args.frames, **common)
     else:
         model_dir = resolve_model(args.model)
-        out = Path(args.out or f"runs/eval-{args.suite}")
         report = evaluate_model(model_dir, args.suite, args.samples, out, steps=args.steps, guidance=args.guidance,
                                 seed=args.seed, sweep_steps=tuple(args.sweep_steps), sweep_samples=args.sweep_samples,
                                 bf16=False if args.fp32 else None, **common)
@@ -329,8 +392,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
+    p = _Parser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
     sub = p.add_subparsers(dest="command", required=True)
 
     def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True) -> None:
@@ -448,22 +518,40 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier report in the folder")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure is one line on stderr: bad input and OS errors (a full disk, a
+    permission) exit 2, an interruption 130, anything else is a bug in vidiff and exits 1 (set VIDIFF_DEBUG=1
+    for its traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except ValueError as e:
-        print(f"vidiff: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e), 2)
+    except OSError as e:
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        return _fail(f"cannot read or write{where}: {e.strerror or e}", 2)
+    except MemoryError:
+        return _fail("not enough memory for this size; lower --frames, --size or --window", 2)
     except KeyboardInterrupt:
         print("vidiff: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if os.environ.get("VIDIFF_DEBUG"):
+            raise
+        return _fail(f"internal error, please report it ({type(e).__name__}: {str(e)[:200]}); "
+                     "set VIDIFF_DEBUG=1 for the traceback", 1)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"vidiff: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

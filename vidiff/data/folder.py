@@ -28,25 +28,43 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     """Rows with ``path`` (relative to the manifest's folder) and ``caption``."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"manifest {str(path)!r} not found")
+        raise ValueError(f"manifest {str(path)!r} {'is not a regular file' if path.exists() else 'not found'}")
     if path.suffix.lower() == ".jsonl":
         rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"manifest {str(path)!r} is not UTF-8 text") from None
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     raise ValueError(f"{path}:{n} is not valid JSON") from None
     elif path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ValueError(f"manifest {str(path)!r} is not a readable UTF-8 CSV: {e}") from None
     else:
         raise ValueError(f"manifest {str(path)!r} must be .csv or .jsonl")
-    for n, r in enumerate(rows, 1):
-        if not isinstance(r, dict) or "path" not in r or "caption" not in r:
-            raise ValueError(f"manifest {str(path)!r} row {n} lacks 'path' or 'caption'")
+    from vidiff.conditioning.captions import check_caption
+
     base = path.parent
-    return [{"path": str(base / r["path"]), "caption": str(r["caption"])} for r in rows]
+    out = []
+    for n, r in enumerate(rows, 1):
+        where = f"manifest {str(path)!r} row {n}"
+        if not isinstance(r, dict) or not r.get("path") or r.get("caption") is None:
+            raise ValueError(f"{where} lacks 'path' or 'caption'")
+        if not isinstance(r["path"], str) or not isinstance(r["caption"], str):
+            raise ValueError(f"{where}: 'path' and 'caption' must be strings")
+        check_caption(r["caption"], f"the caption of {where}")
+        p = base / r["path"]
+        if p.exists() and not (p.is_file() or p.is_dir()):  # a FIFO would block, a device never ends
+            raise ValueError(f"{where}: {str(p)!r} is not a regular file (a FIFO, device or socket)")
+        out.append({"path": str(p), "caption": r["caption"]})
+    return out
 
 
 def resize_crop(frames: np.ndarray, size: int) -> torch.Tensor:

@@ -115,7 +115,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
                    steps: int = 25, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
                    sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
                    classifier: str = "shapes", clip: str | None = None, bf16: bool | None = None,
-                   batch_size: int = 16, progress: bool = True) -> dict:
+                   batch_size: int = 16, progress: bool = True, overwrite: bool = False) -> dict:
     """Generate ``samples`` videos of a Shapes suite and score them against the same scenes rendered.
     ``bf16``: autocast while generating; None: where the CPU (or GPU) has native bf16 kernels."""
     from tqdm.auto import tqdm
@@ -125,6 +125,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     from vidiff.metrics.shapes_scores import ShapesScore
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    check_report_dir(out_dir, overwrite)
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     if samples < 2:
@@ -179,7 +180,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
         "extractors": metrics.specs, "metrics": result, "shapes": shapes_summary, "steps_sweep": sweep,
         "seconds": {"total": round(time.time() - t0, 1), "features_and_scoring": round(t_feat, 1)},
     }
-    write_report(out_dir, report, shapes.records, fake)
+    write_report(out_dir, report, shapes.records, fake, overwrite=overwrite)
     return report
 
 
@@ -214,26 +215,41 @@ def _read_captions(path: str | os.PathLike | None) -> dict[str, str]:
 def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, out_dir: str | os.PathLike,
                      captions: str | os.PathLike | None = None, frames: int = 16, video_features: str = "shapes",
                      image_features: str = "shapes", classifier: str = "shapes", clip: str | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, overwrite: bool = False) -> dict:
     """Score two folders of existing videos. Files with the same name stem in both folders are also compared
     pairwise (PSNR/SSIM); ``captions`` (a CSV/JSONL manifest: path, caption) enables CLIPSIM and, for Shapes
-    captions, the analytic scores."""
+    captions, the analytic scores. A video that does not decode, or has too few frames, is skipped and counted
+    (``report["skipped"]``), not fatal."""
     from tqdm.auto import tqdm
 
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
     from vidiff.metrics.shapes_scores import ShapesScore
 
+    check_report_dir(out_dir, overwrite)
+    if not 1 <= frames <= 4096:
+        raise ValueError(f"frames must be in [1, 4096], got {frames}")
     t0 = time.time()
     real_files, fake_files = _list_videos(Path(real_dir)), _list_videos(Path(fake_dir))
     if len(real_files) < 2 or len(fake_files) < 2:
         raise ValueError("each folder needs at least 2 videos for the distribution metrics")
     caps = _read_captions(captions)
+    skipped: dict[str, list[str]] = {}
+
+    def load(p: Path) -> torch.Tensor | None:
+        try:
+            return _load(p, frames)[None]
+        except ValueError as e:
+            skipped.setdefault("too_short" if "frames; the metrics need" in str(e) else "unreadable", []).append(str(p))
+            return None
+
     n_min = min(len(real_files), len(fake_files))
     metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, n_min))
     psnr, ssim, shapes = MaskedPSNR(), MaskedSSIM(), ShapesScore()
     pairs, shapes_ok, fake_by_stem = 0, True, {}
     for p in tqdm(fake_files, desc="generated features", disable=not progress):
-        v = _load(p, frames)[None]
+        v = load(p)
+        if v is None:
+            continue
         fake_by_stem[p.stem] = v
         cap = caps.get(p.stem)
         metrics.update(v, False, [cap] if cap else None)
@@ -242,8 +258,12 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
                 shapes.update(_to_32(v), [cap])
             except ValueError:
                 shapes_ok = False
+    n_real = 0
     for p in tqdm(real_files, desc="real features", disable=not progress):
-        v = _load(p, frames)[None]
+        v = load(p)
+        if v is None:
+            continue
+        n_real += 1
         cap = caps.get(p.stem)
         metrics.update(v, True, [cap] if cap else None)
         f = fake_by_stem.get(p.stem)
@@ -251,15 +271,19 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
             psnr.update(f, v)
             ssim.update(f, v)
             pairs += 1
+    if n_real < 2 or len(fake_by_stem) < 2:
+        raise ValueError(f"fewer than 2 readable videos in a folder ({n_real} real, {len(fake_by_stem)} generated; "
+                         f"skipped: {', '.join(f'{k} {len(v)}' for k, v in skipped.items())})")
     result = metrics.compute()
     if pairs:
         result.update(psnr=psnr.compute()["all"], ssim=ssim.compute()["all"], pairs=pairs)
-    report = {"real": str(real_dir), "fake": str(fake_dir), "n_real": len(real_files), "n_fake": len(fake_files),
+    report = {"real": str(real_dir), "fake": str(fake_dir), "n_real": n_real, "n_fake": len(fake_by_stem),
+              "skipped": {k: {"count": len(v), "files": v[:20]} for k, v in skipped.items()},
               "frames": frames, "extractors": metrics.specs, "metrics": result,
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
               "seconds": {"total": round(time.time() - t0, 1)}}
     stack = torch.cat([_to_32(v) for v in fake_by_stem.values()])  # every clip has `frames` frames (_load)
-    write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack)
+    write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack, overwrite=overwrite)
     return report
 
 
@@ -298,7 +322,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _plots(out_dir: Path, report: dict) -> list[str]:
+def _plots(out_dir: Path, report: dict, overwrite: bool = False) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,7 +333,7 @@ def _plots(out_dir: Path, report: dict) -> list[str]:
     written = []
 
     def save(fig, name):
-        with atomic_path(out_dir / name) as tmp:
+        with atomic_path(out_dir / name, overwrite=overwrite) as tmp:
             fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(name)
@@ -353,7 +377,7 @@ def _plots(out_dir: Path, report: dict) -> list[str]:
     return written
 
 
-def _sheet(videos: torch.Tensor, idx: list[int], path: Path) -> None:
+def _sheet(videos: torch.Tensor, idx: list[int], path: Path, overwrite: bool = False) -> None:
     from PIL import Image
 
     from vidiff.io.atomic import atomic_path
@@ -365,24 +389,45 @@ def _sheet(videos: torch.Tensor, idx: list[int], path: Path) -> None:
         pad = np.full((v.shape[1], 2, 3), 64, np.uint8)
         rows.append(np.concatenate([np.concatenate([f, pad], 1) for f in v], 1))
         rows.append(np.full((2, rows[-1].shape[1], 3), 64, np.uint8))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(np.concatenate(rows, 0)).save(tmp, format="PNG")
 
 
-def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None) -> None:
+REPORT_FILES = ("metrics.json", "report.md", "samples.jsonl", "best.png", "worst.png", "accuracy.png",
+                "per_motion.png", "steps.png")
+
+
+def check_report_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the report folder {str(out_dir)!r} is a file; choose a folder name")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"the report folder {str(out_dir)!r} is not empty; choose another, or pass --overwrite to "
+                         f"replace the report in it")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
+    if foreign:
+        raise ValueError(f"the report folder {str(out_dir)!r} holds other files (e.g. {foreign[0]!r}); vidiff "
+                         f"replaces only its own report files: choose another folder")
+
+
+def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None,
+                 overwrite: bool = False) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if records and videos is not None:
         order = sorted(range(len(records)), key=lambda i: (records[i]["score"], -i))
         k = min(8, len(records))
         worst, best = order[:k], order[::-1][:k]
-        _sheet(videos, best, out_dir / "best.png")
-        _sheet(videos, worst, out_dir / "worst.png")
+        _sheet(videos, best, out_dir / "best.png", overwrite)
+        _sheet(videos, worst, out_dir / "worst.png", overwrite)
         report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
                                     "worst": [records[i]["caption"] for i in worst]}
-        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    report["plots"] = _plots(out_dir, report)
-    write_text_atomic(out_dir / "report.md", markdown(report))
-    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=2, default=float))
+        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records), overwrite)
+    report["plots"] = _plots(out_dir, report, overwrite)
+    write_text_atomic(out_dir / "report.md", markdown(report), overwrite)
+    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=2, default=float), overwrite)
 
 
 __all__ = ["evaluate_model", "evaluate_folders", "MetricSuite", "markdown", "SUITES"]

@@ -14,6 +14,7 @@ import torch
 
 from vidiff.data.shapes import sample_scene
 from vidiff.evaluation.shapes_reader import score_video, summarize
+from vidiff.evaluation.strict_reader import score_video_strict, shuffle_middle, summarize_strict
 
 SUITES = ("test", "heldout")
 # directed motions and their time reversal: a model without a sense of which end of the clip is the start
@@ -54,7 +55,7 @@ def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_ste
     from tqdm.auto import tqdm
 
     scenes = suite_scenes(suite, n, num_frames, fps, first_scene)
-    results, records = [], []
+    results, records, strict = [], [], []
     bar = tqdm(total=n, desc=f"generating {suite}", disable=not progress)
     for chunk, videos in generate_scenes(pipe, scenes, num_inference_steps, guidance_scale, seed, batch_size, bf16,
                                          num_frames):
@@ -62,9 +63,13 @@ def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_ste
             r = score_video(v, sc.caption, fps)
             results.append(r)
             o = r["objects"][0]
+            st = score_video_strict(v, sc.caption, fps)[0]
+            strict.append(st)
             records.append({"caption": sc.caption, "seed": sc.seed, "color": o.color, "shape": o.shape,
                             "motion": o.motion, "speed": o.speed, "present_all": o.present_all,
-                            "read": f"{o.read_shape} {o.read_speed} {o.read_motion}"})
+                            "read": f"{o.read_shape} {o.read_speed} {o.read_motion}",
+                            "strict": {"color": st.color, "shape": st.shape, "motion": st.motion,
+                                       "present": st.valid, "why": st.why}})
         bar.update(len(chunk))
     bar.close()
     per_motion, reversed_ = collections.defaultdict(list), []
@@ -73,7 +78,28 @@ def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_ste
         per_motion[asked].append(r["objects"][0].motion)
         if asked in TIME_REVERSED:
             reversed_.append(read == TIME_REVERSED[asked])
+    strict_per_motion = collections.defaultdict(list)
+    for sc, st in zip(scenes, strict):
+        strict_per_motion[sc.objects[0].motion].append(st.motion)
     return {"summary": summarize(results),
             "per_motion": {m: float(np.mean(v)) for m, v in sorted(per_motion.items())},
             "time_reversed": float(np.mean(reversed_)) if reversed_ else 0.0,
+            "strict": {**summarize_strict(strict),
+                       "per_motion": {m: float(np.mean(v)) for m, v in sorted(strict_per_motion.items())},
+                       "floor": shuffled_floor(scenes, num_frames, fps)},
             "records": records}
+
+
+def shuffled_floor(scenes, num_frames: int = 16, fps: float = 8.0, seed: int = 0) -> dict:
+    """The strict reader's motion accuracy on the same scenes' true renders with every frame but the first and
+    last shuffled: what a model that draws the right frames in no temporal order would score. Standing still
+    is unchanged by shuffling, so its floor is 1 by construction."""
+    from vidiff.data.shapes import render
+
+    rng = np.random.default_rng(seed)
+    per_motion = collections.defaultdict(list)
+    for sc in scenes:
+        v = shuffle_middle(render(sc, num_frames, fps, 32), rng)
+        per_motion[sc.objects[0].motion].append(all(s.motion for s in score_video_strict(v, sc.caption, fps)))
+    every = [x for v in per_motion.values() for x in v]
+    return {"motion": float(np.mean(every)), "per_motion": {m: float(np.mean(v)) for m, v in sorted(per_motion.items())}}

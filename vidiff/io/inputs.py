@@ -41,14 +41,9 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from vidiff.io.images import open_image
 
-    if not path.is_file():
-        raise ValueError(f"{what} file {str(path)!r} not found")
-    try:
-        return np.asarray(Image.open(path).convert(mode))
-    except (UnidentifiedImageError, OSError):
-        raise ValueError(f"cannot read {str(path)!r} as an image (PNG, JPEG, ...)") from None
+    return open_image(path, mode, what)
 
 
 def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
@@ -69,6 +64,10 @@ def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int)
 def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int | None = None) -> torch.Tensor:
     """A PNG mask -> (1, 1, h, w); a video mask -> (1, 1, t, h, w); white (>= 128) = 1."""
     path = Path(path)
+    if not path.exists():
+        raise ValueError(f"mask file {str(path)!r} not found")
+    if not (path.is_file() or path.is_dir()):
+        raise ValueError(f"the mask {str(path)!r} is not a regular file (a FIFO, device or socket)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         gray = _open_image(path, "L", "mask")
         frames = np.repeat(gray[None, ..., None], 3, -1)

@@ -41,13 +41,24 @@ def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLi
     ins = [absolute(i) for i in inputs if i is not None]
     cwd = absolute(Path.cwd())
     for out in outs:
+        bad = [c for c in out.name if ord(c) < 32 or ord(c) == 127 or "\udc80" <= c <= "\udcff"]
+        if bad:
+            raise ValueError(f"the output name {out.name!r} contains control characters or bytes that are not "
+                             f"UTF-8; give a plain file name")
+        try:
+            name_max = os.pathconf(out.parent if out.parent.exists() else "/", "PC_NAME_MAX")
+        except (OSError, ValueError):
+            name_max = 255
+        if len(os.fsencode(out.name)) + 24 > name_max:  # + the temporary's prefix and suffix
+            raise ValueError(f"the output name is {len(os.fsencode(out.name))} bytes long; this filesystem allows "
+                             f"{name_max - 24} for it")
+        if _inside(cwd, out) or _inside(_real(cwd), _real(out)):
+            raise ValueError(f"{str(out)!r} is the current folder or one above it; give a new name for the output")
         for i in ins:
             if _inside(_real(i), _real(out)) or _inside(i, out):
                 what = "is" if _real(i) == _real(out) else "contains"
                 raise ValueError(f"{str(out)!r} {what} the input {str(i)!r}; vidiff never writes over its inputs: "
                                  f"choose another output name")
-        if _inside(cwd, out) or _inside(_real(cwd), _real(out)):
-            raise ValueError(f"{str(out)!r} is the current folder or one above it; give a new name for the output")
         if not (out.exists() or out.is_symlink()):
             continue
         if out.is_dir() and not out.is_symlink():

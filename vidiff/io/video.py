@@ -144,15 +144,22 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
     A folder reads its PNG/JPG frames in name order (fps 8). Raises ValueError for an unreadable file."""
     path = Path(path)
     if path.is_dir():
-        from PIL import Image
+        from vidiff.io.images import open_image
 
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         files = files[start::stride][:num_frames] if num_frames else files[start::stride]
         if not files:
             raise ValueError(f"no frames in folder {str(path)!r}")
-        return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), 8.0
+        frames = [open_image(f, "RGB", "frame") for f in files]
+        sizes = sorted({f.shape for f in frames})
+        if len(sizes) > 1:
+            raise ValueError(f"the frames in {str(path)!r} differ in size ({sizes[0][1]}x{sizes[0][0]} and "
+                             f"{sizes[1][1]}x{sizes[1][0]}); every frame must have the same size")
+        return np.stack(frames), 8.0
     if not path.exists():
         raise ValueError(f"video file {str(path)!r} not found")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ValueError(f"{str(path)!r} is not a regular file (a FIFO, device or socket); give a video file")
     import av
 
     try:
@@ -165,7 +172,7 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
                     out.append(frame.to_ndarray(format="rgb24"))
                     if num_frames and len(out) == num_frames:
                         break
-    except (av.error.FFmpegError, IndexError, UnicodeDecodeError) as e:
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, OSError, ValueError) as e:
         raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None
     if not out:
         raise ValueError(f"video {str(path)!r} has no frames")
@@ -175,11 +182,13 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
 def count_frames(path: str | os.PathLike) -> int:
     import av
 
+    if not Path(path).is_file():
+        raise ValueError(f"{str(path)!r} is not a regular file")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames)
             return sum(1 for _ in container.decode(stream))
-    except (av.error.FFmpegError, IndexError) as e:
+    except (av.error.FFmpegError, IndexError, OSError, ValueError) as e:
         raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None

@@ -13,6 +13,8 @@ common_metrics_on_video_quality; StyleGAN-V divides by N); KVD/KID are the unbia
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,6 +23,10 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from vidiff.metrics.frames import split_frames
+
+# torchmetrics warns at every KID / IS construction that features are kept in memory: that is the design (a
+# few thousand feature vectors here), and the warning would be the only noise on the command line
+warnings.filterwarnings("ignore", message=r"Metric `(Kernel Inception Distance|InceptionScore)` will save all")
 
 
 def _check_extractor(extractor) -> nn.Module:

@@ -68,6 +68,22 @@ class VideoUNetConfig:
         return VideoUNetConfig(**{**asdict(self), **kw})
 
 
+def check_clip_size(cfg: "VideoUNetConfig | dict", num_frames: int, height: int, width: int) -> None:
+    """Raise ValueError when a U-Net of ``cfg`` (a config or its JSON dict) cannot take a clip of this size:
+    sides must be multiples of the patch size times the spatial reductions; a clip must be a multiple of the
+    temporal reduction and keep >= 2 frames at the coarsest level (1 frame there reads as an image)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    levels = len(get("channels", (64, 128, 192)))
+    m = get("patch_size", 2) * 2 ** (levels - 1)
+    tc = 2 ** (levels - 1) if get("temporal_downsample", True) else 1
+    if height % m or width % m or height < m or width < m:
+        raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
+    least = 2 * tc if tc > 1 else 1
+    if num_frames < 1 or (num_frames != 1 and (num_frames % tc or num_frames < least)):
+        raise ValueError(f"num_frames must be 1 (an image) or a multiple of {tc} of at least {least}, "
+                         f"got {num_frames}")
+
+
 PRESETS: dict[str, VideoUNetConfig] = {
     "stunet-shapes": VideoUNetConfig(),
     "baseline-shapes": VideoUNetConfig(temporal_downsample=False, temporal_attention_levels=(1,)),
@@ -193,11 +209,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
         """Raise ValueError when the model cannot take a clip of this size."""
-        m, tc = self.spatial_multiple, self.temporal_compression
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
-        if num_frames < 1 or (num_frames != 1 and num_frames % tc):
-            raise ValueError(f"num_frames must be 1 (an image) or a multiple of {tc}, got {num_frames}")
+        check_clip_size(self.cfg, num_frames, height, width)
 
     def temporal_parameters(self):
         """Parameters of the temporal layers (convs, attention, resamplers): what video fine-tuning trains

@@ -9,6 +9,7 @@ and add one ``__call__`` that builds the start point and the conditioning, then 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,10 @@ def load_unet(path: Path, dtype: torch.dtype):
         raise ValueError(f"cannot load the weights in {str(files[0])!r}: they do not fit this model "
                          f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys, "
                          f"e.g. {(missing + unexpected + wrong)[:2]})")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"the weights in {str(files[0])!r} hold NaN or infinite values ({len(bad)} tensors, e.g. "
+                         f"{bad[0]!r}): a diverged or damaged model")
     model.load_state_dict(state)
     return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
 
@@ -82,14 +87,65 @@ def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+BASE_DEFAULTS = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32, "guidance_scale": 4.0,
+                 "num_inference_steps": 25}  # under every folder's own ``defaults``
+
+
 def read_meta(path: Path) -> dict:
+    """The folder's ``vidiff_pipeline.json``, checked: a mapping with a known task, a diffusion config and
+    defaults of the right kinds. Raises ValueError naming what is wrong."""
+    path = Path(path)
     meta_path = path / PIPELINE_FILE
     if not meta_path.is_file():
         raise ValueError(f"{str(path)!r} is not a vidiff pipeline folder ({PIPELINE_FILE} missing)")
     try:
-        return json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"{str(meta_path)!r} is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{str(meta_path)!r} must hold a JSON object, got {type(meta).__name__}")
+    if meta.get("task", "text-to-video") not in ("text-to-video", "conditional", "super-resolution"):
+        raise ValueError(f"{str(meta_path)!r} names an unknown task {meta.get('task')!r}")
+    try:
+        DiffusionConfig(**meta["diffusion"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{str(meta_path)!r} lacks a valid 'diffusion' entry") from None
+    defaults = meta.get("defaults", {})
+    if not isinstance(defaults, dict) or not all(
+            isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)
+            and math.isfinite(defaults.get(k, 1)) and defaults.get(k, 1) > 0 for k in BASE_DEFAULTS):
+        raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (positive numbers expected)")
+    if not isinstance(meta.get("text_encoder", "minilm"), str):
+        raise ValueError(f"{str(meta_path)!r}: 'text_encoder' must be a string")
+    return meta
+
+
+def check_folder(path: Path, task: str, num_frames: int | None = None, height: int | None = None,
+                 width: int | None = None) -> dict:
+    """Before loading anything: the folder holds a ``task`` model that takes a clip of this size. Returns its
+    defaults (the folder's own over :data:`BASE_DEFAULTS`)."""
+    from vidiff.models.unet import check_clip_size
+
+    path = Path(path)
+    meta = read_meta(path)
+    if meta.get("task", "text-to-video") != task:
+        raise ValueError(f"{str(path)!r} is a {meta.get('task', 'text-to-video')} model; this command needs a {task} model")
+    defaults = {**BASE_DEFAULTS, **meta.get("defaults", {})}
+    try:
+        cfg = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
+        assert isinstance(cfg, dict)
+    except (OSError, ValueError, AssertionError):
+        return defaults  # loading reports the damaged model in full
+    t = int(defaults["num_frames"] if num_frames is None else num_frames)
+    h = int(defaults["height"] if height is None else height)
+    w = int(defaults["width"] if width is None else width)
+    check_clip_size(cfg, t, h, w)
+    return defaults
+
+
+def folder_defaults(path: Path) -> dict:
+    """A pipeline folder's defaults (the folder's own over :data:`BASE_DEFAULTS`), read without loading it."""
+    return {**BASE_DEFAULTS, **read_meta(path).get("defaults", {})}
 
 
 class VideoDiffusionPipeline:
@@ -102,8 +158,7 @@ class VideoDiffusionPipeline:
         self.unet = unet.eval()
         self.text_encoder = text_encoder
         self.diffusion = diffusion
-        self.defaults = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32,
-                         "guidance_scale": 4.0, "num_inference_steps": 25, **(defaults or {})}
+        self.defaults = {**BASE_DEFAULTS, **(defaults or {})}
         self.extra = dict(extra or {})  # e.g. {"super_resolution": "../ssr"}: a pipeline to run after this one
         self.path: Path | None = None  # the folder it was loaded from
 
@@ -178,9 +233,13 @@ class VideoDiffusionPipeline:
                      sampler: str, batch: int | None = None) -> list[str]:
         """The captions as a list (one caption is repeated for a ``batch`` of given videos), after checking them
         and the sizes, steps, guidance and sampler."""
+        from vidiff.conditioning.captions import check_caption
+
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+        if not prompts:
             raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
+        for p in prompts:
+            check_caption(p)
         if batch is not None and len(prompts) != batch:
             if len(prompts) != 1:
                 raise ValueError(f"{len(prompts)} captions for {batch} videos")

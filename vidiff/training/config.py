@@ -135,11 +135,19 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     raw = dict(raw)
     for k, v in (overrides or {}).items():  # "train.steps": 10
         section, _, key = k.partition(".")
+        if key and not isinstance(raw.get(section, {}), dict):
+            raise ValueError(f"cannot set {k!r}: section {section!r} is not a mapping")
         if key:
             raw.setdefault(section, {})
             raw[section] = {**raw[section], key: v}
         else:
             raw[section] = v
+    for section in ("model", "diffusion", "data", "train", "sample"):
+        if not isinstance(raw.get(section, {}), dict):
+            raise ValueError(f"config section {section!r} must be a mapping (key: value), got {raw[section]!r}")
+    for key in ("task", "text_encoder", "output_dir"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ValueError(f"config key {key!r} must be a string, got {raw[key]!r}")
     top = {f.name for f in fields(RunConfig)}
     unknown = set(raw) - top
     if unknown:
@@ -215,6 +223,10 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError(f"output_dir must be a folder name, got {cfg.output_dir!r}")
     if not isinstance(cfg.text_encoder, str) or not cfg.text_encoder.strip():
         raise ValueError(f"text_encoder must be 'minilm' or a local transformers folder, got {cfg.text_encoder!r}")
+    if cfg.train.freeze_spatial and cfg.train.freeze_temporal:
+        raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
+    if cfg.train.init_from is not None and not str(cfg.train.init_from).strip():
+        raise ValueError("train.init_from must be a pipeline folder or null")
     if cfg.task == "super-resolution" and not cfg.data.lowres:
         raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:

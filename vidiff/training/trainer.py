@@ -182,20 +182,19 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
                            "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
 
+    dataset = build_dataset(cfg)  # a bad manifest is reported before any model loads
+    out = Path(cfg.output_dir)
+    check_run_dir(out, resume)
+
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder)
     model = build_model(cfg, text_encoder.dim)
-    if tc.freeze_spatial and tc.freeze_temporal:
-        raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
     if tc.freeze_spatial:
         model.freeze_spatial()
     if tc.freeze_temporal:
         model.freeze_temporal()
-    dataset = build_dataset(cfg)
     # the run folder is touched only once the recipe, the model and the data are known to be good
-    out = Path(cfg.output_dir)
-    check_run_dir(out, resume)
     if accelerator.is_main_process:
         for what in tidy_run_dir(out):
             log.info("%s: %s (left by a killed run)", out, what)
