@@ -212,6 +212,8 @@ def test_input_size_checks():
         m.check_input_size(3, 8, 8)
     with pytest.raises(ValueError, match="multiples of 4"):
         m.check_input_size(4, 10, 8)
+    with pytest.raises(ValueError, match="of at least 4"):  # 1 frame at the coarsest level reads as an image
+        m.check_input_size(2, 8, 8)
 
 
 def test_conditioning_channels_option():
@@ -221,3 +223,20 @@ def test_conditioning_channels_option():
     assert m(x, torch.tensor([3]), text, cond=torch.randn(1, 4, 4, 8, 8)).shape == x.shape
     with pytest.raises(ValueError, match="conditioning"):
         m(x, torch.tensor([3]), text)
+
+
+def test_widen_text_changes_nothing_at_init():
+    from vidiff.models.surgery import widen_text
+
+    torch.manual_seed(0)
+    model = build_unet("stunet-tiny", text_dim=8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    wide = widen_text(model, 16)
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.tensor([10, 900])
+    text, extra = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, text), wide(x, t, torch.cat([text, extra], -1)), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot narrow"):
+        widen_text(wide, 8)

@@ -42,3 +42,25 @@ def test_t5_and_clip_text_encoders_from_local_folders(tmp_path, tiny_text_dir):
 def test_missing_folder_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="not a local transformers folder"):
         TextEncoder(tmp_path / "nope")
+
+
+def test_last_plus_embeddings_features_keep_the_last_layer_first(tiny_text_dir):
+    last = TextEncoder(tiny_text_dir)
+    both = TextEncoder(tiny_text_dir, features="last+embeddings")
+    a, _ = last.encode(["a red circle moving left"])
+    b, _ = both.encode(["a red circle moving left"])
+    assert both.dim == 2 * last.dim and torch.equal(b[..., : last.dim], a)
+    assert not torch.equal(b[..., last.dim:], a)
+    with pytest.raises(ValueError, match="unknown text features"):
+        TextEncoder(tiny_text_dir, features="pooled")
+
+
+def test_minilm_embedding_layer_tells_left_from_right_better_than_its_last_layer():
+    """Why text_features exists: the default encoder's last layer nearly merges the two direction words."""
+    enc = TextEncoder(features="last+embeddings")
+    e, _ = enc.encode(["a red circle moving left", "a red circle moving right"])
+    cos = torch.nn.functional.cosine_similarity(e[0, 5], e[1, 5], dim=0)  # the token after "moving"
+    half = enc.dim // 2
+    last = torch.nn.functional.cosine_similarity(e[0, 5, :half], e[1, 5, :half], dim=0)
+    first = torch.nn.functional.cosine_similarity(e[0, 5, half:], e[1, 5, half:], dim=0)
+    assert last > 0.75 and first < 0.55 and cos < last

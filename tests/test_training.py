@@ -255,3 +255,16 @@ def test_style_finetunes_leave_temporal_layers_untouched(tmp_path, tiny_text_dir
     b, a = dict(before.named_parameters()), dict(after.named_parameters())
     assert names and all(torch.equal(b[n], a[n]) for n in names)
     assert any(not torch.equal(b[n], a[n]) for n in a if n not in names)  # the spatial weights did move
+
+
+def test_fine_tune_onto_wider_text_features(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
+    cfg["text_features"] = "last+embeddings"
+    final = train(config_from_dict(cfg), progress=False)
+    pipe = TextToVideoPipeline.from_pretrained(final)
+    assert pipe.text_encoder.features == "last+embeddings" and pipe.unet.cfg.text_dim == 16
+    trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
+    assert trained["text_pool.weight"][:, 8:].abs().sum() > 0  # the new columns started at zero and trained
+    assert pipe("a red circle", num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)

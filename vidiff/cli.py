@@ -127,7 +127,9 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
         from vidiff.pipelines.base import read_meta
         from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
-        same_text = read_meta(ssr_path).get("text_encoder", "minilm") == pipe.text_encoder.name
+        ssr_meta = read_meta(ssr_path)
+        same_text = (ssr_meta.get("text_encoder", "minilm") == pipe.text_encoder.name
+                     and ssr_meta.get("text_features", "last") == getattr(pipe.text_encoder, "features", "last"))
         ssr = SuperResolutionPipeline.from_pretrained(ssr_path, text_encoder=pipe.text_encoder if same_text else None)
         generator = torch.Generator().manual_seed(args.seed + 1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):

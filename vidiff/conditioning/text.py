@@ -27,7 +27,14 @@ def default_encoder_path() -> Path:
 class TextEncoder(nn.Module):
     """A frozen transformers text encoder returning per-token embeddings (last hidden state)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32):
+    FEATURES = ("last", "last+embeddings")
+
+    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32, features: str = "last"):
+        """``features``: "last", the last hidden state (d per token); or "last+embeddings", the last hidden state
+        and the embedding layer's output side by side (2 d). The second keeps words that the last layer maps
+        close together apart: all-MiniLM-L6-v2's last layer puts "left" and "right" at cosine 0.78 in
+        'a red circle moving ...' (its input layer: 0.50), and the default model trained on it ignored the word
+        (benchmarks/direction_diagnosis.py)."""
         super().__init__()
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -35,6 +42,9 @@ class TextEncoder(nn.Module):
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
 
+        if features not in self.FEATURES:
+            raise ValueError(f"unknown text features {features!r}; allowed: {', '.join(self.FEATURES)}")
+        self.features = features
         self.name = str(path) if path not in (None, DEFAULT) else DEFAULT
         path = default_encoder_path() if path in (None, DEFAULT) else Path(path)
         if not Path(path).is_dir() or not (Path(path) / "config.json").exists():
@@ -51,6 +61,8 @@ class TextEncoder(nn.Module):
         self.model = cls.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
         self.max_length = max_length
         self.dim = int(getattr(config, "d_model", None) or getattr(getattr(config, "text_config", config), "hidden_size"))
+        if features == "last+embeddings":
+            self.dim *= 2
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
@@ -65,7 +77,11 @@ class TextEncoder(nn.Module):
             if c in self._cache:
                 continue
             tok = self.tokenizer([c], truncation=True, max_length=self.max_length, return_tensors="pt")
-            out = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+            res = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
+                             output_hidden_states=self.features != "last")
+            out = res.last_hidden_state  # (1, l, d)
+            if self.features == "last+embeddings":
+                out = torch.cat([out, res.hidden_states[0]], -1)  # (1, l, 2 d)
             n = out.shape[1]
             self._cache[c] = (out[0].float().clone(), torch.ones(n, dtype=torch.bool))  # (l, d)
         L = max(self._cache[c][0].shape[0] for c in captions)

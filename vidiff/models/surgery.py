@@ -7,6 +7,8 @@
 - :func:`add_frame_position` switches on the frame-index embedding of the temporal attention layers
   (``frame_position_embedding``) in a trained model: the new projections are zero, so the model is unchanged
   at init and a fine-tune learns to use the clip's clock.
+- :func:`widen_text` lets a trained model read wider text tokens (new features appended, their weights zero:
+  unchanged at init).
 - :func:`add_cond_adapter` feeds the conditioning to every level of the down path of a widened model
   (zero-initialised projections: unchanged at init).
 - :func:`interpolate_weights` blends a style fine-tune with the original (Lumiere 4.1, following
@@ -38,6 +40,32 @@ def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
             w = torch.zeros_like(dst[key])
             old = (cfg.in_channels + cfg.cond_channels) * p2  # pixel-unshuffled channels, old inputs first
             assert w.shape[1] == (cfg.in_channels + cond_channels) * p2 and value.shape[1] == old, key
+            w[:, :old] = value
+            dst[key] = w
+        else:
+            assert value.shape == dst[key].shape, key
+            dst[key] = value
+    wide.load_state_dict(dst)
+    return torch.nn.Module.to(wide, next(model.parameters()).dtype)
+
+
+TEXT_INPUTS = ("text_pool.weight", ".kv.weight")  # every weight that reads the text tokens: (out, text_dim)
+
+
+def widen_text(model: VideoUNet, text_dim: int) -> VideoUNet:
+    """A copy of ``model`` that reads ``text_dim``-wide text tokens whose first ``model.cfg.text_dim`` features
+    are the ones it was trained on (``TextEncoder(features="last+embeddings")`` puts the last hidden state
+    first). The columns for the new features are zero, so the copy equals the source at init."""
+    old = model.cfg.text_dim
+    if text_dim <= old:
+        raise ValueError(f"cannot narrow the text input from {old} to {text_dim} features")
+    wide = VideoUNet(**{**asdict(model.cfg), "text_dim": text_dim})
+    src, dst = model.state_dict(), wide.state_dict()
+    assert set(src) == set(dst)
+    for key, value in src.items():
+        if key == TEXT_INPUTS[0] or key.endswith(TEXT_INPUTS[1]):
+            assert value.shape[1] == old and dst[key].shape == (value.shape[0], text_dim), key
+            w = torch.zeros_like(dst[key])
             w[:, :old] = value
             dst[key] = w
         else:

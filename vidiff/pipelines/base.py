@@ -174,10 +174,11 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(path)!r} is a {task} model; this command needs a {cls.task} model")
         unet = load_unet(path / "unet", dtype)
         if text_encoder is None:
-            text_encoder = TextEncoder(meta.get("text_encoder", "minilm"))
+            text_encoder = TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
         if text_encoder.dim != unet.cfg.text_dim:
             raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.cfg.text_dim}")
-        extra = {k: v for k, v in meta.items() if k not in ("task", "diffusion", "text_encoder", "defaults", "train_config")}
+        extra = {k: v for k, v in meta.items()
+                 if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
         pipe = cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"), extra)
         pipe.path = path
         return pipe
@@ -193,7 +194,9 @@ class VideoDiffusionPipeline:
         if half:
             import copy
             unet = copy.deepcopy(unet).half()
+        features = getattr(self.text_encoder, "features", "last")
         meta = {"task": self.task, "diffusion": self.diffusion.to_dict(), "text_encoder": self.text_encoder.name,
+                **({"text_features": features} if features != "last" else {}),
                 "defaults": self.defaults, **self.extra}
         if train_config is not None:
             meta["train_config"] = train_config

@@ -66,6 +66,7 @@ class RunConfig:
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     text_encoder: str = "minilm"
+    text_features: str = "last"  # or "last+embeddings" (vidiff.conditioning.text.TextEncoder)
     output_dir: str = "runs/default"
     sample: dict = field(default_factory=lambda: {"guidance_scale": 4.0, "num_inference_steps": 25})
 
@@ -145,7 +146,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     for section in ("model", "diffusion", "data", "train", "sample"):
         if not isinstance(raw.get(section, {}), dict):
             raise ValueError(f"config section {section!r} must be a mapping (key: value), got {raw[section]!r}")
-    for key in ("task", "text_encoder", "output_dir"):
+    for key in ("task", "text_encoder", "text_features", "output_dir"):
         if key in raw and not isinstance(raw[key], str):
             raise ValueError(f"config key {key!r} must be a string, got {raw[key]!r}")
     top = {f.name for f in fields(RunConfig)}
@@ -162,6 +163,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         data=_build(DataConfig, raw.get("data", {}), "data"),
         train=_build(TrainConfig, raw.get("train", {}), "train"),
         text_encoder=raw.get("text_encoder", "minilm"),
+        text_features=raw.get("text_features", "last"),
         output_dir=raw.get("output_dir", "runs/default"),
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
@@ -227,6 +229,8 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
     if cfg.train.init_from is not None and not str(cfg.train.init_from).strip():
         raise ValueError("train.init_from must be a pipeline folder or null")
+    if cfg.text_features not in ("last", "last+embeddings"):
+        raise ValueError(f"text_features must be 'last' or 'last+embeddings', got {cfg.text_features!r}")
     if cfg.task == "super-resolution" and not cfg.data.lowres:
         raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:

@@ -76,7 +76,7 @@ def build_model(cfg: RunConfig, text_dim: int):
     ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2), given a conditioning adapter
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
     ``model.frame_position_embedding`` asks for it."""
-    from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input
+    from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input, widen_text
     from vidiff.models.unet import build_unet
     from vidiff.pipelines.base import load_unet, read_meta
 
@@ -92,6 +92,8 @@ def build_model(cfg: RunConfig, text_dim: int):
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
                          f"(adding one) and model.frame_position_embedding (switching it on) can change, "
                          f"not {sorted(other)}")
+    if text_dim != model.cfg.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
+        model = widen_text(model, text_dim)
     if model_cfg.get("cond_channels", model.cfg.cond_channels) != model.cfg.cond_channels:
         model = widen_input(model, model_cfg["cond_channels"])
     width = model_cfg.get("cond_adapter_channels", model.cfg.cond_adapter_channels)
@@ -188,7 +190,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
-    text_encoder = TextEncoder(cfg.text_encoder)
+    text_encoder = TextEncoder(cfg.text_encoder, features=cfg.text_features)
     model = build_model(cfg, text_encoder.dim)
     if tc.freeze_spatial:
         model.freeze_spatial()
