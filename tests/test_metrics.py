@@ -349,7 +349,7 @@ def test_evaluate_cli_folders(tmp_path, tiny_encoder_dir):
     (["evaluate"], "give --model"),
     (["evaluate", "--model", "default", "--suite", "nope"], "unknown suite"),
     (["evaluate", "--real", "/nonexistent"], "go together"),
-    (["evaluate", "--model", "default", "--samples", "1"], "at least 2"),
+    (["evaluate", "--model", "default", "--samples", "1"], "--samples must be in [2"),
 ])
 def test_evaluate_cli_errors(argv, msg, capsys):
     from vidiff.cli import main

@@ -98,3 +98,22 @@ def test_dataset_items():
     assert item["video"].shape == (3, 8, 16, 16) and item["video"].min() >= -1 and item["video"].max() <= 1
     assert item["caption"] == ds.scene(3).caption
     assert set(COLORS) >= {c for c, _ in HELD_OUT_COLOR_SHAPE}
+
+
+def test_redrawn_scenes_keep_the_caption_and_move_the_objects():
+    """The like-for-like FVD floor: the same captions at new positions and phases, still inside the canvas."""
+    from vidiff.data.shapes import RADIUS, ground_truth, half_extents, redraw_scene, sample_scene
+
+    moved = 0
+    for seed in range(40):
+        sc = sample_scene(seed, "test", num_objects=1)
+        again = redraw_scene(sc, seed)
+        assert again.caption == sc.caption and again == redraw_scene(sc, seed)  # deterministic
+        o, p = sc.objects[0], again.objects[0]
+        moved += (o.x0, o.y0) != (p.x0, p.y0)
+        gt = ground_truth(again)
+        left, right, top, bottom = half_extents(p.shape, RADIUS * gt["scale"].max())
+        x, y = gt["centre"][0, :, 0], gt["centre"][0, :, 1]
+        assert x.min() >= left - 1e-6 and x.max() <= 1 - right + 1e-6, again.caption
+        assert y.min() >= top - 1e-6 and y.max() <= 1 - bottom + 1e-6, again.caption
+    assert moved == 40

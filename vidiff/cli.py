@@ -513,9 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--sweep-steps", type=int, nargs="*", default=[5, 10, 25], help="steps of the metric-vs-steps plot")
     e.add_argument("--sweep-samples", type=int, default=32, help="videos per point of the steps sweep")
-    e.add_argument("--video-features", default="shapes", help="FVD/KVD features: shapes | i3d:PATH | i3d-pool:PATH | torchscript:PATH")
+    e.add_argument("--video-features", default="shapes", help="FVD/KVD features: shapes | i3d:PATH | i3d-pool:PATH | torchscript:PATH (a TorchScript file runs "
+                   "code: use only files you trust)")
     e.add_argument("--image-features", default="shapes", help="frame FID/KID features: shapes | inception:PATH")
-    e.add_argument("--classifier", default="shapes", help="IS classifier: shapes | i3d:PATH | torchscript:PATH")
+    e.add_argument("--classifier", default="shapes",
+                   help="IS classifier: shapes | i3d:PATH | torchscript:PATH (TorchScript runs code: trusted files only)")
     e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
     e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
     e.add_argument("--threads", type=int, default=0)

@@ -194,6 +194,18 @@ def sample_scene(seed: int, split: str = "train", num_frames: int = 16, fps: flo
     raise RuntimeError("could not draw a scene")  # unreachable with the spec's combinations
 
 
+def redraw_scene(scene: Scene, seed: int) -> Scene:
+    """Another realisation of the same caption: every object keeps its colour, shape, motion and speed, with
+    its start position and phase drawn anew (its own random stream, apart from the train and test scenes).
+    Real-vs-real floors compare a scene set with its redraw: what a perfect model, which draws the caption
+    but not the test clip's exact positions, would score."""
+    rng = np.random.default_rng([7, SPLITS[scene.split], int(seed)])
+    duration = 16 / 8.0  # the benchmark's base clip; _place keeps the object inside for it
+    objs = tuple(ShapeObject(o.color, o.shape, o.motion, o.speed, *_place(rng, o.shape, o.motion, o.speed, duration))
+                 for o in scene.objects)
+    return Scene(objs, seed=scene.seed, split=scene.split)
+
+
 def _sdf(shape: str, px: np.ndarray, py: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Signed distance (canvas units) to a shape centred at the origin; px, py: (t, h, w), r: (t, 1, 1)."""
     if shape == "circle":

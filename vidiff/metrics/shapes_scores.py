@@ -1,5 +1,6 @@
 """The Shapes analytic scores as a metric object: read every video back against its caption
-(:mod:`vidiff.evaluation.shapes_reader`) and accumulate attribute accuracies, per-motion accuracy and the
+(:mod:`vidiff.evaluation.shapes_reader`, and :mod:`vidiff.evaluation.strict_reader` under ``"strict"``) and
+accumulate attribute accuracies, per-motion accuracy and the
 consistency figures; captions holding a held-out combination (compositional generalisation) are reported apart.
 """
 
@@ -12,6 +13,7 @@ import torch
 
 from vidiff.data.shapes import ShapeObject, is_held_out
 from vidiff.evaluation.shapes_reader import parse_caption, score_video, summarize
+from vidiff.evaluation.strict_reader import score_video_strict, summarize_strict
 
 
 def caption_is_held_out(caption: str) -> bool:
@@ -37,6 +39,7 @@ class ShapesScore:
         for video, cap in zip(v, captions):
             r = score_video(video, cap, self.fps)
             r["caption"], r["held_out"] = cap, caption_is_held_out(cap)
+            r["strict"] = score_video_strict(video, cap, self.fps)
             self.results.append(r)
             o = r["objects"]
             score = float(np.mean([np.mean([x.color, x.shape, x.motion, x.present_all]) for x in o]))
@@ -53,8 +56,15 @@ class ShapesScore:
         for r in self.results:
             for o, parsed in zip(r["objects"], parse_caption(r["caption"])):
                 per_motion[parsed["motion"]].append(o.motion)
+        strict_motion = collections.defaultdict(list)
+        for r in self.results:
+            for o, parsed in zip(r["strict"], parse_caption(r["caption"])):
+                strict_motion[parsed["motion"]].append(o.motion)
+        strict = {name: summarize_strict([o for r in rs for o in r["strict"]])
+                  for name, rs in (("all", self.results), ("seen", seen), ("held_out", held))}
+        strict["per_motion"] = {m: float(np.mean(v)) for m, v in sorted(strict_motion.items())}
         return {"all": summarize(self.results), "seen": summarize(seen), "held_out": summarize(held),
-                "per_motion": {m: float(np.mean(v)) for m, v in sorted(per_motion.items())}}
+                "per_motion": {m: float(np.mean(v)) for m, v in sorted(per_motion.items())}, "strict": strict}
 
 
 __all__ = ["ShapesScore", "caption_is_held_out"]

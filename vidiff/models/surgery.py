@@ -26,27 +26,34 @@ from vidiff.models.unet import VideoUNet
 INPUT_CONV = "conv_in.spatial.conv.weight"  # (cout, (in + cond) * p * p, 3, 3), channel index = c * p * p + k
 
 
-def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
-    """A copy of ``model`` that takes ``cond_channels`` more input channels, the new weights zero."""
-    cfg = model.cfg
-    if cond_channels < cfg.cond_channels:
-        raise ValueError(f"cannot narrow the input from {cfg.cond_channels} to {cond_channels} conditioning channels")
-    wide = VideoUNet(**{**asdict(cfg), "cond_channels": cond_channels})
+def _widened(model: VideoUNet, change: dict, widened, old_columns: int) -> VideoUNet:
+    """A copy of ``model`` with config ``change``, which may only add input columns (dim 1) to the weights that
+    ``widened(key)`` names: their first ``old_columns`` columns carried over, the new ones zero; every other
+    weight carried over with its shape asserted."""
+    wide = VideoUNet(**{**asdict(model.cfg), **change})
     src, dst = model.state_dict(), wide.state_dict()
-    assert set(src) == set(dst), "widening changed more than the input convolution"
-    p2 = cfg.patch_size ** 2
+    assert set(src) == set(dst), "widening changed more than input columns"
     for key, value in src.items():
-        if key == INPUT_CONV:
+        if widened(key):
+            assert value.shape[1] == old_columns and dst[key].shape[0] == value.shape[0], key
+            assert dst[key].shape[2:] == value.shape[2:] and dst[key].shape[1] >= old_columns, key
             w = torch.zeros_like(dst[key])
-            old = (cfg.in_channels + cfg.cond_channels) * p2  # pixel-unshuffled channels, old inputs first
-            assert w.shape[1] == (cfg.in_channels + cond_channels) * p2 and value.shape[1] == old, key
-            w[:, :old] = value
+            w[:, :old_columns] = value
             dst[key] = w
         else:
             assert value.shape == dst[key].shape, key
             dst[key] = value
     wide.load_state_dict(dst)
     return torch.nn.Module.to(wide, next(model.parameters()).dtype)
+
+
+def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
+    """A copy of ``model`` that takes ``cond_channels`` more input channels, the new weights zero."""
+    cfg = model.cfg
+    if cond_channels < cfg.cond_channels:
+        raise ValueError(f"cannot narrow the input from {cfg.cond_channels} to {cond_channels} conditioning channels")
+    old = (cfg.in_channels + cfg.cond_channels) * cfg.patch_size ** 2  # pixel-unshuffled channels, old inputs first
+    return _widened(model, {"cond_channels": cond_channels}, lambda k: k == INPUT_CONV, old)
 
 
 TEXT_INPUTS = ("text_pool.weight", ".kv.weight")  # every weight that reads the text tokens: (out, text_dim)
@@ -59,20 +66,7 @@ def widen_text(model: VideoUNet, text_dim: int) -> VideoUNet:
     old = model.cfg.text_dim
     if text_dim <= old:
         raise ValueError(f"cannot narrow the text input from {old} to {text_dim} features")
-    wide = VideoUNet(**{**asdict(model.cfg), "text_dim": text_dim})
-    src, dst = model.state_dict(), wide.state_dict()
-    assert set(src) == set(dst)
-    for key, value in src.items():
-        if key == TEXT_INPUTS[0] or key.endswith(TEXT_INPUTS[1]):
-            assert value.shape[1] == old and dst[key].shape == (value.shape[0], text_dim), key
-            w = torch.zeros_like(dst[key])
-            w[:, :old] = value
-            dst[key] = w
-        else:
-            assert value.shape == dst[key].shape, key
-            dst[key] = value
-    wide.load_state_dict(dst)
-    return torch.nn.Module.to(wide, next(model.parameters()).dtype)
+    return _widened(model, {"text_dim": text_dim}, lambda k: k == TEXT_INPUTS[0] or k.endswith(TEXT_INPUTS[1]), old)
 
 
 def _grown(model: VideoUNet, change: dict, is_new, zero_new: bool) -> VideoUNet:
