@@ -4,6 +4,11 @@
     python scripts/export_weights.py runs/style-outlined/final style-outlined
     python scripts/export_weights.py runs/ssr-shapes/final ssr
     python scripts/export_weights.py runs/stunet-shapes/final default --super-resolution ../ssr
+    python scripts/export_weights.py --text-cache-only default      # (re)write the folder's text cache
+
+A text-to-video or conditional export also writes ``text_cache.safetensors``: the text encoder's embeddings of
+every single-object Shapes caption and of the empty one (vidiff.conditioning.text.CachedTextEncoder), so that
+generating them loads no text encoder.
 """
 
 import argparse
@@ -19,7 +24,24 @@ p.add_argument("--guidance-scale", type=float, default=None, help="the default g
                "was replaced by one chosen on validation scenes")
 p.add_argument("--condition-guidance-scale", type=float, default=None, help="conditional models: the default "
                "guidance scale on the conditioning video (1: none)")
+p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
+p.add_argument("--text-cache-only", metavar="NAME", default=None, help="only write the text cache of vidiff/weights/NAME")
 args = p.parse_args()
+
+
+def write_cache(folder: Path, overwrite: bool) -> None:
+    from vidiff.conditioning.text import CACHE_FILE, TextEncoder, write_text_cache
+    from vidiff.data.shapes import caption_vocabulary
+
+    meta = read_meta(folder)
+    encoder = TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
+    write_text_cache(encoder, caption_vocabulary() + [""], folder / CACHE_FILE, overwrite=overwrite)
+    print(f"wrote {folder / CACHE_FILE}")
+
+
+if args.text_cache_only:
+    write_cache(Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.text_cache_only, args.overwrite)
+    raise SystemExit(0)
 src = Path(args.src)
 dst = Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.name
 pipe = pipeline_class(read_meta(src).get("task", "text-to-video")).from_pretrained(src)
@@ -30,5 +52,7 @@ if args.guidance_scale is not None:
     pipe.defaults["guidance_scale"] = args.guidance_scale
 if args.condition_guidance_scale is not None:
     pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale
-pipe.save_pretrained(dst, train_config=None, half=True)
+pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite)
 print(f"exported {src} -> {dst}")
+if pipe.task in ("text-to-video", "conditional"):
+    write_cache(dst, overwrite=True)

@@ -74,3 +74,17 @@ def test_shipped_conditional_model_reproduces_a_given_first_frame_on_its_own():
     psnr = MaskedPSNR()
     psnr.update(out[:, :, :1], true[:, :, :1], None)
     assert psnr.compute()["all"] >= 27.0
+
+
+def test_shipped_text_cache_matches_the_encoder():
+    """The default's cached caption embeddings are the encoder's (to the last bits another CPU's kernels may
+    change), and a caption outside the cache still works."""
+    from vidiff.conditioning.text import CachedTextEncoder, TextEncoder
+
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    assert isinstance(pipe.text_encoder, CachedTextEncoder)
+    live = TextEncoder()
+    for caption in ("a red circle quickly bouncing left and right", "", "a white square growing"):
+        assert caption in pipe.text_encoder._cache
+        assert torch.allclose(pipe.text_encoder.embed(caption), live.embed(caption), atol=1e-5)
+    assert pipe.text_encoder.encode(["two red circles"])[0].shape[-1] == 384

@@ -64,3 +64,30 @@ def test_minilm_embedding_layer_tells_left_from_right_better_than_its_last_layer
     last = torch.nn.functional.cosine_similarity(e[0, 5, :half], e[1, 5, :half], dim=0)
     first = torch.nn.functional.cosine_similarity(e[0, 5, half:], e[1, 5, half:], dim=0)
     assert last > 0.75 and first < 0.55 and cos < last
+
+
+def test_a_text_cache_gives_the_encoders_embeddings_without_loading_it(tmp_path, tiny_pipeline_dir, monkeypatch):
+    import shutil
+
+    from vidiff.conditioning import text
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    folder = tmp_path / "cached"
+    shutil.copytree(tiny_pipeline_dir, folder)
+    plain = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    text.write_text_cache(plain.text_encoder, ["a red circle moving left", ""], folder / text.CACHE_FILE)
+    loads = []
+    real_init = text.TextEncoder.__init__
+
+    def counted_init(self, *a, **k):
+        loads.append(a)
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(text.TextEncoder, "__init__", counted_init)
+    cached = TextToVideoPipeline.from_pretrained(folder)
+    assert isinstance(cached.text_encoder, text.CachedTextEncoder) and not loads
+    a = plain(["a red circle moving left"], num_inference_steps=2, generator=torch.Generator().manual_seed(0)).videos
+    b = cached(["a red circle moving left"], num_inference_steps=2, generator=torch.Generator().manual_seed(0)).videos
+    assert torch.equal(a, b) and not loads  # bit-identical, and the encoder never loaded
+    e, _ = cached.text_encoder.encode(["a blue square"])  # outside the cache: the encoder loads once
+    assert len(loads) == 1 and torch.equal(e, plain.text_encoder.encode(["a blue square"])[0])

@@ -63,32 +63,86 @@ class TextEncoder(nn.Module):
         self.dim = int(getattr(config, "d_model", None) or getattr(getattr(config, "text_config", config), "hidden_size"))
         if features == "last+embeddings":
             self.dim *= 2
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token embeddings (b, l, d) float32 and mask (b, l) bool, padded to the batch's longest caption.
-
-        Each caption is encoded on its own (a batch of one, no padding), so its embedding does not depend on which
-        captions share its batch: padded batches change the matmul shapes and with them the last bits, which made
-        a resumed training run drift from an uninterrupted one. Results are cached per caption, so a training
-        loop over a finite caption set pays once."""
-        for c in dict.fromkeys(captions):
-            if c in self._cache:
-                continue
-            tok = self.tokenizer([c], truncation=True, max_length=self.max_length, return_tensors="pt")
+    def embed(self, caption: str) -> torch.Tensor:
+        """One caption's token embeddings (l, d) float32, encoded on its own (a batch of one, no padding), so
+        that it does not depend on which captions share its batch: padded batches change the matmul shapes and
+        with them the last bits, which made a resumed training run drift from an uninterrupted one."""
+        if caption not in self._cache:
+            tok = self.tokenizer([caption], truncation=True, max_length=self.max_length, return_tensors="pt")
             res = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
                              output_hidden_states=self.features != "last")
             out = res.last_hidden_state  # (1, l, d)
             if self.features == "last+embeddings":
                 out = torch.cat([out, res.hidden_states[0]], -1)  # (1, l, 2 d)
-            n = out.shape[1]
-            self._cache[c] = (out[0].float().clone(), torch.ones(n, dtype=torch.bool))  # (l, d)
-        L = max(self._cache[c][0].shape[0] for c in captions)
-        emb = torch.zeros(len(captions), L, self.dim)
-        mask = torch.zeros(len(captions), L, dtype=torch.bool)
-        for i, c in enumerate(captions):
-            e, _ = self._cache[c]
-            emb[i, : e.shape[0]] = e
-            mask[i, : e.shape[0]] = True
-        return emb, mask
+            self._cache[caption] = out[0].float().clone()  # (l, d)
+        return self._cache[caption]
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings (b, l, d) float32 and mask (b, l) bool, padded to the batch's longest caption.
+        Results are cached per caption, so a training loop over a finite caption set pays once."""
+        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+
+
+def pad_embeddings(embs: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[(l_i, d)] -> embeddings (b, max l, d) zero-padded and mask (b, max l) bool."""
+    L = max(e.shape[0] for e in embs)
+    emb = torch.zeros(len(embs), L, dim)
+    mask = torch.zeros(len(embs), L, dtype=torch.bool)
+    for i, e in enumerate(embs):
+        emb[i, : e.shape[0]] = e
+        mask[i, : e.shape[0]] = True
+    return emb, mask
+
+
+CACHE_FILE = "text_cache.safetensors"
+
+
+class CachedTextEncoder:
+    """The text encoder of a pipeline folder, as far as its cache goes: the embeddings of a fixed caption set
+    (for the Shapes models, every single-object caption of the benchmark and the empty one) read from
+    ``text_cache.safetensors``, so that generating a cached caption imports no transformers and loads no
+    encoder. Any other caption loads the encoder the cache was made with on first use. The cache holds the
+    encoder's own fp32 output of each caption encoded alone (:meth:`TextEncoder.embed`): identical to the
+    encoder on the machine that wrote it (another CPU's kernels may differ in the last bits, as the encoder
+    itself would)."""
+
+    def __init__(self, path: str | os.PathLike):
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            self._cache = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            self.name, self.features, self.dim = meta["text_encoder"], meta["features"], int(meta["dim"])
+            self.max_length = int(meta["max_length"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{str(path)!r} is not a vidiff text cache (metadata missing)") from None
+        self._encoder: TextEncoder | None = None
+
+    def embed(self, caption: str) -> torch.Tensor:
+        if caption not in self._cache:
+            if self._encoder is None:
+                self._encoder = TextEncoder(self.name, self.max_length, self.features)
+            self._cache[caption] = self._encoder.embed(caption)
+        return self._cache[caption]
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+
+
+def write_text_cache(encoder: TextEncoder, captions: list[str], path: str | os.PathLike,
+                     overwrite: bool = False) -> None:
+    """Store ``encoder``'s embeddings of ``captions`` (fp32, each encoded alone) for :class:`CachedTextEncoder`."""
+    from safetensors.torch import save_file
+
+    from vidiff.io.atomic import atomic_path
+
+    tensors = {c: encoder.embed(c).contiguous() for c in dict.fromkeys(captions)}
+    meta = {"text_encoder": encoder.name, "features": encoder.features, "dim": str(encoder.dim),
+            "max_length": str(encoder.max_length)}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)  # safetensors writes through a private temporary (0600); the cache ships

@@ -148,6 +148,22 @@ def folder_defaults(path: Path) -> dict:
     return {**BASE_DEFAULTS, **read_meta(path).get("defaults", {})}
 
 
+def load_text_encoder(path: Path, meta: dict):
+    """The folder's text encoder: its cache of embeddings (``text_cache.safetensors``) where it has one made by
+    the same encoder and features, loading the encoder itself only for captions outside it; else the encoder."""
+    from vidiff.conditioning.text import CACHE_FILE, CachedTextEncoder, TextEncoder
+
+    name, features = meta.get("text_encoder", "minilm"), meta.get("text_features", "last")
+    if (path / CACHE_FILE).is_file():
+        try:
+            cached = CachedTextEncoder(path / CACHE_FILE)
+        except Exception:  # a damaged cache is not fatal: the encoder gives the same embeddings
+            cached = None
+        if cached is not None and (cached.name, cached.features) == (name, features):
+            return cached
+    return TextEncoder(name, features=features)
+
+
 class VideoDiffusionPipeline:
     """A video U-Net, a text encoder and a diffusion config; subclasses name their ``task``."""
 
@@ -165,8 +181,6 @@ class VideoDiffusionPipeline:
     # ------------------------------------------------------------------ persistence
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype = torch.float32, text_encoder=None):
-        from vidiff.conditioning.text import TextEncoder
-
         path = Path(path)
         meta = read_meta(path)
         task = meta.get("task", "text-to-video")
@@ -174,7 +188,7 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(path)!r} is a {task} model; this command needs a {cls.task} model")
         unet = load_unet(path / "unet", dtype)
         if text_encoder is None:
-            text_encoder = TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
+            text_encoder = load_text_encoder(path, meta)
         if text_encoder.dim != unet.cfg.text_dim:
             raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.cfg.text_dim}")
         extra = {k: v for k, v in meta.items()
