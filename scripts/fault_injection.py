@@ -82,10 +82,12 @@ def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: st
     modes = ["random", "mid-save", "mid-resave"]
     while len(events) < kills:
         before = _steps_done(run)
-        mode = modes[len(events) % 3] if before else "random"
+        mode = modes[len(events) % 3]
+        done = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "state.json").exists())
+        if mode == "mid-resave" and len(done) < 2:
+            mode = "mid-save"  # nothing to rewrite yet
         if mode == "mid-resave":  # resume from the second-newest checkpoint: the next saves rewrite existing ones
-            done = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*") if (p / "state.json").exists())
-            resume = str(run / f"checkpoint-{done[-2]}") if len(done) >= 2 else "latest"
+            resume = str(run / f"checkpoint-{done[-2]}")
         proc = _launch(work / "killed.yaml", resume, log)
         if mode == "random":
             hit = not _wait_for(lambda: proc.poll() is not None, startup + rng.uniform(0, span), poll=0.01)
