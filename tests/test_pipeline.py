@@ -89,7 +89,7 @@ def test_truncated_and_foreign_weights_are_clear_errors(tiny_pipeline_dir, tmp_p
     save_file({"something.else": torch.zeros(3)}, str(weights))  # foreign keys
     with pytest.raises(ValueError, match="cannot load"):
         TextToVideoPipeline.from_pretrained(bad)
-    with pytest.raises(ValueError, match="not a vidiff pipeline"):
+    with pytest.raises(ValueError, match="does not exist"):
         TextToVideoPipeline.from_pretrained(tmp_path / "nothing")
 
 
@@ -103,3 +103,20 @@ def test_half_precision_save(tiny_pipeline_dir, tmp_path, tiny_text_encoder):
     a = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0)).videos
     b = half("a red circle moving left", generator=torch.Generator().manual_seed(0)).videos
     assert (a - b).abs().max() < 0.05
+
+
+def test_embedded_names_resolve_in_the_library(tmp_path):
+    """`from_pretrained("default")` and `.with_style("style-outlined", a)` as the CLI's names; a missing folder or
+    a folder that is not a pipeline is a ValueError naming the choices."""
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.registry import weights_dir
+
+    pipe = TextToVideoPipeline.from_pretrained("default")
+    assert pipe.path == weights_dir() / "default"
+    assert pipe.with_style("style-outlined", 0.5).unet is not pipe.unet
+    assert ImageToVideoPipeline.from_pretrained("conditional").condition_guidance() == 8.0
+    with pytest.raises(ValueError, match="one of: default, conditional"):
+        TextToVideoPipeline.from_pretrained(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="not a vidiff pipeline folder"):
+        TextToVideoPipeline.from_pretrained(tmp_path)

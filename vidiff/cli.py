@@ -12,28 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from vidiff.registry import EMBEDDED, resolve_model, weights_dir  # noqa: F401  (names the CLI and tests use)
+
 DEFAULT_MODEL = "default"
-EMBEDDED = ("default", "conditional", "ssr", "style-outlined")  # pipeline folders under vidiff/weights
-
-
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parent / "weights"
 
 
 def default_model_path() -> Path:
-    return weights_dir() / "default"
-
-
-def resolve_model(path: str) -> Path:
-    """A pipeline folder, or the name of an embedded one (default, conditional, ssr, style-outlined)."""
-    p = weights_dir() / path if path in EMBEDDED else Path(path)
-    if not p.exists():
-        hint = " (not shipped in this install)" if path in EMBEDDED else ""
-        raise ValueError(f"model path {path!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
-                         f"or one of: {', '.join(EMBEDDED)}")
-    if not (p / "vidiff_pipeline.json").exists():
-        raise ValueError(f"{path!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing)")
-    return p
+    return weights_dir() / DEFAULT_MODEL
 
 
 def sidecar_path(output: Path) -> Path:

@@ -181,7 +181,11 @@ class VideoDiffusionPipeline:
     # ------------------------------------------------------------------ persistence
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype = torch.float32, text_encoder=None):
-        path = Path(path)
+        """A pipeline folder, or the name of an embedded model ("default", "conditional", "ssr",
+        "style-outlined"; :mod:`vidiff.registry`)."""
+        from vidiff.registry import resolve_model
+
+        path = resolve_model(path)
         meta = read_meta(path)
         task = meta.get("task", "text-to-video")
         if task != cls.task:
@@ -222,8 +226,9 @@ class VideoDiffusionPipeline:
         """Stylized generation (Lumiere 4.1): this pipeline with U-Net weights ``alpha * W_style + (1 - alpha) * W``,
         where ``style_path`` holds a fine-tune of this model's spatial weights on a style."""
         from vidiff.models.surgery import check_style_of, interpolate_weights
+        from vidiff.registry import resolve_model
 
-        style_path = Path(style_path)
+        style_path = resolve_model(style_path)
         meta = read_meta(style_path)
         if meta.get("task", "text-to-video") != self.task:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")

@@ -1,0 +1,27 @@
+"""The embedded models by name: every ``from_pretrained`` and every command resolves these names the same way
+(one table, not one per caller). No heavy imports: the CLI resolves names before anything loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED = ("default", "conditional", "ssr", "style-outlined")  # pipeline folders under vidiff/weights
+
+
+def weights_dir() -> Path:
+    return Path(__file__).resolve().parent / "weights"
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A pipeline folder, or the name of an embedded one (:data:`EMBEDDED`). Raises ValueError when it is
+    neither."""
+    name = os.fspath(name_or_path)
+    p = weights_dir() / name if name in EMBEDDED else Path(name)
+    if not p.exists():
+        hint = " (not shipped in this install)" if name in EMBEDDED else ""
+        raise ValueError(f"model path {name!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
+                         f"or one of: {', '.join(EMBEDDED)}")
+    if not (p / "vidiff_pipeline.json").exists():
+        raise ValueError(f"{name!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing)")
+    return p
