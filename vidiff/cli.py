@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from vidiff.registry import EMBEDDED, resolve_model, weights_dir  # noqa: F401  (names the CLI and tests use)
+from vidiff.registry import EMBEDDED, model_path, resolve_model, weights_dir  # noqa: F401  (names the CLI and tests use)
 
 DEFAULT_MODEL = "default"
 
@@ -43,7 +43,7 @@ def _inputs(args: argparse.Namespace) -> list:
     """Everything the command reads, which it must never write over."""
     named = [getattr(args, k, None) for k in ("input", "mask", "region", "config")]
     models = [getattr(args, k, None) for k in ("model", "style", "ssr")]
-    return named + [weights_dir() / m if m in EMBEDDED else m for m in models if m]
+    return named + [model_path(m) for m in models if m]
 
 
 # ---------------------------------------------------------------------- shared by the generating commands
@@ -109,12 +109,10 @@ def _finish(videos, pipe, args: argparse.Namespace, out: Path, settings: dict, t
 
     ssr_path = _super_resolution(pipe, args)
     if ssr_path is not None:
-        from vidiff.pipelines.base import read_meta
+        from vidiff.pipelines.base import read_meta, reads_like
         from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
-        ssr_meta = read_meta(ssr_path)
-        same_text = (ssr_meta.get("text_encoder", "minilm") == pipe.text_encoder.name
-                     and ssr_meta.get("text_features", "last") == getattr(pipe.text_encoder, "features", "last"))
+        same_text = reads_like(pipe.text_encoder, read_meta(ssr_path))
         ssr = SuperResolutionPipeline.from_pretrained(ssr_path, text_encoder=pipe.text_encoder if same_text else None)
         generator = torch.Generator().manual_seed(args.seed + 1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -287,7 +285,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     """The SSR stage alone, on an existing low-resolution video."""
     out, t0 = _prepare(args)
-    from vidiff.io.inputs import frames_to_tensor
+    from vidiff.io.inputs import check_aspect, frames_to_tensor
     from vidiff.io.video import read_video
     from vidiff.pipelines.base import check_folder
 
@@ -295,9 +293,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     frames, fps = read_video(args.input, num_frames=args.frames)
     h, w = frames.shape[1:3]
     H, W = int(d["height"]), int(d["width"])
-    if abs((w / h) / (W / H) - 1) > 0.02 or H < h or W < w:
+    check_aspect(h, w, H, W, repr(str(args.input)))
+    if H < h or W < w:
         raise ValueError(f"{str(args.input)!r} is {w}x{h} (width x height); this model makes {W}x{H} from a smaller "
-                         f"clip of the same aspect ratio: crop it first (upscaling would squash it)")
+                         f"clip: crop it first")
     import torch
 
     from vidiff.pipelines.super_resolution import SuperResolutionPipeline

@@ -13,11 +13,17 @@ def weights_dir() -> Path:
     return Path(__file__).resolve().parent / "weights"
 
 
+def model_path(name_or_path: str | os.PathLike) -> Path:
+    """The folder a name or path stands for, unchecked: an embedded name maps into vidiff/weights."""
+    name = os.fspath(name_or_path)
+    return weights_dir() / name if name in EMBEDDED else Path(name)
+
+
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """A pipeline folder, or the name of an embedded one (:data:`EMBEDDED`). Raises ValueError when it is
     neither."""
     name = os.fspath(name_or_path)
-    p = weights_dir() / name if name in EMBEDDED else Path(name)
+    p = model_path(name)
     if not p.exists():
         hint = " (not shipped in this install)" if name in EMBEDDED else ""
         raise ValueError(f"model path {name!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "

@@ -46,7 +46,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False):
             raise RuntimeError(f"nothing was written to {tmp}")  # an internal bug, not bad input
         _put_in_place(tmp, path, overwrite)
     finally:
-        _remove(tmp)
+        remove_path(tmp)
 
 
 def _occupied(path: Path, folder: bool | None) -> bool:
@@ -87,10 +87,11 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
     except BaseException:
         os.rename(old, path)
         raise
-    _remove(old)
+    remove_path(old)
 
 
-def _remove(p: Path) -> None:
+def remove_path(p: Path) -> None:
+    """Remove a file, link or folder tree if it is there."""
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
     elif p.exists() or p.is_symlink():
@@ -126,7 +127,7 @@ def clean_stale(folder: str | os.PathLike) -> list[str]:
             os.rename(p, target)
             done.append(f"restored {name}")
         else:
-            _remove(p)
+            remove_path(p)
             done.append(f"removed {p.name}")
     return done
 

@@ -20,15 +20,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 ASPECT_TOLERANCE = 0.02  # relative; a 1% off-by-one crop still passes, a different picture shape does not
 
 
+def check_aspect(h: int, w: int, height: int, width: int, source: str = "the input") -> None:
+    """Raise ValueError when an ``h`` x ``w`` picture would have to be squashed to become ``height`` x ``width``."""
+    if abs((w / h) / (width / height) - 1) > ASPECT_TOLERANCE:
+        raise ValueError(f"{source} is {w}x{h} (width x height), but the model takes {width}x{height}: crop it to "
+                         f"that aspect ratio first (resizing would squash it)")
+
+
 def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False, source: str = "the input") -> np.ndarray:
     """uint8 (t, h, w, 3) -> (t, height, width, 3); area-averaging when shrinking. A different aspect ratio is
     an error (resizing would silently squash the picture): crop it first."""
     from PIL import Image
 
     h, w = frames.shape[1:3]
-    if abs((w / h) / (width / height) - 1) > ASPECT_TOLERANCE:
-        raise ValueError(f"{source} is {w}x{h} (width x height), but the model takes {width}x{height}: crop it to "
-                         f"that aspect ratio first (resizing would squash it)")
+    check_aspect(h, w, height, width, source)
     if (h, w) == (height, width):
         return frames
     resample = Image.NEAREST if nearest else Image.BOX if h >= height else Image.BICUBIC

@@ -143,9 +143,12 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
     return defaults
 
 
-def folder_defaults(path: Path) -> dict:
-    """A pipeline folder's defaults (the folder's own over :data:`BASE_DEFAULTS`), read without loading it."""
-    return {**BASE_DEFAULTS, **read_meta(path).get("defaults", {})}
+
+def reads_like(encoder, meta: dict) -> bool:
+    """Whether ``encoder`` (a TextEncoder or its cache) gives the text features the folder of ``meta`` was trained
+    on: the same encoder and the same features. Then it can be shared (the SSR stage reuses the base's)."""
+    return (encoder.name, getattr(encoder, "features", "last")) == (meta.get("text_encoder", "minilm"),
+                                                                   meta.get("text_features", "last"))
 
 
 def load_text_encoder(path: Path, meta: dict):
@@ -153,15 +156,14 @@ def load_text_encoder(path: Path, meta: dict):
     the same encoder and features, loading the encoder itself only for captions outside it; else the encoder."""
     from vidiff.conditioning.text import CACHE_FILE, CachedTextEncoder, TextEncoder
 
-    name, features = meta.get("text_encoder", "minilm"), meta.get("text_features", "last")
     if (path / CACHE_FILE).is_file():
         try:
             cached = CachedTextEncoder(path / CACHE_FILE)
         except Exception:  # a damaged cache is not fatal: the encoder gives the same embeddings
             cached = None
-        if cached is not None and (cached.name, cached.features) == (name, features):
+        if cached is not None and reads_like(cached, meta):
             return cached
-    return TextEncoder(name, features=features)
+    return TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
 
 
 class VideoDiffusionPipeline:

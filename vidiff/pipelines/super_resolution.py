@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
+from vidiff.io.inputs import check_aspect
 from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_unit_range
 
 
@@ -37,9 +38,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         H, W = s["height"], s["width"]
         if H < h or W < w:
             raise ValueError(f"the output ({H}x{W}) must not be smaller than the input ({h}x{w})")
-        if abs((w / h) / (W / H) - 1) > 0.02:
-            raise ValueError(f"the input is {w}x{h} (width x height) but the output is {W}x{H}: crop the input to "
-                             f"that aspect ratio first (upscaling would squash it)")
+        check_aspect(h, w, H, W, "the low-resolution video")
         window = int(self.defaults.get("window", 8) if window is None else window)
         stride = int(self.defaults.get("stride", max(1, window // 2)) if stride is None else stride)
         if window < 1 or stride < 1 or stride > window:

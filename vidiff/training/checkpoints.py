@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidiff.io.atomic import atomic_path, clean_stale
+from vidiff.io.atomic import atomic_path, clean_stale, remove_path
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger("vidiff.train")
@@ -45,7 +45,7 @@ def tidy_run_dir(run_dir: str | os.PathLike) -> list[str]:
     done = clean_stale(run_dir)
     if run_dir.is_dir():
         for p in run_dir.glob("checkpoint-*.tmp*"):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            remove_path(p)
             done.append(f"removed {p.name}")
     if (run_dir / "snapshots").is_dir():
         done += clean_stale(run_dir / "snapshots")
