@@ -15,7 +15,6 @@ import argparse
 import collections
 import json
 
-import numpy as np
 import torch
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
@@ -28,8 +27,8 @@ def _opposite(caption: str) -> str:
 
 def diagnose(pipe, n: int, guidance: float, first_scene: int = 100_000, steps: int = 25, bf16: bool = False,
              negative_opposite: bool = False) -> dict:
-    from vidiff.evaluation.shapes_eval import suite_scenes
-    from vidiff.evaluation.shapes_reader import score_video
+    from vidiff.shapes.suites import suite_scenes
+    from vidiff.shapes.reader import score_video
 
     scenes = [s for s in suite_scenes("test", 20 * n, first_scene=first_scene)
               if s.objects[0].motion.startswith("moving")][:n]
@@ -81,7 +80,7 @@ def main() -> None:
     a = p.parse_args()
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    pipe = TextToVideoPipeline.from_pretrained(a.model)
+    pipe = TextToVideoPipeline.from_pretrained(a.model, base_only=True)
     results = []
     for g in a.guidance:
         for neg in ([False, True] if a.negative_opposite else [False]):

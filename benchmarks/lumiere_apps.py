@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.data.shapes import COLORS, Scene, ShapeObject, ground_truth, render, sample_scene
+from vidiff.shapes.scenes import COLORS, Scene, ShapeObject, ground_truth, render, sample_scene
 
 
 def scenes(n: int, frames: int = 16, fps: float = 8.0) -> list[Scene]:
@@ -66,12 +66,12 @@ def generate(args, items: list, call) -> torch.Tensor:
 
 
 def read(videos: torch.Tensor, captions: list[str]) -> list[dict]:
-    from vidiff.evaluation.shapes_reader import score_video
+    from vidiff.shapes.reader import score_video
     return [score_video(v.numpy(), c) for v, c in zip(videos, captions)]
 
 
 def summary(results: list[dict]) -> dict:
-    from vidiff.evaluation.shapes_reader import summarize
+    from vidiff.shapes.reader import summarize
     s = summarize(results)
     return {k: round(v, 4) for k, v in s.items() if k in ("n", "color", "shape", "motion", "present_all")}
 
@@ -121,7 +121,7 @@ def cmd_ssr(args) -> dict:
 def boundary_excess(videos: torch.Tensor, captions: list[str], boundaries: list[int]) -> dict:
     """Seams without a ground truth: the frame-to-frame change (mean absolute pixel change, and the move of
     the caption's object's read centre, canvas units) at the pairs (t-1, t) where windows meet vs. inside."""
-    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, parse_caption, segment
+    from vidiff.shapes.reader import COLOR_NAMES, measure, parse_caption, segment
 
     change = (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean((1, 3, 4))  # (b, t - 1)
     at = torch.zeros(change.shape[1], dtype=torch.bool)
@@ -147,7 +147,7 @@ def cmd_seams_base(args) -> dict:
     from vidiff.diffusion.multidiffusion import temporal_windows
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    pipe = TextToVideoPipeline.from_pretrained(args.model)
+    pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
     window, frames, res = args.window or pipe.defaults["num_frames"], args.frames, pipe.defaults["height"]
     sc = [sample_scene(i, "test", frames, 8.0, num_objects=1) for i in range(args.n)]
     caps = [s.caption for s in sc]
@@ -221,7 +221,7 @@ def cmd_conditional(args) -> dict:
     from vidiff.conditioning.masks import border_region, cinemagraph_mask, first_frame_mask, inpaint_mask
     from vidiff.pipelines.conditional import ConditionalVideoPipeline
 
-    pipe = ConditionalVideoPipeline.from_pretrained(args.model)
+    pipe = ConditionalVideoPipeline.from_pretrained(args.model, base_only=True)
     res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
     args.cond_guidance = pipe.condition_guidance(args.cond_guidance)
     sc = scenes(args.n, t)
@@ -283,7 +283,7 @@ def cmd_reach(args) -> dict:
     from vidiff.diffusion.schedule import make_scheduler
     from vidiff.pipelines.conditional import ConditionalVideoPipeline
 
-    pipe = ConditionalVideoPipeline.from_pretrained(args.model)
+    pipe = ConditionalVideoPipeline.from_pretrained(args.model, base_only=True)
     res, t = pipe.defaults["height"], pipe.defaults["num_frames"]
     sc = scenes(args.n, t)
     x0 = videos_of(sc, t, res) * 2 - 1
@@ -317,7 +317,7 @@ def cmd_style(args) -> dict:
     from vidiff.evaluation.style import hollowness
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    base = TextToVideoPipeline.from_pretrained(args.model)
+    base = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
     sc = scenes(args.n, base.defaults["num_frames"])
     caps = [s.caption for s in sc]
     report = {"model": args.model, "style": args.style, "n": args.n, "alphas": {}}
@@ -345,7 +345,7 @@ def recolor(scene: Scene, k: int) -> Scene:
 
 def track_error(video: torch.Tensor, scene: Scene, color: str) -> float:
     """Mean distance (canvas units) between the read centroid of ``color`` and the scene's true centre."""
-    from vidiff.evaluation.shapes_reader import COLOR_NAMES, measure, segment
+    from vidiff.shapes.reader import COLOR_NAMES, measure, segment
 
     v = video.numpy()
     frames = measure(segment(v), COLOR_NAMES.index(color))
@@ -357,7 +357,7 @@ def track_error(video: torch.Tensor, scene: Scene, color: str) -> float:
 def cmd_edit(args) -> dict:
     from vidiff.pipelines.edit import VideoEditPipeline
 
-    pipe = VideoEditPipeline.from_pretrained(args.model)
+    pipe = VideoEditPipeline.from_pretrained(args.model, base_only=True)
     t, res = pipe.defaults["num_frames"], pipe.defaults["height"]
     sc = scenes(args.n, t)
     edited = [recolor(s, i) for i, s in enumerate(sc)]

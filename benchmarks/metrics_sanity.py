@@ -36,7 +36,7 @@ EXPECT = {
 
 
 def real_set(first: int, n: int) -> tuple[torch.Tensor, list[str]]:
-    from vidiff.data.shapes import render, sample_scene
+    from vidiff.shapes.scenes import render, sample_scene
 
     scenes = [sample_scene(s, "test", num_objects=1) for s in range(first, first + n)]
     return torch.stack([torch.from_numpy(render(s)) for s in scenes]), [s.caption for s in scenes]
@@ -45,7 +45,7 @@ def real_set(first: int, n: int) -> tuple[torch.Tensor, list[str]]:
 def all_metrics(real: torch.Tensor, fake: torch.Tensor, captions: list[str], feats: dict) -> dict:
     from vidiff.metrics.distribution import FrameFID, FrameKID, FrechetVideoDistance, KernelVideoDistance, VideoInceptionScore
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
-    from vidiff.metrics.shapes_scores import ShapesScore
+    from vidiff.shapes.scores import ShapesScore
 
     n = len(real)
     m = {"fvd": FrechetVideoDistance(feats["video"]), "kvd": KernelVideoDistance(feats["video"], subsets=50, subset_size=n),

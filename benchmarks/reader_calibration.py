@@ -15,10 +15,10 @@ import json
 
 import numpy as np
 
-from vidiff.data.shapes import render
-from vidiff.evaluation.shapes_eval import suite_scenes
-from vidiff.evaluation.shapes_reader import score_video
-from vidiff.evaluation.strict_reader import score_video_strict, shuffle_middle
+from vidiff.shapes.scenes import render
+from vidiff.shapes.suites import suite_scenes
+from vidiff.shapes.reader import score_video
+from vidiff.shapes.strict_reader import score_video_strict, shuffle_middle
 
 FIRST = {"validation": 100_000, "test": 0}
 

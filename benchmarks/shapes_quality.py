@@ -27,10 +27,10 @@ def main() -> None:
 
     import torch
 
-    from vidiff.evaluation.shapes_eval import evaluate_pipeline
+    from vidiff.shapes.suites import evaluate_pipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    pipe = TextToVideoPipeline.from_pretrained(args.model)
+    pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
     report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
               "first_scene": args.first_scene, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
               "runs": []}

@@ -31,11 +31,11 @@ def main() -> None:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from vidiff.evaluation.shapes_eval import evaluate_pipeline
+    from vidiff.shapes.suites import evaluate_pipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     run = Path(args.run)
-    pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final")
+    pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final", base_only=True)
     snaps = sorted((f for f in run.glob("snapshots/step-*.safetensors") if step_of(f) >= args.from_step), key=step_of)
     rows = []
     for snap in snaps:

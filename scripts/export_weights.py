@@ -14,7 +14,8 @@ generating them loads no text encoder.
 import argparse
 from pathlib import Path
 
-from vidiff.pipelines.base import pipeline_class, read_meta
+from vidiff.tasks import pipeline_class
+from vidiff.pipelines.folder import read_meta
 
 p = argparse.ArgumentParser()
 p.add_argument("src", nargs="?", default="runs/stunet-shapes/final")
@@ -31,7 +32,7 @@ args = p.parse_args()
 
 def write_cache(folder: Path, overwrite: bool) -> None:
     from vidiff.conditioning.text import CACHE_FILE, TextEncoder, write_text_cache
-    from vidiff.data.shapes import caption_vocabulary
+    from vidiff.shapes.scenes import caption_vocabulary
 
     meta = read_meta(folder)
     encoder = TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))

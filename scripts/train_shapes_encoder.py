@@ -1,4 +1,4 @@
-"""Train the Shapes feature network (vidiff.metrics.shapes_encoder) and save it as safetensors.
+"""Train the Shapes feature network (vidiff.shapes.encoder) and save it as safetensors.
 
     python scripts/train_shapes_encoder.py --config configs/metrics/shapes-encoder.yaml
 """
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import trange
 
-from vidiff.data.shapes import COLORS, MOTIONS, SHAPES, SPEEDS, ground_truth, render, sample_scene
-from vidiff.metrics.shapes_encoder import ShapesEncoder, joint_index
+from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, SPEEDS, ground_truth, render, sample_scene
+from vidiff.shapes.encoder import ShapesEncoder, joint_index
 
 
 def make_batch(seeds) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

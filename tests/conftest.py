@@ -44,7 +44,7 @@ def make_tiny_pipeline(path: Path, text_encoder, preset: str = "stunet-tiny", se
                        **overrides) -> Path:
     from vidiff.diffusion.schedule import DiffusionConfig
     from vidiff.models.unet import build_unet
-    from vidiff.pipelines.base import pipeline_class
+    from vidiff.tasks import pipeline_class
 
     cls = pipeline_class(task)
     torch.manual_seed(seed)

@@ -28,8 +28,8 @@ def test_generate_writes_video_sheet_and_config(tmp_path, tiny_pipeline_dir):
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "long").glob("*.png"))) == 12
     cfg = json.loads((tmp_path / "long.json").read_text())
-    assert cfg["num_frames"] == 12 and cfg["base_window"] == 4 and cfg["base_stride"] == 1
-    assert cfg["base_weighting"] == "triangle"
+    assert cfg["num_frames"] == 12 and cfg["window"] == 4 and cfg["stride"] == 1  # the library's names
+    assert cfg["window_weighting"] == "triangle"
 
 
 @pytest.mark.parametrize("args,words", [

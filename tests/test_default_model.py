@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vidiff.cli import default_model_path
-from vidiff.evaluation.shapes_reader import score_video
+from vidiff.shapes.reader import score_video
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -23,7 +23,7 @@ def test_default_model_ships_in_fp16_safetensors():
 
 def test_shipped_style_is_a_fine_tune_of_the_shipped_default():
     # a style keeps the temporal layers of the model it was tuned from; a new default needs a new style
-    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path(), base_only=True)
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     styled = pipe.with_style(default_model_path().parent / "style-outlined", 0.7)  # raises if not
     after = styled.unet.state_dict()
@@ -34,7 +34,7 @@ def test_shipped_style_is_a_fine_tune_of_the_shipped_default():
 
 
 def test_default_model_follows_captions():
-    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path(), base_only=True)
     captions = ["a red circle standing still", "a green square moving right", "a magenta triangle growing",
                 "a cyan circle bouncing up and down"]
     g = torch.Generator().manual_seed(0)
@@ -60,12 +60,12 @@ def test_cli_generate_with_the_default_model(tmp_path):
 
 def test_shipped_conditional_model_reproduces_a_given_first_frame_on_its_own():
     # Lumiere's setting (nothing pasted back): the first frame is the model's own. With the folder's default
-    # guidance on the conditioning video (8) it reads 31.1 dB on 40 clips (README); without it, about 20 dB here.
-    from vidiff.data.shapes import render, sample_scene
+    # guidance on the conditioning video (8) it reads 31.1 dB on 40 clips (docs/applications.md); without it, about 20 dB here.
+    from vidiff.shapes.scenes import render, sample_scene
     from vidiff.metrics.pixel import MaskedPSNR
     from vidiff.pipelines.conditional import ImageToVideoPipeline
 
-    pipe = ImageToVideoPipeline.from_pretrained(default_model_path().parent / "conditional")
+    pipe = ImageToVideoPipeline.from_pretrained(default_model_path().parent / "conditional", base_only=True)
     assert pipe.condition_guidance() == 8.0
     scenes = [sample_scene(i, "test", 16, 8.0, num_objects=1) for i in range(4)]
     true = torch.from_numpy(np.stack([render(s, 16, 8.0, 32, "filled") for s in scenes]))
@@ -81,7 +81,7 @@ def test_shipped_text_cache_matches_the_encoder():
     change), and a caption outside the cache still works."""
     from vidiff.conditioning.text import CachedTextEncoder, TextEncoder
 
-    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path(), base_only=True)
     assert isinstance(pipe.text_encoder, CachedTextEncoder)
     live = TextEncoder()
     for caption in ("a red circle quickly bouncing left and right", "", "a white square growing"):

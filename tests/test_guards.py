@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vidiff.cli import default_model_path
-from vidiff.data.shapes import render
-from vidiff.evaluation.shapes_eval import suite_scenes
+from vidiff.shapes.scenes import render
+from vidiff.shapes.suites import suite_scenes
 from vidiff.hardware import native_bf16
 from vidiff.metrics.pixel import MaskedPSNR
 
@@ -53,10 +53,10 @@ N_DEFAULT = 24
 
 
 def test_the_default_model_keeps_its_strict_figures():
-    from vidiff.evaluation.strict_reader import score_video_strict
+    from vidiff.shapes.strict_reader import score_video_strict
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    pipe = TextToVideoPipeline.from_pretrained(default_model_path())
+    pipe = TextToVideoPipeline.from_pretrained(default_model_path(), base_only=True)
     scenes = suite_scenes("test", N_DEFAULT)  # the first 24 of the reported 200
     latents = torch.cat([torch.randn(1, 3, 16, 32, 32, generator=torch.Generator().manual_seed(i))
                          for i in range(N_DEFAULT)])  # the benchmark's noise: clip i from seed i
@@ -75,7 +75,7 @@ def test_the_default_model_keeps_its_strict_figures():
 def conditional():
     from vidiff.pipelines.conditional import ConditionalVideoPipeline
 
-    pipe = ConditionalVideoPipeline.from_pretrained(WEIGHTS / "conditional")
+    pipe = ConditionalVideoPipeline.from_pretrained(WEIGHTS / "conditional", base_only=True)
     scenes = suite_scenes("test", 4)
     gt = torch.from_numpy(np.stack([render(s) for s in scenes]))  # (4, 3, 16, 32, 32)
     return pipe, [s.caption for s in scenes], gt
@@ -113,8 +113,8 @@ def test_the_conditional_model_keeps_the_given_pixels(conditional, task, figure,
 
 
 def test_the_super_resolution_stage_makes_128_px_that_read_as_the_caption():
-    from vidiff.evaluation.strict_reader import score_video_strict
-    from vidiff.metrics.shapes_encoder import prepare_video
+    from vidiff.shapes.strict_reader import score_video_strict
+    from vidiff.shapes.encoder import prepare_video
     from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
     pipe = SuperResolutionPipeline.from_pretrained(WEIGHTS / "ssr")

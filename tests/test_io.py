@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from vidiff.data.folder import FolderVideoDataset, read_manifest
-from vidiff.data.shapes import render, sample_scene
+from vidiff.shapes.scenes import render, sample_scene
 from vidiff.io.video import contact_sheet, read_video, write_video
 
 

@@ -53,7 +53,7 @@ def test_training_masks_are_a_function_of_the_generator():
 def test_widened_model_equals_the_source_at_init():
     src = _perturbed(build_unet("stunet-tiny"))
     wide = widen_input(src, 4)
-    assert wide.cfg.cond_channels == 4
+    assert wide.config.cond_channels == 4
     x, t, text = torch.randn(2, 3, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 3, 8)
     cond = torch.randn(2, 4, 4, 8, 8)
     assert torch.allclose(src(x, t, text), wide(x, t, text, cond=cond), atol=1e-6)
@@ -68,7 +68,7 @@ def test_condition_adapter_changes_nothing_at_init_then_feeds_every_level():
     from vidiff.models.surgery import add_cond_adapter
     wide = _perturbed(widen_input(_perturbed(build_unet("stunet-tiny")), 4), 1)
     adapted = add_cond_adapter(wide, 8)
-    assert adapted.cfg.cond_adapter_channels == 8 and len(adapted.cond_adapter.proj) == len(adapted.down)
+    assert adapted.config.cond_adapter_channels == 8 and len(adapted.cond_adapter.proj) == len(adapted.down)
     x, t, text = torch.randn(2, 3, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 3, 8)
     cond = torch.randn(2, 4, 4, 8, 8)
     assert torch.allclose(wide(x, t, text, cond=cond), adapted(x, t, text, cond=cond), atol=1e-6)
@@ -206,8 +206,8 @@ def test_style_interpolation_pipeline(tmp_path, tiny_text_encoder, tiny_pipeline
 
 def test_hollowness_reads_the_outlined_style():
     """The style read separates the two renders of the same scenes, and the reader still reads outlines."""
-    from vidiff.data.shapes import render, sample_scene
-    from vidiff.evaluation.shapes_reader import score_video
+    from vidiff.shapes.scenes import render, sample_scene
+    from vidiff.shapes.reader import score_video
     from vidiff.evaluation.style import hollowness
 
     scenes = [sample_scene(i, "test", num_objects=1) for i in range(12)]

@@ -22,7 +22,7 @@ class Identity(nn.Module):
 
 @pytest.fixture(scope="module")
 def tiny_encoder_dir(tmp_path_factory):
-    from vidiff.metrics.shapes_encoder import ShapesEncoder
+    from vidiff.shapes.encoder import ShapesEncoder
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("enc")
@@ -31,7 +31,7 @@ def tiny_encoder_dir(tmp_path_factory):
 
 
 def real_clips(seeds, split="test"):
-    from vidiff.data.shapes import render, sample_scene
+    from vidiff.shapes.scenes import render, sample_scene
 
     scenes = [sample_scene(s, split, num_objects=1) for s in seeds]
     return torch.stack([torch.from_numpy(render(s)) for s in scenes]), [s.caption for s in scenes]
@@ -173,7 +173,7 @@ def test_missing_weights_say_which_file(tmp_path):
 
 def test_shapes_encoder_input_conventions(tiny_encoder_dir):
     from vidiff.metrics.extractors import image_extractor, video_classifier, video_extractor
-    from vidiff.metrics.shapes_encoder import prepare_video
+    from vidiff.shapes.encoder import prepare_video
 
     vf = video_extractor(f"shapes:{tiny_encoder_dir}")
     v32 = torch.rand(2, 3, 20, 32, 32)
@@ -279,7 +279,7 @@ def test_clip_metrics_conventions(tiny_clip_dir):
 
 # ------------------------------------------------------------------ Shapes scores
 def test_shapes_score_reads_ground_truth_and_separates_held_out():
-    from vidiff.metrics.shapes_scores import ShapesScore, caption_is_held_out
+    from vidiff.shapes.scores import ShapesScore, caption_is_held_out
 
     v, caps = real_clips(range(24))
     s = ShapesScore()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidiff.data.shapes import COLORS, MOTIONS, SHAPES, render, sample_scene
+from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, render, sample_scene
 
 
 @pytest.fixture(scope="module")

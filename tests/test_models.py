@@ -99,7 +99,7 @@ def test_frame_position_switched_on_in_a_trained_model_changes_nothing_at_init()
         for p in src.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     clocked = add_frame_position(src)
-    assert clocked.cfg.frame_position_embedding and not src.cfg.frame_position_embedding
+    assert clocked.config.frame_position_embedding and not src.config.frame_position_embedding
     x, text = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 5, 8)
     t = torch.tensor([10, 500])
     assert torch.allclose(src(x, t, text), clocked(x, t, text), atol=1e-6)
@@ -113,7 +113,7 @@ def test_frame_position_switched_on_in_a_trained_model_changes_nothing_at_init()
 def _run(model, b=2, t=4, hw=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, 3, t, hw, hw, generator=g)
-    text = torch.randn(b, 5, model.cfg.text_dim, generator=g)
+    text = torch.randn(b, 5, model.config.text_dim, generator=g)
     return x, text, model(x, torch.tensor([10, 500]), text)
 
 
@@ -138,9 +138,9 @@ def test_stunet_downsamples_time_and_baseline_does_not():
 
 
 def test_stunet_full_preset_compresses_time_by_four():
-    cfg = PRESETS["stunet-shapes"]
+    cfg = build_unet("stunet-shapes").config
     assert len(cfg.channels) == 3 and cfg.temporal_downsample and cfg.mid_temporal_attention_layers >= 1
-    assert PRESETS["stunet-shapes-spacetime"].mid_spacetime_layers >= 1
+    assert PRESETS["stunet-shapes-spacetime"]["mid_spacetime_layers"] >= 1
 
 
 def test_spacetime_transformer_identity_at_init_and_skips_images():
@@ -219,7 +219,7 @@ def test_input_size_checks():
 def test_conditioning_channels_option():
     m = build_unet("stunet-tiny", cond_channels=4)
     x = torch.randn(1, 3, 4, 8, 8)
-    text = torch.randn(1, 3, m.cfg.text_dim)
+    text = torch.randn(1, 3, m.config.text_dim)
     assert m(x, torch.tensor([3]), text, cond=torch.randn(1, 4, 4, 8, 8)).shape == x.shape
     with pytest.raises(ValueError, match="conditioning"):
         m(x, torch.tensor([3]), text)

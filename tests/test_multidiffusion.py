@@ -85,10 +85,16 @@ def test_long_text_to_video_through_windows(tiny_pipeline_dir):
     for s in (0, 4, 8):
         alone = pipe(cap, num_frames=4, latents=noise[:, :, s:s + 4]).videos
         assert torch.allclose(independent[:, :, s:s + 4], alone, atol=1e-5)
-    fused = pipe(cap, num_frames=12, window=4, latents=noise).videos  # stride 2 by default
+    fused = pipe(cap, num_frames=12, window=4, stride=2, window_weighting="uniform", latents=noise).videos  # Lumiere's mean
     assert fused.shape == (1, 3, 12, 8, 8) and not torch.allclose(fused, independent, atol=1e-3)
     # the same noise gives the same long clip
-    assert torch.equal(pipe(cap, num_frames=12, window=4, latents=noise).videos, fused)
+    assert torch.equal(pipe(cap, num_frames=12, window=4, stride=2, window_weighting="uniform", latents=noise).videos,
+                       fused)
+    # the defaults (from the folder, else the pipeline): a quarter-window stride and the triangle cross-fade
+    default = pipe(cap, num_frames=12, window=4, latents=noise)
+    assert (default.settings["stride"], default.settings["window_weighting"]) == (1, "triangle")
+    assert torch.equal(default.videos, pipe(cap, num_frames=12, window=4, stride=1, window_weighting="triangle",
+                                            latents=noise).videos)
     with pytest.raises(ValueError, match="stride"):
         pipe(cap, num_frames=12, window=4, stride=5)
     with pytest.raises(ValueError, match="num_frames"):
@@ -96,7 +102,7 @@ def test_long_text_to_video_through_windows(tiny_pipeline_dir):
     with pytest.raises(ValueError, match="needs a window"):
         pipe(cap, num_frames=12, stride=2)
     # a cross-fade weighs the windows differently; with no overlap there is nothing to weigh
-    tri = pipe(cap, num_frames=12, window=4, window_weighting="triangle", latents=noise).videos
+    tri = pipe(cap, num_frames=12, window=4, stride=2, window_weighting="triangle", latents=noise).videos
     assert not torch.allclose(tri, fused, atol=1e-3)
     assert torch.allclose(pipe(cap, num_frames=12, window=4, stride=4, window_weighting="triangle", latents=noise).videos,
                           independent, atol=1e-6)

@@ -13,7 +13,8 @@ def test_round_trip_and_output(tiny_pipeline_dir):
     pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
     out = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0))
     assert out.videos.shape == (1, 3, 4, 8, 8)
-    assert out.frames.dtype == np.uint8 and out.frames.shape == (1, 4, 8, 8, 3)
+    assert out.frames.dtype == np.float32 and out.frames.shape == (1, 4, 8, 8, 3)  # diffusers' "np" output
+    assert out.to_uint8().dtype == np.uint8 and np.array_equal(out.to_uint8(), (out.frames * 255).round())
     assert 0 <= out.videos.min() and out.videos.max() <= 1
 
 

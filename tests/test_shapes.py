@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from vidiff.data.shapes import (
+from vidiff.shapes.scenes import (
     HELD_OUT_COLOR_SHAPE, COLORS, Scene, ShapeObject, ShapesConfig, ShapesDataset, allowed_motions, ground_truth,
     is_held_out, render, sample_scene,
 )
-from vidiff.evaluation.shapes_reader import parse_caption, score_video, summarize
+from vidiff.shapes.reader import parse_caption, score_video, summarize
 
 
 def test_same_seed_same_pixels_and_splits_differ():
@@ -25,7 +25,7 @@ def test_train_split_never_holds_a_held_out_combination():
 
 
 def test_objects_stay_inside_the_canvas():
-    from vidiff.data.shapes import RADIUS, half_extents
+    from vidiff.shapes.scenes import RADIUS, half_extents
 
     for s in range(300):
         scene = sample_scene(s, "test")
@@ -102,7 +102,7 @@ def test_dataset_items():
 
 def test_redrawn_scenes_keep_the_caption_and_move_the_objects():
     """The like-for-like FVD floor: the same captions at new positions and phases, still inside the canvas."""
-    from vidiff.data.shapes import RADIUS, ground_truth, half_extents, redraw_scene, sample_scene
+    from vidiff.shapes.scenes import RADIUS, ground_truth, half_extents, redraw_scene, sample_scene
 
     moved = 0
     for seed in range(40):

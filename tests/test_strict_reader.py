@@ -4,9 +4,9 @@ speck-sized objects do not."""
 import numpy as np
 import pytest
 
-from vidiff.data.shapes import Scene, ShapeObject, render
-from vidiff.evaluation.shapes_eval import suite_scenes
-from vidiff.evaluation.strict_reader import score_video_strict, shuffle_middle
+from vidiff.shapes.scenes import Scene, ShapeObject, render
+from vidiff.shapes.suites import suite_scenes
+from vidiff.shapes.strict_reader import score_video_strict, shuffle_middle
 
 
 def _one(caption_obj: ShapeObject, video=None):

@@ -212,11 +212,11 @@ def test_conditional_finetune_widens_the_text_to_video_model(tmp_path, tiny_text
     cfg.update(task="conditional", model={"cond_channels": 4})
     final = train(config_from_dict(cfg), progress=False)
     pipe = ImageToVideoPipeline.from_pretrained(final)
-    assert pipe.unet.cfg.cond_channels == 4
+    assert pipe.unet.config.cond_channels == 4
     assert pipe(["a red circle"], torch.rand(1, 3, 8, 8), num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)
     adapter = dict(cfg, model={"cond_channels": 4, "cond_adapter_channels": 4}, output_dir=str(tmp_path / "adapter"))
     pipe = ImageToVideoPipeline.from_pretrained(train(config_from_dict(adapter), progress=False))
-    assert pipe.unet.cfg.cond_adapter_channels == 4 and pipe.unet.cond_adapter.proj[0].weight.any()  # trained
+    assert pipe.unet.config.cond_adapter_channels == 4 and pipe.unet.cond_adapter.proj[0].weight.any()  # trained
     bad = dict(cfg, model={"cond_channels": 4, "channels": [4, 8]}, output_dir=str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="only model.cond_channels"):
         train(config_from_dict(bad), progress=False)
@@ -264,7 +264,7 @@ def test_fine_tune_onto_wider_text_features(tmp_path, tiny_text_dir, tiny_pipeli
     cfg["text_features"] = "last+embeddings"
     final = train(config_from_dict(cfg), progress=False)
     pipe = TextToVideoPipeline.from_pretrained(final)
-    assert pipe.text_encoder.features == "last+embeddings" and pipe.unet.cfg.text_dim == 16
+    assert pipe.text_encoder.features == "last+embeddings" and pipe.unet.config.text_dim == 16
     trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
     assert trained["text_pool.weight"][:, 8:].abs().sum() > 0  # the new columns started at zero and trained
     assert pipe("a red circle", num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)

@@ -18,6 +18,17 @@ _LAZY = {
 }
 
 
+def versions() -> dict:
+    """The versions that decide an output, for the settings saved beside it."""
+    import sys
+    from importlib.metadata import version
+
+    import torch
+
+    return {"vidiff": __version__, "torch": torch.__version__, "diffusers": version("diffusers"),
+            "python": sys.version.split()[0]}
+
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib

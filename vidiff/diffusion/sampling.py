@@ -95,11 +95,12 @@ def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) ->
 
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
-            progress: bool = False, callback: Callable[[int, torch.Tensor], None] | None = None,
+            progress: bool = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
             project: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``).
     ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
-    ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`)."""
+    ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`);
+    ``callback(i, t, x)`` then returns the sample to go on with."""
     from tqdm.auto import tqdm
 
     kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
@@ -110,7 +111,7 @@ def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, g
         if project is not None:
             x = project(i, x)
         if callback is not None:
-            callback(i, x)
+            x = callback(i, t, x)
     return x
 
 

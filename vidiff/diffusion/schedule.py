@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+from vidiff.diffusion import SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class DiffusionConfig:
     prediction_type: str = "v_prediction"
     # Min-SNR-gamma (Hang et al. 2023); None: plain MSE on the prediction target. For v-prediction the
     # min-SNR weight min(SNR, gamma) / (SNR + 1) goes to 0 at high noise, where layout and motion are
-    # decided, so the default is the plain v loss (README: the two were level at 1,500 steps on Shapes).
+    # decided, so the default is the plain v loss (docs/training.md: the two were level at 1,500 steps on Shapes).
     min_snr_gamma: float | None = None
 
     def to_dict(self) -> dict:
@@ -102,3 +102,12 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     clipped = snr.clamp(max=cfg.min_snr_gamma)
     weight = {"v_prediction": clipped / (snr + 1), "epsilon": clipped / snr, "sample": clipped}[cfg.prediction_type]
     return mse * weight
+
+
+_SAMPLER_CLASSES = {"DDPMScheduler": "ddpm", "DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++"}
+
+
+def sampler_name(scheduler) -> str:
+    """The :data:`SAMPLERS` name of a scheduler :func:`make_scheduler` builds, else its class name (a scheduler
+    the user swapped in)."""
+    return _SAMPLER_CLASSES.get(type(scheduler).__name__, type(scheduler).__name__)

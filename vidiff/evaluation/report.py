@@ -3,22 +3,19 @@ suite and write a report folder: metrics.json, report.md, samples.jsonl, PNG plo
 
 Real reference of a Shapes suite: the ground-truth renders of the suite's own scenes (same captions and seeds).
 The real-vs-real floor of FVD/KVD compares the test renders with renders of the same captions at redrawn
-positions and phases (:func:`vidiff.data.shapes.redraw_scene`): like for like with the model, which draws each
+positions and phases (:func:`vidiff.shapes.scenes.redraw_scene`): like for like with the model, which draws each
 caption anew; same split (test), same captions, same sample count.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from vidiff.io.atomic import write_text_atomic
+from vidiff.evaluation.report_files import check_report_dir, markdown, sample_warnings, write_report  # noqa: F401
 
 SUITES = {"shapes-test": "test", "shapes-heldout": "heldout"}
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv")
@@ -82,7 +79,7 @@ class MetricSuite:
 
 def _real_floor(vf, scenes_a, scenes_b, kvd_subset: int) -> dict:
     """FVD/KVD between two sets of real clips (ground-truth renders) of the same size, features from ``vf``."""
-    from vidiff.data.shapes import render
+    from vidiff.shapes.scenes import render
     from vidiff.metrics.distribution import FrechetVideoDistance, KernelVideoDistance
 
     fvd, kvd = FrechetVideoDistance(vf), KernelVideoDistance(vf, subsets=50, subset_size=kvd_subset)
@@ -96,7 +93,7 @@ def _real_floor(vf, scenes_a, scenes_b, kvd_subset: int) -> dict:
 
 # ---------------------------------------------------------------- generation
 def _generate(pipe, scenes, steps: int, guidance: float, seed: int, batch_size: int, bf16: bool, bar=None):
-    from vidiff.evaluation.shapes_eval import generate_scenes
+    from vidiff.shapes.suites import generate_scenes
 
     out = []
     for chunk, videos in generate_scenes(pipe, scenes, steps, guidance, seed, batch_size, bf16):
@@ -108,7 +105,7 @@ def _generate(pipe, scenes, steps: int, guidance: float, seed: int, batch_size: 
 
 def _to_32(videos: torch.Tensor) -> torch.Tensor:
     """Area-resize generated videos to the Shapes reader's 32 px when a model renders larger."""
-    from vidiff.metrics.shapes_encoder import prepare_video
+    from vidiff.shapes.encoder import prepare_video
 
     return videos if videos.shape[-1] == 32 else prepare_video(videos, videos.shape[2])
 
@@ -122,9 +119,9 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     ``bf16``: autocast while generating; None: where the CPU (or GPU) has native bf16 kernels."""
     from tqdm.auto import tqdm
 
-    from vidiff.data.shapes import render
-    from vidiff.evaluation.shapes_eval import suite_scenes
-    from vidiff.metrics.shapes_scores import ShapesScore
+    from vidiff.shapes.scenes import render
+    from vidiff.shapes.suites import suite_scenes
+    from vidiff.shapes.scores import ShapesScore
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     check_report_dir(out_dir, overwrite)
@@ -139,7 +136,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
             tqdm.write(f"{SLOW_BF16}: generating in fp32")
     t0 = time.time()
     out_dir = Path(out_dir)
-    pipe = TextToVideoPipeline.from_pretrained(model)
+    pipe = TextToVideoPipeline.from_pretrained(model, base_only=True)
     guidance = pipe.defaults["guidance_scale"] if guidance is None else guidance
     scenes = suite_scenes(SUITES[suite], samples)
     captions = [s.caption for s in scenes]
@@ -159,11 +156,11 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     t_feat = time.time() - t_feat
     # like for like: the model draws each test caption anew, so the floor compares the test renders with renders
     # of the same captions at redrawn positions and phases (same split, same captions, same count)
-    from vidiff.data.shapes import redraw_scene
+    from vidiff.shapes.scenes import redraw_scene
     redrawn = [redraw_scene(s, s.seed) for s in scenes]
     result.update(_real_floor(metrics.video_extractor, scenes, redrawn, min(1000, samples)))
     shapes_summary = shapes.compute()
-    from vidiff.evaluation.shapes_eval import shuffled_floor
+    from vidiff.shapes.suites import shuffled_floor
     shapes_summary["strict"]["floor"] = shuffled_floor(scenes)  # the same scenes' true renders, shuffled
 
     sweep = []
@@ -183,9 +180,10 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     report = {
         "model": str(model), "suite": suite, "samples": samples, "seeds": f"scenes {suite} 0..{samples - 1}, "
         f"noise seeds {seed}..{seed + samples - 1}", "steps": steps, "guidance_scale": guidance, "bf16": bf16,
-        "sampler": pipe.defaults.get("sampler", "dpm++"), "frames": 16, "fps": 8, "resolution": int(fake.shape[-1]),
+        "sampler": pipe.defaults["sampler"], "frames": 16, "fps": 8, "resolution": int(fake.shape[-1]),
         "extractors": metrics.specs, "metrics": result, "shapes": shapes_summary, "steps_sweep": sweep,
         "seconds": {"total": round(time.time() - t0, 1), "features_and_scoring": round(t_feat, 1)},
+        "warnings": sample_warnings(samples, samples, result),
     }
     write_report(out_dir, report, shapes.records, fake, overwrite=overwrite)
     return report
@@ -230,7 +228,7 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     from tqdm.auto import tqdm
 
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
-    from vidiff.metrics.shapes_scores import ShapesScore
+    from vidiff.shapes.scores import ShapesScore
 
     check_report_dir(out_dir, overwrite)
     if not 1 <= frames <= 4096:
@@ -288,169 +286,11 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
               "skipped": {k: {"count": len(v), "files": v[:20]} for k, v in skipped.items()},
               "frames": frames, "extractors": metrics.specs, "metrics": result,
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
-              "seconds": {"total": round(time.time() - t0, 1)}}
+              "seconds": {"total": round(time.time() - t0, 1)},
+              "warnings": sample_warnings(n_real, len(fake_by_stem), result, frames)}
     stack = torch.cat([_to_32(v) for v in fake_by_stem.values()])  # every clip has `frames` frames (_load)
     write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack, overwrite=overwrite)
     return report
-
-
-# ---------------------------------------------------------------- writing
-def _fmt(x) -> str:
-    if isinstance(x, float):
-        return "nan" if math.isnan(x) else (f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}")
-    return str(x)
-
-
-def markdown(report: dict) -> str:
-    lines = ["# vidiff evaluation", ""]
-    for k in ("model", "suite", "real", "fake", "samples", "n_real", "n_fake", "seeds", "steps", "guidance_scale",
-              "sampler", "frames", "fps", "resolution"):
-        if k in report:
-            lines.append(f"- {k}: {report[k]}")
-    lines.append(f"- feature networks: {report['extractors']}")
-    lines += ["", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["metrics"].items()]
-    shapes = report.get("shapes")
-    if shapes:
-        lines += ["", "## Shapes analytic scores", "", "| set | n | color | shape | motion | speed | present all | "
-                  "shape stable | flicker |", "|---|---|---|---|---|---|---|---|---|"]
-        for name in ("all", "seen", "held_out"):
-            s = shapes[name]
-            if s:
-                lines.append(f"| {name} | {s['n']} | " + " | ".join(_fmt(s[k]) for k in (
-                    "color", "shape", "motion", "speed", "present_all", "shape_stable", "background_flicker")) + " |")
-        st = shapes.get("strict")
-        if st:
-            floor = st.get("floor", {})
-            lines += ["", "Strict reader (docs/evaluation.md): motion counts only when coherent in time; the floor is "
-                      "what temporally shuffled true clips reach.", "",
-                      "| set | n | color | shape | motion | motion floor | present | time-reversed |",
-                      "|---|---|---|---|---|---|---|---|"]
-            for name in ("all", "seen", "held_out"):
-                s = st[name]
-                if s:
-                    fl = _fmt(floor["motion"]) if floor and name == "all" else "-"
-                    lines.append(f"| {name} | {s['n']} | {_fmt(s['color'])} | {_fmt(s['shape'])} | {_fmt(s['motion'])} | "
-                                 f"{fl} | {_fmt(s['present'])} | {_fmt(s['time_reversed'])} |")
-        lines += ["", "| motion | accuracy | strict | strict floor |", "|---|---|---|---|"]
-        sp = (st or {}).get("per_motion", {})
-        fp = (st or {}).get("floor", {}).get("per_motion", {})
-        lines += [f"| {m} | {_fmt(a)} | {_fmt(sp.get(m, '-'))} | {_fmt(fp.get(m, '-'))} |"
-                  for m, a in shapes["per_motion"].items()]
-    if report.get("steps_sweep"):
-        lines += ["", "## Sampling steps", "", "| steps | n | color | shape | motion | FVD |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['steps']} | {r['n']} | {_fmt(r['color'])} | {_fmt(r['shape'])} | {_fmt(r['motion'])} | "
-                  f"{_fmt(r['fvd'])} |" for r in report["steps_sweep"]]
-    lines += ["", f"Seconds: {report['seconds']}", ""]
-    return "\n".join(lines)
-
-
-def _plots(out_dir: Path, report: dict, overwrite: bool = False) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vidiff.io.atomic import atomic_path
-
-    written = []
-
-    def save(fig, name):
-        with atomic_path(out_dir / name, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        written.append(name)
-
-    shapes = report.get("shapes")
-    if shapes:
-        attrs = ["color", "shape", "motion", "speed", "present_all"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        sets = [s for s in ("seen", "held_out") if shapes[s]] or ["all"]
-        for j, name in enumerate(sets):
-            vals = [shapes[name][a] for a in attrs]
-            ax.bar(np.arange(len(attrs)) + j * 0.4, vals, 0.4, label=f"{name} (n={shapes[name]['n']})")
-        ax.set_xticks(np.arange(len(attrs)) + 0.2 * (len(sets) - 1), attrs)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("accuracy")
-        ax.legend()
-        ax.set_title("Shapes attribute accuracy")
-        save(fig, "accuracy.png")
-        pm = shapes["per_motion"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.barh(list(pm), list(pm.values()))
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("motion accuracy")
-        ax.set_title("per motion")
-        save(fig, "per_motion.png")
-    sweep = report.get("steps_sweep")
-    if sweep:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        xs = [r["steps"] for r in sweep]
-        for k in ("color", "shape", "motion"):
-            ax.plot(xs, [r[k] for r in sweep], marker="o", label=k)
-        ax.set_xlabel("sampling steps")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1)
-        ax2 = ax.twinx()
-        ax2.plot(xs, [r["fvd"] for r in sweep], color="k", ls="--", marker="s", label="FVD")
-        ax2.set_ylabel("FVD (Shapes encoder)")
-        ax.legend(loc="center right")
-        ax.set_title("metrics vs sampling steps")
-        save(fig, "steps.png")
-    return written
-
-
-def _sheet(videos: torch.Tensor, idx: list[int], path: Path, overwrite: bool = False) -> None:
-    from PIL import Image
-
-    from vidiff.io.atomic import atomic_path
-
-    rows = []
-    for i in idx:
-        v = (videos[i].clamp(0, 1).permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)  # (t, h, w, c)
-        v = v.repeat(2, 1).repeat(2, 2)
-        pad = np.full((v.shape[1], 2, 3), 64, np.uint8)
-        rows.append(np.concatenate([np.concatenate([f, pad], 1) for f in v], 1))
-        rows.append(np.full((2, rows[-1].shape[1], 3), 64, np.uint8))
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        Image.fromarray(np.concatenate(rows, 0)).save(tmp, format="PNG")
-
-
-REPORT_FILES = ("metrics.json", "report.md", "samples.jsonl", "best.png", "worst.png", "accuracy.png",
-                "per_motion.png", "steps.png")
-
-
-def check_report_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"the report folder {str(out_dir)!r} is a file; choose a folder name")
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise ValueError(f"the report folder {str(out_dir)!r} is not empty; choose another, or pass --overwrite to "
-                         f"replace the report in it")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
-    if foreign:
-        raise ValueError(f"the report folder {str(out_dir)!r} holds other files (e.g. {foreign[0]!r}); vidiff "
-                         f"replaces only its own report files: choose another folder")
-
-
-def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None,
-                 overwrite: bool = False) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if records and videos is not None:
-        order = sorted(range(len(records)), key=lambda i: (records[i]["score"], -i))
-        k = min(8, len(records))
-        worst, best = order[:k], order[::-1][:k]
-        _sheet(videos, best, out_dir / "best.png", overwrite)
-        _sheet(videos, worst, out_dir / "worst.png", overwrite)
-        report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
-                                    "worst": [records[i]["caption"] for i in worst]}
-        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records), overwrite)
-    report["plots"] = _plots(out_dir, report, overwrite)
-    write_text_atomic(out_dir / "report.md", markdown(report), overwrite)
-    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=2, default=float), overwrite)
 
 
 __all__ = ["evaluate_model", "evaluate_folders", "MetricSuite", "markdown", "SUITES"]

@@ -1,7 +1,7 @@
 """How strongly a Shapes video shows the "outlined" style (stylized generation, Lumiere 4.1).
 
 Hollowness: the fraction of an object's silhouette (its pixels with their holes filled) that is not
-drawn. Filled shapes read ~0; the outlined style of :func:`vidiff.data.shapes.render` reads ~0.34 at
+drawn. Filled shapes read ~0; the outlined style of :func:`vidiff.shapes.scenes.render` reads ~0.34 at
 32 px. Motion and colour are read by the usual reader, which the outline does not disturb.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidiff.evaluation.shapes_reader import as_unit_cthw, segment
+from vidiff.shapes.reader import as_unit_cthw, segment
 
 
 def hollowness(video) -> float:

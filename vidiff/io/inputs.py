@@ -27,7 +27,7 @@ def check_aspect(h: int, w: int, height: int, width: int, source: str = "the inp
                          f"that aspect ratio first (resizing would squash it)")
 
 
-def _resize(frames: np.ndarray, height: int, width: int, nearest: bool = False, source: str = "the input") -> np.ndarray:
+def resize_frames(frames: np.ndarray, height: int, width: int, nearest: bool = False, source: str = "the input") -> np.ndarray:
     """uint8 (t, h, w, 3) -> (t, height, width, 3); area-averaging when shrinking. A different aspect ratio is
     an error (resizing would silently squash the picture): crop it first."""
     from PIL import Image
@@ -53,7 +53,7 @@ def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
 
 def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
     img = _open_image(Path(path), "RGB", "image")
-    return frames_to_tensor(_resize(img[None], height, width, source=repr(str(path))))[:, :, 0]  # (1, 3, h, w)
+    return frames_to_tensor(resize_frames(img[None], height, width, source=repr(str(path))))[:, :, 0]  # (1, 3, h, w)
 
 
 def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int) -> tuple[torch.Tensor, float]:
@@ -63,7 +63,7 @@ def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int)
     frames, fps = read_video(path, num_frames=num_frames)
     if len(frames) < num_frames:
         raise ValueError(f"{str(path)!r} has {len(frames)} frames; the model needs {num_frames}")
-    return frames_to_tensor(_resize(frames, height, width, source=repr(str(path)))), fps
+    return frames_to_tensor(resize_frames(frames, height, width, source=repr(str(path)))), fps
 
 
 def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int | None = None) -> torch.Tensor:
@@ -76,9 +76,42 @@ def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int 
     if path.suffix.lower() in IMAGE_SUFFIXES:
         gray = _open_image(path, "L", "mask")
         frames = np.repeat(gray[None, ..., None], 3, -1)
-        m = _resize(frames, height, width, nearest=True, source=repr(str(path)))[0, ..., 0]
+        m = resize_frames(frames, height, width, nearest=True, source=repr(str(path)))[0, ..., 0]
         return torch.from_numpy(m >= 128).float()[None, None]
     if num_frames is None:
         raise ValueError(f"the mask {str(path)!r} must be an image ({', '.join(IMAGE_SUFFIXES)})")
     clip, _ = read_clip(path, num_frames, height, width)
     return (clip.mean(1, keepdim=True) >= 0.5).float()  # (1, 1, t, h, w)
+
+
+def model_size_of(path: str | os.PathLike, h: int, w: int) -> tuple[int, int] | None:
+    """The size vidiff made a clip at, when its sidecar (``clip.json`` beside ``clip.mp4``) records an
+    ``output_size`` that the file's ``h`` x ``w`` is an integer multiple of (the players' nearest-neighbour
+    upscale of :func:`vidiff.io.video.write_video`); else None."""
+    import json
+
+    path = Path(path)
+    side = path.with_suffix(".json") if path.suffix else path.with_name(path.name + ".json")
+    try:
+        size = json.loads(side.read_text(encoding="utf-8")).get("output_size")
+        mh, mw = int(size[0]), int(size[1])
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return None
+    if mh < 1 or mw < 1 or h % mh or w % mw or h // mh != w // mw:
+        return None
+    return mh, mw
+
+
+def read_lowres(path: str | os.PathLike, num_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """A video for the super-resolution stage: a clip vidiff wrote comes back at the size it was made at
+    (:func:`model_size_of`, an exact block average of its nearest-neighbour upscale), any other as it is."""
+    from vidiff.io.video import read_video
+
+    frames, fps = read_video(path, num_frames=num_frames)
+    h, w = frames.shape[1:3]
+    size = model_size_of(path, h, w)
+    if size is not None and size != (h, w):
+        k = h // size[0]
+        frames = frames.reshape(len(frames), size[0], k, size[1], k, 3).astype(np.float32).mean((2, 4))
+        frames = np.clip(frames.round(), 0, 255).astype(np.uint8)
+    return frames, fps

@@ -5,8 +5,9 @@ Every metric is an object with ``update`` / ``compute`` / ``reset``, usable in a
 - :class:`FrechetVideoDistance`, :class:`KernelVideoDistance`, :class:`VideoInceptionScore`,
   :class:`FrameFID`, :class:`FrameKID` (:mod:`.distribution`, on torchmetrics, features from :mod:`.extractors`);
 - :class:`CLIPSIM`, :class:`FrameConsistency` (:mod:`.clip`, any local CLIP directory);
-- :class:`MaskedPSNR`, :class:`MaskedSSIM`, :class:`LPIPS` (:mod:`.pixel`);
-- :class:`ShapesScore` (:mod:`.shapes_scores`, the analytic reader).
+- :class:`MaskedPSNR`, :class:`MaskedSSIM`, :class:`LPIPS` (:mod:`.pixel`).
+
+The Shapes benchmark's own metrics (its reader as a score, its feature network) live in :mod:`vidiff.shapes`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ _EXPORTS = {
     "FrameFID": "distribution", "FrameKID": "distribution", "frechet_distance": "distribution",
     "CLIPSIM": "clip", "FrameConsistency": "clip", "CLIPEncoder": "clip",
     "MaskedPSNR": "pixel", "MaskedSSIM": "pixel", "LPIPS": "pixel",
-    "ShapesScore": "shapes_scores",
     "video_extractor": "extractors", "image_extractor": "extractors", "video_classifier": "extractors",
     "I3DFeatures": "extractors", "InceptionI3d": "extractors",
-    "ShapesEncoder": "shapes_encoder",
 }
 
 

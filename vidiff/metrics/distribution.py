@@ -3,7 +3,7 @@
 All are torchmetrics ``Metric`` objects (``update`` / ``compute`` / ``reset``, synchronised across processes),
 built on torchmetrics' FID, KID and IS with a pluggable feature network, because torchmetrics already computes
 those statistics correctly; what vidiff adds is the video side: the extractors (:mod:`.extractors`,
-:mod:`.shapes_encoder`) and the frame flattening.
+:mod:`vidiff.shapes.encoder`) and the frame flattening.
 
 Inputs are float videos ``(b, 3, t, h, w)`` in [0, 1]. Conventions (the reference code differs, see
 shared/notes/metrics-conventions.md): Fréchet distances use the unbiased covariance (N - 1, as torchmetrics and
@@ -48,7 +48,7 @@ class FrechetVideoDistance(FrechetInceptionDistance):
     """FVD: Fréchet distance between the video features of real and generated clips.
 
     ``extractor``: videos (b, 3, t, h, w) in [0, 1] -> (b, d), with ``num_features = d``
-    (:class:`~vidiff.metrics.shapes_encoder.VideoFeatures`, :class:`~vidiff.metrics.extractors.I3DFeatures`).
+    (:class:`~vidiff.shapes.encoder.VideoFeatures`, :class:`~vidiff.metrics.extractors.I3DFeatures`).
     """
 
     def __init__(self, extractor: nn.Module, reset_real_features: bool = True, **kwargs):
@@ -73,7 +73,7 @@ class KernelVideoDistance(KernelInceptionDistance):
 
 class VideoInceptionScore(InceptionScore):
     """Video IS: exp(E_x KL(p(y|x) || p(y))) of a video classifier's softmax (``compute`` returns (mean, std)
-    over ``splits``). The Shapes classifier is :class:`~vidiff.metrics.shapes_encoder.JointClassifier`."""
+    over ``splits``). The Shapes classifier is :class:`~vidiff.shapes.encoder.JointClassifier`."""
 
     def __init__(self, classifier: nn.Module, splits: int = 1, **kwargs):
         super().__init__(feature=_check_extractor(classifier), splits=splits, **kwargs)
@@ -81,7 +81,7 @@ class VideoInceptionScore(InceptionScore):
 
 class FrameFID(FrechetInceptionDistance):
     """Per-frame FID: every frame of every video is one sample of an image feature network
-    (:class:`~vidiff.metrics.shapes_encoder.FrameFeatures`, :class:`~vidiff.metrics.extractors.InceptionFeatures`)."""
+    (:class:`~vidiff.shapes.encoder.FrameFeatures`, :class:`~vidiff.metrics.extractors.InceptionFeatures`)."""
 
     def __init__(self, extractor: nn.Module, **kwargs):
         super().__init__(feature=_check_extractor(extractor), **kwargs)

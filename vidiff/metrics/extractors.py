@@ -3,7 +3,7 @@
 Every extractor maps float videos ``(b, 3, t, h, w)`` in [0, 1] (or frames ``(n, 3, h, w)`` for image
 features) to ``(b, d)`` and has ``num_features = d``. Specs, as the CLI takes them:
 
-- ``shapes``: the shipped Shapes encoder (:mod:`vidiff.metrics.shapes_encoder`): video, frame and IS features.
+- ``shapes``: the shipped Shapes encoder (:mod:`vidiff.shapes.encoder`): video, frame and IS features.
 - ``i3d:PATH``: I3D (Kinetics-400) for FVD/KVD, from
   - a TorchScript file (StyleGAN-V's ``i3d_torchscript.pt``), called as StyleGAN-V does: values in [0, 255],
     ``(b, c, t, h, w)``, ``rescale=True, resize=True, return_features=True`` (400-d features before softmax);
@@ -220,7 +220,7 @@ def load_shapes_encoder(path: str | os.PathLike | None = None):
 
 @functools.lru_cache(maxsize=4)
 def _load_shapes_encoder(p: Path):
-    from vidiff.metrics.shapes_encoder import ShapesEncoder
+    from vidiff.shapes.encoder import ShapesEncoder
 
     if not (p / "config.json").is_file():
         raise ValueError(f"the Shapes encoder needs its weights folder {p} (config.json + safetensors); "
@@ -251,7 +251,7 @@ def _from_spec(spec: str, kinds: dict, what: str) -> nn.Module:
 
 def video_extractor(spec: str = "shapes") -> nn.Module:
     """FVD/KVD features: ``shapes`` | ``i3d:PATH`` | ``i3d-pool:PATH`` | ``torchscript:PATH``."""
-    from vidiff.metrics.shapes_encoder import VideoFeatures
+    from vidiff.shapes.encoder import VideoFeatures
 
     return _from_spec(spec, {"shapes": VideoFeatures, "i3d": I3DFeatures, "i3d-pool": lambda a: I3DFeatures(a, "pool"),
                              "torchscript": _torchscript}, "video feature")
@@ -259,7 +259,7 @@ def video_extractor(spec: str = "shapes") -> nn.Module:
 
 def image_extractor(spec: str = "shapes") -> nn.Module:
     """Frame FID/KID features: ``shapes`` | ``inception:PATH``."""
-    from vidiff.metrics.shapes_encoder import FrameFeatures
+    from vidiff.shapes.encoder import FrameFeatures
 
     return _from_spec(spec, {"shapes": FrameFeatures, "inception": InceptionFeatures}, "image feature")
 
@@ -267,7 +267,7 @@ def image_extractor(spec: str = "shapes") -> nn.Module:
 def video_classifier(spec: str = "shapes") -> nn.Module:
     """IS classifier: ``shapes`` (210 joint colour-shape-motion classes) | ``i3d:PATH`` (Kinetics-400 logits)
     | ``torchscript:PATH`` (e.g. a C3D UCF-101 classifier)."""
-    from vidiff.metrics.shapes_encoder import JointClassifier
+    from vidiff.shapes.encoder import JointClassifier
 
     return _from_spec(spec, {"shapes": JointClassifier, "i3d": I3DFeatures, "torchscript": _torchscript}, "classifier")
 

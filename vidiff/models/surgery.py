@@ -17,11 +17,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
-from vidiff.models.unet import VideoUNet
+from vidiff.models.unet import VideoUNet, unet_kwargs
 
 INPUT_CONV = "conv_in.spatial.conv.weight"  # (cout, (in + cond) * p * p, 3, 3), channel index = c * p * p + k
 
@@ -30,7 +28,7 @@ def _widened(model: VideoUNet, change: dict, widened, old_columns: int) -> Video
     """A copy of ``model`` with config ``change``, which may only add input columns (dim 1) to the weights that
     ``widened(key)`` names: their first ``old_columns`` columns carried over, the new ones zero; every other
     weight carried over with its shape asserted."""
-    wide = VideoUNet(**{**asdict(model.cfg), **change})
+    wide = VideoUNet(**{**unet_kwargs(model), **change})
     src, dst = model.state_dict(), wide.state_dict()
     assert set(src) == set(dst), "widening changed more than input columns"
     for key, value in src.items():
@@ -49,7 +47,7 @@ def _widened(model: VideoUNet, change: dict, widened, old_columns: int) -> Video
 
 def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
     """A copy of ``model`` that takes ``cond_channels`` more input channels, the new weights zero."""
-    cfg = model.cfg
+    cfg = model.config
     if cond_channels < cfg.cond_channels:
         raise ValueError(f"cannot narrow the input from {cfg.cond_channels} to {cond_channels} conditioning channels")
     old = (cfg.in_channels + cfg.cond_channels) * cfg.patch_size ** 2  # pixel-unshuffled channels, old inputs first
@@ -60,10 +58,10 @@ TEXT_INPUTS = ("text_pool.weight", ".kv.weight")  # every weight that reads the 
 
 
 def widen_text(model: VideoUNet, text_dim: int) -> VideoUNet:
-    """A copy of ``model`` that reads ``text_dim``-wide text tokens whose first ``model.cfg.text_dim`` features
+    """A copy of ``model`` that reads ``text_dim``-wide text tokens whose first ``model.config.text_dim`` features
     are the ones it was trained on (``TextEncoder(features="last+embeddings")`` puts the last hidden state
     first). The columns for the new features are zero, so the copy equals the source at init."""
-    old = model.cfg.text_dim
+    old = model.config.text_dim
     if text_dim <= old:
         raise ValueError(f"cannot narrow the text input from {old} to {text_dim} features")
     return _widened(model, {"text_dim": text_dim}, lambda k: k == TEXT_INPUTS[0] or k.endswith(TEXT_INPUTS[1]), old)
@@ -73,7 +71,7 @@ def _grown(model: VideoUNet, change: dict, is_new, zero_new: bool) -> VideoUNet:
     """A copy of ``model`` with config ``change``, which may only add weights (each named by ``is_new(key)``):
     every source weight carried over with its shape asserted; the new ones zeroed (``zero_new``) or kept at
     their init."""
-    out = VideoUNet(**{**asdict(model.cfg), **change})
+    out = VideoUNet(**{**unet_kwargs(model), **change})
     src, dst = model.state_dict(), out.state_dict()
     new = set(dst) - set(src)
     assert set(src) <= set(dst) and new and all(is_new(k) for k in new), sorted(new)
@@ -89,7 +87,7 @@ def _grown(model: VideoUNet, change: dict, is_new, zero_new: bool) -> VideoUNet:
 
 def add_frame_position(model: VideoUNet) -> VideoUNet:
     """A copy of ``model`` with ``frame_position_embedding`` on; the new ``frame_embed`` weights are zero."""
-    if model.cfg.frame_position_embedding:
+    if model.config.frame_position_embedding:
         return model
     return _grown(model, {"frame_position_embedding": True}, lambda k: ".frame_embed." in k, zero_new=True)
 
@@ -98,10 +96,10 @@ def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:
     """A copy of a conditional ``model`` whose conditioning also reaches every level of the down path
     (:class:`~vidiff.models.blocks.ConditionAdapter`, ``width`` channels). The adapter's encoder keeps its
     random init and its per-level projections start at zero, so the copy's output equals the source's."""
-    if not model.cfg.cond_channels:
+    if not model.config.cond_channels:
         raise ValueError("a conditioning adapter needs a conditional model (model.cond_channels > 0)")
-    if model.cfg.cond_adapter_channels:
-        raise ValueError(f"the model already has a conditioning adapter ({model.cfg.cond_adapter_channels} channels)")
+    if model.config.cond_adapter_channels:
+        raise ValueError(f"the model already has a conditioning adapter ({model.config.cond_adapter_channels} channels)")
     if width < 1:
         raise ValueError(f"the adapter width must be a positive channel count, got {width}")
     out = _grown(model, {"cond_adapter_channels": width}, lambda k: k.startswith("cond_adapter."), zero_new=False)
@@ -111,7 +109,7 @@ def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:
 
 def same_architecture(original: VideoUNet, style: VideoUNet) -> None:
     """Raise ValueError unless the two U-Nets share one configuration (so that weights can be interpolated)."""
-    if asdict(original.cfg) != asdict(style.cfg):
+    if unet_kwargs(original) != unet_kwargs(style):
         raise ValueError("the style model's architecture differs from the base model's; fine-tune the style from "
                          "the base (train.init_from) so that their weights can be interpolated")
 
@@ -138,7 +136,7 @@ def interpolate_weights(original: VideoUNet, style: VideoUNet, alpha: float) -> 
     same_architecture(original, style)
     a, b = original.state_dict(), style.state_dict()
     assert set(a) == set(b)
-    out = VideoUNet(**asdict(original.cfg))
+    out = VideoUNet(**unet_kwargs(original))
     mixed = {}
     for key, w0 in a.items():
         w1 = b[key]

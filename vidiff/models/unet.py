@@ -1,7 +1,8 @@
 """Video U-Nets: the Space-Time U-Net of Lumiere (3.1) and the fixed-temporal baseline (VDM / Make-A-Video).
 
 Both are one class, :class:`VideoUNet`, built from the blocks of :mod:`vidiff.models.blocks` and
-configured by a frozen :class:`VideoUNetConfig`; presets by name in :data:`PRESETS`.
+configured by its diffusers config (``register_to_config``: one form, saved as ``config.json``); presets by
+name in :data:`PRESETS`.
 
 - STUNet (``temporal_downsample=True``): after every spatial downsampling the clip is also halved in
   time (and doubled back on the way up), factorized space-time ResNet blocks at every level but the
@@ -24,7 +25,6 @@ An image batch is ``t == 1``; temporal layers are then skipped (joint image-vide
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -39,40 +39,17 @@ from vidiff.models.blocks import (
 )
 
 
-@dataclass(frozen=True)
-class VideoUNetConfig:
-    in_channels: int = 3
-    out_channels: int = 3
-    cond_channels: int = 0  # extra input channels, e.g. 4 for Lumiere's <J, C, M> (C: 3, M: 1)
-    patch_size: int = 2  # pixel-unshuffle at the input (simple diffusion): full-res work is cheap
-    channels: tuple[int, ...] = (64, 128, 192)
-    layers_per_level: int = 1
-    cross_attention_levels: tuple[int, ...] = (1, 2)  # level 0 is conditioned through the pooled text
-    self_attention_levels: tuple[int, ...] = (1, 2)
-    temporal_downsample: bool = True  # STUNet; False: fixed temporal resolution (baseline)
-    temporal_attention_levels: tuple[int, ...] = ()  # besides the coarsest (always has it)
-    mid_temporal_attention_layers: int = 2
-    frame_position_embedding: bool = False  # sinusoidal frame index in temporal attention (AnimateDiff)
-    # joint space-time transformers (3D RoPE, text cross-attention) at the coarse levels, where a STUNet clip
-    # is compact: after each ResBlock of these levels, and stacked at the coarsest level
-    spacetime_attention_levels: tuple[int, ...] = ()
-    mid_spacetime_layers: int = 0
-    heads: int = 4
-    text_dim: int = 384
-    emb_dim: int = 256
-    dropout: float = 0.0
-    # > 0: the conditioning also reaches every level of the down path through a ConditionAdapter this wide
-    cond_adapter_channels: int = 0
-
-    def replace(self, **kw) -> "VideoUNetConfig":
-        return VideoUNetConfig(**{**asdict(self), **kw})
+def unet_kwargs(model: "VideoUNet") -> dict:
+    """The arguments that rebuild ``model`` (its diffusers config, lists as tuples): the one form of a U-Net's
+    configuration, for surgery and comparisons."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in model.config.items() if not k.startswith("_")}
 
 
-def check_clip_size(cfg: "VideoUNetConfig | dict", num_frames: int, height: int, width: int) -> None:
+def check_clip_size(cfg: dict, num_frames: int, height: int, width: int) -> None:
     """Raise ValueError when a U-Net of ``cfg`` (a config or its JSON dict) cannot take a clip of this size:
     sides must be multiples of the patch size times the spatial reductions; a clip must be a multiple of the
     temporal reduction and keep >= 2 frames at the coarsest level (1 frame there reads as an image)."""
-    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    get = cfg.get
     levels = len(get("channels", (64, 128, 192)))
     m = get("patch_size", 2) * 2 ** (levels - 1)
     tc = 2 ** (levels - 1) if get("temporal_downsample", True) else 1
@@ -84,23 +61,23 @@ def check_clip_size(cfg: "VideoUNetConfig | dict", num_frames: int, height: int,
                          f"got {num_frames}")
 
 
-PRESETS: dict[str, VideoUNetConfig] = {
-    "stunet-shapes": VideoUNetConfig(),
-    "baseline-shapes": VideoUNetConfig(temporal_downsample=False, temporal_attention_levels=(1,)),
+PRESETS: dict[str, dict] = {  # overrides of VideoUNet's defaults (the embedded default's model)
+    "stunet-shapes": {},
+    "baseline-shapes": dict(temporal_downsample=False, temporal_attention_levels=(1,)),
     # experiment (configs/experiments/stunet-spacetime.yaml): + 4 joint space-time transformers at the coarsest level
-    "stunet-shapes-spacetime": VideoUNetConfig(mid_spacetime_layers=4),
+    "stunet-shapes-spacetime": dict(mid_spacetime_layers=4),
     # spatial super-resolution (Lumiere 3.2): conditioned on the upsampled low-res clip, fixed temporal resolution
     # (it runs on short windows), convolutions + temporal attention only, so that it trains on crops
-    "ssr-shapes": VideoUNetConfig(cond_channels=3, patch_size=4, channels=(48, 96, 144), cross_attention_levels=(),
-                                  self_attention_levels=(), temporal_downsample=False, mid_temporal_attention_layers=1),
-    "ssr-tiny": VideoUNetConfig(cond_channels=3, patch_size=2, channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
-                                cross_attention_levels=(), self_attention_levels=(), temporal_downsample=False,
-                                mid_temporal_attention_layers=1),
-    "stunet-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
-                                   cross_attention_levels=(1,), self_attention_levels=(1,), mid_spacetime_layers=1),
-    "baseline-tiny": VideoUNetConfig(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
-                                     cross_attention_levels=(1,), self_attention_levels=(1,),
-                                     temporal_downsample=False, mid_spacetime_layers=1),
+    "ssr-shapes": dict(cond_channels=3, patch_size=4, channels=(48, 96, 144), cross_attention_levels=(),
+                       self_attention_levels=(), temporal_downsample=False, mid_temporal_attention_layers=1),
+    "ssr-tiny": dict(cond_channels=3, patch_size=2, channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                     cross_attention_levels=(), self_attention_levels=(), temporal_downsample=False,
+                     mid_temporal_attention_layers=1),
+    "stunet-tiny": dict(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                        cross_attention_levels=(1,), self_attention_levels=(1,), mid_spacetime_layers=1),
+    "baseline-tiny": dict(channels=(8, 16), heads=2, emb_dim=16, text_dim=8,
+                          cross_attention_levels=(1,), self_attention_levels=(1,),
+                          temporal_downsample=False, mid_spacetime_layers=1),
 }
 
 
@@ -108,7 +85,7 @@ class Level(nn.Module):
     """One resolution level of one path: ResBlocks, each followed by an optional transformer and
     temporal attention."""
 
-    def __init__(self, cin: int, cout: int, n: int, cfg: VideoUNetConfig, temporal_conv: bool,
+    def __init__(self, cin: int, cout: int, n: int, cfg: dict, temporal_conv: bool,
                  cross: bool, self_attn: bool, temporal_attn: bool, spacetime_attn: bool,
                  skip_channels: list[int] | None = None):
         super().__init__()
@@ -139,12 +116,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
                  cond_adapter_channels: int = 0):
         super().__init__()
-        cfg = VideoUNetConfig(in_channels, out_channels, cond_channels, patch_size, tuple(channels), layers_per_level,
-                              tuple(cross_attention_levels), tuple(self_attention_levels), temporal_downsample,
-                              tuple(temporal_attention_levels), mid_temporal_attention_layers, frame_position_embedding,
-                              tuple(spacetime_attention_levels), mid_spacetime_layers, heads, text_dim, emb_dim, dropout,
-                              cond_adapter_channels)
-        self.cfg = cfg
+        cfg = self.config  # diffusers' config (register_to_config): the one form, saved as config.json
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
         self.text_pool = nn.Linear(text_dim, emb_dim)
@@ -201,15 +173,15 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ helpers
     @property
     def temporal_compression(self) -> int:
-        return 2 ** (len(self.cfg.channels) - 1) if self.cfg.temporal_downsample else 1
+        return 2 ** (len(self.config.channels) - 1) if self.config.temporal_downsample else 1
 
     @property
     def spatial_multiple(self) -> int:
-        return self.cfg.patch_size * 2 ** (len(self.cfg.channels) - 1)
+        return self.config.patch_size * 2 ** (len(self.config.channels) - 1)
 
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
         """Raise ValueError when the model cannot take a clip of this size."""
-        check_clip_size(self.cfg, num_frames, height, width)
+        check_clip_size(self.config, num_frames, height, width)
 
     def temporal_parameters(self):
         """Parameters of the temporal layers (convs, attention, resamplers): what video fine-tuning trains
@@ -238,11 +210,11 @@ class VideoUNet(ModelMixin, ConfigMixin):
         """x: (b, c, t, h, w) noisy video; timestep: (b,) or scalar; text: (b, l, text_dim) token
         embeddings with text_mask (b, l) bool; cond: (b, cond_channels, t, h, w). Returns (b, c_out, t, h, w)."""
         b, _, t, h, w = x.shape
-        p = self.cfg.patch_size
+        p = self.config.patch_size
         # 1. inputs: <x, cond> channels, pixel-unshuffle, channels-last tokens
-        if self.cfg.cond_channels:
+        if self.config.cond_channels:
             if cond is None:
-                raise ValueError(f"this model needs a conditioning input with {self.cfg.cond_channels} channels")
+                raise ValueError(f"this model needs a conditioning input with {self.config.cond_channels} channels")
             x = torch.cat([x, cond.to(x.dtype)], 1)
         c = x.shape[1]
         x = x.reshape(b, c, t, h // p, p, w // p, p)  # (b, c, t, h', p, w', p)
@@ -257,7 +229,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pooled.to(x.dtype))
         text = text.to(x.dtype)
         # 3. down path
-        features = self.cond_adapter.encoder(x[..., self.cfg.in_channels * p * p:]) if self.cond_adapter else None
+        features = self.cond_adapter.encoder(x[..., self.config.in_channels * p * p:]) if self.cond_adapter else None
         x = self.conv_in(x)
         skips = [x]
         for i, level in enumerate(self.down):
@@ -290,7 +262,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 x = sup(tup(x))  # (b, 2t, 2h, 2w, c)
         # 6. output: back to pixels, (b, c, t, h, w)
         x = self.conv_out(F.silu(self.norm_out(x)))  # (b, t, h', w', c_out p p)
-        co = self.cfg.out_channels
+        co = self.config.out_channels
         x = x.reshape(b, t, h // p, w // p, co, p, p).permute(0, 4, 1, 2, 5, 3, 6)  # (b, co, t, h', p, w', p)
         return x.reshape(b, co, t, h, w)
 
@@ -299,14 +271,12 @@ class VideoUNet(ModelMixin, ConfigMixin):
         return x if isinstance(attn, nn.Identity) else attn(x, text, mask)
 
 
-def build_unet(preset_or_config: str | VideoUNetConfig, **overrides) -> VideoUNet:
-    """A model from a preset name or config; unknown presets raise ValueError naming the allowed ones."""
-    if isinstance(preset_or_config, str):
-        if preset_or_config not in PRESETS:
-            raise ValueError(f"unknown model preset {preset_or_config!r}; allowed: {', '.join(PRESETS)}")
-        preset_or_config = PRESETS[preset_or_config]
-    cfg = preset_or_config.replace(**overrides) if overrides else preset_or_config
-    return VideoUNet(**asdict(cfg))
+def build_unet(preset: str, **overrides) -> VideoUNet:
+    """A model from a preset name and overrides of its arguments; unknown presets raise ValueError naming the
+    allowed ones."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; allowed: {', '.join(PRESETS)}")
+    return VideoUNet(**{**PRESETS[preset], **overrides})
 
 
-__all__ = ["VideoUNet", "VideoUNetConfig", "PRESETS", "build_unet", "field"]
+__all__ = ["VideoUNet", "PRESETS", "build_unet", "unet_kwargs"]

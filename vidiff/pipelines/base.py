@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,65 +19,47 @@ import numpy as np
 import torch
 
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
-from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler
+from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
+from vidiff.pipelines.folder import (
+    BASE_DEFAULTS, NAMED_DEFAULTS, PIPELINE_FILE, load_text_encoder, load_unet, read_meta, reads_like,
+)
 
-PIPELINE_FILE = "vidiff_pipeline.json"
+
+OUTPUT_TYPES = ("np", "pt", "pil")
 
 
 @dataclass
 class VideoPipelineOutput:
-    videos: torch.Tensor  # (b, c, t, h, w) float in [0, 1]
+    """What every pipeline returns. ``videos`` is always the (b, c, t, h, w) float tensor in [0, 1] (for chaining
+    pipelines); ``frames`` follows diffusers' video pipelines and the call's ``output_type``: "np" (default), a
+    float32 array (b, t, h, w, c) in [0, 1] that ``diffusers.utils.export_to_video(frames[0], path)`` writes as
+    is; "pt", a float tensor (b, t, c, h, w) in [0, 1]; "pil", a list (per video) of lists of PIL images.
+    ``settings`` holds the call's resolved settings (given values, else the pipeline's defaults)."""
+
+    videos: torch.Tensor
+    output_type: str = "np"
+    settings: dict = field(default_factory=dict)
 
     @property
-    def frames(self) -> np.ndarray:
-        """uint8 (b, t, h, w, c), as diffusers' video pipelines return."""
+    def frames(self):
+        v = self.videos.clamp(0, 1)
+        if self.output_type == "pt":
+            return v.permute(0, 2, 1, 3, 4)
+        if self.output_type == "pil":
+            from PIL import Image
+            return [[Image.fromarray(f) for f in video] for video in self.to_uint8()]
+        return v.permute(0, 2, 3, 4, 1).float().numpy()
+
+    def to_uint8(self) -> np.ndarray:
+        """uint8 (b, t, h, w, c): what the writers take (round(255 x), the conversion of every vidiff output)."""
         return (self.videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
 
 
-def load_unet(path: Path, dtype: torch.dtype):
-    """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
-    (diffusers would silently re-initialise missing weights)."""
-    from safetensors.torch import load_file
-
-    from vidiff.models.unet import VideoUNet
-
-    if not (path / "config.json").exists():
-        raise ValueError(f"{str(path)!r} holds no model (unet/config.json missing)")
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise ValueError(f"no .safetensors weights in {str(path)!r}")
-    try:
-        model = VideoUNet.from_config(VideoUNet.load_config(path))
-        state = load_file(str(files[0]))
-    except Exception as e:  # safetensors header / JSON errors: not a loadable model
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): {first[:160]}") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f"cannot load the weights in {str(files[0])!r}: they do not fit this model "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys, "
-                         f"e.g. {(missing + unexpected + wrong)[:2]})")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ValueError(f"the weights in {str(files[0])!r} hold NaN or infinite values ({len(bad)} tensors, e.g. "
-                         f"{bad[0]!r}): a diverged or damaged model")
-    model.load_state_dict(state)
-    return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
-
-
-def pipeline_class(task: str) -> type["VideoDiffusionPipeline"]:
-    """The pipeline class that loads and saves a folder of ``task`` (training exports, weight export)."""
-    from vidiff.pipelines.conditional import ConditionalVideoPipeline
-    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
-    from vidiff.pipelines.text_to_video import TextToVideoPipeline
-
-    classes = {c.task: c for c in (TextToVideoPipeline, ConditionalVideoPipeline, SuperResolutionPipeline)}
-    if task not in classes:
-        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(classes)}")
-    return classes[task]
+def check_output_type(output_type: str) -> str:
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"unknown output_type {output_type!r}; allowed: {', '.join(OUTPUT_TYPES)}")
+    return output_type
 
 
 def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -87,104 +69,37 @@ def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-BASE_DEFAULTS = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32, "guidance_scale": 4.0,
-                 "num_inference_steps": 25}  # under every folder's own ``defaults``
-
-
-def read_meta(path: Path) -> dict:
-    """The folder's ``vidiff_pipeline.json``, checked: a mapping with a known task, a diffusion config and
-    defaults of the right kinds. Raises ValueError naming what is wrong."""
-    path = Path(path)
-    meta_path = path / PIPELINE_FILE
-    if not meta_path.is_file():
-        raise ValueError(f"{str(path)!r} is not a vidiff pipeline folder ({PIPELINE_FILE} missing)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{str(meta_path)!r} is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{str(meta_path)!r} must hold a JSON object, got {type(meta).__name__}")
-    if meta.get("task", "text-to-video") not in ("text-to-video", "conditional", "super-resolution"):
-        raise ValueError(f"{str(meta_path)!r} names an unknown task {meta.get('task')!r}")
-    try:
-        DiffusionConfig(**meta["diffusion"])
-    except (KeyError, TypeError):
-        raise ValueError(f"{str(meta_path)!r} lacks a valid 'diffusion' entry") from None
-    defaults = meta.get("defaults", {})
-    if not isinstance(defaults, dict) or not all(
-            isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)
-            and math.isfinite(defaults.get(k, 1)) and defaults.get(k, 1) > 0 for k in BASE_DEFAULTS):
-        raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (positive numbers expected)")
-    if not isinstance(meta.get("text_encoder", "minilm"), str):
-        raise ValueError(f"{str(meta_path)!r}: 'text_encoder' must be a string")
-    return meta
-
-
-def check_folder(path: Path, task: str, num_frames: int | None = None, height: int | None = None,
-                 width: int | None = None) -> dict:
-    """Before loading anything: the folder holds a ``task`` model that takes a clip of this size. Returns its
-    defaults (the folder's own over :data:`BASE_DEFAULTS`)."""
-    from vidiff.models.unet import check_clip_size
-
-    path = Path(path)
-    meta = read_meta(path)
-    if meta.get("task", "text-to-video") != task:
-        raise ValueError(f"{str(path)!r} is a {meta.get('task', 'text-to-video')} model; this command needs a {task} model")
-    defaults = {**BASE_DEFAULTS, **meta.get("defaults", {})}
-    try:
-        cfg = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
-        assert isinstance(cfg, dict)
-    except (OSError, ValueError, AssertionError):
-        return defaults  # loading reports the damaged model in full
-    t = int(defaults["num_frames"] if num_frames is None else num_frames)
-    h = int(defaults["height"] if height is None else height)
-    w = int(defaults["width"] if width is None else width)
-    check_clip_size(cfg, t, h, w)
-    return defaults
-
-
-
-def reads_like(encoder, meta: dict) -> bool:
-    """Whether ``encoder`` (a TextEncoder or its cache) gives the text features the folder of ``meta`` was trained
-    on: the same encoder and the same features. Then it can be shared (the SSR stage reuses the base's)."""
-    return (encoder.name, getattr(encoder, "features", "last")) == (meta.get("text_encoder", "minilm"),
-                                                                   meta.get("text_features", "last"))
-
-
-def load_text_encoder(path: Path, meta: dict):
-    """The folder's text encoder: its cache of embeddings (``text_cache.safetensors``) where it has one made by
-    the same encoder and features, loading the encoder itself only for captions outside it; else the encoder."""
-    from vidiff.conditioning.text import CACHE_FILE, CachedTextEncoder, TextEncoder
-
-    if (path / CACHE_FILE).is_file():
-        try:
-            cached = CachedTextEncoder(path / CACHE_FILE)
-        except Exception:  # a damaged cache is not fatal: the encoder gives the same embeddings
-            cached = None
-        if cached is not None and reads_like(cached, meta):
-            return cached
-    return TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
-
-
 class VideoDiffusionPipeline:
-    """A video U-Net, a text encoder and a diffusion config; subclasses name their ``task``."""
+    """A video U-Net, a text encoder, a diffusers scheduler and the folder's defaults; subclasses name their
+    ``task``. Pipelines whose folder names a ``super_resolution`` stage run it after the base model (the
+    cascade of Lumiere 3.2) unless ``base_only``; ``pipe.super_resolution`` is that stage, ``None`` without one.
+
+    As in diffusers: ``from_pretrained(path_or_name, torch_dtype=...)``, ``pipe.to("cuda")``, ``pipe.scheduler``
+    (swap it: ``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``), ``generator=``,
+    ``callback_on_step_end=``, ``output_type=``."""
 
     task = "text-to-video"
+    cascades = True  # whether a super-resolution stage named by the folder runs after this pipeline
 
     def __init__(self, unet, text_encoder, diffusion: DiffusionConfig, defaults: dict | None = None,
-                 extra: dict | None = None):
+                 extra: dict | None = None, scheduler=None):
         self.unet = unet.eval()
         self.text_encoder = text_encoder
         self.diffusion = diffusion
-        self.defaults = {**BASE_DEFAULTS, **(defaults or {})}
+        self.defaults = {**BASE_DEFAULTS, **NAMED_DEFAULTS, **(defaults or {})}
         self.extra = dict(extra or {})  # e.g. {"super_resolution": "../ssr"}: a pipeline to run after this one
+        self.scheduler = scheduler if scheduler is not None else make_scheduler(diffusion, self.defaults["sampler"])
+        self.super_resolution: "VideoDiffusionPipeline | None" = None
         self.path: Path | None = None  # the folder it was loaded from
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype = torch.float32, text_encoder=None):
+    def from_pretrained(cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None, text_encoder=None,
+                        base_only: bool = False, super_resolution: str | os.PathLike | None = None,
+                        dtype: torch.dtype | None = None):
         """A pipeline folder, or the name of an embedded model ("default", "conditional", "ssr",
-        "style-outlined"; :mod:`vidiff.registry`)."""
+        "style-outlined"; :mod:`vidiff.registry`). ``torch_dtype`` casts the weights (``dtype`` is the same);
+        ``base_only`` skips the super-resolution stage the folder names, ``super_resolution`` replaces it."""
         from vidiff.registry import resolve_model
 
         path = resolve_model(path)
@@ -192,16 +107,47 @@ class VideoDiffusionPipeline:
         task = meta.get("task", "text-to-video")
         if task != cls.task:
             raise ValueError(f"{str(path)!r} is a {task} model; this command needs a {cls.task} model")
-        unet = load_unet(path / "unet", dtype)
+        torch_dtype = torch_dtype or dtype or torch.float32
+        if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
+            raise ValueError(f"torch_dtype must be a floating torch.dtype, got {torch_dtype!r}")
+        unet = load_unet(path / "unet", torch_dtype)
         if text_encoder is None:
             text_encoder = load_text_encoder(path, meta)
-        if text_encoder.dim != unet.cfg.text_dim:
-            raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.cfg.text_dim}")
+        if text_encoder.dim != unet.config.text_dim:
+            raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.config.text_dim}")
         extra = {k: v for k, v in meta.items()
                  if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
         pipe = cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"), extra)
         pipe.path = path
+        if cls.cascades and not base_only:
+            ssr = resolve_model(super_resolution) if super_resolution is not None else pipe.named_super_resolution()
+            if ssr is not None:
+                pipe.super_resolution = pipe.load_super_resolution(ssr, torch_dtype)
+        elif super_resolution is not None:
+            raise ValueError("super_resolution and base_only=True contradict each other" if cls.cascades
+                             else f"a {cls.task} pipeline runs no super-resolution stage")
         return pipe
+
+    def named_super_resolution(self) -> Path | None:
+        """The folder of the super-resolution stage this pipeline's folder names (``"super_resolution"`` in its
+        vidiff_pipeline.json, relative to it), or None. Raises ValueError when it names a missing one."""
+        named = self.extra.get("super_resolution")
+        if named is None or self.path is None:
+            return None
+        path = (self.path / named).resolve()
+        if not (path / PIPELINE_FILE).exists():
+            raise ValueError(f"the model names a super-resolution stage {str(path)!r} that is missing; "
+                             "give another (--ssr PATH, super_resolution=) or skip it (--base-only, base_only=True)")
+        return path
+
+    def load_super_resolution(self, path: str | os.PathLike, torch_dtype: torch.dtype = torch.float32):
+        """A super-resolution pipeline to run after this one, sharing this pipeline's text encoder where it reads
+        the same features."""
+        from vidiff.tasks import pipeline_class  # by name: this module does not import its subclasses
+
+        same = reads_like(self.text_encoder, read_meta(Path(path)))
+        ssr = pipeline_class("super-resolution").from_pretrained(path, torch_dtype, text_encoder=self.text_encoder if same else None)
+        return ssr.to(self.device)
 
     def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False,
                         overwrite: bool = False) -> None:
@@ -224,9 +170,36 @@ class VideoDiffusionPipeline:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
             (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
 
-    def with_style(self, style_path: str | os.PathLike, alpha: float) -> "VideoDiffusionPipeline":
+    # ------------------------------------------------------------------ device and dtype
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def to(self, device: str | torch.device | torch.dtype | None = None, dtype: torch.dtype | None = None):
+        """Move (and/or cast) the U-Net and the super-resolution stage; returns the pipeline, as diffusers does.
+        The text encoder stays on the CPU (its embeddings move); noise is drawn on the CPU, so a seed gives the
+        same video on every device."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        try:
+            device = None if device is None else torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"unknown device {device!r}; e.g. 'cpu', 'cuda', 'cuda:1'") from None
+        torch.nn.Module.to(self.unet, device=device, dtype=dtype)  # plain (diffusers' .to() warns on fp32-kept modules)
+        if self.super_resolution is not None:
+            self.super_resolution.to(device, dtype)
+        return self
+
+    def with_style(self, style_path: str | os.PathLike, alpha: float | None = None) -> "VideoDiffusionPipeline":
         """Stylized generation (Lumiere 4.1): this pipeline with U-Net weights ``alpha * W_style + (1 - alpha) * W``,
-        where ``style_path`` holds a fine-tune of this model's spatial weights on a style."""
+        where ``style_path`` holds a fine-tune of this model's spatial weights on a style (``alpha``: default
+        the style folder's, else 0.7). The super-resolution stage is kept."""
         from vidiff.models.surgery import check_style_of, interpolate_weights
         from vidiff.registry import resolve_model
 
@@ -234,12 +207,15 @@ class VideoDiffusionPipeline:
         meta = read_meta(style_path)
         if meta.get("task", "text-to-video") != self.task:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
-        p = next(self.unet.parameters())
-        style = load_unet(style_path / "unet", p.dtype)
+        alpha = float(meta.get("defaults", {}).get("alpha", BASE_DEFAULTS["alpha"]) if alpha is None else alpha)
+        if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        style = load_unet(style_path / "unet", self.dtype)
         check_style_of(self.unet, style, style_path)
-        unet = interpolate_weights(self.unet, style, alpha).to(p.device)
-        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra)
-        styled.path = self.path
+        unet = interpolate_weights(self.unet, style, alpha).to(self.device)
+        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler)
+        styled.path, styled.super_resolution = self.path, self.super_resolution
+        styled.style = {"style": str(style_path), "alpha": alpha}
         return styled
 
     # ------------------------------------------------------------------ shared pieces
@@ -254,9 +230,9 @@ class VideoDiffusionPipeline:
         return out
 
     def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float,
-                     sampler: str, batch: int | None = None) -> list[str]:
+                     sampler: str | None, batch: int | None = None) -> list[str]:
         """The captions as a list (one caption is repeated for a ``batch`` of given videos), after checking them
-        and the sizes, steps, guidance and sampler."""
+        and the sizes, steps, guidance and sampler (None: ``pipe.scheduler``)."""
         from vidiff.conditioning.captions import check_caption
 
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -264,6 +240,11 @@ class VideoDiffusionPipeline:
             raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
         for p in prompts:
             check_caption(p)
+        unseen = self.unseen_words(prompts)
+        if unseen:
+            import warnings
+            warnings.warn(f"the model never saw {', '.join(repr(w) for w in unseen)} in training; expect it to ignore "
+                          f"{'them' if len(unseen) > 1 else 'it'}", UserWarning, stacklevel=3)
         if batch is not None and len(prompts) != batch:
             if len(prompts) != 1:
                 raise ValueError(f"{len(prompts)} captions for {batch} videos")
@@ -273,20 +254,38 @@ class VideoDiffusionPipeline:
             raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
         if not (0.0 <= guidance <= 50.0):
             raise ValueError(f"guidance_scale must be in [0, 50], got {guidance}")
-        if sampler not in SAMPLERS:
+        if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
         return prompts
+
+    def unseen_words(self, prompts: str | list[str]) -> list[str]:
+        """The words of ``prompts`` outside the training vocabulary the folder records (``"vocabulary"`` in its
+        vidiff_pipeline.json; none recorded: every word is taken as known)."""
+        import re
+
+        vocab = set(self.extra.get("vocabulary") or ())
+        if not vocab:
+            return []
+        words = [w for p in ([prompts] if isinstance(prompts, str) else prompts) for w in re.findall(r"[a-z]+", p.lower())]
+        return list(dict.fromkeys(w for w in words if w not in vocab))
+
+    def make_scheduler(self, sampler: str | None = None):
+        """A fresh scheduler for one call: ``sampler`` by name with the model's schedule, else a copy of
+        ``pipe.scheduler`` (whatever diffusers scheduler the user put there)."""
+        if sampler is not None:
+            return make_scheduler(self.diffusion, sampler)
+        return type(self.scheduler).from_config(self.scheduler.config)
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
                  cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
         """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
         text, mask = self.text_encoder.encode(prompts)
         null, null_mask = self.text_encoder.encode([negative_prompt])
-        p = next(self.unet.parameters())
-        text, null = text.to(p.device, p.dtype), null.to(p.device, p.dtype)
-        mask, null_mask = mask.to(p.device), null_mask.to(p.device)
+        device, dtype = self.device, self.dtype
+        text, null = text.to(device, dtype), null.to(device, dtype)
+        mask, null_mask = mask.to(device), null_mask.to(device)
         if cond is not None:
-            cond = cond.to(p.device, p.dtype)
+            cond = cond.to(device, dtype)
 
         def window(frames: slice | None = None) -> Denoiser:
             c = cond if cond is None or frames is None else cond[:, :, frames]
@@ -295,19 +294,21 @@ class VideoDiffusionPipeline:
 
         return window
 
-    def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int, sampler: str,
-               generator: torch.Generator | None, latents: torch.Tensor | None = None, start: torch.Tensor | None = None,
-               strength: float = 1.0, temporal_window: tuple | None = None, progress: bool = False,
-               known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int,
+               sampler: str | None, generator: torch.Generator | None, latents: torch.Tensor | None = None,
+               start: torch.Tensor | None = None, strength: float = 1.0, temporal_window: tuple | None = None,
+               progress: bool = False, known: tuple[torch.Tensor, torch.Tensor] | None = None,
+               callback_on_step_end: Callable | None = None) -> torch.Tensor:
         """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
         (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
         (``temporal_window = (window, stride[, weighting])``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
         ``mask`` is 1 after every step (:func:`~vidiff.diffusion.sampling.keep_known`).
-        Returns (b, c, t, h, w) in [0, 1]."""
+        ``callback_on_step_end(pipe, i, t, {"latents": x})`` runs after every step (diffusers' convention); a
+        returned ``"latents"`` replaces the sample. Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
-        device = next(self.unet.parameters()).device
-        scheduler = make_scheduler(self.diffusion, sampler)
+        device = self.device
+        scheduler = self.make_scheduler(sampler)
         ts = timesteps_for(scheduler, steps, strength)
         # noise is drawn on the CPU so that a seed gives the same video on every device
         noise = latents if latents is not None else torch.randn(shape, generator=generator)
@@ -319,5 +320,42 @@ class VideoDiffusionPipeline:
             x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
         project = None if known is None else keep_known(scheduler, ts, known[0].float(), known[1].float(), noise.float())
-        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project)
+        def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            got = callback_on_step_end(self, i, t, {"latents": x})
+            return got.get("latents", x) if isinstance(got, dict) else x
+
+        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
+                    callback=callback if callback_on_step_end is not None else None)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)
+
+    def scheduler_name(self, sampler: str | None) -> str:
+        """What the sidecar records as the sampler: the name given, else that of ``pipe.scheduler``."""
+        return sampler if sampler is not None else sampler_name(self.scheduler)
+
+    def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
+               generator: torch.Generator | None, progress: bool, callback_on_step_end: Callable | None = None,
+               ssr_window: int | None = None, ssr_stride: int | None = None,
+               ssr_steps: int | None = None) -> VideoPipelineOutput:
+        """The base stage's ``videos`` through the super-resolution stage (unless ``base_only`` or there is none;
+        its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings``."""
+        settings = {**settings, "fps": self.defaults["fps"]}
+        if getattr(self, "style", None):
+            settings.update(self.style)
+        if self.super_resolution is not None and not base_only:
+            import warnings
+
+            with warnings.catch_warnings():  # the base stage has warned about the caption already
+                warnings.simplefilter("ignore", UserWarning)
+                sr = self.super_resolution(prompts, videos, window=ssr_window, stride=ssr_stride,
+                                           num_inference_steps=ssr_steps, generator=generator, progress=progress,
+                                           callback_on_step_end=callback_on_step_end, output_type=output_type)
+            settings["super_resolution"] = {"model": str(self.super_resolution.path), **{
+                k: v for k, v in sr.settings.items() if k not in ("fps", "versions")}}
+            videos = sr.videos
+        elif ssr_window is not None or ssr_stride is not None or ssr_steps is not None:
+            raise ValueError("ssr_window / ssr_stride / ssr_steps need a super-resolution stage, and this call has "
+                             "none (base_only, or the model names none)")
+        from vidiff import versions
+
+        settings.update(output_size=list(videos.shape[-2:]), versions=versions())
+        return VideoPipelineOutput(videos, output_type, settings)

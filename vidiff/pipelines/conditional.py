@@ -17,12 +17,14 @@ pixel values in [0, 1]; a mask's 1 marks the region to generate.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_unit_range
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -32,22 +34,26 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
     def condition_guidance(self, given: float | None = None) -> float:
         """The guidance scale on the conditioning video: ``given``, else the folder's default (1: none)."""
-        return float(self.defaults.get("condition_guidance_scale", 1.0) if given is None else given)
+        return float(self.defaults["condition_guidance_scale"] if given is None else given)
 
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
+                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str | None = None,
                  generator: torch.Generator | None = None, progress: bool = False,
-                 keep_known: bool = True, condition_guidance_scale: float | None = None) -> VideoPipelineOutput:
+                 keep_known: bool = True, condition_guidance_scale: float | None = None, base_only: bool = False,
+                 ssr_window: int | None = None, ssr_stride: int | None = None, ssr_steps: int | None = None,
+                 output_type: str = "np", callback_on_step_end: Callable | None = None) -> VideoPipelineOutput:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
         (InstructPix2Pix's image guidance; one more model pass per step); ``None``: the pipeline's default
-        (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none)."""
+        (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
+        stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps)."""
+        check_output_type(output_type)
         condition_guidance_scale = self.condition_guidance(condition_guidance_scale)
         if not 0.0 <= condition_guidance_scale <= 50.0:
             raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
-        if self.unet.cfg.cond_channels != COND_CHANNELS:
-            raise ValueError(f"this model takes {self.unet.cfg.cond_channels} conditioning channels, not the "
+        if self.unet.config.cond_channels != COND_CHANNELS:
+            raise ValueError(f"this model takes {self.unet.config.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
@@ -56,10 +62,14 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
                                cond_scale=condition_guidance_scale)
-        shape = (b, self.unet.cfg.out_channels, t, h, w)
+        shape = (b, self.unet.config.out_channels, t, h, w)
         known_pixels = (video * 2 - 1, known) if keep_known else None
-        return VideoPipelineOutput(self.sample(window, shape, s["num_inference_steps"], sampler, generator,
-                                               progress=progress, known=known_pixels))
+        videos = self.sample(window, shape, s["num_inference_steps"], sampler, generator, progress=progress,
+                             known=known_pixels, callback_on_step_end=callback_on_step_end)
+        s.update(sampler=self.scheduler_name(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
+                 condition_guidance_scale=condition_guidance_scale)
+        return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
+                           ssr_window, ssr_stride, ssr_steps)
 
 
 class ImageToVideoPipeline(ConditionalVideoPipeline):

@@ -8,9 +8,11 @@ survive while the caption decides the rest.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from vidiff.pipelines.base import VideoPipelineOutput, check_unit_range
+from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -18,20 +20,30 @@ class VideoEditPipeline(TextToVideoPipeline):
     """``pipe(prompt, video, strength=0.6)``: ``video`` (b, 3, t, h, w) in [0, 1]."""
 
     @torch.no_grad()
-    def __call__(self, prompt, video: torch.Tensor, strength: float = 0.6, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str = "dpm++",
-                 generator: torch.Generator | None = None, progress: bool = False) -> VideoPipelineOutput:
+    def __call__(self, prompt, video: torch.Tensor, strength: float | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 negative_prompt: str = "", sampler: str | None = None, generator: torch.Generator | None = None,
+                 base_only: bool = False, ssr_window: int | None = None, ssr_stride: int | None = None,
+                 ssr_steps: int | None = None, output_type: str = "np", callback_on_step_end: Callable | None = None,
+                 progress: bool = False) -> VideoPipelineOutput:
+        """``strength``: default the folder's (0.6)."""
+        check_output_type(output_type)
+        strength = float(self.defaults["strength"] if strength is None else strength)
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         video = check_unit_range("video", video)
-        if self.unet.cfg.cond_channels:
+        if self.unet.config.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
-        return VideoPipelineOutput(self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
-                                               start=video * 2 - 1, strength=strength, progress=progress))
+        videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
+                             start=video * 2 - 1, strength=strength, progress=progress,
+                             callback_on_step_end=callback_on_step_end)
+        s.update(strength=strength, sampler=self.scheduler_name(sampler), negative_prompt=negative_prompt)
+        return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
+                           ssr_window, ssr_stride, ssr_steps)

@@ -9,25 +9,30 @@ grows. ``stride == window`` is the no-overlap ablation.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
 from vidiff.io.inputs import check_aspect
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_unit_range
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
 
 
 class SuperResolutionPipeline(VideoDiffusionPipeline):
     """``pipe(prompt, lowres)``: ``lowres`` (b, 3, t, h, w) in [0, 1] -> (b, 3, t, H, W)."""
 
     task = "super-resolution"
+    cascades = False
 
     @torch.no_grad()
     def __call__(self, prompt, lowres: torch.Tensor, height: int | None = None, width: int | None = None,
                  window: int | None = None, stride: int | None = None, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, noise_level: float | None = None, sampler: str = "dpm++",
-                 generator: torch.Generator | None = None, progress: bool = False) -> VideoPipelineOutput:
-        if self.unet.cfg.cond_channels != LOWRES_CHANNELS:
-            raise ValueError(f"this model takes {self.unet.cfg.cond_channels} conditioning channels, not a "
+                 guidance_scale: float | None = None, noise_level: float | None = None, sampler: str | None = None,
+                 generator: torch.Generator | None = None, output_type: str = "np",
+                 callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
+        check_output_type(output_type)
+        if self.unet.config.cond_channels != LOWRES_CHANNELS:
+            raise ValueError(f"this model takes {self.unet.config.cond_channels} conditioning channels, not a "
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
         if lowres.dim() != 5 or lowres.shape[1] != 3:
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
@@ -50,6 +55,9 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")
         cond = lowres_condition(lowres * 2 - 1, H, W, noise_level, generator)  # (b, 3, t, H, W)
         fns = self.denoiser(prompts, s["guidance_scale"], cond=cond)
-        shape = (b, self.unet.cfg.out_channels, t, H, W)
-        return VideoPipelineOutput(self.sample(fns, shape, s["num_inference_steps"], sampler, generator,
-                                               temporal_window=(window, stride), progress=progress))
+        shape = (b, self.unet.config.out_channels, t, H, W)
+        videos = self.sample(fns, shape, s["num_inference_steps"], sampler, generator, temporal_window=(window, stride),
+                             progress=progress, callback_on_step_end=callback_on_step_end)
+        s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,
+                 sampler=self.scheduler_name(sampler))
+        return self.finish(prompts, videos, s, output_type, True, generator, progress)

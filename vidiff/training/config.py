@@ -154,8 +154,9 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     if unknown:
         raise ValueError(f"unknown section(s) {sorted(unknown)} in config; allowed: {sorted(top)}")
     task = raw.get("task", "text-to-video")
-    from vidiff.pipelines.base import pipeline_class
-    pipeline_class(task)  # ValueError naming the allowed tasks
+    from vidiff.tasks import get_task
+
+    get_task(task)  # ValueError naming the allowed tasks
     cfg = RunConfig(
         task=task,
         model=dict(raw.get("model", {"preset": "stunet-shapes"})),
@@ -174,8 +175,7 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         value = getattr(cfg.train, key)
         if not (isinstance(value, (int, float)) and value >= 1.0):
             raise ValueError(f"train.{key} must be a number >= 1 (1: off), got {value!r}")
-    if cfg.train.known_pixel_weight != 1.0 and task != "conditional":
-        raise ValueError(f"train.known_pixel_weight applies to task 'conditional' only (this recipe's task is {task!r})")
+    get_task(task).check(cfg)
     return cfg
 
 
@@ -231,7 +231,5 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError("train.init_from must be a pipeline folder or null")
     if cfg.text_features not in ("last", "last+embeddings"):
         raise ValueError(f"text_features must be 'last' or 'last+embeddings', got {cfg.text_features!r}")
-    if cfg.task == "super-resolution" and not cfg.data.lowres:
-        raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")

@@ -20,6 +20,7 @@ import torch
 
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
+from vidiff.tasks import get_task
 from vidiff.training.checkpoints import complete_checkpoints, load_resume, resolve_resume, save_checkpoint, tidy_run_dir
 from vidiff.training.config import RunConfig
 from vidiff.training.ema import EMA
@@ -30,7 +31,7 @@ log = logging.getLogger("vidiff.train")
 def build_dataset(cfg: RunConfig):
     d = cfg.data
     if d.kind == "shapes":
-        from vidiff.data.shapes import ShapesConfig, ShapesDataset
+        from vidiff.shapes.scenes import ShapesConfig, ShapesDataset
         return ShapesDataset(ShapesConfig(d.num_frames, d.fps, d.resolution, d.two_object_prob, d.image_prob, d.style,
                                           lowres=d.lowres))
     if d.lowres:
@@ -78,7 +79,7 @@ def build_model(cfg: RunConfig, text_dim: int):
     ``model.frame_position_embedding`` asks for it."""
     from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input, widen_text
     from vidiff.models.unet import build_unet
-    from vidiff.pipelines.base import load_unet, read_meta
+    from vidiff.pipelines.folder import load_unet, read_meta
 
     model_cfg = dict(cfg.model)
     preset = model_cfg.pop("preset", "stunet-shapes")
@@ -92,14 +93,14 @@ def build_model(cfg: RunConfig, text_dim: int):
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
                          f"(adding one) and model.frame_position_embedding (switching it on) can change, "
                          f"not {sorted(other)}")
-    if text_dim != model.cfg.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
+    if text_dim != model.config.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
         model = widen_text(model, text_dim)
-    if model_cfg.get("cond_channels", model.cfg.cond_channels) != model.cfg.cond_channels:
+    if model_cfg.get("cond_channels", model.config.cond_channels) != model.config.cond_channels:
         model = widen_input(model, model_cfg["cond_channels"])
-    width = model_cfg.get("cond_adapter_channels", model.cfg.cond_adapter_channels)
-    if width != model.cfg.cond_adapter_channels:
+    width = model_cfg.get("cond_adapter_channels", model.config.cond_adapter_channels)
+    if width != model.config.cond_adapter_channels:
         model = add_cond_adapter(model, width)
-    if model_cfg.get("frame_position_embedding", model.cfg.frame_position_embedding) != model.cfg.frame_position_embedding:
+    if model_cfg.get("frame_position_embedding", model.config.frame_position_embedding) != model.config.frame_position_embedding:
         if not model_cfg["frame_position_embedding"]:
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
         model = add_frame_position(model)
@@ -107,26 +108,16 @@ def build_model(cfg: RunConfig, text_dim: int):
 
 
 def task_condition(cfg: RunConfig, batch: dict, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor | None:
-    """The conditioning input of one training batch: <C, M> with a random mask (conditional), or the
-    upsampled, noise-augmented low-resolution clip (super-resolution)."""
-    if cfg.task == "conditional":
-        from vidiff.conditioning.masks import condition_input, random_training_mask
-        b, _, t, h, w = x0.shape
-        return condition_input(x0, random_training_mask(g, b, t, h, w).to(x0.device))
-    if cfg.task == "super-resolution":
-        from vidiff.conditioning.resolution import augment_lowres, upsample_video
-        if "lowres" not in batch:
-            raise ValueError("task 'super-resolution' needs low-resolution pairs: set data.lowres")
-        up = upsample_video(batch["lowres"], x0.shape[-2], x0.shape[-1])
-        return augment_lowres(up, cfg.train.lowres_noise, g).to(x0.device)
-    return None
+    """The conditioning input of one training batch, as the recipe's task defines it (:mod:`vidiff.tasks`)."""
+    condition = get_task(cfg.task).condition
+    return None if condition is None else condition(cfg, batch, x0, g)
 
 
 def known_pixel_weight(cfg: RunConfig, cond: torch.Tensor | None) -> torch.Tensor | None:
     """Conditional training: per-pixel loss weight ``1 + (w - 1) * M`` from the mask channel of <C, M>,
     normalised per example to mean 1 (so the loss scale, and the learning rate that suits it, stay put)."""
     w = cfg.train.known_pixel_weight
-    if cfg.task != "conditional" or w == 1.0 or cond is None:
+    if not get_task(cfg.task).known_pixel_weight or w == 1.0 or cond is None:
         return None
     known = cond[:, -1:]  # (b, 1, t, h, w): M, the last channel of cat([C * M, M])
     weight = 1.0 + (w - 1.0) * known
@@ -167,14 +158,11 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
     from vidiff.conditioning.text import TextEncoder
     from vidiff.hardware import SLOW_BF16, native_bf16
-    from vidiff.pipelines.base import pipeline_class
 
     tc = cfg.train
     if tc.freeze_spatial and cfg.data.image_prob:
         raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them: "
                          "set one of the two to 0 / false")
-    if cfg.data.image_prob and cfg.task != "text-to-video":
-        raise ValueError(f"data.image_prob (image batches) works with task 'text-to-video' only, not {cfg.task!r}")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
@@ -293,7 +281,10 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     # 3. export the EMA weights as a pipeline
     final = out / "final"
     if accelerator.is_main_process:
-        pipe = pipeline_class(cfg.task)(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg))
+        from vidiff.shapes.scenes import caption_words
+
+        extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else None
+        pipe = get_task(cfg.task).pipeline_class()(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg), extra=extra)
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final

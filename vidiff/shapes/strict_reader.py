@@ -1,6 +1,6 @@
 """The strict Shapes reader: an attribute counts only when the whole clip shows it, coherently in time.
 
-The lenient reader (:mod:`vidiff.evaluation.shapes_reader`) judges a directed move by the sign of its net
+The lenient reader (:mod:`vidiff.shapes.reader`) judges a directed move by the sign of its net
 displacement and colour/shape by a majority over the frames where the colour shows at all, so temporally
 shuffled true clips read "motion correct" about half the time. This reader fits each captioned motion's
 trajectory family (docs/shapes-benchmark.md, 'Motions') to the object's track and accepts only a good fit:
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidiff.data.shapes import CIRCLE_RADIUS, MOVE_SPEED, PERIOD, RADIUS, SPEED_MOTIONS, half_extents
-from vidiff.evaluation.shapes_reader import COLOR_NAMES, PALETTE, as_unit_cthw, parse_caption, segment
+from vidiff.shapes.scenes import CIRCLE_RADIUS, PERIOD, RADIUS, SPEED_MOTIONS, half_extents
+from vidiff.shapes.reader import COLOR_NAMES, PALETTE, as_unit_cthw, parse_caption, segment
 
 MIN_PRESENT = 0.9  # fraction of frames the object must be present in
 MIN_SHAPE_STABLE = 0.8  # fraction of present frames read as the majority shape

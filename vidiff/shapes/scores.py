@@ -1,5 +1,5 @@
 """The Shapes analytic scores as a metric object: read every video back against its caption
-(:mod:`vidiff.evaluation.shapes_reader`, and :mod:`vidiff.evaluation.strict_reader` under ``"strict"``) and
+(:mod:`vidiff.shapes.reader`, and :mod:`vidiff.shapes.strict_reader` under ``"strict"``) and
 accumulate attribute accuracies, per-motion accuracy and the
 consistency figures; captions holding a held-out combination (compositional generalisation) are reported apart.
 """
@@ -11,9 +11,9 @@ import collections
 import numpy as np
 import torch
 
-from vidiff.data.shapes import ShapeObject, is_held_out
-from vidiff.evaluation.shapes_reader import parse_caption, score_video, summarize
-from vidiff.evaluation.strict_reader import score_video_strict, summarize_strict
+from vidiff.shapes.scenes import ShapeObject, is_held_out
+from vidiff.shapes.reader import parse_caption, score_video, summarize
+from vidiff.shapes.strict_reader import score_video_strict, summarize_strict
 
 
 def caption_is_held_out(caption: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidiff.data.shapes import COLORS, MOTIONS, SHAPES, SPEED_MOTIONS, SPEEDS
+from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, SPEED_MOTIONS, SPEEDS
 
 PALETTE = np.asarray(list(COLORS.values()), dtype=np.float32) / 255.0  # (k, 3)
 COLOR_NAMES = list(COLORS)

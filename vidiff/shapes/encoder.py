@@ -31,7 +31,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from vidiff.data.shapes import COLORS, MOTIONS, SHAPES, SPEEDS
+from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, SPEEDS
 from vidiff.metrics.frames import split_frames
 
 CLIP_FRAMES = 16

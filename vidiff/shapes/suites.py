@@ -12,9 +12,9 @@ import collections
 import numpy as np
 import torch
 
-from vidiff.data.shapes import sample_scene
-from vidiff.evaluation.shapes_reader import score_video, summarize
-from vidiff.evaluation.strict_reader import score_video_strict, shuffle_middle, summarize_strict
+from vidiff.shapes.scenes import sample_scene
+from vidiff.shapes.reader import score_video, summarize
+from vidiff.shapes.strict_reader import score_video_strict, shuffle_middle, summarize_strict
 
 SUITES = ("test", "heldout")
 # directed motions and their time reversal: a model without a sense of which end of the clip is the start
@@ -94,7 +94,7 @@ def shuffled_floor(scenes, num_frames: int = 16, fps: float = 8.0, seed: int = 0
     """The strict reader's motion accuracy on the same scenes' true renders with every frame but the first and
     last shuffled: what a model that draws the right frames in no temporal order would score. Standing still
     is unchanged by shuffling, so its floor is 1 by construction."""
-    from vidiff.data.shapes import render
+    from vidiff.shapes.scenes import render
 
     rng = np.random.default_rng(seed)
     per_motion = collections.defaultdict(list)

@@ -273,6 +273,15 @@ def caption_vocabulary(num_frames: int = 16, fps: float = 8.0) -> list[str]:
     return caps
 
 
+def caption_words() -> list[str]:
+    """Every word a Shapes caption uses (two-object captions join two with "and"): the vocabulary a model trained
+    on Shapes knows, written into its folder so that a caption with other words is warned about."""
+    import re
+
+    words = {w for c in caption_vocabulary() for w in re.findall(r"[a-z]+", c)} | {"and"}
+    return sorted(words)
+
+
 @dataclass
 class ShapesConfig:
     num_frames: int = 16

@@ -1,0 +1,217 @@
+"""The library does what the CLI does: the same clip bit for bit from the same arguments, and diffusers'
+conventions (output_type, a swappable scheduler, torch_dtype, .to(), callback_on_step_end, export_to_video)."""
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidiff.cli import main
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+
+def png_frames(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(f)) for f in sorted(folder.glob("frame_*.png"))])
+
+
+@pytest.fixture(scope="module")
+def cascade_conditional_dir(tmp_path_factory, tiny_text_encoder, tiny_ssr_dir):
+    from conftest import make_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("condcascade")
+    return make_tiny_pipeline(root / "cond", tiny_text_encoder, task="conditional", cond_channels=4, seed=1,
+                              extra={"super_resolution": os.path.relpath(tiny_ssr_dir, root / "cond")})
+
+
+def test_generate_equals_the_library_bit_for_bit_with_super_resolution(tmp_path, tiny_cascade_dir):
+    out = tmp_path / "clip"
+    assert main(["generate", "a red circle moving left", "--model", str(tiny_cascade_dir), "--seed", "5",
+                 "-o", str(out), "-q"]) == 0
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    video = pipe("a red circle moving left", generator=torch.Generator().manual_seed(5))
+    assert video.videos.shape[-1] == 16  # the SSR stage ran (8 -> 16 px)
+    assert np.array_equal(png_frames(out), video.to_uint8()[0])
+    side = json.loads((tmp_path / "clip.json").read_text())
+    for k, v in video.settings.items():  # the sidecar holds the library's resolved settings
+        assert side[k] == v, k
+    assert side["super_resolution"]["num_inference_steps"] == 3 and side["sampler"] == "dpm++"
+    base = pipe("a red circle moving left", generator=torch.Generator().manual_seed(5), base_only=True)
+    assert base.videos.shape[-1] == 8 and "super_resolution" not in base.settings
+    assert TextToVideoPipeline.from_pretrained(tiny_cascade_dir, base_only=True).super_resolution is None
+
+
+def test_every_command_equals_its_library_call(tmp_path, cascade_conditional_dir, tiny_cascade_dir, tiny_ssr_dir):
+    from vidiff.io.video import write_video
+    from vidiff.pipelines.conditional import CinemagraphPipeline, ImageToVideoPipeline, VideoInpaintPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    g = torch.Generator().manual_seed(0)
+    clip = (torch.rand(1, 3, 4, 8, 8, generator=g) * 255).round() / 255
+    write_video((clip[0].permute(1, 2, 3, 0) * 255).round().byte().numpy(), tmp_path / "in")
+    Image.fromarray((clip[0, :, 0].permute(1, 2, 0) * 255).round().byte().numpy()).save(tmp_path / "img.png")
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    region = torch.from_numpy(mask >= 128).float()[None, None]
+    image = clip[:, :, 0]
+    cond = str(cascade_conditional_dir)
+    cases = [
+        (["animate", str(tmp_path / "img.png"), "a red circle", "--model", cond],
+         lambda: ImageToVideoPipeline.from_pretrained(cond)("a red circle", image, generator=gen())),
+        (["cinemagraph", str(tmp_path / "img.png"), "a red circle", "--region", str(tmp_path / "mask.png"),
+          "--model", cond],
+         lambda: CinemagraphPipeline.from_pretrained(cond)("a red circle", image, region, generator=gen())),
+        (["inpaint", str(tmp_path / "in"), "a red circle", "--mask", str(tmp_path / "mask.png"), "--model", cond],
+         lambda: VideoInpaintPipeline.from_pretrained(cond)("a red circle", clip, region, generator=gen())),
+        (["edit", str(tmp_path / "in"), "a blue square", "--model", str(tiny_cascade_dir), "--strength", "0.5"],
+         lambda: VideoEditPipeline.from_pretrained(tiny_cascade_dir)("a blue square", clip, strength=0.5,
+                                                                     generator=gen())),
+        (["upscale", str(tmp_path / "in"), "a red circle", "--model", str(tiny_ssr_dir)],
+         lambda: SuperResolutionPipeline.from_pretrained(tiny_ssr_dir)("a red circle", clip, generator=gen())),
+    ]
+
+    def gen():
+        return torch.Generator().manual_seed(3)
+
+    for i, (argv, call) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        assert main(argv + ["--seed", "3", "-o", str(out), "-q"]) == 0, argv
+        want = call().to_uint8()[0]
+        assert want.shape[1] == 16, argv  # conditional commands run the named SSR stage too
+        assert np.array_equal(png_frames(out), want), argv[0]
+
+
+def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
+    from diffusers.utils import export_to_video
+
+    from vidiff.io.video import read_video
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    frames = {t: pipe("a red circle", generator=torch.Generator().manual_seed(0), output_type=t).frames
+              for t in ("np", "pt", "pil")}
+    assert frames["np"].dtype == np.float32 and frames["np"].shape == (1, 4, 8, 8, 3)
+    assert 0 <= frames["np"].min() and frames["np"].max() <= 1 and frames["np"].mean() > 0.1
+    assert frames["pt"].shape == (1, 4, 3, 8, 8) and torch.allclose(frames["pt"].permute(0, 1, 3, 4, 2),
+                                                                      torch.from_numpy(frames["np"]))
+    assert len(frames["pil"][0]) == 4 and frames["pil"][0][0].size == (8, 8)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe("a red circle", output_type="latent")
+    # diffusers' writer takes the float frames as they are; the old uint8 frames came out near black
+    big = np.repeat(np.repeat(frames["np"][0], 8, 1), 8, 2)  # 64 px: H.264 needs more than 8
+    path = export_to_video(list(big), str(tmp_path / "d.mp4"), fps=8)
+    back, _ = read_video(path)
+    assert len(back) == 4 and abs(back.mean() / 255 - big.mean()) < 0.03
+
+
+def test_a_swapped_scheduler_is_used(tiny_pipeline_dir):
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    base = pipe("a red circle", generator=torch.Generator().manual_seed(0))
+    steps = []
+
+    class Counting(EulerDiscreteScheduler):
+        def step(self, *a, **k):
+            steps.append(1)
+            return super().step(*a, **k)
+
+    pipe.scheduler = Counting.from_config(pipe.scheduler.config)
+    euler = pipe("a red circle", generator=torch.Generator().manual_seed(0))
+    assert len(steps) == 3 and euler.settings["sampler"] == "Counting"
+    assert not torch.equal(euler.videos, base.videos) and torch.isfinite(euler.videos).all()
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    assert pipe("a red circle", generator=torch.Generator().manual_seed(0)).settings["sampler"] == "ddim"
+    # a sampler named in the call wins over pipe.scheduler
+    named = pipe("a red circle", sampler="dpm++", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(named.videos, base.videos)
+
+
+def test_dtype_device_and_callback(tiny_cascade_dir):
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir, torch_dtype=torch.float64)
+    assert pipe.dtype == torch.float64 and pipe.super_resolution.dtype == torch.float64
+    assert pipe.to("cpu") is pipe and pipe.device.type == "cpu"
+    pipe.to(torch.float32)
+    assert pipe.dtype == torch.float32 and pipe.super_resolution.dtype == torch.float32
+    with pytest.raises(ValueError, match="device"):
+        pipe.to("nonsense")
+    with pytest.raises(ValueError, match="torch_dtype"):
+        TextToVideoPipeline.from_pretrained(tiny_cascade_dir, torch_dtype=torch.int8)
+    seen = []
+
+    def cb(p, i, t, kw):
+        seen.append((p.task, i))
+        return {"latents": kw["latents"] * 0} if p.task == "super-resolution" and i == 2 else kw
+
+    out = pipe("a red circle", generator=torch.Generator().manual_seed(0), callback_on_step_end=cb)
+    assert seen == [("text-to-video", 0), ("text-to-video", 1), ("text-to-video", 2),
+                    ("super-resolution", 0), ("super-resolution", 1), ("super-resolution", 2)]
+    assert torch.allclose(out.videos, torch.full_like(out.videos, 0.5))  # the zeroed last sample: mid-grey
+
+
+def test_defaults_live_in_the_folder_then_the_pipeline(tmp_path, tiny_text_encoder):
+    from conftest import make_tiny_pipeline
+
+    d = make_tiny_pipeline(tmp_path / "m", tiny_text_encoder, defaults={"sampler": "ddim", "strength": 0.3})
+    pipe = TextToVideoPipeline.from_pretrained(d)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"
+    long = pipe("a red circle", num_frames=12, window=4)
+    assert (long.settings["stride"], long.settings["window_weighting"]) == (1, "triangle")
+    from vidiff.pipelines.edit import VideoEditPipeline
+    edit = VideoEditPipeline.from_pretrained(d)("a red circle", torch.rand(1, 3, 4, 8, 8))
+    assert edit.settings["strength"] == 0.3 and edit.settings["sampler"] == "ddim"
+    (d / "vidiff_pipeline.json").write_text(
+        (d / "vidiff_pipeline.json").read_text().replace('"sampler": "ddim"', '"sampler": "heun"'))
+    with pytest.raises(ValueError, match="sampler"):
+        TextToVideoPipeline.from_pretrained(d)
+
+
+def test_words_outside_the_vocabulary_are_warned_about(tmp_path, tiny_text_encoder):
+    from conftest import make_tiny_pipeline
+
+    d = make_tiny_pipeline(tmp_path / "m", tiny_text_encoder, extra={"vocabulary": ["a", "red", "circle"]})
+    pipe = TextToVideoPipeline.from_pretrained(d)
+    with pytest.warns(UserWarning, match="never saw 'dog', 'running'"):
+        pipe("a dog running", num_inference_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        pipe("a red circle", num_inference_steps=1)
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "vidiff", "generate", "a red dog", "--model", str(d), "-o",
+                        str(tmp_path / "x.gif"), "-q"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0
+    assert r.stderr.strip().splitlines() == ["vidiff: warning: the model never saw 'dog' in training; expect it to "
+                                             "ignore it"]
+
+
+def test_version_and_sampler_choices(capsys):
+    from vidiff import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"vidiff {__version__}"
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "a red circle", "--sampler", "heun"])
+    assert e.value.code == 2 and "choose from" in capsys.readouterr().err
+
+
+def test_upscale_reads_a_base_only_clip_back_at_its_model_size(tmp_path, tiny_pipeline_dir, tiny_ssr_dir):
+    low = tmp_path / "low.mp4"
+    assert main(["generate", "a red circle", "--model", str(tiny_pipeline_dir), "--base-only", "-o", str(low),
+                 "-q"]) == 0
+    from vidiff.io.video import read_video
+    assert read_video(low)[0].shape[1] == 256  # written for players
+    assert main(["upscale", str(low), "a red circle", "--model", str(tiny_ssr_dir), "-o", str(tmp_path / "up"),
+                 "-q"]) == 0
+    assert png_frames(tmp_path / "up").shape == (4, 16, 16, 3)
+    assert main(["generate", "a red circle", "--model", str(tiny_pipeline_dir), "--base-only", "--native-size",
+                 "-o", str(tmp_path / "n.mp4"), "-q"]) == 0
+    assert read_video(tmp_path / "n.mp4")[0].shape[1:3] == (8, 8)

@@ -1,0 +1,148 @@
+"""``vidiff serve``: the page's handlers call the library like the CLI, bad input is an error shown on the page,
+and in a real headless Chromium a caption typed and "Generate" clicked gives a playable video."""
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("gradio", reason="the web page needs gradio (pip install 'vidiff[serve]')")
+
+from vidiff.serve import build_app, check_port, region_mask, run  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def models(tiny_cascade_dir, tiny_conditional_dir):
+    return {"text-to-video": str(tiny_cascade_dir), "conditional": str(tiny_conditional_dir), "style": None}
+
+
+def test_the_page_gives_the_clip_the_library_gives(tmp_path, models):
+    from vidiff.io.video import read_video
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    video, side, settings = run("generate", "a red circle moving left", 4, 2, None, model=models["text-to-video"],
+                                out_dir=tmp_path)
+    assert Path(video).suffix == ".mp4" and json.loads(Path(side).read_text()) == settings
+    assert settings["seed"] == 4 and settings["num_inference_steps"] == 2 and settings["output_size"] == [16, 16]
+    lib = TextToVideoPipeline.from_pretrained(models["text-to-video"])(
+        "a red circle moving left", num_inference_steps=2, generator=torch.Generator().manual_seed(4))
+    frames, _ = read_video(video)
+    small = frames.reshape(len(frames), 16, 16, 16, 16, 3).mean((2, 4))  # written 16x upscaled for players
+    assert np.abs(small - lib.to_uint8()[0].astype(np.float64)).mean() < 6  # H.264 at crf 18
+
+
+def test_every_tab_runs(tmp_path, models):
+    from vidiff.io.video import write_video
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    clip = tmp_path / "in.mp4"
+    write_video(rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8), clip)
+    cond = models["conditional"]
+    box = (0.25, 0.25, 0.75, 0.75)
+    painted = np.zeros((40, 40, 4), np.uint8)
+    painted[:20, :20, 3] = 255
+    for kind, given in (("animate", {"image": image}),
+                        ("cinemagraph", {"image": {"background": image, "layers": [painted]}, "box": box}),
+                        ("inpaint", {"video": str(clip), "drawn": None, "box": box}),
+                        ("edit", {"video": str(clip), "strength": 0.5})):
+        model = models["text-to-video"] if kind == "edit" else cond
+        video, _, settings = run(kind, "a red circle", 1, 2, None, model=model, out_dir=tmp_path, **given)
+        assert Path(video).is_file() and settings["num_frames"] == 4, kind
+
+
+def test_regions_and_bad_input(tmp_path, models):
+    painted = np.zeros((16, 16, 4), np.uint8)
+    painted[:8, :8, 3] = 255
+    m = region_mask({"background": None, "layers": [painted]}, None, 8, 8)
+    assert m.shape == (1, 1, 8, 8) and m[0, 0, :4, :4].all() and m.sum() == 16
+    assert region_mask(None, (0.5, 0.0, 1.0, 0.5), 8, 8)[0, 0, :4, 4:].all()
+    for box in [(0.5, 0.5, 0.2, 0.9), (-1, 0, 1, 1)]:
+        with pytest.raises(ValueError, match="box"):
+            region_mask(None, box, 8, 8)
+    with pytest.raises(ValueError, match="paint the region"):
+        region_mask({"layers": []}, None, 8, 8)
+    t2v = models["text-to-video"]
+    for args, kw, match in ((("generate", "", 0, 2, None), {}, "caption"),
+                            (("generate", "a red circle", -1, 2, None), {}, "seed"),
+                            (("generate", "a red circle", 0, 0, None), {}, "steps"),
+                            (("animate", "a red circle", 0, 2, None), {"image": None}, "upload an image"),
+                            (("edit", "a red circle", 0, 2, None), {"video": None}, "upload a video")):
+        model = models["conditional"] if args[0] == "animate" else t2v
+        with pytest.raises(ValueError, match=match):
+            run(*args, model=model, out_dir=tmp_path, **kw)
+    for port in (0, 70000, -1, True):
+        with pytest.raises(ValueError, match="port"):
+            check_port(port)
+
+
+def test_serve_bad_port_is_one_line_exit_2():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "vidiff", "serve", "--port", "99999"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "vidiff: error: the port must be a whole number in [1, 65535], got 99999"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver "
+                    "(apt-get install chromium chromium-driver; .ci/run installs them)")
+def test_generate_in_a_real_browser(tmp_path, models):
+    pytest.importorskip("selenium", reason="the browser test drives Chromium with selenium (pip install selenium)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app = build_app(models, out_dir=tmp_path / "out")
+    port = _free_port()
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                           ssr_mode=False)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,2000",
+              "--autoplay-policy=no-user-gesture-required"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 120)
+        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea"))
+        box.clear()
+        box.send_keys("a blue square moving right")
+        driver.find_element(By.ID, "t2v-generate").click()
+        video = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#t2v-video video[src]"))
+        ready = wait.until(lambda d: d.execute_script(
+            "const v = arguments[0]; return v.readyState >= 2 && v.duration > 0 && !v.error ? "
+            "[v.duration, v.videoWidth] : false;", video))
+        assert ready[0] == pytest.approx(0.5, abs=0.2) and ready[1] == 256  # 4 frames at 8 fps, upscaled for players
+        if os.environ.get("VIDIFF_SCREENSHOT"):
+            driver.save_screenshot(os.environ["VIDIFF_SCREENSHOT"])
+        written = list((tmp_path / "out").glob("*.json"))
+        assert len(written) == 1 and json.loads(written[0].read_text())["prompt"] == "a blue square moving right"
+        # bad input is an error shown on the page, and nothing is written
+        box.clear()
+        driver.find_element(By.ID, "t2v-generate").click()
+        wait.until(lambda d: "caption is empty" in d.find_element(By.TAG_NAME, "body").text)
+        assert len(list((tmp_path / "out").glob("*.json"))) == 1
+    finally:
+        driver.quit()
+        app.close()
+        time.sleep(0.5)

@@ -1,0 +1,165 @@
+"""What the generating commands share: output paths, checks before any model loads, loading the pipeline the
+user asked for, and writing the video, its contact sheet and its settings sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from vidiff.registry import model_path, resolve_model, weights_dir
+
+DEFAULT_MODEL = "default"
+
+
+def default_model_path() -> Path:
+    return weights_dir() / DEFAULT_MODEL
+
+
+def sidecar_path(output: Path) -> Path:
+    """``clip.mp4`` -> ``clip.json``; a PNG folder ``clip/`` -> ``clip.json`` beside it."""
+    return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
+
+
+def sheet_path(output: Path) -> Path:
+    """``clip.mp4`` -> ``clip.png``; a PNG folder ``clip/`` -> ``clip.png`` beside it."""
+    return output.with_suffix(".png") if output.suffix else output.with_name(output.name + ".png")
+
+
+def planned_outputs(args: argparse.Namespace) -> list[Path]:
+    """Every file or folder the command will write: the video, its contact sheet and its settings sidecar."""
+    from vidiff.io.outputs import absolute
+
+    out = absolute(args.output)
+    return [out, sidecar_path(out)] + ([] if args.no_sheet else [sheet_path(out)])
+
+
+def _inputs(args: argparse.Namespace) -> list:
+    """Everything the command reads, which it must never write over."""
+    named = [getattr(args, k, None) for k in ("input", "mask", "region", "config")]
+    models = [getattr(args, k, None) for k in ("model", "style", "ssr")]
+    return named + [model_path(m) for m in models if m]
+
+
+# ---------------------------------------------------------------------- shared by the generating commands
+def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
+    """Checks that need no heavy import (caption, output path, numeric ranges, model path), threads;
+    returns the output path and the start time."""
+    from vidiff.conditioning.captions import check_caption
+    from vidiff.io.video import check_writable, output_format
+
+    check_caption(args.prompt)
+    if getattr(args, "negative_prompt", ""):
+        check_caption(args.negative_prompt, "the negative prompt")
+    _check_ranges(args)
+    from vidiff.io.outputs import check_outputs
+
+    outputs = planned_outputs(args)
+    check_outputs(outputs, _inputs(args), overwrite=args.overwrite)
+    output_format(args.output)
+    out = outputs[0]
+    check_writable(out)
+    for name in ("model", "style", "ssr"):
+        if getattr(args, name, None):
+            resolve_model(getattr(args, name))
+    if args.threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    return out, time.time()
+
+
+def _load(cls, model: str, args: argparse.Namespace):
+    """The pipeline as the user asked for it: the model, its super-resolution stage (--ssr, else the folder's,
+    none with --base-only) and a style (--style, --alpha). Everything else is the library's defaults."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _say(args, f"loading {model}" + (f" with style {args.style}" if getattr(args, "style", None) else "") + " ...")
+    ssr = getattr(args, "ssr", None)
+    pipe = cls.from_pretrained(model, base_only=getattr(args, "base_only", False),
+                               super_resolution=ssr if ssr and not args.base_only else None)
+    if getattr(args, "style", None):
+        pipe = pipe.with_style(args.style, args.alpha)
+    return pipe
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    """A progress line on stdout (stderr carries only warnings and the error line)."""
+    if not args.quiet:
+        print(message, flush=True)
+
+
+def _autocast(args: argparse.Namespace):
+    """bf16 autocast for --bf16, where the CPU has native bf16 kernels (elsewhere it is ~100x slower: warn and
+    stay in fp32)."""
+    import torch
+
+    use = bool(getattr(args, "bf16", False))
+    if use:
+        from vidiff.hardware import SLOW_BF16, native_bf16
+        if not native_bf16():
+            print(f"vidiff: warning: {SLOW_BF16}; running in fp32 instead", file=sys.stderr)
+            use = False
+    args.bf16 = use
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use)
+
+
+def _generator(args: argparse.Namespace):
+    import torch
+
+    return torch.Generator().manual_seed(args.seed)
+
+
+def _ssr_kwargs(args: argparse.Namespace) -> dict:
+    return {"ssr_window": args.window, "ssr_stride": args.stride, "ssr_steps": args.ssr_steps}
+
+
+def _write(result, pipe, args: argparse.Namespace, out: Path, settings: dict, t0: float) -> int:
+    """Write the video, its contact sheet and the sidecar: what the user typed that the library does not
+    record, and the call's resolved settings (:attr:`VideoPipelineOutput.settings`)."""
+    from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.video import contact_sheet, write_video
+
+    settings = {**settings, **result.settings, "model": str(pipe.path), "seed": args.seed}
+    if args.fps is not None:
+        settings["fps"] = args.fps
+    frames = result.to_uint8()[0]
+    native = getattr(args, "native_size", False)
+    write_video(frames, out, fps=settings["fps"], overwrite=args.overwrite, view_size=0 if native else 256)
+    written = [str(out)]
+    if not args.no_sheet:
+        contact_sheet(frames, sheet_path(out), overwrite=args.overwrite)
+        written.append(str(sheet_path(out)))
+    settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16)
+    write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2), overwrite=args.overwrite)
+    written.append(str(sidecar_path(out)))
+    if not args.quiet:
+        print(f"wrote {', '.join(written)} ({settings['seconds']} s)")
+    return 0
+
+
+# flag: (lowest, highest); every value must also be a finite number. Sizes are capped where a typo would
+# otherwise allocate without bound.
+LIMITS = {
+    "frames": (1, 1024), "size": (1, 1024), "steps": (1, 1000), "guidance": (0.0, 50.0), "seed": (0, 2**62),
+    "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0), "window": (1, 1024),
+    "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024), "base_stride": (1, 1024),
+    "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000), "sweep_samples": (1, 100000),
+}
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    import math
+
+    for name, (low, high) in LIMITS.items():
+        v = getattr(args, name, None)
+        if v is None or (name == "alpha" and not getattr(args, "style", None)):
+            continue
+        if not math.isfinite(v) or not low <= v <= high:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {v}")
+    for v in getattr(args, "sweep_steps", None) or []:
+        if not 1 <= v <= 1000:
+            raise ValueError(f"--sweep-steps values must be in [1, 1000], got {v}")

@@ -1,0 +1,168 @@
+"""The argument parser of every command; what each flag means is in its help."""
+
+from __future__ import annotations
+
+import argparse
+
+from vidiff.cli.commands import (
+    cmd_conditional, cmd_edit, cmd_evaluate, cmd_generate, cmd_serve, cmd_train, cmd_upscale,
+)
+from vidiff.cli.common import DEFAULT_MODEL
+
+# ---------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vidiff import __version__
+    from vidiff.diffusion import SAMPLERS
+
+    p = _Parser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
+    p.add_argument("--version", action="version", version=f"vidiff {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True) -> None:
+        c.add_argument("-o", "--output", default="video.mp4", help="output .mp4/.webm/.gif, or a folder for PNG frames")
+        c.add_argument("--model", default=model, help=f"pipeline folder or embedded name (default: {model})")
+        if frames:
+            c.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
+        c.add_argument("--steps", type=int, default=None, help="denoising steps (model default: 25)")
+        c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (model default)")
+        c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (model default: dpm++, "
+                       "DPM-Solver++ 2M)")
+        c.add_argument("--seed", type=int, default=0, help="the random seed: the same seed, arguments and model "
+                       "give the same video (default 0)")
+        c.add_argument("--fps", type=float, default=None, help="frames per second written in the file (default: "
+                       "the model's, 8; an input video's own for inpaint and edit); does not change the frames")
+        c.add_argument("--style", default=None, help="a style fine-tune of the model (e.g. style-outlined): "
+                       "generate with interpolated weights (Lumiere 4.1)")
+        c.add_argument("--alpha", type=float, default=None, help="style weight: W = alpha W_style + (1 - alpha) W "
+                       "(default: the style's, 0.7)")
+        c.add_argument("--base-only", action="store_true", help="skip the spatial super-resolution stage")
+        c.add_argument("--ssr", default=None, help="super-resolution pipeline (default: the one the model names)")
+        c.add_argument("--window", type=int, default=None, help="SSR temporal window in frames (MultiDiffusion)")
+        c.add_argument("--stride", type=int, default=None, help="SSR window stride; = window: no overlap")
+        c.add_argument("--ssr-steps", type=int, default=None, help="SSR denoising steps")
+        c.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX or "
+                       "AVX512-BF16; elsewhere it warns and runs fp32)")
+        c.add_argument("--native-size", action="store_true", help="write the video at the model's size (default: "
+                       "mp4/webm/gif upscaled nearest-neighbour to at least 256 px, for players)")
+        c.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+        c.add_argument("--no-sheet", action="store_true", help="do not write the contact-sheet PNG")
+        c.add_argument("--overwrite", action="store_true", help="replace an existing output (video, sheet, sidecar) "
+                       "once the new one is complete; never an input, nor a folder holding other files")
+        c.add_argument("-q", "--quiet", action="store_true")
+
+    g = sub.add_parser("generate", help="generate a video from a caption (base model, then super-resolution)")
+    g.add_argument("prompt", help="the caption, e.g. 'a red circle quickly bouncing left and right'")
+    sampling_args(g, DEFAULT_MODEL)
+    g.add_argument("--size", type=int, default=None, help="base height and width in pixels (model default: 32)")
+    g.add_argument("--negative-prompt", default="", help="caption for the unconditional branch")
+    g.add_argument("--base-window", type=int, default=None,
+                   help="long clips: denoise --frames as overlapping windows of this many frames fused by "
+                        "MultiDiffusion (e.g. --frames 48 --base-window 16)")
+    g.add_argument("--base-stride", type=int, default=None, help="base window stride (default: a quarter of the "
+                   "window; = window: independent windows)")
+    g.add_argument("--base-weighting", choices=["triangle", "uniform"], default=None,
+                   help="how overlapping windows are averaged: triangle (default: a cross-fade, fewest seams) or "
+                        "uniform (Lumiere's plain mean)")
+    g.set_defaults(func=cmd_generate)
+
+    def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("input", help=input_help)
+        c.add_argument("prompt", help=prompt_help)
+        c.set_defaults(func=cmd_conditional)
+        return c
+
+    a = application("animate", "image-to-video: a video that starts with the given image",
+                    "the first frame (PNG/JPEG), resized to the model's size")
+    sampling_args(a, "conditional")
+    i = application("inpaint", "regenerate a region of a video (--mask), or its border (--border: outpainting)",
+                    "the video", "the caption of the whole result")
+    i.add_argument("--mask", default=None, help="PNG (all frames) or video (per frame); white = region to fill")
+    i.add_argument("--border", type=int, default=None, help="outpaint: regenerate a border this many pixels wide, "
+                   "in the model's pixels (32 x 32 for the shipped model, before super-resolution)")
+    sampling_args(i, "conditional")
+    c = application("cinemagraph", "animate an image only inside a region", "the image")
+    c.add_argument("--region", required=True, help="PNG mask; white = the region that moves")
+    sampling_args(c, "conditional")
+    for cmd in (a, i, c):
+        cmd.add_argument("--no-keep-known", action="store_true", help="do not paste the given pixels back after "
+                         "every step: leave them to the model's conditioning alone (Lumiere's setting)")
+        cmd.add_argument("--condition-guidance", type=float, default=None, help="guidance scale on the given "
+                         "pixels as well as the caption (InstructPix2Pix's image guidance; 1: none; default: the "
+                         "model's)")
+
+    ed = application("edit", "SDEdit: re-generate a video with a new caption, keeping its layout and motion",
+                     "the video to edit", "the new caption")
+    ed.add_argument("--strength", type=float, default=None, help="0: return the input; 1: ignore it (model "
+                    "default: 0.6)")
+    sampling_args(ed, DEFAULT_MODEL)
+    ed.set_defaults(func=cmd_edit)
+
+    u = application("upscale", "spatial super-resolution of a low-resolution video (MultiDiffusion windows)",
+                    "the low-resolution video", "its caption")
+    u.add_argument("-o", "--output", default="video.mp4")
+    u.add_argument("--model", default="ssr", help="super-resolution pipeline folder (default: the embedded ssr)")
+    u.add_argument("--frames", type=int, default=None, help="read at most this many frames (default: all)")
+    u.add_argument("--window", type=int, default=None, help="temporal window in frames")
+    u.add_argument("--stride", type=int, default=None, help="window stride; = window: no overlap")
+    u.add_argument("--ssr-steps", type=int, default=None, help="denoising steps")
+    u.add_argument("--seed", type=int, default=0, help="the random seed (default 0)")
+    u.add_argument("--fps", type=float, default=None, help="frames per second written (default: the input's)")
+    u.add_argument("--bf16", action="store_true", help="bfloat16 autocast where the CPU has native bf16 kernels")
+    u.add_argument("--native-size", action="store_true", help="write at the model's size, not upscaled for players")
+    u.add_argument("--threads", type=int, default=0)
+    u.add_argument("--no-sheet", action="store_true")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is complete")
+    u.add_argument("-q", "--quiet", action="store_true")
+    u.set_defaults(func=cmd_upscale, base_only=True, ssr=None, sampler=None, style=None)
+
+    t = sub.add_parser("train", help="train a model from a YAML recipe (accelerate-aware)")
+    t.add_argument("--config", required=True, help="a recipe, e.g. configs/stunet-shapes.yaml")
+    t.add_argument("--resume", default=None, help="'latest' or a checkpoint-N folder")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.steps=100")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="the metric suite: generate a Shapes suite, or score two folders of videos")
+    e.add_argument("--model", default=None, help="pipeline folder or 'default': generate the suite with fixed seeds")
+    e.add_argument("--suite", default="shapes-test", help="shapes-test (default) or shapes-heldout")
+    e.add_argument("--samples", type=int, default=200, help="number of captions / videos (default 200)")
+    e.add_argument("--real", default=None, help="folder of real videos (with --fake)")
+    e.add_argument("--fake", default=None, help="folder of generated videos (with --real)")
+    e.add_argument("--captions", default=None, help="CSV/JSONL manifest (path, caption) for CLIPSIM / Shapes scores")
+    e.add_argument("--frames", type=int, default=16, help="frames read from each folder video (default 16)")
+    e.add_argument("--steps", type=int, default=25, help="denoising steps of the main run")
+    e.add_argument("--guidance", type=float, default=None, help="guidance scale (model default)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sweep-steps", type=int, nargs="*", default=[5, 10, 25], help="steps of the metric-vs-steps plot")
+    e.add_argument("--sweep-samples", type=int, default=32, help="videos per point of the steps sweep")
+    e.add_argument("--video-features", default="shapes", help="FVD/KVD features: shapes | i3d:PATH | i3d-pool:PATH | torchscript:PATH (a TorchScript file runs "
+                   "code: use only files you trust)")
+    e.add_argument("--image-features", default="shapes", help="frame FID/KID features: shapes | inception:PATH")
+    e.add_argument("--classifier", default="shapes",
+                   help="IS classifier: shapes | i3d:PATH | torchscript:PATH (TorchScript runs code: trusted files only)")
+    e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
+    e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier report in the folder")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    sv = sub.add_parser("serve", help="a local web page (gradio): text-to-video, image-to-video, inpainting, "
+                        "cinemagraphs, editing, styles")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    sv.add_argument("--model", default="default", help="text-to-video pipeline (default: the embedded default)")
+    sv.add_argument("--conditional", default="conditional", help="conditional pipeline for image-to-video, "
+                    "inpainting and cinemagraphs")
+    sv.add_argument("--style", default="style-outlined", help="style fine-tune offered on the page ('none': no style)")
+    sv.set_defaults(func=cmd_serve, quiet=False)
+    return p

@@ -1,0 +1,141 @@
+"""The pipeline folder format: ``vidiff_pipeline.json`` (task, diffusion config, text encoder, defaults) and the
+U-Net under ``unet/`` (diffusers ``save_pretrained``: config.json + safetensors), read and checked before
+anything heavy loads, and the one home of every sampling default."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig
+
+PIPELINE_FILE = "vidiff_pipeline.json"
+
+
+def load_unet(path: Path, dtype: torch.dtype):
+    """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
+    (diffusers would silently re-initialise missing weights)."""
+    from safetensors.torch import load_file
+
+    from vidiff.models.unet import VideoUNet
+
+    if not (path / "config.json").exists():
+        raise ValueError(f"{str(path)!r} holds no model (unet/config.json missing)")
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"no .safetensors weights in {str(path)!r}")
+    try:
+        model = VideoUNet.from_config(VideoUNet.load_config(path))
+        state = load_file(str(files[0]))
+    except Exception as e:  # safetensors header / JSON errors: not a loadable model
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): {first[:160]}") from None
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"cannot load the weights in {str(files[0])!r}: they do not fit this model "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys, "
+                         f"e.g. {(missing + unexpected + wrong)[:2]})")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"the weights in {str(files[0])!r} hold NaN or infinite values ({len(bad)} tensors, e.g. "
+                         f"{bad[0]!r}): a diverged or damaged model")
+    model.load_state_dict(state)
+    return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
+
+
+# The one home of every sampling default, under each folder's own ``defaults`` (vidiff_pipeline.json): a call's
+# argument left at None takes the folder's value, else this one. The CLI passes only what the user typed.
+BASE_DEFAULTS = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32, "guidance_scale": 4.0,
+                 "num_inference_steps": 25,
+                 "strength": 0.6,  # SDEdit: how much of the schedule is run (VideoEditPipeline)
+                 "alpha": 0.7,  # style interpolation weight (with_style), Lumiere 4.1
+                 "condition_guidance_scale": 1.0}  # guidance on a conditioning video (1: none)
+NAMED_DEFAULTS = {"sampler": "dpm++",
+                  # long clips: overlapping base windows cross-faded (triangle) a quarter-window apart: the fewest
+                  # seams measured (docs/applications.md)
+                  "window_weighting": "triangle"}
+
+
+def read_meta(path: Path) -> dict:
+    """The folder's ``vidiff_pipeline.json``, checked: a mapping with a known task, a diffusion config and
+    defaults of the right kinds. Raises ValueError naming what is wrong."""
+    path = Path(path)
+    meta_path = path / PIPELINE_FILE
+    if not meta_path.is_file():
+        raise ValueError(f"{str(path)!r} is not a vidiff pipeline folder ({PIPELINE_FILE} missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{str(meta_path)!r} is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{str(meta_path)!r} must hold a JSON object, got {type(meta).__name__}")
+    from vidiff.tasks import TASKS
+
+    if meta.get("task", "text-to-video") not in TASKS:
+        raise ValueError(f"{str(meta_path)!r} names an unknown task {meta.get('task')!r}")
+    try:
+        DiffusionConfig(**meta["diffusion"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{str(meta_path)!r} lacks a valid 'diffusion' entry") from None
+    defaults = meta.get("defaults", {})
+    if not isinstance(defaults, dict) or not all(
+            isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)
+            and math.isfinite(defaults.get(k, 1)) and defaults.get(k, 1) > 0 for k in BASE_DEFAULTS):
+        raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (positive numbers expected)")
+    if defaults.get("sampler", "dpm++") not in SAMPLERS:
+        raise ValueError(f"{str(meta_path)!r}: unknown default sampler {defaults.get('sampler')!r}; allowed: "
+                         f"{', '.join(SAMPLERS)}")
+    if not isinstance(meta.get("text_encoder", "minilm"), str):
+        raise ValueError(f"{str(meta_path)!r}: 'text_encoder' must be a string")
+    return meta
+
+
+def check_folder(path: Path, task: str, num_frames: int | None = None, height: int | None = None,
+                 width: int | None = None) -> dict:
+    """Before loading anything: the folder holds a ``task`` model that takes a clip of this size. Returns its
+    defaults (the folder's own over :data:`BASE_DEFAULTS`)."""
+    from vidiff.models.unet import check_clip_size
+
+    path = Path(path)
+    meta = read_meta(path)
+    if meta.get("task", "text-to-video") != task:
+        raise ValueError(f"{str(path)!r} is a {meta.get('task', 'text-to-video')} model; this command needs a {task} model")
+    defaults = {**BASE_DEFAULTS, **NAMED_DEFAULTS, **meta.get("defaults", {})}
+    try:
+        cfg = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
+        assert isinstance(cfg, dict)
+    except (OSError, ValueError, AssertionError):
+        return defaults  # loading reports the damaged model in full
+    t = int(defaults["num_frames"] if num_frames is None else num_frames)
+    h = int(defaults["height"] if height is None else height)
+    w = int(defaults["width"] if width is None else width)
+    check_clip_size(cfg, t, h, w)
+    return defaults
+
+
+
+def reads_like(encoder, meta: dict) -> bool:
+    """Whether ``encoder`` (a TextEncoder or its cache) gives the text features the folder of ``meta`` was trained
+    on: the same encoder and the same features. Then it can be shared (the SSR stage reuses the base's)."""
+    return (encoder.name, getattr(encoder, "features", "last")) == (meta.get("text_encoder", "minilm"),
+                                                                   meta.get("text_features", "last"))
+
+
+def load_text_encoder(path: Path, meta: dict):
+    """The folder's text encoder: its cache of embeddings (``text_cache.safetensors``) where it has one made by
+    the same encoder and features, loading the encoder itself only for captions outside it; else the encoder."""
+    from vidiff.conditioning.text import CACHE_FILE, CachedTextEncoder, TextEncoder
+
+    if (path / CACHE_FILE).is_file():
+        try:
+            cached = CachedTextEncoder(path / CACHE_FILE)
+        except Exception:  # a damaged cache is not fatal: the encoder gives the same embeddings
+            cached = None
+        if cached is not None and reads_like(cached, meta):
+            return cached
+    return TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))

@@ -1,0 +1,275 @@
+"""``vidiff serve``: a local web page (gradio) over the library's pipelines.
+
+Text-to-video with the shipped models (and a style slider), image-to-video from an uploaded picture, inpainting
+and cinemagraphs with a region drawn on the picture or given as a box, SDEdit of an uploaded clip; seed, steps and
+guidance; a progress bar; the video shown playable and downloadable with its settings (the same sidecar JSON the
+CLI writes). Every handler calls the same pipeline as the CLI; bad input is shown as an error on the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidiff.registry import resolve_model
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODELS = {"text-to-video": "default", "conditional": "conditional", "style": "style-outlined"}
+
+
+def check_port(port: int) -> int:
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ValueError(f"the port must be a whole number in [1, 65535], got {port!r}")
+    return port
+
+
+@lru_cache(maxsize=4)
+def _pipeline(kind: str, model: str, style: str | None = None, alpha: float = 0.7):
+    from vidiff.pipelines import conditional as cp
+    from vidiff.pipelines.edit import VideoEditPipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    cls = {"generate": TextToVideoPipeline, "edit": VideoEditPipeline, "animate": cp.ImageToVideoPipeline,
+           "inpaint": cp.VideoInpaintPipeline, "cinemagraph": cp.CinemagraphPipeline}[kind]
+    pipe = cls.from_pretrained(model)
+    return pipe.with_style(style, alpha) if style else pipe
+
+
+def _progress_callback(progress, total_steps: int):
+    """A ``callback_on_step_end`` that moves the page's progress bar over every stage's steps."""
+    done = [0]
+
+    def callback(pipe, i, t, kwargs):
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0] / max(total_steps, 1), 1.0), desc=f"{pipe.task}: step {i + 1}")
+        return kwargs
+
+    return callback
+
+
+def _total_steps(pipe, steps: int | None, strength: float = 1.0) -> int:
+    base = int(steps or pipe.defaults["num_inference_steps"])
+    ssr = pipe.super_resolution
+    return int(base * strength) + (int(ssr.defaults["num_inference_steps"]) if ssr is not None else 0)
+
+
+def _write(result, pipe, inputs: dict, out_dir: Path) -> tuple[str, str, dict]:
+    """The clip as an mp4 (H.264, upscaled for players) and its settings beside it; returns both paths and the
+    settings."""
+    from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.video import write_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"vidiff-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    settings = {**inputs, **result.settings, "model": str(pipe.path)}
+    video = write_video(result.to_uint8()[0], out_dir / f"{stem}.mp4", fps=settings["fps"])
+    side = out_dir / f"{stem}.json"
+    write_text_atomic(side, json.dumps(settings, indent=2))
+    return str(video), str(side), settings
+
+
+def picture(array, height: int, width: int, name: str = "image") -> "torch.Tensor":
+    """An uploaded picture (uint8 h x w [x 3/4]) at the model's size as (1, 3, height, width) in [0, 1]."""
+    import torch
+
+    from vidiff.io.inputs import resize_frames
+
+    if array is None:
+        raise ValueError(f"upload an {name} first")
+    a = np.asarray(array)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    a = resize_frames(np.ascontiguousarray(a[..., :3].astype(np.uint8))[None], height, width, source=f"the {name}")
+    return torch.from_numpy(a[0].astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def region_mask(drawn, box: tuple[float, float, float, float] | None, height: int, width: int) -> "torch.Tensor":
+    """(1, 1, height, width) in {0, 1}: where a layer of the image editor was painted, else the ``box`` (x0, y0,
+    x1, y1 as fractions of the picture). Neither is an error."""
+    import torch
+    from PIL import Image
+
+    layers = (drawn or {}).get("layers") or [] if isinstance(drawn, dict) else []
+    painted = None
+    for layer in layers:
+        a = np.asarray(layer)
+        if a.ndim == 3 and a.shape[-1] == 4:
+            m = a[..., 3] > 0
+            painted = m if painted is None else painted | m
+    if painted is not None and painted.any():
+        m = np.asarray(Image.fromarray(painted.astype(np.uint8) * 255).resize((width, height), Image.NEAREST)) >= 128
+        return torch.from_numpy(m).float()[None, None]
+    if box is None or any(v is None for v in box):
+        raise ValueError("paint the region on the picture, or give a box (x0, y0, x1, y1 as fractions 0-1)")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise ValueError(f"the box must have 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {box}")
+    m = torch.zeros(1, 1, height, width)
+    m[..., int(y0 * height):max(int(y0 * height) + 1, round(y1 * height)),
+      int(x0 * width):max(int(x0 * width) + 1, round(x1 * width))] = 1
+    return m
+
+
+def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | None, *, model: str,
+        style: str | None = None, alpha: float = 0.7, out_dir: Path, progress=None, **given) -> tuple[str, str, dict]:
+    """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input."""
+    import torch
+
+    from vidiff.conditioning.captions import check_caption
+    from vidiff.io.inputs import read_clip
+
+    check_caption(prompt)
+    if seed is None or not 0 <= int(seed) <= 2**62:
+        raise ValueError(f"the seed must be a whole number in [0, 2^62], got {seed}")
+    if steps is not None and not 1 <= int(steps) <= 200:
+        raise ValueError(f"steps must be in [1, 200], got {steps}")
+    pipe = _pipeline(kind, str(resolve_model(model)), str(resolve_model(style)) if style else None, float(alpha))
+    h, w = int(pipe.defaults["height"]), int(pipe.defaults["width"])
+    kw = dict(num_inference_steps=int(steps) if steps else None, guidance_scale=guidance,
+              generator=torch.Generator().manual_seed(int(seed)))
+    inputs = {"prompt": prompt, "seed": int(seed)}
+    strength = 1.0
+    if kind in ("animate", "cinemagraph"):
+        image = given.get("image")
+        image_t = picture(image.get("background") if isinstance(image, dict) else image, h, w)
+    if kind in ("inpaint", "edit"):
+        if not given.get("video"):
+            raise ValueError("upload a video first")
+        clip, fps = read_clip(given["video"], int(pipe.defaults["num_frames"]), h, w)
+        inputs["input_fps"] = fps
+    if kind == "generate":
+        result = pipe(prompt, callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps)), **kw)
+    elif kind == "edit":
+        strength = float(given.get("strength", 0.6))
+        result = pipe(prompt, clip, strength=strength,
+                      callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps, strength)), **kw)
+    else:
+        cb = _progress_callback(progress, _total_steps(pipe, steps))
+        if kind == "animate":
+            result = pipe(prompt, image_t, callback_on_step_end=cb, **kw)
+        elif kind == "cinemagraph":
+            region = region_mask(given.get("image"), given.get("box"), h, w)
+            result = pipe(prompt, image_t, region, callback_on_step_end=cb, **kw)
+        else:
+            region = region_mask(given.get("drawn"), given.get("box"), h, w)
+            result = pipe(prompt, clip, region, callback_on_step_end=cb, **kw)
+    return _write(result, pipe, inputs, out_dir)
+
+
+def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = None):
+    """The gradio Blocks app. ``models`` maps "text-to-video", "conditional" and "style" to pipeline folders or
+    embedded names (default :data:`DEFAULT_MODELS`); a missing style hides the slider."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    models = {**DEFAULT_MODELS, **(models or {})}
+    out = Path(out_dir or tempfile.mkdtemp(prefix="vidiff-serve-"))
+    has_style = models.get("style") is not None
+    if has_style:
+        try:
+            resolve_model(models["style"])
+        except ValueError:
+            has_style = False
+
+    def handler(kind: str):
+        def fn(prompt, seed, steps, guidance, *rest, progress=gr.Progress()):
+            given = dict(zip(FIELDS[kind], rest))
+            style = alpha = None
+            if kind == "generate" and has_style and given.pop("use_style", False):
+                style, alpha = models["style"], given.pop("alpha", 0.7)
+            given.pop("use_style", None), given.pop("alpha", None)
+            if "x0" in given:
+                given["box"] = tuple(given.pop(k) for k in ("x0", "y0", "x1", "y1"))
+            model = models["conditional" if kind in ("animate", "inpaint", "cinemagraph") else "text-to-video"]
+            try:
+                video, side, settings = run(kind, prompt, seed, steps or None, guidance or None, model=model,
+                                            style=style, alpha=alpha if alpha is not None else 0.7, out_dir=out,
+                                            progress=progress, **given)
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+            return video, [video, side], settings
+        return fn
+
+    FIELDS = {"generate": ["use_style", "alpha"], "animate": ["image"], "edit": ["video", "strength"],
+              "cinemagraph": ["image", "x0", "y0", "x1", "y1"], "inpaint": ["video", "drawn", "x0", "y0", "x1", "y1"]}
+
+    with gr.Blocks(title="vidiff") as app:
+        gr.Markdown("# vidiff\nText-to-video diffusion (Lumiere's Space-Time U-Net) with the shipped Shapes models. "
+                    "Captions name a colour, a shape and a motion, e.g. *a red circle quickly bouncing left and right*.")
+
+        def common(default_prompt: str):
+            prompt = gr.Textbox(label="caption", value=default_prompt, elem_id=None)
+            with gr.Row():
+                seed = gr.Number(label="seed", value=0, precision=0, minimum=0)
+                steps = gr.Slider(1, 100, value=25, step=1, label="denoising steps")
+                guidance = gr.Slider(0, 20, value=0, step=0.5, label="guidance (0: the model's)")
+            return prompt, seed, steps, guidance
+
+        def outputs(tab: str):
+            button = gr.Button("Generate", variant="primary", elem_id=f"{tab}-generate")
+            video = gr.Video(label="video", elem_id=f"{tab}-video", autoplay=True, loop=True, interactive=False)
+            files = gr.File(label="download: video and settings", file_count="multiple", elem_id=f"{tab}-files")
+            settings = gr.JSON(label="settings")
+            return button, [video, files, settings]
+
+        def box():
+            with gr.Row():
+                return [gr.Number(label=k, value=v, minimum=0, maximum=1)
+                        for k, v in (("x0", 0.25), ("y0", 0.25), ("x1", 0.75), ("y1", 0.75))]
+
+        with gr.Tab("Text to video"):
+            prompt, seed, steps, guidance = common("a red circle quickly bouncing left and right")
+            with gr.Row(visible=has_style):
+                use_style = gr.Checkbox(label="style: outlined (Lumiere 4.1)", value=False)
+                alpha = gr.Slider(0, 1, value=0.7, step=0.05, label="style weight alpha")
+            button, outs = outputs("t2v")
+            button.click(handler("generate"), [prompt, seed, steps, guidance, use_style, alpha], outs)
+        with gr.Tab("Image to video"):
+            prompt, seed, steps, guidance = common("a blue square moving right")
+            image = gr.Image(label="first frame", type="numpy", image_mode="RGB")
+            button, outs = outputs("i2v")
+            button.click(handler("animate"), [prompt, seed, steps, guidance, image], outs)
+        with gr.Tab("Cinemagraph"):
+            prompt, seed, steps, guidance = common("a green triangle growing")
+            editor = gr.ImageEditor(label="picture: paint the region that moves (or use the box)", type="numpy",
+                                    image_mode="RGBA")
+            coords = box()
+            button, outs = outputs("cine")
+            button.click(handler("cinemagraph"), [prompt, seed, steps, guidance, editor, *coords], outs)
+        with gr.Tab("Inpaint"):
+            prompt, seed, steps, guidance = common("a red circle moving left")
+            video_in = gr.Video(label="video", sources=["upload"])
+            drawn = gr.ImageEditor(label="optional: paint the region to regenerate (else the box)", type="numpy",
+                                   image_mode="RGBA")
+            coords = box()
+            button, outs = outputs("inpaint")
+            button.click(handler("inpaint"), [prompt, seed, steps, guidance, video_in, drawn, *coords], outs)
+        with gr.Tab("Edit (SDEdit)"):
+            prompt, seed, steps, guidance = common("a yellow square moving left")
+            video_in = gr.Video(label="video to edit", sources=["upload"])
+            strength = gr.Slider(0, 1, value=0.6, step=0.05, label="strength (0: keep, 1: ignore the input)")
+            button, outs = outputs("edit")
+            button.click(handler("edit"), [prompt, seed, steps, guidance, video_in, strength], outs)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, models: dict | None = None, block: bool = True):
+    """Start the page; returns (app, url). ``block=False`` returns at once (tests)."""
+    check_port(port)
+    app = build_app(models)
+    try:
+        _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
+                               ssr_mode=False, share=False, inbrowser=False)
+    except OSError as e:
+        raise ValueError(f"cannot serve on {host}:{port} ({e}); choose another --port") from None
+    return app, url
