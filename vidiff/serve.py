@@ -217,7 +217,8 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
 
         def outputs(tab: str):
             button = gr.Button("Generate", variant="primary", elem_id=f"{tab}-generate")
-            video = gr.Video(label="video", elem_id=f"{tab}-video", autoplay=True, loop=True, interactive=False)
+            video = gr.Video(label="video", elem_id=f"{tab}-video", autoplay=True, loop=True, interactive=False,
+                             height=300)
             files = gr.File(label="download: video and settings", file_count="multiple", elem_id=f"{tab}-files")
             settings = gr.JSON(label="settings")
             return button, [video, files, settings]
