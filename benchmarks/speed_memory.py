@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -178,7 +179,9 @@ def main() -> None:
 
     names = available(a.models)
     report = {"clip": f"{T}x{H}x{H}x3", "dtype": a.dtype, "threads": torch.get_num_threads(), "cpu": cpu_name(),
-              "native_bf16": native_bf16(), "torch": torch.__version__, "rounds": a.rounds, "models": {}}
+              "native_bf16": native_bf16(), "torch": torch.__version__, "rounds": a.rounds, "models": {},
+              # an instruction-set cap (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) stands in for an AVX2-only CPU
+              "isa_cap": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}}
     if a.memory:
         for n in names:
             row = {}
