@@ -83,8 +83,8 @@ def test_shipped_text_cache_matches_the_encoder():
 
     pipe = TextToVideoPipeline.from_pretrained(default_model_path(), base_only=True)
     assert isinstance(pipe.text_encoder, CachedTextEncoder)
-    live = TextEncoder()
+    live = TextEncoder(features=pipe.text_encoder.features)  # the features the model reads (last+embeddings)
     for caption in ("a red circle quickly bouncing left and right", "", "a white square growing"):
         assert caption in pipe.text_encoder._cache
         assert torch.allclose(pipe.text_encoder.embed(caption), live.embed(caption), atol=1e-5)
-    assert pipe.text_encoder.encode(["two red circles"])[0].shape[-1] == 384
+    assert pipe.text_encoder.encode(["two red circles"])[0].shape[-1] == pipe.unet.config.text_dim == 768

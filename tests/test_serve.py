@@ -109,6 +109,7 @@ def test_generate_in_a_real_browser(tmp_path, models):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     app = build_app(models, out_dir=tmp_path / "out")
@@ -123,7 +124,7 @@ def test_generate_in_a_real_browser(tmp_path, models):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
         driver.get(url)
-        wait = WebDriverWait(driver, 120)
+        wait = WebDriverWait(driver, 60)
         box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea"))
         box.clear()
         box.send_keys("a blue square moving right")
@@ -138,7 +139,8 @@ def test_generate_in_a_real_browser(tmp_path, models):
         written = list((tmp_path / "out").glob("*.json"))
         assert len(written) == 1 and json.loads(written[0].read_text())["prompt"] == "a blue square moving right"
         # bad input is an error shown on the page, and nothing is written
-        box.clear()
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.BACKSPACE)  # keystrokes, so the page sees the edit (clear() fires no input event)
         driver.find_element(By.ID, "t2v-generate").click()
         wait.until(lambda d: "caption is empty" in d.find_element(By.TAG_NAME, "body").text)
         assert len(list((tmp_path / "out").glob("*.json"))) == 1

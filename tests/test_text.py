@@ -91,3 +91,21 @@ def test_a_text_cache_gives_the_encoders_embeddings_without_loading_it(tmp_path,
     assert torch.equal(a, b) and not loads  # bit-identical, and the encoder never loaded
     e, _ = cached.text_encoder.encode(["a blue square"])  # outside the cache: the encoder loads once
     assert len(loads) == 1 and torch.equal(e, plain.text_encoder.encode(["a blue square"])[0])
+
+
+def test_a_last_layer_view_is_exactly_the_last_layer_encoder(tiny_text_dir):
+    """The shipped SSR reads the last layer only; sharing the default's last+embeddings cache through a view must
+    give it exactly what its own encoder would."""
+    from vidiff.conditioning.text import LastLayerView, TextEncoder
+    from vidiff.pipelines.folder import shared_encoder
+
+    both, last = TextEncoder(tiny_text_dir, features="last+embeddings"), TextEncoder(tiny_text_dir)
+    view = LastLayerView(both)
+    assert view.dim == last.dim and view.features == "last"
+    for caption in ("a red circle moving left", "", "a white square growing"):
+        assert torch.equal(view.embed(caption), last.embed(caption))
+    meta = {"text_encoder": both.name, "text_features": "last"}
+    assert isinstance(shared_encoder(both, meta), LastLayerView) and shared_encoder(last, meta) is last
+    assert shared_encoder(last, {"text_encoder": last.name, "text_features": "last+embeddings"}) is None
+    with pytest.raises(ValueError, match="last\\+embeddings"):
+        LastLayerView(last)

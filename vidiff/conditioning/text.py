@@ -97,6 +97,27 @@ def pad_embeddings(embs: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, to
     return emb, mask
 
 
+class LastLayerView:
+    """The "last" features of an encoder (or cache) that gives "last+embeddings": the first half of each token's
+    features, which is exactly the last hidden state (:meth:`TextEncoder.embed` concatenates [last, embeddings]).
+    It lets a stage that reads only the last layer (the shipped SSR) share the default's cache instead of loading
+    the encoder."""
+
+    features = "last"
+
+    def __init__(self, encoder):
+        if getattr(encoder, "features", "last") != "last+embeddings":
+            raise ValueError("a last-layer view needs an encoder that gives last+embeddings features")
+        self._inner, self.name, self.dim = encoder, encoder.name, encoder.dim // 2
+        self.max_length = getattr(encoder, "max_length", 32)
+
+    def embed(self, caption: str) -> torch.Tensor:
+        return self._inner.embed(caption)[:, : self.dim]
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+
+
 CACHE_FILE = "text_cache.safetensors"
 
 

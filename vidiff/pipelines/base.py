@@ -22,7 +22,7 @@ from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denois
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
 from vidiff.pipelines.folder import (
-    BASE_DEFAULTS, NAMED_DEFAULTS, PIPELINE_FILE, load_text_encoder, load_unet, read_meta, reads_like,
+    BASE_DEFAULTS, NAMED_DEFAULTS, PIPELINE_FILE, load_text_encoder, load_unet, read_meta, shared_encoder,
 )
 
 
@@ -145,8 +145,8 @@ class VideoDiffusionPipeline:
         the same features."""
         from vidiff.tasks import pipeline_class  # by name: this module does not import its subclasses
 
-        same = reads_like(self.text_encoder, read_meta(Path(path)))
-        ssr = pipeline_class("super-resolution").from_pretrained(path, torch_dtype, text_encoder=self.text_encoder if same else None)
+        shared = shared_encoder(self.text_encoder, read_meta(Path(path)))
+        ssr = pipeline_class("super-resolution").from_pretrained(path, torch_dtype, text_encoder=shared)
         return ssr.to(self.device)
 
     def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False,

@@ -126,6 +126,20 @@ def reads_like(encoder, meta: dict) -> bool:
                                                                    meta.get("text_features", "last"))
 
 
+def shared_encoder(encoder, meta: dict):
+    """``encoder`` as the folder of ``meta`` reads text: itself when the features match, its last-layer half when
+    the folder reads only the last layer of the same encoder (:class:`~vidiff.conditioning.text.LastLayerView`),
+    else None (the folder loads its own)."""
+    if reads_like(encoder, meta):
+        return encoder
+    if (getattr(encoder, "features", "last") == "last+embeddings" and meta.get("text_features", "last") == "last"
+            and encoder.name == meta.get("text_encoder", "minilm")):
+        from vidiff.conditioning.text import LastLayerView
+
+        return LastLayerView(encoder)
+    return None
+
+
 def load_text_encoder(path: Path, meta: dict):
     """The folder's text encoder: its cache of embeddings (``text_cache.safetensors``) where it has one made by
     the same encoder and features, loading the encoder itself only for captions outside it; else the encoder."""
