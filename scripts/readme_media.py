@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 

@@ -166,6 +166,11 @@ def test_defaults_live_in_the_folder_then_the_pipeline(tmp_path, tiny_text_encod
     from vidiff.pipelines.edit import VideoEditPipeline
     edit = VideoEditPipeline.from_pretrained(d)("a red circle", torch.rand(1, 3, 4, 8, 8))
     assert edit.settings["strength"] == 0.3 and edit.settings["sampler"] == "ddim"
+    # a folder records its own per-call defaults, not copies of the library's (which may change)
+    pipe.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "vidiff_pipeline.json").read_text())["defaults"]
+    assert (saved["sampler"], saved["strength"], saved["num_frames"]) == ("ddim", 0.3, 4)
+    assert "alpha" not in saved and "window_weighting" not in saved
     (d / "vidiff_pipeline.json").write_text(
         (d / "vidiff_pipeline.json").read_text().replace('"sampler": "ddim"', '"sampler": "heun"'))
     with pytest.raises(ValueError, match="sampler"):

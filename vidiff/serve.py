@@ -33,7 +33,7 @@ def check_port(port: int) -> int:
 
 
 @lru_cache(maxsize=4)
-def _pipeline(kind: str, model: str, style: str | None = None, alpha: float = 0.7):
+def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None):
     from vidiff.pipelines import conditional as cp
     from vidiff.pipelines.edit import VideoEditPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
@@ -67,22 +67,21 @@ def _write(result, pipe, inputs: dict, out_dir: Path) -> tuple[str, str, dict]:
     """The clip as an mp4 (H.264, upscaled for players) and its settings beside it; returns both paths and the
     settings."""
     from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.outputs import sidecar_path
     from vidiff.io.video import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"vidiff-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     settings = {**inputs, **result.settings, "model": str(pipe.path)}
     video = write_video(result.to_uint8()[0], out_dir / f"{stem}.mp4", fps=settings["fps"])
-    side = out_dir / f"{stem}.json"
+    side = sidecar_path(video)
     write_text_atomic(side, json.dumps(settings, indent=2))
     return str(video), str(side), settings
 
 
 def picture(array, height: int, width: int, name: str = "image") -> "torch.Tensor":
     """An uploaded picture (uint8 h x w [x 3/4]) at the model's size as (1, 3, height, width) in [0, 1]."""
-    import torch
-
-    from vidiff.io.inputs import resize_frames
+    from vidiff.io.inputs import frames_to_tensor, resize_frames
 
     if array is None:
         raise ValueError(f"upload an {name} first")
@@ -90,7 +89,7 @@ def picture(array, height: int, width: int, name: str = "image") -> "torch.Tenso
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, -1)
     a = resize_frames(np.ascontiguousarray(a[..., :3].astype(np.uint8))[None], height, width, source=f"the {name}")
-    return torch.from_numpy(a[0].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    return frames_to_tensor(a)[:, :, 0]  # (1, 3, height, width)
 
 
 def region_mask(drawn, box: tuple[float, float, float, float] | None, height: int, width: int) -> "torch.Tensor":
@@ -121,7 +120,8 @@ def region_mask(drawn, box: tuple[float, float, float, float] | None, height: in
 
 
 def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | None, *, model: str,
-        style: str | None = None, alpha: float = 0.7, out_dir: Path, progress=None, **given) -> tuple[str, str, dict]:
+        style: str | None = None, alpha: float | None = None, out_dir: Path, progress=None,
+        **given) -> tuple[str, str, dict]:
     """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input."""
     import torch
 
@@ -133,7 +133,8 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
         raise ValueError(f"the seed must be a whole number in [0, 2^62], got {seed}")
     if steps is not None and not 1 <= int(steps) <= 200:
         raise ValueError(f"steps must be in [1, 200], got {steps}")
-    pipe = _pipeline(kind, str(resolve_model(model)), str(resolve_model(style)) if style else None, float(alpha))
+    pipe = _pipeline(kind, str(resolve_model(model)), str(resolve_model(style)) if style else None,
+                     None if alpha is None else float(alpha))
     h, w = int(pipe.defaults["height"]), int(pipe.defaults["width"])
     kw = dict(num_inference_steps=int(steps) if steps else None, guidance_scale=guidance,
               generator=torch.Generator().manual_seed(int(seed)))
@@ -150,7 +151,7 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
     if kind == "generate":
         result = pipe(prompt, callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps)), **kw)
     elif kind == "edit":
-        strength = float(given.get("strength", 0.6))
+        strength = float(pipe.defaults["strength"] if given.get("strength") is None else given["strength"])
         result = pipe(prompt, clip, strength=strength,
                       callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps, strength)), **kw)
     else:
@@ -172,6 +173,8 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
+    from vidiff.pipelines.folder import BASE_DEFAULTS  # the sliders start at the library's defaults
+
     models = {**DEFAULT_MODELS, **(models or {})}
     out = Path(out_dir or tempfile.mkdtemp(prefix="vidiff-serve-"))
     has_style = models.get("style") is not None
@@ -186,14 +189,14 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             given = dict(zip(FIELDS[kind], rest))
             style = alpha = None
             if kind == "generate" and has_style and given.pop("use_style", False):
-                style, alpha = models["style"], given.pop("alpha", 0.7)
+                style, alpha = models["style"], given.pop("alpha", None)
             given.pop("use_style", None), given.pop("alpha", None)
             if "x0" in given:
                 given["box"] = tuple(given.pop(k) for k in ("x0", "y0", "x1", "y1"))
             model = models["conditional" if kind in ("animate", "inpaint", "cinemagraph") else "text-to-video"]
             try:
                 video, side, settings = run(kind, prompt, seed, steps or None, guidance or None, model=model,
-                                            style=style, alpha=alpha if alpha is not None else 0.7, out_dir=out,
+                                            style=style, alpha=alpha, out_dir=out,
                                             progress=progress, **given)
             except ValueError as e:
                 raise gr.Error(str(e)) from None
@@ -232,7 +235,7 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             prompt, seed, steps, guidance = common("a red circle quickly bouncing left and right")
             with gr.Row(visible=has_style):
                 use_style = gr.Checkbox(label="style: outlined (Lumiere 4.1)", value=False)
-                alpha = gr.Slider(0, 1, value=0.7, step=0.05, label="style weight alpha")
+                alpha = gr.Slider(0, 1, value=BASE_DEFAULTS["alpha"], step=0.05, label="style weight alpha")
             button, outs = outputs("t2v")
             button.click(handler("generate"), [prompt, seed, steps, guidance, use_style, alpha], outs)
         with gr.Tab("Image to video"):
@@ -258,7 +261,7 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
         with gr.Tab("Edit (SDEdit)"):
             prompt, seed, steps, guidance = common("a yellow square moving left")
             video_in = gr.Video(label="video to edit", sources=["upload"])
-            strength = gr.Slider(0, 1, value=0.6, step=0.05, label="strength (0: keep, 1: ignore the input)")
+            strength = gr.Slider(0, 1, value=BASE_DEFAULTS["strength"], step=0.05, label="strength (0: keep, 1: ignore the input)")
             button, outs = outputs("edit")
             button.click(handler("edit"), [prompt, seed, steps, guidance, video_in, strength], outs)
     return app

@@ -19,19 +19,9 @@ def default_model_path() -> Path:
     return weights_dir() / DEFAULT_MODEL
 
 
-def sidecar_path(output: Path) -> Path:
-    """``clip.mp4`` -> ``clip.json``; a PNG folder ``clip/`` -> ``clip.json`` beside it."""
-    return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
-
-
-def sheet_path(output: Path) -> Path:
-    """``clip.mp4`` -> ``clip.png``; a PNG folder ``clip/`` -> ``clip.png`` beside it."""
-    return output.with_suffix(".png") if output.suffix else output.with_name(output.name + ".png")
-
-
 def planned_outputs(args: argparse.Namespace) -> list[Path]:
     """Every file or folder the command will write: the video, its contact sheet and its settings sidecar."""
-    from vidiff.io.outputs import absolute
+    from vidiff.io.outputs import absolute, sheet_path, sidecar_path
 
     out = absolute(args.output)
     return [out, sidecar_path(out)] + ([] if args.no_sheet else [sheet_path(out)])
@@ -121,6 +111,7 @@ def _write(result, pipe, args: argparse.Namespace, out: Path, settings: dict, t0
     """Write the video, its contact sheet and the sidecar: what the user typed that the library does not
     record, and the call's resolved settings (:attr:`VideoPipelineOutput.settings`)."""
     from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.outputs import sheet_path, sidecar_path
     from vidiff.io.video import contact_sheet, write_video
 
     settings = {**settings, **result.settings, "model": str(pipe.path), "seed": args.seed}

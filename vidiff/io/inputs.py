@@ -90,10 +90,10 @@ def model_size_of(path: str | os.PathLike, h: int, w: int) -> tuple[int, int] | 
     upscale of :func:`vidiff.io.video.write_video`); else None."""
     import json
 
-    path = Path(path)
-    side = path.with_suffix(".json") if path.suffix else path.with_name(path.name + ".json")
+    from vidiff.io.outputs import sidecar_path
+
     try:
-        size = json.loads(side.read_text(encoding="utf-8")).get("output_size")
+        size = json.loads(sidecar_path(Path(path)).read_text(encoding="utf-8")).get("output_size")
         mh, mw = int(size[0]), int(size[1])
     except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
         return None

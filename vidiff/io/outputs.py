@@ -17,6 +17,16 @@ from vidiff.io.atomic import exists_error
 FRAME_FILE = re.compile(r"^frame_\d{4,}\.png$")
 
 
+def sidecar_path(output: Path) -> Path:
+    """Where an output's settings go: ``clip.mp4`` -> ``clip.json``; a PNG folder ``clip/`` -> ``clip.json``."""
+    return output.with_suffix(".json") if output.suffix else output.with_name(output.name + ".json")
+
+
+def sheet_path(output: Path) -> Path:
+    """Where an output's contact sheet goes: ``clip.mp4`` -> ``clip.png``; a PNG folder ``clip/`` -> ``clip.png``."""
+    return output.with_suffix(".png") if output.suffix else output.with_name(output.name + ".png")
+
+
 def absolute(path: str | os.PathLike) -> Path:
     """An absolute, normalised path (``..`` folded) that does not follow symlinks: a link is what gets replaced."""
     return Path(os.path.abspath(os.fspath(path)))

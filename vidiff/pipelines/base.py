@@ -22,7 +22,8 @@ from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denois
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
 from vidiff.pipelines.folder import (
-    BASE_DEFAULTS, NAMED_DEFAULTS, PIPELINE_FILE, load_text_encoder, load_unet, read_meta, shared_encoder,
+    PIPELINE_FILE, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
+    shared_encoder,
 )
 
 
@@ -86,10 +87,11 @@ class VideoDiffusionPipeline:
         self.unet = unet.eval()
         self.text_encoder = text_encoder
         self.diffusion = diffusion
-        self.defaults = {**BASE_DEFAULTS, **NAMED_DEFAULTS, **(defaults or {})}
+        self.defaults = resolve_defaults(defaults)
         self.extra = dict(extra or {})  # e.g. {"super_resolution": "../ssr"}: a pipeline to run after this one
         self.scheduler = scheduler if scheduler is not None else make_scheduler(diffusion, self.defaults["sampler"])
         self.super_resolution: "VideoDiffusionPipeline | None" = None
+        self.style: dict | None = None  # {"style": folder, "alpha": a} on a pipeline made by with_style
         self.path: Path | None = None  # the folder it was loaded from
 
     # ------------------------------------------------------------------ persistence
@@ -163,7 +165,7 @@ class VideoDiffusionPipeline:
         features = getattr(self.text_encoder, "features", "last")
         meta = {"task": self.task, "diffusion": self.diffusion.to_dict(), "text_encoder": self.text_encoder.name,
                 **({"text_features": features} if features != "last" else {}),
-                "defaults": self.defaults, **self.extra}
+                "defaults": recorded_defaults(self.defaults), **self.extra}
         if train_config is not None:
             meta["train_config"] = train_config
         with atomic_path(path, overwrite=overwrite) as tmp:
@@ -207,7 +209,7 @@ class VideoDiffusionPipeline:
         meta = read_meta(style_path)
         if meta.get("task", "text-to-video") != self.task:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
-        alpha = float(meta.get("defaults", {}).get("alpha", BASE_DEFAULTS["alpha"]) if alpha is None else alpha)
+        alpha = float(resolve_defaults(meta.get("defaults"))["alpha"] if alpha is None else alpha)
         if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         style = load_unet(style_path / "unet", self.dtype)
@@ -320,6 +322,7 @@ class VideoDiffusionPipeline:
             x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
         project = None if known is None else keep_known(scheduler, ts, known[0].float(), known[1].float(), noise.float())
+
         def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             got = callback_on_step_end(self, i, t, {"latents": x})
             return got.get("latents", x) if isinstance(got, dict) else x
@@ -339,7 +342,7 @@ class VideoDiffusionPipeline:
         """The base stage's ``videos`` through the super-resolution stage (unless ``base_only`` or there is none;
         its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings``."""
         settings = {**settings, "fps": self.defaults["fps"]}
-        if getattr(self, "style", None):
+        if self.style:
             settings.update(self.style)
         if self.super_resolution is not None and not base_only:
             import warnings

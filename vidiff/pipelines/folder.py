@@ -61,6 +61,23 @@ NAMED_DEFAULTS = {"sampler": "dpm++",
                   "window_weighting": "triangle"}
 
 
+def resolve_defaults(own: dict | None) -> dict:
+    """A folder's defaults over the library's: what every call left at None takes."""
+    return {**BASE_DEFAULTS, **NAMED_DEFAULTS, **(own or {})}
+
+
+# per-call defaults (not properties of a model): a folder records them only where it differs from the library,
+# so a change of the library's default reaches every folder that did not choose its own
+CALL_DEFAULTS = ("strength", "alpha", "condition_guidance_scale", *NAMED_DEFAULTS)
+
+
+def recorded_defaults(defaults: dict) -> dict:
+    """What a folder's vidiff_pipeline.json records of a pipeline's ``defaults``: the model's own (sizes, steps,
+    guidance, ...) and the per-call ones it sets differently from the library."""
+    library = resolve_defaults(None)
+    return {k: v for k, v in defaults.items() if k not in CALL_DEFAULTS or v != library[k]}
+
+
 def read_meta(path: Path) -> dict:
     """The folder's ``vidiff_pipeline.json``, checked: a mapping with a known task, a diffusion config and
     defaults of the right kinds. Raises ValueError naming what is wrong."""
@@ -105,7 +122,7 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
     meta = read_meta(path)
     if meta.get("task", "text-to-video") != task:
         raise ValueError(f"{str(path)!r} is a {meta.get('task', 'text-to-video')} model; this command needs a {task} model")
-    defaults = {**BASE_DEFAULTS, **NAMED_DEFAULTS, **meta.get("defaults", {})}
+    defaults = resolve_defaults(meta.get("defaults"))
     try:
         cfg = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
         assert isinstance(cfg, dict)
