@@ -4,6 +4,7 @@
     python scripts/export_weights.py runs/style-outlined/final style-outlined
     python scripts/export_weights.py runs/ssr-shapes/final ssr
     python scripts/export_weights.py runs/stunet-shapes/final default --super-resolution ../ssr
+    python scripts/export_weights.py runs/t2i-shapes/final t2i-shapes --guidance-scale 2 --no-text-cache
     python scripts/export_weights.py --text-cache-only default      # (re)write the folder's text cache
 
 A text-to-video or conditional export also writes ``text_cache.safetensors``: the text encoder's embeddings of
@@ -26,6 +27,8 @@ p.add_argument("--guidance-scale", type=float, default=None, help="the default g
 p.add_argument("--condition-guidance-scale", type=float, default=None, help="conditional models: the default "
                "guidance scale on the conditioning video (1: none)")
 p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
+p.add_argument("--no-text-cache", action="store_true", help="ship no text cache (a model whose captions the default's "
+               "cache already holds: the encoder loads on first use)")
 p.add_argument("--text-cache-only", metavar="NAME", default=None, help="only write the text cache of vidiff/weights/NAME")
 args = p.parse_args()
 
@@ -55,5 +58,5 @@ if args.condition_guidance_scale is not None:
     pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale
 pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite)
 print(f"exported {src} -> {dst}")
-if pipe.task in ("text-to-video", "conditional"):
+if pipe.task in ("text-to-video", "conditional") and not args.no_text_cache:
     write_cache(dst, overwrite=True)

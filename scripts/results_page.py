@@ -170,6 +170,10 @@ def page() -> str:
                        f"{m['denoise_step_ms']:,.0f} ms | {m['train_step_ms']:,.0f} ms | {ratio} |")
         out.append("")
 
+    # ------------------------------------------------------------ image model, inflation, zero-shot
+    if (RESULTS / "t2i-shapes-test.json").exists():
+        out += inflation_section()
+
     # ------------------------------------------------------------ fault injection
     f = load("fault-injection.json")
     out += ["## Kill -9 during training", "",
@@ -180,6 +184,65 @@ def page() -> str:
             f"equal to an uninterrupted run: {'yes' if f['equal'] else 'no'} (max difference "
             f"{f['max_abs_weight_difference']}).", ""]
     return "\n".join(out)
+
+
+def inflation_section() -> list[str]:
+    """Issue 22: the image model, the cost of temporal-only training, Lumiere's premise, zero-shot."""
+    t = load("t2i-shapes-test.json")
+    out = ["## Video from an image model (docs/inflation.md)", "",
+           f"The text-to-image model `t2i-shapes` on single frames (strict reader; `{t['command']}`; {t['steps']} steps, "
+           f"guidance {t['guidance']}):", "",
+           "| captions | n | object present | colour | shape |", "|---|---|---|---|---|"]
+    for key, label in (("test", "test captions"), ("heldout_color_shape", "held-out colour-shape pairs")):
+        r = t[key]
+        out.append(f"| {label} | {r['n']} | {pct(r['present'])} | {pct(r['color'])} | {pct(r['shape'])} |")
+    out.append("")
+    if (RESULTS / "inflation-cost.json").exists():
+        c = load("inflation-cost.json")
+        out += [f"A training step of the inflated model, batch {c['batch']} x {c['frames']} frames, "
+                f"{'bf16' if c['bf16'] else 'fp32'} (`{c['command']}`; {c['versions']['threads']} threads; peak memory as "
+                f"the growth of the process's resident set):", "",
+                "| inflation | trained | parameters trained | seconds / step | peak memory growth |", "|---|---|---|---|---|"]
+        for key, r in c["rows"].items():
+            arch, mode = key.split(" ")
+            out.append(f"| {arch} | {mode} | {r['trainable_params_M']:.2f} M | {r['seconds_per_step']:.2f} | "
+                       f"{r['peak_rss_growth_MB']:,.0f} MB |")
+        out.append("")
+    if (RESULTS / "quality-inflated.json").exists():
+        out += ["Lumiere's premise on Shapes: the image model inflated into a STUNet and trained temporal-only "
+                "(`configs/stunet-inflated-shapes.yaml`) against the from-scratch default, 200 test scenes "
+                "(colour, shape, motion (shuffled floor), present, directed moves backwards):", "",
+                "| model | colour | shape | motion (floor) | present | backwards |", "|---|---|---|---|---|---|"]
+        out += quality_file_rows("quality-default.json", "the default (from scratch)")
+        out += quality_file_rows("quality-inflated.json", "t2i-shapes + inflated STUNet, temporal-only")
+        out.append("")
+    if (RESULTS / "heldout-pairs.json").exists():
+        h = load("heldout-pairs.json")
+        out += [f"Held-out colour-shape pairs only (`{h['command']}`):", "",
+                "| model | n | colour | shape | motion | present |", "|---|---|---|---|---|---|"]
+        for model, r in h["models"].items():
+            out.append(f"| {model} | {r['n']} | {pct(r['color'])} | {pct(r['shape'])} | {pct(r['motion'])} | "
+                       f"{pct(r['present'])} |")
+        out.append("")
+    if (RESULTS / "inflation-curve.json").exists():
+        c = load("inflation-curve.json")
+        out += [f"Accuracy vs. training of the inflated STUNet (EMA snapshots, the first {c['n']} test scenes, strict; "
+                f"`{c['command']}`; minutes by the runs' own clocks, image model {c['image_minutes']} min included):", "",
+                "| step | total minutes | colour | shape | motion | present | backwards |", "|---|---|---|---|---|---|---|"]
+        for r in c["rows"]:
+            out.append(f"| {r['step']} | {r['total_minutes']} | {pct(r['color'])} | {pct(r['shape'])} | "
+                       f"{pct(r['motion'])} | {pct(r['present'])} | {pct(r['time_reversed'])} |")
+        out.append("")
+    if (RESULTS / "zeroshot.json").exists():
+        z = load("zeroshot.json")
+        out += [f"Zero-shot (Text2Video-Zero) from `t2i-shapes` on \"moving left/right/up/down\" test captions "
+                f"(`{z['command']}`; t1 / t0 chosen on validation captions):", "",
+                "| t1 / t0 | n | judged direction | shape kept | colour | present |", "|---|---|---|---|---|---|"]
+        for r in z["runs"]:
+            out.append(f"| {r['t1']} / {r['t0']} | {r['n']} | {pct(r['direction'])} | {pct(r['shape'])} | "
+                       f"{pct(r['color'])} | {pct(r['present'])} |")
+        out.append("")
+    return out
 
 
 if __name__ == "__main__":

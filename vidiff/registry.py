@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-EMBEDDED = ("default", "conditional", "ssr", "style-outlined")  # pipeline folders under vidiff/weights
+EMBEDDED = ("default", "conditional", "ssr", "style-outlined", "t2i-shapes")  # pipeline folders under vidiff/weights
 
 
 def weights_dir() -> Path:

@@ -19,6 +19,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.folder import check_folder
 
     check_folder(resolve_model(args.model), "text-to-video", args.base_window or args.frames, args.size, args.size)
+    is_image = _is_image_model(resolve_model(args.model))
+    if args.zero_shot or args.motion is not None:
+        return _generate_zero_shot(args, out, t0, is_image)
+    if is_image:
+        raise ValueError(f"{args.model!r} is a text-to-image model: add --zero-shot (Text2Video-Zero), or make a video "
+                         f"model of it with 'vidiff inflate'")
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = _load(TextToVideoPipeline, args.model, args)
@@ -28,6 +34,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
                       negative_prompt=args.negative_prompt, sampler=args.sampler, generator=_generator(args),
                       window=args.base_window, stride=args.base_stride, window_weighting=args.base_weighting,
                       base_only=args.base_only, progress=not args.quiet, **_ssr_kwargs(args))
+    return _write(result, pipe, args, out, {"prompt": args.prompt}, t0)
+
+
+def _is_image_model(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "unet" / "config.json").read_text())["_class_name"] == "UNet2DConditionModel"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # loading reports a damaged folder in full
+
+
+def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool) -> int:
+    if not is_image:
+        raise ValueError(f"--zero-shot runs a text-to-image model; {args.model!r} is a video model")
+    unused = [f for f in ("base_window", "base_stride", "base_weighting", "ssr", "style", "sampler", "image_model")
+              if getattr(args, f, None) not in (None, False)]
+    if unused:
+        raise ValueError(f"--zero-shot does not take {', '.join('--' + f.replace('_', '-') for f in unused)}")
+    motion = None
+    if args.motion is not None:
+        try:
+            dx, dy = (float(v) for v in args.motion.split(","))
+        except ValueError:
+            raise ValueError(f"--motion takes DX,DY in pixels per frame (e.g. -1,0), got {args.motion!r}") from None
+        motion = (dx, dy)
+    if not args.zero_shot:
+        raise ValueError("--motion needs --zero-shot")
+    from vidiff.pipelines.zero_shot import TextToVideoZeroPipeline
+
+    pipe = _load(TextToVideoZeroPipeline, args.model, args)
+    with _autocast(args):
+        result = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
+                      num_inference_steps=args.steps, guidance_scale=args.guidance,
+                      negative_prompt=args.negative_prompt, motion=motion, generator=_generator(args),
+                      progress=not args.quiet)
     return _write(result, pipe, args, out, {"prompt": args.prompt}, t0)
 
 
@@ -161,6 +201,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     final = train(cfg, resume=args.resume, progress=not args.quiet)
     print(f"trained model: {final}")
+    return 0
+
+
+# ---------------------------------------------------------------------- inflate
+def cmd_inflate(args: argparse.Namespace) -> int:
+    from vidiff.pipelines.inflate import inflate
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"{str(out)!r} exists; choose another folder or pass --overwrite")
+    inflate(args.image_model, args.arch, out, motion_module=args.motion_module, overwrite=args.overwrite)
+    print(f"video model ({args.arch}): {out}")
     return 0
 
 

@@ -30,7 +30,7 @@ def planned_outputs(args: argparse.Namespace) -> list[Path]:
 def _inputs(args: argparse.Namespace) -> list:
     """Everything the command reads, which it must never write over."""
     named = [getattr(args, k, None) for k in ("input", "mask", "region", "config")]
-    models = [getattr(args, k, None) for k in ("model", "style", "ssr")]
+    models = [getattr(args, k, None) for k in ("model", "style", "ssr", "image_model")]
     return named + [model_path(m) for m in models if m]
 
 
@@ -52,7 +52,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     output_format(args.output)
     out = outputs[0]
     check_writable(out)
-    for name in ("model", "style", "ssr"):
+    for name in ("model", "style", "ssr", "image_model"):
         if getattr(args, name, None):
             resolve_model(getattr(args, name))
     if args.threads:
@@ -71,6 +71,8 @@ def _load(cls, model: str, args: argparse.Namespace):
     ssr = getattr(args, "ssr", None)
     pipe = cls.from_pretrained(model, base_only=getattr(args, "base_only", False),
                                super_resolution=ssr if ssr and not args.base_only else None)
+    if getattr(args, "image_model", None):
+        pipe = pipe.with_image_model(args.image_model)
     if getattr(args, "style", None):
         pipe = pipe.with_style(args.style, args.alpha)
     return pipe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vidiff.cli.commands import (
-    cmd_conditional, cmd_edit, cmd_evaluate, cmd_generate, cmd_serve, cmd_train, cmd_upscale,
+    cmd_conditional, cmd_edit, cmd_evaluate, cmd_generate, cmd_inflate, cmd_serve, cmd_train, cmd_upscale,
 )
 from vidiff.cli.common import DEFAULT_MODEL
 
@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-weighting", choices=["triangle", "uniform"], default=None,
                    help="how overlapping windows are averaged: triangle (default: a cross-fade, fewest seams) or "
                         "uniform (Lumiere's plain mean)")
+    g.add_argument("--image-model", default=None, help="a model inflated from an image model: run it with another "
+                   "image model of the same layout (a fine-tune, a style), its temporal layers kept (AnimateDiff)")
+    g.add_argument("--zero-shot", action="store_true", help="a clip from a text-to-image model alone "
+                   "(Text2Video-Zero: motion in the initial noise, cross-frame attention)")
+    g.add_argument("--motion", default=None, metavar="DX,DY", help="--zero-shot: the translation in pixels per frame "
+                   "(default: 1 pixel along the caption's left/right/up/down words)")
     g.set_defaults(func=cmd_generate)
 
     def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:
@@ -129,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.steps=100")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    inf = sub.add_parser("inflate", help="turn a local text-to-image model (diffusers folder) into a video model "
+                         "(Lumiere's STUNet or an AnimateDiff motion module)")
+    inf.add_argument("image_model", help="a diffusers text-to-image folder: unet/ (UNet2DConditionModel), scheduler/")
+    inf.add_argument("--arch", default="stunet", help="stunet (Lumiere 3.1, default) or motion-module (AnimateDiff)")
+    inf.add_argument("--motion-module", default=None, help="a trained motion module (.safetensors) to load")
+    inf.add_argument("-o", "--out", required=True, help="the video model folder to write")
+    inf.add_argument("--overwrite", action="store_true", help="replace an existing folder once the new one is complete")
+    inf.set_defaults(func=cmd_inflate)
 
     e = sub.add_parser("evaluate", help="the metric suite: generate a Shapes suite, or score two folders of videos")
     e.add_argument("--model", default=None, help="pipeline folder or 'default': generate the suite with fixed seeds")

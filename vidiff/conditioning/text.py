@@ -50,7 +50,12 @@ class TextEncoder(nn.Module):
         if not Path(path).is_dir() or not (Path(path) / "config.json").exists():
             raise ValueError(f"text encoder {str(path)!r} is not a local transformers folder (config.json missing)")
         config = AutoConfig.from_pretrained(path, local_files_only=True)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        # a diffusers folder keeps the tokenizer beside the encoder (text_encoder/ + tokenizer/)
+        tokenizer_path = Path(path).parent / "tokenizer"
+        if (Path(path).name != "text_encoder" or not tokenizer_path.is_dir()
+                or (Path(path) / "tokenizer_config.json").exists()):
+            tokenizer_path = path
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
         kind = config.model_type
         if kind == "t5":
             from transformers import T5EncoderModel as cls

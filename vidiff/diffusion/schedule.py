@@ -26,15 +26,20 @@ class DiffusionConfig:
     # min-SNR weight min(SNR, gamma) / (SNR + 1) goes to 0 at high noise, where layout and motion are
     # decided, so the default is the plain v loss (docs/training.md: the two were level at 1,500 steps on Shapes).
     min_snr_gamma: float | None = None
+    # the ends of a "linear" / "scaled_linear" beta schedule (Stable Diffusion: 0.00085, 0.012); None: diffusers'
+    # defaults (0.0001, 0.02). Recorded only when set, so older folders read the same.
+    beta_start: float | None = None
+    beta_end: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "min_snr_gamma"}
 
 
 def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
     """A diffusers scheduler for ``sampler`` in :data:`SAMPLERS` with the model's schedule."""
     kw = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-              prediction_type=cfg.prediction_type)
+              prediction_type=cfg.prediction_type,
+              **{k: getattr(cfg, k) for k in ("beta_start", "beta_end") if getattr(cfg, k) is not None})
     if sampler == "ddpm":
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
         return DDPMScheduler(**kw, clip_sample=True)

@@ -172,6 +172,19 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ helpers
     @property
+    def text_dim(self) -> int:
+        return self.config.text_dim
+
+    @property
+    def cond_channels(self) -> int:
+        return self.config.cond_channels
+
+    @property
+    def sample_channels(self) -> int:
+        """Channels of the video it denoises (pixels or latents)."""
+        return self.config.out_channels
+
+    @property
     def temporal_compression(self) -> int:
         return 2 ** (len(self.config.channels) - 1) if self.config.temporal_downsample else 1
 

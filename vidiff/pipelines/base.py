@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,9 @@ import torch
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
+from vidiff.models.latent import VAE_DIR
 from vidiff.pipelines.folder import (
+    LOCAL_TEXT_ENCODER,
     PIPELINE_FILE, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
     shared_encoder,
 )
@@ -70,6 +73,16 @@ def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+def local_text_encoder(encoder) -> list[Path]:
+    """The folders to copy when ``encoder`` is a diffusers-layout text encoder (``.../text_encoder`` with
+    ``tokenizer/`` beside it), so that a saved pipeline holds its own encoder; else []."""
+    name = Path(str(getattr(encoder, "name", "")))
+    if name.name == LOCAL_TEXT_ENCODER and name.is_dir():
+        tok = name.parent / "tokenizer"
+        return [name, tok] if tok.is_dir() else [name]
+    return []
+
+
 class VideoDiffusionPipeline:
     """A video U-Net, a text encoder, a diffusers scheduler and the folder's defaults; subclasses name their
     ``task``. Pipelines whose folder names a ``super_resolution`` stage run it after the base model (the
@@ -83,8 +96,9 @@ class VideoDiffusionPipeline:
     cascades = True  # whether a super-resolution stage named by the folder runs after this pipeline
 
     def __init__(self, unet, text_encoder, diffusion: DiffusionConfig, defaults: dict | None = None,
-                 extra: dict | None = None, scheduler=None):
+                 extra: dict | None = None, scheduler=None, vae=None):
         self.unet = unet.eval()
+        self.vae = vae  # an AutoencoderKL: the U-Net denoises its latents (vidiff.models.latent)
         self.text_encoder = text_encoder
         self.diffusion = diffusion
         self.defaults = resolve_defaults(defaults)
@@ -115,11 +129,22 @@ class VideoDiffusionPipeline:
         unet = load_unet(path / "unet", torch_dtype)
         if text_encoder is None:
             text_encoder = load_text_encoder(path, meta)
-        if text_encoder.dim != unet.config.text_dim:
-            raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.config.text_dim}")
+        if text_encoder.dim != unet.text_dim:
+            raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.text_dim}")
         extra = {k: v for k, v in meta.items()
                  if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
-        pipe = cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"), extra)
+        vae = None
+        if (path / VAE_DIR).is_dir():
+            from vidiff.models.latent import load_vae
+
+            if cls.task != "text-to-video" or getattr(cls, "edits", False):
+                raise ValueError(f"{str(path)!r} is a latent model (vae/): only text-to-video generation supports "
+                                 f"latent models so far")
+            vae = load_vae(path / VAE_DIR, torch_dtype)
+            if vae.config.latent_channels != unet.sample_channels:
+                raise ValueError(f"{str(path)!r}: the VAE gives {vae.config.latent_channels} latent channels, the U-Net "
+                                 f"denoises {unet.sample_channels}")
+        pipe = cls(unet, text_encoder, DiffusionConfig(**meta["diffusion"]), meta.get("defaults"), extra, vae=vae)
         pipe.path = path
         if cls.cascades and not base_only:
             ssr = resolve_model(super_resolution) if super_resolution is not None else pipe.named_super_resolution()
@@ -152,9 +177,10 @@ class VideoDiffusionPipeline:
         return ssr.to(self.device)
 
     def save_pretrained(self, path: str | os.PathLike, train_config: dict | None = None, half: bool = False,
-                        overwrite: bool = False) -> None:
+                        overwrite: bool = False, extra_files=()) -> None:
         """Write atomically: to a temporary folder, then rename. An existing folder is an error unless
-        ``overwrite`` and it is a vidiff pipeline folder (then it is replaced once the new one is complete)."""
+        ``overwrite`` and it is a vidiff pipeline folder (then it is replaced once the new one is complete).
+        ``extra_files``: files copied into the folder beside the model (a text cache)."""
         path = Path(path)
         if overwrite and path.is_dir() and any(path.iterdir()) and not (path / PIPELINE_FILE).exists():
             raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
@@ -163,13 +189,27 @@ class VideoDiffusionPipeline:
             import copy
             unet = copy.deepcopy(unet).half()
         features = getattr(self.text_encoder, "features", "last")
-        meta = {"task": self.task, "diffusion": self.diffusion.to_dict(), "text_encoder": self.text_encoder.name,
+        local = local_text_encoder(self.text_encoder)  # a diffusers folder's text_encoder/ (+ tokenizer/): copied
+        meta = {"task": self.task, "diffusion": self.diffusion.to_dict(),
+                "text_encoder": LOCAL_TEXT_ENCODER if local else self.text_encoder.name,
                 **({"text_features": features} if features != "last" else {}),
                 "defaults": recorded_defaults(self.defaults), **self.extra}
         if train_config is not None:
             meta["train_config"] = train_config
         with atomic_path(path, overwrite=overwrite) as tmp:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
+            self.scheduler.save_config(tmp / "scheduler")  # diffusers' layout: scheduler/scheduler_config.json
+            if self.vae is not None:
+                self.vae.save_pretrained(tmp / VAE_DIR, safe_serialization=True)
+            if local:
+                for d in local:
+                    shutil.copytree(d, tmp / d.name)
+            if hasattr(unet, "motion_state_dict"):  # an inflated model: its new layers also on their own
+                from vidiff.models.inflated import MOTION_FILE, save_motion_module
+
+                save_motion_module(unet, tmp / MOTION_FILE, half=next(unet.parameters()).dtype != torch.float32)
+            for f in extra_files:
+                shutil.copyfile(f, tmp / Path(f).name)
             (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
 
     # ------------------------------------------------------------------ device and dtype
@@ -194,6 +234,8 @@ class VideoDiffusionPipeline:
         except (RuntimeError, TypeError):
             raise ValueError(f"unknown device {device!r}; e.g. 'cpu', 'cuda', 'cuda:1'") from None
         torch.nn.Module.to(self.unet, device=device, dtype=dtype)  # plain (diffusers' .to() warns on fp32-kept modules)
+        if self.vae is not None:
+            torch.nn.Module.to(self.vae, device=device, dtype=dtype)
         if self.super_resolution is not None:
             self.super_resolution.to(device, dtype)
         return self
@@ -213,12 +255,34 @@ class VideoDiffusionPipeline:
         if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         style = load_unet(style_path / "unet", self.dtype)
-        check_style_of(self.unet, style, style_path)
-        unet = interpolate_weights(self.unet, style, alpha).to(self.device)
-        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler)
+        from vidiff.models.image import ImageUNet
+        from vidiff.models.inflated import InflatedUNet, with_image_weights
+
+        if isinstance(self.unet, InflatedUNet) and isinstance(style, ImageUNet):  # a style of the image model
+            unet = with_image_weights(self.unet, style, alpha)
+        elif isinstance(self.unet, InflatedUNet) or isinstance(style, ImageUNet):
+            raise ValueError(f"{str(style_path)!r} holds a {type(style).__name__}; a style of a model inflated from an "
+                             f"image model is a fine-tune of that image model (a text-to-image folder)")
+        else:
+            check_style_of(self.unet, style, style_path)
+            unet = interpolate_weights(self.unet, style, alpha).to(self.device)
+        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
         styled.path, styled.super_resolution = self.path, self.super_resolution
         styled.style = {"style": str(style_path), "alpha": alpha}
         return styled
+
+    def with_image_model(self, image_path: str | os.PathLike) -> "VideoDiffusionPipeline":
+        """This pipeline (a model inflated from an image model) with another image model of the same layout in
+        place of its own, the temporal layers kept: AnimateDiff's personalization (a fine-tune or a style of the
+        image model animated by a motion module trained on the original)."""
+        from vidiff.models.inflated import InflatedUNet
+
+        if not isinstance(self.unet, InflatedUNet):
+            raise ValueError(f"--image-model needs a model inflated from an image model (vidiff inflate); this one is "
+                             f"a {type(self.unet).__name__}")
+        swapped = self.with_style(image_path, 1.0)
+        swapped.style = {"image_model": swapped.style["style"]}
+        return swapped
 
     # ------------------------------------------------------------------ shared pieces
     def settings(self, **given) -> dict:
@@ -251,7 +315,10 @@ class VideoDiffusionPipeline:
             if len(prompts) != 1:
                 raise ValueError(f"{len(prompts)} captions for {batch} videos")
             prompts = prompts * batch
-        self.unet.check_input_size(num_frames, height, width)
+        f = self.latent_scale
+        if height % f or width % f:
+            raise ValueError(f"height and width must be multiples of {f} (the autoencoder's scale), got {height}x{width}")
+        self.unet.check_input_size(num_frames, height // f, width // f)
         if steps < 1 or steps > 1000:
             raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
         if not (0.0 <= guidance <= 50.0):
@@ -329,6 +396,28 @@ class VideoDiffusionPipeline:
 
         x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
                     callback=callback if callback_on_step_end is not None else None)
+        return self.to_pixels(x)
+
+    # ------------------------------------------------------------------ latent models
+    @property
+    def latent_scale(self) -> int:
+        """Pixels per model sample along each side: 1 for a pixel model, the VAE's factor for a latent one."""
+        if self.vae is None:
+            return 1
+        from vidiff.models.latent import vae_scale
+
+        return vae_scale(self.vae)
+
+    def sample_shape(self, batch: int, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        f = self.latent_scale
+        return (batch, self.unet.sample_channels, num_frames, height // f, width // f)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The sampler's output as a video in [0, 1]: decoded frame by frame for a latent model."""
+        if self.vae is not None:
+            from vidiff.models.latent import decode_frames
+
+            x = decode_frames(self.vae, x)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)
 
     def scheduler_name(self, sampler: str | None) -> str:

@@ -52,8 +52,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         condition_guidance_scale = self.condition_guidance(condition_guidance_scale)
         if not 0.0 <= condition_guidance_scale <= 50.0:
             raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
-        if self.unet.config.cond_channels != COND_CHANNELS:
-            raise ValueError(f"this model takes {self.unet.config.cond_channels} conditioning channels, not the "
+        if self.unet.cond_channels != COND_CHANNELS:
+            raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
@@ -62,7 +62,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
                                cond_scale=condition_guidance_scale)
-        shape = (b, self.unet.config.out_channels, t, h, w)
+        shape = (b, self.unet.sample_channels, t, h, w)
         known_pixels = (video * 2 - 1, known) if keep_known else None
         videos = self.sample(window, shape, s["num_inference_steps"], sampler, generator, progress=progress,
                              known=known_pixels, callback_on_step_end=callback_on_step_end)

@@ -19,6 +19,8 @@ from vidiff.pipelines.text_to_video import TextToVideoPipeline
 class VideoEditPipeline(TextToVideoPipeline):
     """``pipe(prompt, video, strength=0.6)``: ``video`` (b, 3, t, h, w) in [0, 1]."""
 
+    edits = True  # takes a pixel clip: not for latent models yet
+
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, strength: float | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
@@ -34,7 +36,7 @@ class VideoEditPipeline(TextToVideoPipeline):
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         video = check_unit_range("video", video)
-        if self.unet.config.cond_channels:
+        if self.unet.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,

@@ -15,12 +15,27 @@ from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig
 PIPELINE_FILE = "vidiff_pipeline.json"
 
 
+def model_class(name: str, path: Path):
+    """The vidiff class that loads a ``unet/config.json`` of ``_class_name`` ``name``: vidiff's own video U-Nets, and
+    diffusers' UNet2DConditionModel (a text-to-image model, run frame by frame)."""
+    classes = {"VideoUNet": "vidiff.models.unet", "InflatedUNet": "vidiff.models.inflated",
+               "UNet2DConditionModel": "vidiff.models.image"}
+    if name not in classes:
+        raise ValueError(f"{str(path)!r} holds a {name}; supported: {', '.join(classes)}")
+    if name == "UNet2DConditionModel":
+        from vidiff.models.image import ImageUNet, check_image_unet_config
+
+        check_image_unet_config(json.loads((path / "config.json").read_text()), repr(str(path)))
+        return ImageUNet
+    import importlib
+
+    return getattr(importlib.import_module(classes[name]), name)
+
+
 def load_unet(path: Path, dtype: torch.dtype):
     """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
     (diffusers would silently re-initialise missing weights)."""
     from safetensors.torch import load_file
-
-    from vidiff.models.unet import VideoUNet
 
     if not (path / "config.json").exists():
         raise ValueError(f"{str(path)!r} holds no model (unet/config.json missing)")
@@ -28,7 +43,9 @@ def load_unet(path: Path, dtype: torch.dtype):
     if not files:
         raise ValueError(f"no .safetensors weights in {str(path)!r}")
     try:
-        model = VideoUNet.from_config(VideoUNet.load_config(path))
+        config = json.loads((path / "config.json").read_text())
+        cls = model_class(config.get("_class_name", "VideoUNet"), path)
+        model = cls.from_config(config)
         state = load_file(str(files[0]))
     except Exception as e:  # safetensors header / JSON errors: not a loadable model
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -131,7 +148,12 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
     t = int(defaults["num_frames"] if num_frames is None else num_frames)
     h = int(defaults["height"] if height is None else height)
     w = int(defaults["width"] if width is None else width)
-    check_clip_size(cfg, t, h, w)
+    name = cfg.get("_class_name", "VideoUNet")
+    if name == "VideoUNet":
+        check_clip_size(cfg, t, h, w)
+    elif name in ("InflatedUNet", "UNet2DConditionModel"):  # the rule of the model itself, built without weights
+        with torch.device("meta"):
+            model_class(name, path / "unet").from_config(cfg).check_input_size(t, h, w)
     return defaults
 
 
@@ -169,4 +191,10 @@ def load_text_encoder(path: Path, meta: dict):
             cached = None
         if cached is not None and reads_like(cached, meta):
             return cached
-    return TextEncoder(meta.get("text_encoder", "minilm"), features=meta.get("text_features", "last"))
+    name = meta.get("text_encoder", "minilm")
+    if name == LOCAL_TEXT_ENCODER and (path / name).is_dir():  # a diffusers folder's own (text_encoder/ + tokenizer/)
+        name = path / name
+    return TextEncoder(name, features=meta.get("text_features", "last"))
+
+
+LOCAL_TEXT_ENCODER = "text_encoder"  # vidiff_pipeline.json's name for the encoder in the folder's text_encoder/

@@ -31,8 +31,8 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                  generator: torch.Generator | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
         check_output_type(output_type)
-        if self.unet.config.cond_channels != LOWRES_CHANNELS:
-            raise ValueError(f"this model takes {self.unet.config.cond_channels} conditioning channels, not a "
+        if self.unet.cond_channels != LOWRES_CHANNELS:
+            raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not a "
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
         if lowres.dim() != 5 or lowres.shape[1] != 3:
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
@@ -55,7 +55,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")
         cond = lowres_condition(lowres * 2 - 1, H, W, noise_level, generator)  # (b, 3, t, H, W)
         fns = self.denoiser(prompts, s["guidance_scale"], cond=cond)
-        shape = (b, self.unet.config.out_channels, t, H, W)
+        shape = (b, self.unet.sample_channels, t, H, W)
         videos = self.sample(fns, shape, s["num_inference_steps"], sampler, generator, temporal_window=(window, stride),
                              progress=progress, callback_on_step_end=callback_on_step_end)
         s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,

@@ -38,7 +38,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
                                     s["guidance_scale"], sampler)
-        if self.unet.config.cond_channels:
+        if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
         temporal_window = None
@@ -47,13 +47,13 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
 
             stride = max(1, window // 4) if stride is None else stride  # a quarter window: the fewest seams measured
             window_weighting = window_weighting or self.defaults["window_weighting"]
-            self.unet.check_input_size(window, s["height"], s["width"])
+            self.unet.check_input_size(window, s["height"] // self.latent_scale, s["width"] // self.latent_scale)
             temporal_windows(s["num_frames"], window, stride)  # ValueError on a bad window / stride
             window_weights(window, window_weighting)  # ValueError on an unknown weighting
             temporal_window = (window, stride, window_weighting)
         elif stride is not None or window_weighting is not None:
             raise ValueError("stride and window_weighting need a window: give window= (frames per window) as well")
-        shape = (len(prompts), self.unet.config.out_channels, s["num_frames"], s["height"], s["width"])
+        shape = self.sample_shape(len(prompts), s["num_frames"], s["height"], s["width"])
         denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         videos = self.sample(denoiser, shape, s["num_inference_steps"], sampler, generator, latents=latents,
                              temporal_window=temporal_window, progress=progress,

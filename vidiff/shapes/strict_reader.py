@@ -201,29 +201,56 @@ def judge_motion(c: np.ndarray, t: np.ndarray, area: np.ndarray, motion: str, sh
     return {"ok": ok, "speed": speed, "why": why, "reversed": reversed_}
 
 
+def _track(labels: np.ndarray, k: int, motion: str):
+    """Where the object of colour index ``k`` is in each frame of ``labels`` (t, h, w), counted only at a size
+    plausible for ``motion``: (present (t,) bool, centres, areas, shape reads) of the frames where it is."""
+    nt, h, w = labels.shape
+    lo_s, hi_s = _scale_range(motion)
+    lo_a = SIZE_BAND[0] * min(BASE_AREA.values()) * lo_s**2
+    hi_a = SIZE_BAND[1] * max(BASE_AREA.values()) * hi_s**2
+    centres, areas, shapes, present = [], [], [], np.zeros(nt, bool)
+    for f in range(nt):
+        ys, xs = np.nonzero(labels[f] == k)
+        area = len(xs) / (h * w)
+        if not lo_a <= area <= hi_a:
+            continue
+        present[f] = True
+        centres.append(((xs.mean() + 0.5) / w, (ys.mean() + 0.5) / h))
+        areas.append(area)
+        shapes.append(classify_shape_strict(xs, ys))
+    return present, centres, areas, shapes
+
+
+def score_image_strict(image, caption: str) -> list[dict]:
+    """Score one image (float (c, h, w) in [0, 1] or uint8 (h, w, c)) against a Shapes caption's objects: present
+    at a plausible size, the colour that dominates (one object), the shape. A caption's motion is ignored beyond
+    the sizes it allows (a growing object may be small or large)."""
+    img = np.asarray(image)
+    video = img[:, None] if img.ndim == 3 and img.shape[0] == 3 else img[None]
+    labels = segment(as_unit_cthw(video))
+    objects = parse_caption(caption)
+    out = []
+    for obj in objects:
+        k = COLOR_NAMES.index(obj["color"])
+        present, _, _, shapes = _track(labels, k, obj["motion"])
+        ok = bool(present[0])
+        color_ok = ok and (len(objects) > 1 or int(np.bincount(labels[labels >= 0], minlength=len(PALETTE)).argmax()) == k)
+        out.append({"present": ok, "color": bool(color_ok), "shape": ok and shapes[0] == obj["shape"],
+                    "read_shape": shapes[0] if ok else ""})
+    return out
+
+
 def score_video_strict(video, caption: str, fps: float = 8.0) -> list[StrictScore]:
     """Score one video (float (c, t, h, w) in [0, 1] or uint8 (t, h, w, c)) against its Shapes caption."""
     v = as_unit_cthw(video)
     labels = segment(v)  # (t, h, w)
-    nt, h, w = labels.shape
+    nt = labels.shape[0]
     objects = parse_caption(caption)
     t_all = np.arange(nt) / fps
     out = []
     for obj in objects:
         k = COLOR_NAMES.index(obj["color"])
-        lo_s, hi_s = _scale_range(obj["motion"])
-        lo_a = SIZE_BAND[0] * min(BASE_AREA.values()) * lo_s**2
-        hi_a = SIZE_BAND[1] * max(BASE_AREA.values()) * hi_s**2
-        centres, areas, shapes, present = [], [], [], np.zeros(nt, bool)
-        for f in range(nt):
-            ys, xs = np.nonzero(labels[f] == k)
-            area = len(xs) / (h * w)
-            if not lo_a <= area <= hi_a:
-                continue
-            present[f] = True
-            centres.append(((xs.mean() + 0.5) / w, (ys.mean() + 0.5) / h))
-            areas.append(area)
-            shapes.append(classify_shape_strict(xs, ys))
+        present, centres, areas, shapes = _track(labels, k, obj["motion"])
         frac = float(present.mean())
         has_speed = obj["motion"] in SPEED_MOTIONS
         if frac < MIN_PRESENT:
@@ -267,4 +294,4 @@ def summarize_strict(scores: list[StrictScore]) -> dict:
             "time_reversed": float(np.mean(rev)) if rev else 0.0}
 
 
-__all__ = ["score_video_strict", "summarize_strict", "judge_motion", "shuffle_middle", "StrictScore", "REVERSED"]
+__all__ = ["score_video_strict", "score_image_strict", "summarize_strict", "judge_motion", "shuffle_middle", "StrictScore", "REVERSED"]

@@ -49,12 +49,15 @@ def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: floa
 
 def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_steps: int = 25,
                       guidance_scale: float | None = None, seed: int = 0, batch_size: int = 16, bf16: bool = False,
-                      num_frames: int = 16, fps: float = 8.0, progress: bool = True, first_scene: int = 0) -> dict:
+                      num_frames: int = 16, fps: float = 8.0, progress: bool = True, first_scene: int = 0,
+                      scenes=None) -> dict:
     """Returns ``{"summary": {...}, "per_motion": {...}, "time_reversed": float, "records": [...]}``;
-    ``time_reversed``: the fraction of directed-motion clips (:data:`TIME_REVERSED`) read as their reversal."""
+    ``time_reversed``: the fraction of directed-motion clips (:data:`TIME_REVERSED`) read as their reversal.
+    ``scenes``: single-object scenes to use instead of the suite's (e.g. only held-out colour-shape pairs)."""
     from tqdm.auto import tqdm
 
-    scenes = suite_scenes(suite, n, num_frames, fps, first_scene)
+    scenes = suite_scenes(suite, n, num_frames, fps, first_scene) if scenes is None else list(scenes)
+    n = len(scenes)
     results, records, strict = [], [], []
     bar = tqdm(total=n, desc=f"generating {suite}", disable=not progress)
     for chunk, videos in generate_scenes(pipe, scenes, num_inference_steps, guidance_scale, seed, batch_size, bf16,

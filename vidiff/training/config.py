@@ -45,7 +45,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     snapshot_every: int = 0  # EMA weights for the accuracy-vs-time curve; 0: off
     seed: int = 0
-    freeze_spatial: bool = False
+    # train only the temporal layers; null: yes for a model inflated from an image model (vidiff inflate), else no
+    freeze_spatial: bool | None = None
     freeze_temporal: bool = False  # train the spatial layers only (style fine-tunes)
     init_from: str | None = None  # a pipeline folder to start from (fine-tuning)
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
@@ -93,8 +94,10 @@ def _typed(value, kind: str, key: str):
     ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
           "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "bool": lambda v: isinstance(v, bool),
+          "bool | None": lambda v: v is None or isinstance(v, bool),
           "str": lambda v: isinstance(v, str),
-          "str | None": lambda v: v is None or isinstance(v, str)}.get(kind)
+          "str | None": lambda v: v is None or isinstance(v, str),
+          "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}.get(kind)
     if ok is not None and not ok(value):
         hint = " (YAML reads no / yes / on / off as booleans: quote the word)" if isinstance(value, bool) else ""
         raise ValueError(f"{key} must be of type {kind}, got {value!r}{hint}")

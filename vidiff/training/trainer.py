@@ -20,6 +20,7 @@ import torch
 
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
+from vidiff.models.latent import encode_frames
 from vidiff.tasks import get_task
 from vidiff.training.checkpoints import complete_checkpoints, load_resume, resolve_resume, save_checkpoint, tidy_run_dir
 from vidiff.training.config import RunConfig
@@ -78,16 +79,38 @@ def build_model(cfg: RunConfig, text_dim: int):
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
     ``model.frame_position_embedding`` asks for it."""
     from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input, widen_text
-    from vidiff.models.unet import build_unet
+    from vidiff.models.unet import VideoUNet, build_unet
     from vidiff.pipelines.folder import load_unet, read_meta
+
+    from vidiff.models.image import IMAGE_PRESETS, build_image_unet
 
     model_cfg = dict(cfg.model)
     preset = model_cfg.pop("preset", "stunet-shapes")
     if not cfg.train.init_from:
+        if preset in IMAGE_PRESETS:  # a diffusers UNet2DConditionModel (text-to-image)
+            return build_image_unet(preset, text_dim, **model_cfg)
         return build_unet(preset, text_dim=text_dim, **model_cfg)
     src = Path(cfg.train.init_from)
     read_meta(src)  # a clear error when it is not a pipeline folder
     model = load_unet(src / "unet", torch.float32)
+    if "inflate" in model_cfg:  # model.inflate: ARCH (+ its options): a video model from init_from's image model
+        from vidiff.models.image import ImageUNet
+        from vidiff.models.inflated import InflatedUNet
+
+        if not isinstance(model, ImageUNet):
+            raise ValueError(f"model.inflate needs a text-to-image model in train.init_from; {str(src)!r} holds a "
+                             f"{type(model).__name__}")
+        try:
+            return InflatedUNet.from_image_unet(model, model_cfg.pop("inflate"), **model_cfg)
+        except TypeError as e:
+            raise ValueError(f"model.* with model.inflate: {e}") from None
+    if not isinstance(model, VideoUNet):  # an image model or an inflated one: trained as it is
+        if model_cfg:
+            raise ValueError(f"{str(src)!r} holds a {type(model).__name__}: model.* cannot change with "
+                             f"train.init_from, got {sorted(model_cfg)}")
+        if text_dim != model.text_dim:
+            raise ValueError(f"{str(src)!r} reads {model.text_dim}-wide text; the recipe's text encoder gives {text_dim}")
+        return model
     other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels"}
     if other:
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
@@ -105,6 +128,31 @@ def build_model(cfg: RunConfig, text_dim: int):
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
         model = add_frame_position(model)
     return model
+
+
+def init_vae(cfg: RunConfig):
+    """The autoencoder of ``train.init_from`` when it is a latent model (``vae/``), else None; checks that the recipe
+    trains what that model is (text-to-video, the folder's own noise schedule)."""
+    from vidiff.models.latent import VAE_DIR, load_vae
+
+    if not cfg.train.init_from:
+        return None
+    src = Path(cfg.train.init_from)
+    from vidiff.diffusion.schedule import DiffusionConfig
+    from vidiff.pipelines.folder import read_meta
+
+    theirs = DiffusionConfig(**read_meta(src)["diffusion"])
+    if (theirs.num_train_timesteps, theirs.beta_schedule, theirs.prediction_type, theirs.beta_start, theirs.beta_end) != (
+            cfg.diffusion.num_train_timesteps, cfg.diffusion.beta_schedule, cfg.diffusion.prediction_type,
+            cfg.diffusion.beta_start, cfg.diffusion.beta_end):
+        raise ValueError(f"the recipe's diffusion section {cfg.diffusion.to_dict()} is not the schedule of "
+                         f"{str(src)!r} ({theirs.to_dict()}): set it to the model's")
+    if not (src / VAE_DIR).is_dir():
+        return None
+    if cfg.task != "text-to-video":
+        raise ValueError(f"{str(src)!r} is a latent model (vae/): only text-to-video training supports latent models "
+                         f"so far")
+    return load_vae(src / VAE_DIR)
 
 
 def task_condition(cfg: RunConfig, batch: dict, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor | None:
@@ -160,9 +208,6 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from vidiff.hardware import SLOW_BF16, native_bf16
 
     tc = cfg.train
-    if tc.freeze_spatial and cfg.data.image_prob:
-        raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them: "
-                         "set one of the two to 0 / false")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
@@ -180,7 +225,17 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder, features=cfg.text_features)
     model = build_model(cfg, text_encoder.dim)
-    if tc.freeze_spatial:
+    vae = init_vae(cfg)
+    freeze_spatial = tc.freeze_spatial
+    if freeze_spatial is None:  # an inflated model trains its new layers only, unless the recipe says otherwise
+        from vidiff.models.inflated import InflatedUNet
+
+        freeze_spatial = isinstance(model, InflatedUNet) and not tc.freeze_temporal
+    if freeze_spatial and cfg.data.image_prob:
+        raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them"
+                         f"{' (the default for an inflated model)' if tc.freeze_spatial is None else ''}: "
+                         "set one of the two to 0 / false")
+    if freeze_spatial:
         model.freeze_spatial()
     if tc.freeze_temporal:
         model.freeze_temporal()
@@ -216,6 +271,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             g = torch.Generator().manual_seed((tc.seed * 1_000_003 + step) * 1024 + rank)
             batch = batch_for_step(dataset, step, rank, world, tc.batch_size, tc.seed)
             x0 = batch["video"].to(accelerator.device)
+            if vae is not None:  # a latent model: the U-Net denoises the VAE's latents of every frame
+                x0 = encode_frames(vae, x0, generator=g).float()
             cond = task_condition(cfg, batch, x0, g)
             if cfg.data.window_frames or cfg.data.crop_size:
                 x0, cond = random_crop(x0, cond, cfg.data.window_frames, cfg.data.crop_size, g)
@@ -284,7 +341,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         from vidiff.shapes.scenes import caption_words
 
         extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else None
-        pipe = get_task(cfg.task).pipeline_class()(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg), extra=extra)
+        pipe = get_task(cfg.task).pipeline_class()(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg), extra=extra,
+                                                   vae=vae)
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final

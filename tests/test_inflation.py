@@ -1,0 +1,423 @@
+"""Video models inflated from a text-to-image UNet2DConditionModel (Lumiere 3.1, AnimateDiff): parity at
+initialisation, the folders diffusers and vidiff read, motion modules, temporal-only training, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidiff.models.inflated import InflatedUNet, load_motion_module, save_motion_module
+
+TINY_2D = dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(32, 32),
+               down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+               up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, attention_head_dim=4,
+               norm_num_groups=8, cross_attention_dim=8)
+
+
+def tiny_image_unet(seed: int = 0, **overrides):
+    """A plain diffusers UNet2DConditionModel with every weight moved off its init (conv_out is not zero)."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**{**TINY_2D, **overrides})
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return unet.eval()
+
+
+def frame_by_frame(unet, x, t, text, mask):
+    """The image model on every frame, through diffusers' own forward."""
+    b, c, f, h, w = x.shape
+    frames = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+    out = unet(frames, t.repeat_interleave(f), text.repeat_interleave(f, 0),
+               encoder_attention_mask=mask.repeat_interleave(f, 0)).sample
+    return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def inputs(frames: int = 8, size: int = 16, dim: int = 8):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, frames, size, size, generator=g)
+    text = torch.randn(2, 5, dim, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    return x, torch.tensor([20, 700]), text, mask
+
+
+@torch.no_grad()
+def test_motion_module_model_starts_as_the_image_model_frame_by_frame():
+    unet = tiny_image_unet()
+    x, t, text, mask = inputs()
+    ref = frame_by_frame(unet, x, t, text, mask)
+    model = InflatedUNet.from_image_unet(unet, "motion-module").eval()
+    assert (model(x, t, text, mask) - ref).abs().max() <= 1e-5
+    # the test can fail: a motion module that is not the identity changes the clip
+    for p in model.temporal_parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+    assert (model(x, t, text, mask) - ref).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_stunet_model_starts_as_the_image_model_on_a_still_clip():
+    unet = tiny_image_unet()
+    x, t, text, mask = inputs()
+    still = x[:, :, :1].expand_as(x).contiguous()
+    ref = frame_by_frame(unet, still, t, text, mask)
+    model = InflatedUNet.from_image_unet(unet, "stunet").eval()
+    assert model.temporal_compression == 2
+    assert (model(still, t, text, mask) - ref).abs().max() <= 1e-5
+    # on a moving clip the temporal down/up-sampling already mixes frames (it is not frame by frame)
+    assert (model(x, t, text, mask) - frame_by_frame(unet, x, t, text, mask)).abs().max() > 1e-3
+    # and one frame is exactly the image model
+    assert (model(x[:, :, :1], t, text, mask) - ref[:, :, :1]).abs().max() <= 1e-5
+    for p in model.temporal_parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+    assert (model(still, t, text, mask) - ref).abs().max() > 1e-3
+
+
+def test_inflation_keeps_the_image_weights_and_adds_only_temporal_ones():
+    unet = tiny_image_unet()
+    model = InflatedUNet.from_image_unet(unet, "stunet")
+    image = {f"image_unet.{k}": v for k, v in unet.state_dict().items()}
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in image.items())
+    assert set(state) - set(image) == set(model.motion_state_dict())
+    model.freeze_spatial()
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in model.temporal_parameters()} and trainable
+
+
+# ---------------------------------------------------------------- folders
+def make_image_folder(path: Path, text_encoder, seed: int = 0, **overrides) -> Path:
+    """A text-to-image folder as `vidiff train` writes one (an ImageUNet saved as UNet2DConditionModel)."""
+    from vidiff.diffusion.schedule import DiffusionConfig
+    from vidiff.models.image import ImageUNet
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    unet = tiny_image_unet(seed, cross_attention_dim=text_encoder.dim, **overrides)
+    image = ImageUNet(**{k: v for k, v in unet.config.items() if not k.startswith("_")})
+    image.load_state_dict(unet.state_dict())
+    pipe = TextToVideoPipeline(image, text_encoder, DiffusionConfig(),
+                               defaults={"num_frames": 4, "height": 16, "width": 16, "num_inference_steps": 2})
+    pipe.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory, tiny_text_encoder) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("t2i") / "image", tiny_text_encoder)
+
+
+def test_diffusers_loads_the_image_folder_vidiff_writes(image_dir, tiny_text_encoder):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from vidiff.pipelines.folder import load_unet
+
+    plain = UNet2DConditionModel.from_pretrained(image_dir, subfolder="unet").eval()
+    assert json.loads((image_dir / "unet" / "config.json").read_text())["_class_name"] == "UNet2DConditionModel"
+    DDPMScheduler.from_pretrained(image_dir, subfolder="scheduler")
+    ours = load_unet(image_dir / "unet", torch.float32).eval()
+    x, t, text, mask = inputs(frames=3, dim=tiny_text_encoder.dim)
+    with torch.no_grad():
+        assert torch.equal(ours(x, t, text, mask), frame_by_frame(plain, x, t, text, mask))
+
+
+def test_inflate_command_writes_a_video_model_every_command_takes(image_dir, tmp_path):
+    from vidiff.cli import main
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    for arch in ("stunet", "motion-module"):
+        out = tmp_path / arch
+        assert main(["inflate", str(image_dir), "--arch", arch, "-o", str(out)]) == 0
+        model = load_unet(out / "unet", torch.float32)
+        assert isinstance(model, InflatedUNet) and model.config.arch == arch
+        assert (out / "motion_module.safetensors").is_file()  # the new layers on their own
+        assert main(["generate", "a red circle", "--model", str(out), "--frames", "4", "--steps", "2", "-q",
+                     "-o", str(tmp_path / f"{arch}.mp4")]) == 0
+        assert (tmp_path / f"{arch}.mp4").stat().st_size > 0
+        pipe = TextToVideoPipeline.from_pretrained(out)
+        assert pipe("a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                    progress=False).videos.shape == (1, 3, 4, 16, 16)
+
+
+def test_a_motion_module_plugs_into_another_image_model_of_the_same_layout(image_dir, tmp_path, tiny_text_encoder):
+    from vidiff.pipelines.inflate import inflate
+
+    trained = inflate(image_dir, "motion-module").unet
+    with torch.no_grad():
+        for p in trained.temporal_parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    save_motion_module(trained, tmp_path / "motion.safetensors", half=False)
+    size = (tmp_path / "motion.safetensors").stat().st_size
+    assert size < sum(p.numel() * 4 for p in trained.parameters()) / 2  # the new layers only
+    other = make_image_folder(tmp_path / "other", tiny_text_encoder, seed=5)  # another fine-tune, same layout
+    pipe = inflate(other, "motion-module", tmp_path / "video", motion_module=tmp_path / "motion.safetensors")
+    got = pipe.unet.state_dict()
+    for k, v in trained.motion_state_dict().items():
+        assert torch.equal(got[k], v), k
+    assert not torch.equal(got["image_unet.conv_in.weight"], trained.state_dict()["image_unet.conv_in.weight"])
+    # the wrong architecture is refused with the layouts named
+    with pytest.raises(ValueError, match="another inflation"):
+        inflate(other, "stunet", motion_module=tmp_path / "motion.safetensors")
+
+
+def test_temporal_only_training_of_an_inflated_model(tmp_path, tiny_text_dir, image_dir):
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    inflate(image_dir, "stunet", tmp_path / "video")
+    cfg = config_from_dict({
+        "data": {"num_frames": 4, "resolution": 16}, "text_encoder": str(tiny_text_dir),
+        "train": {"steps": 3, "batch_size": 2, "checkpoint_every": 3, "mixed_precision": "no", "ema_decay": 0.0,
+                  "init_from": str(tmp_path / "video"), "warmup_steps": 1, "lr": 1e-2},
+        "output_dir": str(tmp_path / "run")})
+    final = train(cfg, progress=False)
+    before, after = load_unet(tmp_path / "video" / "unet", torch.float32), load_unet(final / "unet", torch.float32)
+    b, a = before.state_dict(), after.state_dict()
+    assert all(torch.equal(b[k], a[k]) for k in b if k.startswith("image_unet."))  # frozen by default
+    assert any(not torch.equal(b[k], a[k]) for k in b if not k.startswith("image_unet."))
+    # the switch to unfreeze
+    cfg2 = config_from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "freeze_spatial": False},
+                             "output_dir": str(tmp_path / "run2")})
+    a2 = load_unet(train(cfg2, progress=False) / "unet", torch.float32).state_dict()
+    assert any(not torch.equal(b[k], a2[k]) for k in b if k.startswith("image_unet."))
+
+
+def test_training_a_text_to_image_model_writes_a_diffusers_folder(tmp_path, tiny_text_dir):
+    from diffusers import UNet2DConditionModel
+
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    cfg = config_from_dict({
+        "model": {"preset": "t2i-tiny"}, "data": {"num_frames": 4, "resolution": 16, "image_prob": 1.0},
+        "text_encoder": str(tiny_text_dir),
+        "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 2, "mixed_precision": "no"},
+        "output_dir": str(tmp_path / "run")})
+    final = train(cfg, progress=False)
+    unet = UNet2DConditionModel.from_pretrained(final, subfolder="unet")
+    assert unet.config.cross_attention_dim == 8 and (final / "scheduler" / "scheduler_config.json").is_file()
+
+
+# ---------------------------------------------------------------- bad input
+def _cli(args, capsys):
+    from vidiff.cli import main
+
+    code = main(args)
+    return code, capsys.readouterr().err.strip()
+
+
+def test_bad_image_models_are_one_line_errors_and_write_nothing(tmp_path, capsys, image_dir, tiny_pipeline_dir):
+    import shutil
+
+    out = tmp_path / "out"
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    sdxl = tmp_path / "sdxl"
+    shutil.copytree(image_dir, sdxl)
+    cfg = json.loads((sdxl / "unet" / "config.json").read_text())
+    (sdxl / "unet" / "config.json").write_text(json.dumps({**cfg, "addition_embed_type": "text_time"}))
+    other_block = tmp_path / "other_block"
+    shutil.copytree(image_dir, other_block)
+    (other_block / "unet" / "config.json").write_text(json.dumps(
+        {**cfg, "down_block_types": ["SimpleCrossAttnDownBlock2D", "DownBlock2D"]}))
+    garbage = tmp_path / "motion.safetensors"
+    garbage.write_bytes(b"not a file of tensors")
+    cases = [([str(not_a_model)], "no unet/config.json"),
+             ([str(tiny_pipeline_dir)], "is a VideoUNet; supported: diffusers UNet2DConditionModel"),
+             ([str(sdxl)], "added conditioning"),
+             ([str(other_block)], "SimpleCrossAttnDownBlock2D"),
+             ([str(image_dir), "--arch", "vdm"], "unknown --arch 'vdm'"),
+             ([str(image_dir), "--motion-module", str(garbage)], "not a motion module")]
+    for args, says in cases:
+        code, err = _cli(["inflate", *args, "-o", str(out)], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
+        assert not out.exists()
+    out.mkdir()
+    code, err = _cli(["inflate", str(image_dir), "-o", str(out)], capsys)
+    assert code == 2 and "exists" in err and not any(out.iterdir())
+
+
+@torch.no_grad()
+def test_parity_at_initialisation_on_the_shipped_image_model():
+    """The shipped Shapes image model (vidiff/weights/t2i-shapes), inflated both ways, in fp32."""
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.registry import model_path
+
+    image = load_unet(model_path("t2i-shapes") / "unet", torch.float32).eval()
+    g = torch.Generator().manual_seed(3)
+    x, text = torch.randn(1, 3, 8, 32, 32, generator=g), torch.randn(1, 6, image.text_dim, generator=g)
+    t, mask = torch.tensor([400]), torch.ones(1, 6, dtype=torch.bool)
+    ref = image(x, t, text, mask)  # the image model frame by frame (ImageUNet = diffusers' forward per frame)
+    motion = InflatedUNet.from_image_unet(image, "motion-module").eval()
+    assert (motion(x, t, text, mask) - ref).abs().max() <= 1e-5
+    still = x[:, :, :1].expand_as(x).contiguous()
+    stunet = InflatedUNet.from_image_unet(image, "stunet").eval()
+    assert (stunet(still, t, text, mask) - image(still, t, text, mask)).abs().max() <= 1e-5
+
+
+# ---------------------------------------------------------------- zero-shot (Text2Video-Zero)
+@torch.no_grad()
+def test_cross_frame_attention_reads_the_first_frame():
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from vidiff.pipelines.zero_shot import FirstFrameAttnProcessor
+
+    unet = tiny_image_unet()
+    x, t, text, mask = inputs(frames=4)
+    plain = frame_by_frame(unet, x, t, text, mask)
+    procs = unet.attn_processors
+    unet.set_attn_processor({n: FirstFrameAttnProcessor(4, AttnProcessor2_0()) if "attn1" in n else p
+                             for n, p in procs.items()})
+    crossed = frame_by_frame(unet, x, t, text, mask)
+    assert (crossed[:, :, 0] - plain[:, :, 0]).abs().max() <= 1e-5  # the first frame attends to itself
+    assert (crossed[:, :, 1:] - plain[:, :, 1:]).abs().max() > 1e-3  # the others read it
+    # a clip whose frames all equal the first is unchanged
+    still = x[:, :, :1].expand_as(x).contiguous()
+    unet.set_attn_processor(dict(procs))  # (diffusers empties the dict it is given)
+    ref = frame_by_frame(unet, still, t, text, mask)
+    unet.set_attn_processor({n: FirstFrameAttnProcessor(4, AttnProcessor2_0()) if "attn1" in n else p
+                             for n, p in procs.items()})
+    assert (frame_by_frame(unet, still, t, text, mask) - ref).abs().max() <= 1e-5
+
+
+def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, tmp_path, capsys):
+    from vidiff.pipelines.zero_shot import TextToVideoZeroPipeline, motion_from_caption
+
+    assert motion_from_caption("a red circle moving left", 2.0) == (-2.0, 0.0)
+    assert motion_from_caption("a red circle moving up") == (0.0, -1.0)
+    pipe = TextToVideoZeroPipeline.from_pretrained(image_dir)
+    procs = dict(pipe.unet.attn_processors)
+    out = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, generator=torch.Generator().manual_seed(0))
+    assert out.videos.shape == (1, 3, 4, 16, 16) and out.settings["zero_shot"]["motion"] == [[-1.0, 0.0]]
+    assert {n: type(p) for n, p in pipe.unet.attn_processors.items()} == {n: type(p) for n, p in procs.items()}
+    code, err = _cli(["generate", "a red circle moving left", "--model", str(image_dir), "--zero-shot", "--frames", "4",
+                      "--steps", "10", "--motion", "0,1", "-q", "-o", str(tmp_path / "z.mp4")], capsys)
+    assert code == 0, err
+    side = json.loads((tmp_path / "z.json").read_text())
+    assert side["zero_shot"]["motion"] == [[0.0, 1.0]]
+    for args, says in ((["--model", str(tiny_pipeline_dir), "--zero-shot"], "is a video model"),
+                       (["--model", str(image_dir)], "add --zero-shot"),
+                       (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY")):
+        code, err = _cli(["generate", "a red circle", *args, "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
+        assert not (tmp_path / "bad.mp4").exists()
+
+
+# ---------------------------------------------------------------- a Stable-Diffusion-layout folder, end to end
+def make_tiny_sd_folder(path: Path) -> Path:
+    """unet/ (a 2-block UNet2DConditionModel on 4 latent channels), vae/ (a tiny AutoencoderKL, 2x), text_encoder/
+    (a tiny CLIPTextModel), tokenizer/ (MiniLM's files: any tokenizer AutoTokenizer reads), scheduler/ (SD's)."""
+    import shutil
+
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vidiff.conditioning.text import default_encoder_path
+
+    torch.manual_seed(0)
+    UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 32),
+                         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
+                         attention_head_dim=4, norm_num_groups=8, cross_attention_dim=16).save_pretrained(path / "unet")
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4,
+                  norm_num_groups=8, sample_size=16).save_pretrained(path / "vae")
+    CLIPTextModel(CLIPTextConfig(vocab_size=30522, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, max_position_embeddings=64)).save_pretrained(path / "text_encoder")
+    (path / "tokenizer").mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (default_encoder_path() / name).exists():
+            shutil.copy(default_encoder_path() / name, path / "tokenizer" / name)
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                  prediction_type="epsilon").save_pretrained(path / "scheduler")
+    return path
+
+
+def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
+    """inflate -> 3 training steps on a folder of mp4 clips -> generate -> a playable mp4, all on the latent path."""
+    import av
+    import numpy as np
+
+    from vidiff.io.video import write_video
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    code, err = _cli(["inflate", str(sd), "--arch", "stunet", "-o", str(tmp_path / "video")], capsys)
+    assert code == 0, err
+    video = tmp_path / "video"
+    assert {"vae", "text_encoder", "tokenizer", "unet", "scheduler"} <= {p.name for p in video.iterdir()}
+    meta = json.loads((video / "vidiff_pipeline.json").read_text())
+    assert meta["text_encoder"] == "text_encoder" and meta["diffusion"]["beta_end"] == 0.012
+    pipe = TextToVideoPipeline.from_pretrained(video)
+    assert pipe.latent_scale == 2 and pipe.defaults["height"] == 16
+    data = tmp_path / "clips"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(3):
+        write_video((rng.random((6, 16, 16, 3)) * 255).astype(np.uint8), data / f"c{i}.mp4", fps=8, view_size=16)
+        rows.append(f"c{i}.mp4,a clip number {i}")
+    (data / "train.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
+    cfg = config_from_dict({
+        "data": {"kind": "folder", "manifest": str(data / "train.csv"), "num_frames": 4, "resolution": 16},
+        "diffusion": {"prediction_type": "epsilon", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                      "beta_end": 0.012},
+        "text_encoder": str(video / "text_encoder"),
+        "train": {"steps": 3, "batch_size": 2, "checkpoint_every": 3, "mixed_precision": "no",
+                  "init_from": str(video)},
+        "output_dir": str(tmp_path / "run")})
+    final = train(cfg, progress=False)
+    assert (final / "vae").is_dir() and (final / "text_encoder").is_dir()
+    code, err = _cli(["generate", "a clip number 1", "--model", str(final), "--frames", "4", "--steps", "3", "-q",
+                      "-o", str(tmp_path / "out.mp4")], capsys)
+    assert code == 0, err
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 4 and frames[0].shape[2] == 3
+    # a recipe whose schedule is not the model's is refused before anything is written
+    bad = config_from_dict({**cfg.to_dict(), "diffusion": {}, "output_dir": str(tmp_path / "run2")})
+    with pytest.raises(ValueError, match="not the schedule of"):
+        train(bad, progress=False)
+    assert not (tmp_path / "run2").exists()
+
+
+# ---------------------------------------------------------------- personalization and styles of the image model
+def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, tmp_path, tiny_text_encoder, capsys,
+                                                                     tiny_pipeline_dir):
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.pipelines.inflate import inflate
+
+    video = tmp_path / "video"
+    pipe = inflate(image_dir, "motion-module", video)
+    with torch.no_grad():
+        for p in pipe.unet.temporal_parameters():
+            p.add_(0.05)
+    pipe.save_pretrained(video, overwrite=True)
+    pipe = type(pipe).from_pretrained(video)
+    styled_dir = make_image_folder(tmp_path / "styled", tiny_text_encoder, seed=7)  # a "fine-tune": other weights
+    styled = load_unet(styled_dir / "unet", torch.float32)
+    own = pipe.unet.image_unet.state_dict()
+    for alpha in (1.0, 0.5):
+        out = pipe.with_image_model(styled_dir) if alpha == 1.0 else pipe.with_style(styled_dir, alpha)
+        new = out.unet.state_dict()
+        for k, v in pipe.unet.motion_state_dict().items():
+            assert torch.equal(new[k], v), k  # the motion module is kept
+        w = "conv_in.weight"
+        assert torch.allclose(new["image_unet." + w], torch.lerp(own[w], styled.state_dict()[w], alpha))
+    code, err = _cli(["generate", "a red circle", "--model", str(video), "--image-model", str(styled_dir), "--frames",
+                      "4", "--steps", "2", "-q", "-o", str(tmp_path / "p.mp4")], capsys)
+    assert code == 0, err
+    other = make_image_folder(tmp_path / "other", tiny_text_encoder, block_out_channels=(32, 64))
+    for model, image, says in ((video, other, "another layout"), (tiny_pipeline_dir, styled_dir, "needs a model inflated")):
+        code, err = _cli(["generate", "a red circle", "--model", str(model), "--image-model", str(image), "-q",
+                          "-o", str(tmp_path / "bad.mp4")], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad.mp4").exists()

@@ -1,0 +1,70 @@
+"""Latent video diffusion through an image autoencoder (diffusers ``AutoencoderKL``, e.g. Stable Diffusion's VAE).
+
+A folder with ``vae/`` is a latent model: training encodes every frame of a clip with the VAE (times its
+``scaling_factor``) and the U-Net denoises latents; sampling decodes the latents frame by frame. Any
+``AutoencoderKL`` folder works (Align-your-Latents, AnimateDiff and VideoCrafter run SD's VAE per frame the same
+way); a VAE with temporal layers in its decoder (VidRD) is a later step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+VAE_DIR = "vae"
+
+
+def load_vae(path: str | Path, dtype: torch.dtype = torch.float32):
+    """An ``AutoencoderKL`` from a diffusers folder; ValueError when it is not one."""
+    import json
+
+    from diffusers import AutoencoderKL
+
+    path = Path(path)
+    try:
+        name = json.loads((path / "config.json").read_text())["_class_name"]
+    except (OSError, ValueError, KeyError):
+        raise ValueError(f"{str(path)!r} holds no autoencoder (vae/config.json missing or unreadable)") from None
+    if name != "AutoencoderKL":
+        raise ValueError(f"{str(path)!r} holds a {name}; supported: diffusers AutoencoderKL")
+    return AutoencoderKL.from_pretrained(path, torch_dtype=dtype).eval().requires_grad_(False)
+
+
+def vae_scale(vae) -> int:
+    """Pixels per latent along each side (8 for Stable Diffusion's VAE)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def _frames(x: torch.Tensor) -> torch.Tensor:
+    b, c, t, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+
+def _clips(x: torch.Tensor, b: int) -> torch.Tensor:
+    bt, c, h, w = x.shape
+    return x.reshape(b, bt // b, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+@torch.no_grad()
+def encode_frames(vae, video: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 32) -> torch.Tensor:
+    """(b, 3, t, H, W) in [-1, 1] -> latents (b, C, t, H/f, W/f), a sample of each frame's posterior times the
+    VAE's ``scaling_factor`` (diffusers' training scripts); ``generator`` makes the sample reproducible."""
+    frames = _frames(video).to(vae.device, vae.dtype)
+    out = []
+    for i in range(0, len(frames), chunk):
+        dist = vae.encode(frames[i:i + chunk]).latent_dist
+        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+        out.append(dist.mean + dist.std * noise)
+    return _clips(torch.cat(out) * vae.config.scaling_factor, video.shape[0])
+
+
+@torch.no_grad()
+def decode_frames(vae, latents: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Latents (b, C, t, h, w) -> video (b, 3, t, h f, w f) in about [-1, 1], decoded frame by frame."""
+    frames = _frames(latents).to(vae.device, vae.dtype) / vae.config.scaling_factor
+    out = [vae.decode(frames[i:i + chunk]).sample for i in range(0, len(frames), chunk)]
+    return _clips(torch.cat(out), latents.shape[0])
+
+
+__all__ = ["load_vae", "vae_scale", "encode_frames", "decode_frames", "VAE_DIR"]

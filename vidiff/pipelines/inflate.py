@@ -1,0 +1,140 @@
+"""Turn a local text-to-image model into a video model (Lumiere 3.1, AnimateDiff): :func:`inflate`.
+
+The image model is a diffusers folder: ``unet/`` (a ``UNet2DConditionModel``), ``scheduler/`` (its noise
+schedule and prediction type) and either vidiff's ``vidiff_pipeline.json`` (a model vidiff trained: its text
+encoder and defaults) or ``text_encoder/`` + ``tokenizer/`` (a transformers text encoder, e.g. CLIP). The result
+is a vidiff pipeline folder that every command takes; its ``unet/`` holds the image weights unchanged and the new
+temporal layers at their identity initialisation (:mod:`vidiff.models.inflated`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from vidiff.diffusion.schedule import DiffusionConfig
+from vidiff.pipelines.folder import PIPELINE_FILE, read_meta
+
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "prediction_type", "beta_start", "beta_end")
+SUPPORTED = "a diffusers text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)"
+
+
+def read_image_model(path: str | os.PathLike) -> dict:
+    """What an image-model folder holds, checked before any weight loads. Returns ``{"unet": Path, "meta": the
+    vidiff pipeline description to inherit}``. Raises ValueError naming what was found and what is supported."""
+    from vidiff.models.image import check_image_unet_config
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{str(path)!r} is not a folder; expected {SUPPORTED}")
+    unet_cfg = path / "unet" / "config.json"
+    if not unet_cfg.is_file():
+        found = sorted(p.name for p in path.iterdir())[:6]
+        raise ValueError(f"{str(path)!r} is not a text-to-image model (no unet/config.json; found {found}); "
+                         f"expected {SUPPORTED}")
+    try:
+        cfg = json.loads(unet_cfg.read_text(encoding="utf-8"))
+        assert isinstance(cfg, dict)
+    except (ValueError, AssertionError):
+        raise ValueError(f"{str(unet_cfg)!r} is not a JSON object") from None
+    check_image_unet_config(cfg, f"{str(path)!r}")
+    if (path / "vae").exists() and not (path / "vae" / "config.json").is_file():
+        raise ValueError(f"{str(path)!r} has vae/ without a config.json; expected a diffusers AutoencoderKL folder")
+    if (path / PIPELINE_FILE).is_file():  # a model vidiff trained
+        meta = read_meta(path)
+        if meta.get("task", "text-to-video") != "text-to-video":
+            raise ValueError(f"{str(path)!r} is a {meta['task']} model, not a text-to-image one")
+    else:
+        meta = {"task": "text-to-video", "diffusion": _schedule_of(path), "text_encoder": _text_encoder_of(path)}
+    return {"unet": path / "unet", "meta": meta, "config": cfg}
+
+
+def _schedule_of(path: Path) -> dict:
+    f = path / "scheduler" / "scheduler_config.json"
+    if not f.is_file():
+        raise ValueError(f"{str(path)!r} has no scheduler/scheduler_config.json (its noise schedule); "
+                         f"expected {SUPPORTED}")
+    cfg = json.loads(f.read_text(encoding="utf-8"))
+    out = {k: cfg[k] for k in SCHEDULE_KEYS if k in cfg}
+    try:
+        return DiffusionConfig(**out).to_dict()
+    except TypeError as e:
+        raise ValueError(f"{str(f)!r}: {e}") from None
+
+
+def _text_encoder_of(path: Path) -> str:
+    """The text encoder of a plain diffusers folder: its ``text_encoder/`` with ``tokenizer/`` beside it (copied
+    into the video folder), else vidiff's."""
+    from vidiff.pipelines.folder import LOCAL_TEXT_ENCODER
+
+    te = path / LOCAL_TEXT_ENCODER
+    if te.is_dir():
+        if not (path / "tokenizer").is_dir():
+            raise ValueError(f"{str(path)!r} has text_encoder/ but no tokenizer/")
+        return LOCAL_TEXT_ENCODER
+    return "minilm"
+
+
+def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | os.PathLike | None = None,
+            motion_module: str | os.PathLike | None = None, overwrite: bool = False, **arch_kwargs):
+    """Inflate the image model at ``image_model`` into a video pipeline (:class:`TextToVideoPipeline`).
+
+    ``arch``: "stunet" or "motion-module" (:mod:`vidiff.models.inflated`); ``motion_module``: a file written by
+    :func:`~vidiff.models.inflated.save_motion_module` to load into the new layers (a motion module trained on
+    another image model of the same layout: AnimateDiff's personalization). With ``output`` the folder is
+    written (atomically; an existing one only with ``overwrite``). Nothing is written when anything is wrong."""
+    from vidiff.conditioning.text import CACHE_FILE
+    from vidiff.models.latent import VAE_DIR, load_vae
+    from vidiff.models.inflated import ARCHS, InflatedUNet, load_motion_module
+    from vidiff.pipelines.folder import load_text_encoder, load_unet
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS)}")
+    found = read_image_model(image_model)
+    if output is not None:
+        output = Path(output)
+        if output.exists() and not overwrite:
+            raise ValueError(f"{str(output)!r} exists; choose another folder (or overwrite=True / --overwrite)")
+    if motion_module is not None and not Path(motion_module).is_file():
+        raise ValueError(f"motion module {str(motion_module)!r} does not exist")
+    image = load_unet(found["unet"], torch.float32)
+    model = InflatedUNet.from_image_unet(image, arch, **arch_kwargs)
+    if motion_module is not None:
+        load_motion_module(model, motion_module)
+    meta = found["meta"]
+    text_encoder = load_text_encoder(Path(image_model), meta)
+    if text_encoder.dim != model.text_dim:
+        raise ValueError(f"the text encoder gives {text_encoder.dim}-wide features; the image model reads "
+                         f"{model.text_dim}")
+    extra = {k: v for k, v in meta.items()
+             if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
+    extra["image_model"] = {"path": str(Path(image_model).resolve()), "arch": arch,
+                            **({"motion_module": str(Path(motion_module).resolve())} if motion_module else {})}
+    vae = None
+    if (Path(image_model) / VAE_DIR).is_dir():  # a latent image model (Stable Diffusion layout)
+        vae = load_vae(Path(image_model) / VAE_DIR)
+        if vae.config.latent_channels != model.sample_channels:
+            raise ValueError(f"the VAE gives {vae.config.latent_channels} latent channels; the U-Net denoises "
+                             f"{model.sample_channels}")
+    defaults = meta.get("defaults") or _sd_defaults(found["config"], vae)
+    pipe = TextToVideoPipeline(model, text_encoder, DiffusionConfig(**meta["diffusion"]), defaults, extra, vae=vae)
+    if output is not None:
+        cache = Path(image_model) / CACHE_FILE  # the image model's text cache serves the video model (same encoder)
+        pipe.save_pretrained(output, overwrite=overwrite, extra_files=[cache] if cache.is_file() else ())
+        pipe.path = output
+    return pipe
+
+
+def _sd_defaults(unet_config: dict, vae) -> dict:
+    """Sizes for a plain diffusers folder: its U-Net's sample size (in pixels for a latent model), 16 frames."""
+    from vidiff.models.latent import vae_scale
+
+    side = int(unet_config.get("sample_size") or 32) * (vae_scale(vae) if vae is not None else 1)
+    return {"num_frames": 16, "height": side, "width": side, "guidance_scale": 7.5, "num_inference_steps": 25}
+
+
+__all__ = ["inflate", "read_image_model"]

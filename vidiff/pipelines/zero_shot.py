@@ -1,0 +1,132 @@
+"""Zero-shot video from a text-to-image model (Text2Video-Zero, Khachatryan et al. 2023).
+
+No video training: the image model's own sampler, with two changes.
+
+1. **Motion dynamics in the initial noise.** The first frame is denoised alone (DDIM) from ``T`` to ``t1`` and
+   on to ``t0``; frame ``k``'s sample at ``t0`` is the first frame's translated by ``k * motion`` pixels, noised
+   back to ``t1`` (DDPM forward, fresh noise per frame); then all frames are denoised together from ``t1``.
+   ``t1`` / ``t0`` are the paper's 47 / 44 of 50 steps, as fractions of the diffusion time (0.94, 0.88).
+2. **Cross-frame attention.** Every self-attention layer of the image U-Net attends from each frame to the
+   first frame's keys and values (:class:`FirstFrameAttnProcessor`), which keeps the object's appearance.
+
+The motion is a global translation chosen by the caller (Text2Video-Zero's ``motion_field_strength``); vidiff
+takes it from the caption's direction words when none is given (``motion_from_caption``): the image model
+has no idea of motion, so "moving left" can only come from here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+
+
+def motion_from_caption(caption: str, speed: float = 1.0) -> tuple[float, float]:
+    """(dx, dy) pixels per frame: ``speed`` along the caption's direction words (left/right/up/down, summed),
+    or (speed, 0) when it has none (Text2Video-Zero's default is a fixed direction too)."""
+    words = re.findall(r"[a-z]+", caption.lower())
+    dx = sum(DIRECTIONS[w][0] for w in words if w in DIRECTIONS)
+    dy = sum(DIRECTIONS[w][1] for w in words if w in DIRECTIONS)
+    if dx == 0 and dy == 0:
+        return (speed, 0.0)
+    norm = (dx * dx + dy * dy) ** 0.5
+    return (speed * dx / norm, speed * dy / norm)
+
+
+class FirstFrameAttnProcessor:
+    """Self-attention whose keys and values come from the first frame of each clip (Text2Video-Zero's
+    cross-frame attention). Works on the frame-folded batch ``(b * frames, tokens, c)`` of an image U-Net;
+    cross-attention (to the text) is left as it is."""
+
+    def __init__(self, frames: int, inner):
+        self.frames, self.inner = frames, inner
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
+        if encoder_hidden_states is None and hidden_states.ndim == 3:
+            bt, n, c = hidden_states.shape
+            t = self.frames
+            first = hidden_states.reshape(bt // t, t, n, c)[:, :1].expand(-1, t, -1, -1).reshape(bt, n, c)
+            encoder_hidden_states = first
+        return self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                          attention_mask=attention_mask, temb=temb, **kw)
+
+
+def translate(x: torch.Tensor, shift: tuple[float, float]) -> torch.Tensor:
+    """(b, c, h, w) moved by whole pixels (dx right, dy down), wrapping at the borders: the warp of the noisy
+    first frame (a wrapped noise field stays noise; zero padding would not)."""
+    dx, dy = int(round(shift[0])), int(round(shift[1]))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+class TextToVideoZeroPipeline(TextToVideoPipeline):
+    """Text2Video-Zero on a text-to-image folder (an ``ImageUNet``); see the module docstring."""
+
+    cascades = False
+
+    def __call__(self, prompt, num_frames: int | None = None, height: int | None = None, width: int | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 negative_prompt: str = "", motion: tuple[float, float] | None = None, motion_speed: float = 1.0,
+                 t0: float = 0.88, t1: float = 0.94, generator: torch.Generator | None = None,
+                 latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        from vidiff.diffusion.sampling import denoise, timesteps_for
+        from vidiff.pipelines.base import check_output_type
+
+        if unused:
+            raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
+        if not (0.0 < t0 < t1 <= 1.0):
+            raise ValueError(f"zero-shot needs 0 < t0 < t1 <= 1, got t0={t0}, t1={t1}")
+        from vidiff.models.image import ImageUNet
+
+        if not isinstance(self.unet, ImageUNet):
+            raise ValueError(f"zero-shot generation runs a text-to-image model; this folder holds a "
+                             f"{type(self.unet).__name__}")
+        check_output_type(output_type)
+        s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale)
+        prompts = self.check_inputs(prompt, 1, s["height"], s["width"], s["num_inference_steps"],
+                                    s["guidance_scale"], None)
+        m, b = s["num_frames"], len(prompts)
+        moves = [motion if motion is not None else motion_from_caption(p, motion_speed) for p in prompts]
+        scheduler = self.make_scheduler("ddim")
+        ts = timesteps_for(scheduler, s["num_inference_steps"])
+        T = scheduler.config.num_train_timesteps
+        i1 = int((ts > t1 * T).sum())  # steps run on the first frame alone before t1
+        i0 = max(int((ts > t0 * T).sum()), i1 + 1)
+        if i0 >= len(ts):
+            raise ValueError(f"{s['num_inference_steps']} steps are too few for t0={t0}")
+        shape = self.sample_shape(b, 1, s["height"], s["width"])
+        noise = latents if latents is not None else torch.randn(shape, generator=generator)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
+        fn = window(None)
+        device = self.device
+        x = noise.float().to(device) * scheduler.init_noise_sigma
+        x_t1 = denoise(fn, scheduler, x, ts[:i1]) if i1 else x
+        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0])[:, :, 0]  # (b, c, h, w)
+        a = scheduler.alphas_cumprod
+        ratio = (a[int(ts[i1])] / a[int(ts[i0])]).item()  # alpha-bar(t1) / alpha-bar(t0): DDPM forward t0 -> t1
+        frames = [x_t1[:, :, 0]]
+        eps = torch.randn((b, shape[1], m - 1, *shape[3:]), generator=generator).to(device)
+        for k in range(1, m):
+            warped = torch.stack([translate(x_t0[j:j + 1], (k * mv[0], k * mv[1]))[0] for j, mv in enumerate(moves)])
+            frames.append(ratio ** 0.5 * warped + (1 - ratio) ** 0.5 * eps[:, :, k - 1])
+        video = torch.stack(frames, 2)  # (b, c, m, h, w) at t1
+        processors = self.unet.attn_processors
+        self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, AttnProcessor2_0()) if "attn1" in name else p
+                                      for name, p in processors.items()})
+        try:
+            video = denoise(fn, scheduler, video, ts[i1:], progress=progress)
+        finally:
+            self.unet.set_attn_processor(processors)
+        videos = self.to_pixels(video)
+        s.update(sampler="ddim", negative_prompt=negative_prompt,
+                 zero_shot={"motion": [list(mv) for mv in moves], "t0": t0, "t1": t1})
+        return self.finish(prompts, videos, s, output_type, True, generator, progress)
+
+
+__all__ = ["TextToVideoZeroPipeline", "FirstFrameAttnProcessor", "motion_from_caption"]
