@@ -222,7 +222,8 @@ def cmd_curve(args) -> dict:
         log = [json.loads(x) for x in (Path(args.image_run) / "train_log.jsonl").read_text().splitlines() if x.strip()]
         image_minutes = max(r.get("elapsed_s", 0) for r in log) / 60
     pipe = TextToVideoPipeline.from_pretrained(args.base or run / "final", base_only=True)
-    snaps = sorted(run.glob("snapshots/step-*.safetensors"), key=step_of)
+    snaps = sorted((f for f in run.glob("snapshots/step-*.safetensors") if not args.only or step_of(f) in args.only),
+                   key=step_of)
     if args.final:
         snaps.append(None)
     rows = []
@@ -249,8 +250,8 @@ def cmd_curve(args) -> dict:
 
 
 def cmd_plot(args) -> dict:
-    """Accuracy vs. total CPU minutes: the inflated run's snapshots (a curve JSON) against reference points
-    (JSONs of ``curve --final`` on other models: their last row, at the minutes given with --ref-minutes)."""
+    """Accuracy vs. total CPU minutes: the inflated run's snapshots (a curve JSON) against reference points (a
+    curve JSON's last row or a shapes_quality.py report on the same scenes, at the minutes given with --ref-minutes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,7 +265,8 @@ def cmd_plot(args) -> dict:
         ys = [None] + [r[key] for r in curve["rows"]]
         ax.plot(xs[1:], ys[1:], "o-", color=colour, label=f"inflated STUNet: {key}")
     for ref, minutes in zip(args.ref, args.ref_minutes):
-        last = json.loads(Path(ref).read_text())["rows"][-1]
+        d = json.loads(Path(ref).read_text())
+        last = d["rows"][-1] if "rows" in d else d["runs"][0]["strict"]  # a curve, or a shapes_quality.py report
         for key, colour in (("shape", "tab:blue"), ("motion", "tab:orange"), ("present", "tab:green")):
             ax.plot([minutes], [last[key]], "*", color=colour, markersize=12)
     ax.axvline(image, color="grey", lw=0.8, ls="--")
@@ -306,9 +308,9 @@ def main() -> None:
     z.add_argument("--first-scene", type=int, default=0)
     z.add_argument("--steps", type=int, default=25)
     z.add_argument("--guidance", type=float, default=None)
-    z.add_argument("--speed", type=float, default=1.0, help="pixels per frame")
-    z.add_argument("--t1", type=float, nargs="+", default=[0.94])
-    z.add_argument("--t0", type=float, nargs="+", default=[0.88])
+    z.add_argument("--speed", type=float, default=0.5, help="pixels per frame")
+    z.add_argument("--t1", type=float, nargs="+", default=[0.5])
+    z.add_argument("--t0", type=float, nargs="+", default=[0.4])
     c = sub.add_parser("cost")
     c.add_argument("model")
     c.add_argument("--batch", type=int, default=8)
@@ -318,6 +320,7 @@ def main() -> None:
     u.add_argument("--image-run", default=None, help="the image model's run (its minutes are added)")
     u.add_argument("--base", default=None, help="a pipeline folder of the run's architecture (default RUN/final)")
     u.add_argument("--final", action="store_true", help="also score RUN/final")
+    u.add_argument("--only", type=int, nargs="*", default=None, help="score only the snapshots of these steps")
     u.add_argument("--n", type=int, default=48)
     u.add_argument("--steps", type=int, default=25)
     u.add_argument("--guidance", type=float, default=None)

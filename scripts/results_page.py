@@ -227,22 +227,24 @@ def inflation_section() -> list[str]:
     if (RESULTS / "inflation-curve.json").exists():
         c = load("inflation-curve.json")
         out += [f"Accuracy vs. training of the inflated STUNet (EMA snapshots, the first {c['n']} test scenes, strict; "
-                f"`{c['command']}`; minutes by the runs' own clocks, image model {c['image_minutes']} min included):", "",
-                "| step | total minutes | colour | shape | motion | present | backwards |", "|---|---|---|---|---|---|---|"]
-        for r in c["rows"]:
-            out.append(f"| {r['step']} | {r['total_minutes']} | {pct(r['color'])} | {pct(r['shape'])} | "
-                       f"{pct(r['motion'])} | {pct(r['present'])} | {pct(r['time_reversed'])} |")
-        out.append("")
+                f"`{c['command']}`; minutes by the runs' own clocks, image model {c['image_minutes']} min included):", ""]
+        out += table(["step", "total minutes", "colour", "shape", "motion", "present", "backwards"],
+                     [[r["step"], r["total_minutes"], *(pct(r[k]) for k in ("color", "shape", "motion", "present",
+                                                                             "time_reversed"))] for r in c["rows"]])
     if (RESULTS / "zeroshot.json").exists():
         z = load("zeroshot.json")
         out += [f"Zero-shot (Text2Video-Zero) from `t2i-shapes` on \"moving left/right/up/down\" test captions "
-                f"(`{z['command']}`; t1 / t0 chosen on validation captions):", "",
-                "| t1 / t0 | n | judged direction | shape kept | colour | present |", "|---|---|---|---|---|---|"]
-        for r in z["runs"]:
-            out.append(f"| {r['t1']} / {r['t0']} | {r['n']} | {pct(r['direction'])} | {pct(r['shape'])} | "
-                       f"{pct(r['color'])} | {pct(r['present'])} |")
-        out.append("")
+                f"(`{z['command']}`; t1 / t0 chosen on validation captions):", ""]
+        out += table(["t1 / t0", "n", "judged direction", "shape kept", "colour", "present"],
+                     [[f"{r['t1']} / {r['t0']}", r["n"], *(pct(r[k]) for k in ("direction", "shape", "color", "present"))]
+                      for r in z["runs"]])
     return out
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table and a blank line."""
+    return ([f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+            + [f"| {' | '.join(str(v) for v in row)} |" for row in rows] + [""])
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--zero-shot", action="store_true", help="a clip from a text-to-image model alone "
                    "(Text2Video-Zero: motion in the initial noise, cross-frame attention)")
     g.add_argument("--motion", default=None, metavar="DX,DY", help="--zero-shot: the translation in pixels per frame "
-                   "(default: 1 pixel along the caption's left/right/up/down words)")
+                   "(default: 0.5 pixel along the caption's left/right/up/down words)")
     g.set_defaults(func=cmd_generate)
 
     def application(name: str, help: str, input_help: str, prompt_help: str = "the caption") -> argparse.ArgumentParser:

@@ -90,11 +90,9 @@ class ImageUNet(UNet2DConditionModel):
     temporal_compression = 1
 
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
-        m = self.spatial_multiple
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        from vidiff.models.unet import check_sizes
+
+        check_sizes(self.spatial_multiple, 1, num_frames, height, width)
 
     def temporal_parameters(self) -> list:
         return []

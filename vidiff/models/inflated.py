@@ -128,13 +128,9 @@ class InflatedUNet(ModelMixin, ConfigMixin):
         return 2 ** (len(self.image_unet.config.block_out_channels) - 1)
 
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
-        m, tc = self.spatial_multiple, self.temporal_compression
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
-        least = 2 * tc if tc > 1 else 1
-        if num_frames < 1 or (num_frames != 1 and (num_frames % tc or num_frames < least)):
-            raise ValueError(f"num_frames must be 1 (an image) or a multiple of {tc} of at least {least}, "
-                             f"got {num_frames}")
+        from vidiff.models.unet import check_sizes
+
+        check_sizes(self.spatial_multiple, self.temporal_compression, num_frames, height, width)
 
     # ------------------------------------------------------------------ what is new, what is the image model
     def temporal_parameters(self) -> list:

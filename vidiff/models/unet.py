@@ -52,7 +52,13 @@ def check_clip_size(cfg: dict, num_frames: int, height: int, width: int) -> None
     get = cfg.get
     levels = len(get("channels", (64, 128, 192)))
     m = get("patch_size", 2) * 2 ** (levels - 1)
-    tc = 2 ** (levels - 1) if get("temporal_downsample", True) else 1
+    check_sizes(m, 2 ** (levels - 1) if get("temporal_downsample", True) else 1, num_frames, height, width)
+
+
+def check_sizes(multiple: int, temporal_compression: int, num_frames: int, height: int, width: int) -> None:
+    """The size rule of every vidiff model: sides positive multiples of ``multiple``; one frame (an image), or a
+    multiple of the temporal reduction that keeps >= 2 frames at the coarsest level."""
+    m, tc = multiple, temporal_compression
     if height % m or width % m or height < m or width < m:
         raise ValueError(f"height and width must be positive multiples of {m}, got {height}x{width}")
     least = 2 * tc if tc > 1 else 1

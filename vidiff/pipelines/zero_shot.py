@@ -5,7 +5,10 @@ No video training: the image model's own sampler, with two changes.
 1. **Motion dynamics in the initial noise.** The first frame is denoised alone (DDIM) from ``T`` to ``t1`` and
    on to ``t0``; frame ``k``'s sample at ``t0`` is the first frame's translated by ``k * motion`` pixels, noised
    back to ``t1`` (DDPM forward, fresh noise per frame); then all frames are denoised together from ``t1``.
-   ``t1`` / ``t0`` are the paper's 47 / 44 of 50 steps, as fractions of the diffusion time (0.94, 0.88).
+   ``t1`` / ``t0`` are fractions of the diffusion time. The paper's 47 / 44 of 50 steps (0.94 / 0.88) suit SD's
+   latent schedule; on vidiff's pixel models with the capped cosine schedule the translated frame then carries
+   no layout and nothing moves (0% judged direction on 32 validation captions), so the defaults, 0.5 / 0.4 at
+   0.5 pixel a frame, were chosen on validation captions (docs/inflation.md).
 2. **Cross-frame attention.** Every self-attention layer of the image U-Net attends from each frame to the
    first frame's keys and values (:class:`FirstFrameAttnProcessor`), which keeps the object's appearance.
 
@@ -25,7 +28,7 @@ from vidiff.pipelines.text_to_video import TextToVideoPipeline
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
 
 
-def motion_from_caption(caption: str, speed: float = 1.0) -> tuple[float, float]:
+def motion_from_caption(caption: str, speed: float = 0.5) -> tuple[float, float]:
     """(dx, dy) pixels per frame: ``speed`` along the caption's direction words (left/right/up/down, summed),
     or (speed, 0) when it has none (Text2Video-Zero's default is a fixed direction too)."""
     words = re.findall(r"[a-z]+", caption.lower())
@@ -69,8 +72,8 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
     def __call__(self, prompt, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 negative_prompt: str = "", motion: tuple[float, float] | None = None, motion_speed: float = 1.0,
-                 t0: float = 0.88, t1: float = 0.94, generator: torch.Generator | None = None,
+                 negative_prompt: str = "", motion: tuple[float, float] | None = None, motion_speed: float = 0.5,
+                 t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from diffusers.models.attention_processor import AttnProcessor2_0
 

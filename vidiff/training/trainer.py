@@ -208,6 +208,9 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     from vidiff.hardware import SLOW_BF16, native_bf16
 
     tc = cfg.train
+    if tc.freeze_spatial and cfg.data.image_prob:  # (an inflated model's default freeze is checked once it is built)
+        raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them: "
+                         "set one of the two to 0 / false")
     if tc.threads:
         torch.set_num_threads(tc.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
@@ -232,9 +235,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
         freeze_spatial = isinstance(model, InflatedUNet) and not tc.freeze_temporal
     if freeze_spatial and cfg.data.image_prob:
-        raise ValueError("data.image_prob trains spatial layers on images, but train.freeze_spatial freezes them"
-                         f"{' (the default for an inflated model)' if tc.freeze_spatial is None else ''}: "
-                         "set one of the two to 0 / false")
+        raise ValueError("data.image_prob trains spatial layers on images, but an inflated model trains only its "
+                         "temporal layers by default: set data.image_prob to 0 or train.freeze_spatial to false")
     if freeze_spatial:
         model.freeze_spatial()
     if tc.freeze_temporal:
