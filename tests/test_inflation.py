@@ -388,6 +388,10 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     with av.open(str(tmp_path / "out.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 4 and frames[0].shape[2] == 3
+    # sizes are checked in the U-Net's units before anything loads: 15 px is not a whole number of latents
+    code, err = _cli(["generate", "a clip", "--model", str(final), "--size", "15", "-q", "-o", str(tmp_path / "b.mp4")],
+                     capsys)
+    assert code == 2 and "autoencoder's scale" in err and not (tmp_path / "b.mp4").exists()
     # a recipe whose schedule is not the model's is refused before anything is written
     bad = config_from_dict({**cfg.to_dict(), "diffusion": {}, "output_dir": str(tmp_path / "run2")})
     with pytest.raises(ValueError, match="not the schedule of"):

@@ -208,11 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_inflate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.inflate import inflate
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"{str(out)!r} exists; choose another folder or pass --overwrite")
-    inflate(args.image_model, args.arch, out, motion_module=args.motion_module, overwrite=args.overwrite)
-    print(f"video model ({args.arch}): {out}")
+    inflate(args.image_model, args.arch, args.out, motion_module=args.motion_module, overwrite=args.overwrite)
+    print(f"video model ({args.arch}): {args.out}")
     return 0
 
 

@@ -34,12 +34,18 @@ class DiffusionConfig:
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "min_snr_gamma"}
 
+    def schedule(self) -> dict:
+        """The noise schedule and prediction type (what a scheduler is built from and a fine-tune must share),
+        the unset beta ends left out."""
+        return {k: getattr(self, k) for k in SCHEDULE_FIELDS if getattr(self, k) is not None}
+
+
+SCHEDULE_FIELDS = ("num_train_timesteps", "beta_schedule", "prediction_type", "beta_start", "beta_end")
+
 
 def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
     """A diffusers scheduler for ``sampler`` in :data:`SAMPLERS` with the model's schedule."""
-    kw = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-              prediction_type=cfg.prediction_type,
-              **{k: getattr(cfg, k) for k in ("beta_start", "beta_end") if getattr(cfg, k) is not None})
+    kw = cfg.schedule()
     if sampler == "ddpm":
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
         return DDPMScheduler(**kw, clip_sample=True)

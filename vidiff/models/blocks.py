@@ -79,6 +79,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
     return out.transpose(1, 2).reshape(n, lq, d)
 
 
+def pool_text(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each caption's token embeddings over its real tokens: (b, l, d), mask (b, l) -> (b, d)."""
+    m = mask[..., None].to(text.dtype)
+    return (text * m).sum(1) / m.sum(1).clamp(min=1)
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of (fractional) timesteps, (n,) -> (n, dim) (DDPM / guided-diffusion)."""
     half = dim // 2

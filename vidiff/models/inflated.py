@@ -34,7 +34,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.models.blocks import (
-    SpaceTimeTransformer, TemporalAttention, TemporalConvBlock, TemporalDownsample, TemporalUpsample, zero_module,
+    SpaceTimeTransformer, TemporalAttention, TemporalConvBlock, TemporalDownsample, TemporalUpsample, pool_text,
+    zero_module,
 )
 from vidiff.models.image import check_image_unet_config
 
@@ -163,9 +164,8 @@ class InflatedUNet(ModelMixin, ConfigMixin):
         timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(b)
         emb = u.time_embedding(u.time_proj(timestep).to(dtype))  # (b, d)
         if self.text_time is not None and video:
-            m = (torch.ones(text.shape[:2], device=text.device) if text_mask is None else text_mask.float())[..., None]
-            pooled = (text.float() * m).sum(1) / m.sum(1).clamp(min=1)
-            emb = emb + self.text_time(pooled.to(dtype))
+            mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device) if text_mask is None else text_mask
+            emb = emb + self.text_time(pool_text(text, mask).to(dtype))
         text = text.to(dtype)
         # diffusers' encoder_attention_mask convention: an additive bias (b, 1, l)
         bias = None if text_mask is None else ((1 - text_mask.to(dtype)) * -10000.0)[:, None]

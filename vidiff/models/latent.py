@@ -31,9 +31,18 @@ def load_vae(path: str | Path, dtype: torch.dtype = torch.float32):
     return AutoencoderKL.from_pretrained(path, torch_dtype=dtype).eval().requires_grad_(False)
 
 
-def vae_scale(vae) -> int:
-    """Pixels per latent along each side (8 for Stable Diffusion's VAE)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+def vae_scale(config) -> int:
+    """Pixels per latent along each side (8 for Stable Diffusion's VAE), from an AutoencoderKL's config (or its
+    config.json as a dict)."""
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
+def latent_size(height: int, width: int, scale: int) -> tuple[int, int]:
+    """Pixel sides -> the model's (divided by the autoencoder's ``scale``; 1 for a pixel model). ValueError when
+    they are not multiples of it."""
+    if height % scale or width % scale:
+        raise ValueError(f"height and width must be multiples of {scale} (the autoencoder's scale), got {height}x{width}")
+    return height // scale, width // scale
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:

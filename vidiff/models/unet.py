@@ -35,7 +35,7 @@ from torch import nn
 from vidiff.models.blocks import (
     ConditionAdapter, FactorizedConv, ResBlock, SpaceTimeTransformer, SpatialConv, SpatialDownsample,
     SpatialTransformer, SpatialUpsample, TemporalAttention, TemporalConv, TemporalConvBlock, TemporalDownsample,
-    TemporalUpsample, TimestepEmbedding, zero_module,
+    TemporalUpsample, TimestepEmbedding, pool_text, zero_module,
 )
 
 
@@ -243,9 +243,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(b)
         if text_mask is None:
             text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
-        m = text_mask[..., None].to(text.dtype)
-        pooled = (text * m).sum(1) / m.sum(1).clamp(min=1)
-        emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pooled.to(x.dtype))
+        emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pool_text(text, text_mask).to(x.dtype))
         text = text.to(x.dtype)
         # 3. down path
         features = self.cond_adapter.encoder(x[..., self.config.in_channels * p * p:]) if self.cond_adapter else None

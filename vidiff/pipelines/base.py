@@ -22,7 +22,7 @@ import torch
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
-from vidiff.models.latent import VAE_DIR
+from vidiff.models.latent import VAE_DIR, latent_size
 from vidiff.pipelines.folder import (
     LOCAL_TEXT_ENCODER,
     PIPELINE_FILE, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
@@ -94,6 +94,7 @@ class VideoDiffusionPipeline:
 
     task = "text-to-video"
     cascades = True  # whether a super-resolution stage named by the folder runs after this pipeline
+    latent_models = False  # whether it runs latent models (a folder with vae/): it works in pixels otherwise
 
     def __init__(self, unet, text_encoder, diffusion: DiffusionConfig, defaults: dict | None = None,
                  extra: dict | None = None, scheduler=None, vae=None):
@@ -137,7 +138,7 @@ class VideoDiffusionPipeline:
         if (path / VAE_DIR).is_dir():
             from vidiff.models.latent import load_vae
 
-            if cls.task != "text-to-video" or getattr(cls, "edits", False):
+            if not cls.latent_models:
                 raise ValueError(f"{str(path)!r} is a latent model (vae/): only text-to-video generation supports "
                                  f"latent models so far")
             vae = load_vae(path / VAE_DIR, torch_dtype)
@@ -315,10 +316,7 @@ class VideoDiffusionPipeline:
             if len(prompts) != 1:
                 raise ValueError(f"{len(prompts)} captions for {batch} videos")
             prompts = prompts * batch
-        f = self.latent_scale
-        if height % f or width % f:
-            raise ValueError(f"height and width must be multiples of {f} (the autoencoder's scale), got {height}x{width}")
-        self.unet.check_input_size(num_frames, height // f, width // f)
+        self.unet.check_input_size(num_frames, *latent_size(height, width, self.latent_scale))
         if steps < 1 or steps > 1000:
             raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
         if not (0.0 <= guidance <= 50.0):
@@ -406,7 +404,7 @@ class VideoDiffusionPipeline:
             return 1
         from vidiff.models.latent import vae_scale
 
-        return vae_scale(self.vae)
+        return vae_scale(self.vae.config)
 
     def sample_shape(self, batch: int, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         f = self.latent_scale

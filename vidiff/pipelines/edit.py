@@ -19,7 +19,7 @@ from vidiff.pipelines.text_to_video import TextToVideoPipeline
 class VideoEditPipeline(TextToVideoPipeline):
     """``pipe(prompt, video, strength=0.6)``: ``video`` (b, 3, t, h, w) in [0, 1]."""
 
-    edits = True  # takes a pixel clip: not for latent models yet
+    latent_models = False  # takes a pixel clip: not for latent models yet
 
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, strength: float | None = None,

@@ -13,11 +13,13 @@ import torch
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig
 
 PIPELINE_FILE = "vidiff_pipeline.json"
+LOCAL_TEXT_ENCODER = "text_encoder"  # vidiff_pipeline.json's name for the encoder in the folder's text_encoder/
 
 
-def model_class(name: str, path: Path):
-    """The vidiff class that loads a ``unet/config.json`` of ``_class_name`` ``name``: vidiff's own video U-Nets, and
-    diffusers' UNet2DConditionModel (a text-to-image model, run frame by frame)."""
+def model_class(config: dict, path: Path):
+    """The vidiff class that loads the U-Net of ``config`` (``path``'s config.json, read): vidiff's own video U-Nets,
+    and diffusers' UNet2DConditionModel (a text-to-image model, run frame by frame)."""
+    name = config.get("_class_name", "VideoUNet")
     classes = {"VideoUNet": "vidiff.models.unet", "InflatedUNet": "vidiff.models.inflated",
                "UNet2DConditionModel": "vidiff.models.image"}
     if name not in classes:
@@ -25,7 +27,7 @@ def model_class(name: str, path: Path):
     if name == "UNet2DConditionModel":
         from vidiff.models.image import ImageUNet, check_image_unet_config
 
-        check_image_unet_config(json.loads((path / "config.json").read_text()), repr(str(path)))
+        check_image_unet_config(config, repr(str(path)))
         return ImageUNet
     import importlib
 
@@ -44,7 +46,7 @@ def load_unet(path: Path, dtype: torch.dtype):
         raise ValueError(f"no .safetensors weights in {str(path)!r}")
     try:
         config = json.loads((path / "config.json").read_text())
-        cls = model_class(config.get("_class_name", "VideoUNet"), path)
+        cls = model_class(config, path)
         model = cls.from_config(config)
         state = load_file(str(files[0]))
     except Exception as e:  # safetensors header / JSON errors: not a loadable model
@@ -133,6 +135,7 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
                  width: int | None = None) -> dict:
     """Before loading anything: the folder holds a ``task`` model that takes a clip of this size. Returns its
     defaults (the folder's own over :data:`BASE_DEFAULTS`)."""
+    from vidiff.models.latent import latent_size, vae_scale
     from vidiff.models.unet import check_clip_size
 
     path = Path(path)
@@ -148,12 +151,17 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
     t = int(defaults["num_frames"] if num_frames is None else num_frames)
     h = int(defaults["height"] if height is None else height)
     w = int(defaults["width"] if width is None else width)
+    try:  # a latent model: the U-Net sees the frames shrunk by the autoencoder's scale
+        f = vae_scale(json.loads((path / "vae" / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        f = 1  # a pixel model (no vae/); loading reports a damaged autoencoder in full
+    h, w = latent_size(h, w, f)
     name = cfg.get("_class_name", "VideoUNet")
     if name == "VideoUNet":
         check_clip_size(cfg, t, h, w)
     elif name in ("InflatedUNet", "UNet2DConditionModel"):  # the rule of the model itself, built without weights
         with torch.device("meta"):
-            model_class(name, path / "unet").from_config(cfg).check_input_size(t, h, w)
+            model_class(cfg, path / "unet").from_config(cfg).check_input_size(t, h, w)
     return defaults
 
 
@@ -196,5 +204,3 @@ def load_text_encoder(path: Path, meta: dict):
         name = path / name
     return TextEncoder(name, features=meta.get("text_features", "last"))
 
-
-LOCAL_TEXT_ENCODER = "text_encoder"  # vidiff_pipeline.json's name for the encoder in the folder's text_encoder/

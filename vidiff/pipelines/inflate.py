@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from vidiff.diffusion.schedule import DiffusionConfig
+from vidiff.diffusion.schedule import SCHEDULE_FIELDS, DiffusionConfig
 from vidiff.pipelines.folder import PIPELINE_FILE, read_meta
 
-SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "prediction_type", "beta_start", "beta_end")
 SUPPORTED = "a diffusers text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)"
 
 
@@ -58,7 +57,7 @@ def _schedule_of(path: Path) -> dict:
         raise ValueError(f"{str(path)!r} has no scheduler/scheduler_config.json (its noise schedule); "
                          f"expected {SUPPORTED}")
     cfg = json.loads(f.read_text(encoding="utf-8"))
-    out = {k: cfg[k] for k in SCHEDULE_KEYS if k in cfg}
+    out = {k: cfg[k] for k in SCHEDULE_FIELDS if k in cfg}
     try:
         return DiffusionConfig(**out).to_dict()
     except TypeError as e:
@@ -133,7 +132,7 @@ def _sd_defaults(unet_config: dict, vae) -> dict:
     """Sizes for a plain diffusers folder: its U-Net's sample size (in pixels for a latent model), 16 frames."""
     from vidiff.models.latent import vae_scale
 
-    side = int(unet_config.get("sample_size") or 32) * (vae_scale(vae) if vae is not None else 1)
+    side = int(unet_config.get("sample_size") or 32) * (vae_scale(vae.config) if vae is not None else 1)
     return {"num_frames": 16, "height": side, "width": side, "guidance_scale": 7.5, "num_inference_steps": 25}
 
 

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from vidiff.models.latent import latent_size
 from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type
 
 
@@ -22,6 +23,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
     """
 
     task = "text-to-video"
+    latent_models = True
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], num_frames: int | None = None, height: int | None = None,
@@ -47,7 +49,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
 
             stride = max(1, window // 4) if stride is None else stride  # a quarter window: the fewest seams measured
             window_weighting = window_weighting or self.defaults["window_weighting"]
-            self.unet.check_input_size(window, s["height"] // self.latent_scale, s["width"] // self.latent_scale)
+            self.unet.check_input_size(window, *latent_size(s["height"], s["width"], self.latent_scale))
             temporal_windows(s["num_frames"], window, stride)  # ValueError on a bad window / stride
             window_weights(window, window_weighting)  # ValueError on an unknown weighting
             temporal_window = (window, stride, window_weighting)

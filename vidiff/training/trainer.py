@@ -79,10 +79,10 @@ def build_model(cfg: RunConfig, text_dim: int):
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
     ``model.frame_position_embedding`` asks for it."""
     from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input, widen_text
+    from vidiff.models.image import IMAGE_PRESETS, ImageUNet, build_image_unet
+    from vidiff.models.inflated import InflatedUNet
     from vidiff.models.unet import VideoUNet, build_unet
     from vidiff.pipelines.folder import load_unet, read_meta
-
-    from vidiff.models.image import IMAGE_PRESETS, build_image_unet
 
     model_cfg = dict(cfg.model)
     preset = model_cfg.pop("preset", "stunet-shapes")
@@ -94,9 +94,6 @@ def build_model(cfg: RunConfig, text_dim: int):
     read_meta(src)  # a clear error when it is not a pipeline folder
     model = load_unet(src / "unet", torch.float32)
     if "inflate" in model_cfg:  # model.inflate: ARCH (+ its options): a video model from init_from's image model
-        from vidiff.models.image import ImageUNet
-        from vidiff.models.inflated import InflatedUNet
-
         if not isinstance(model, ImageUNet):
             raise ValueError(f"model.inflate needs a text-to-image model in train.init_from; {str(src)!r} holds a "
                              f"{type(model).__name__}")
@@ -130,25 +127,28 @@ def build_model(cfg: RunConfig, text_dim: int):
     return model
 
 
-def init_vae(cfg: RunConfig):
-    """The autoencoder of ``train.init_from`` when it is a latent model (``vae/``), else None; checks that the recipe
-    trains what that model is (text-to-video, the folder's own noise schedule)."""
-    from vidiff.models.latent import VAE_DIR, load_vae
-
-    if not cfg.train.init_from:
-        return None
-    src = Path(cfg.train.init_from)
+def check_init_schedule(cfg: RunConfig) -> None:
+    """A fine-tune keeps its model's noise schedule and prediction type: ``train.init_from``'s, stated in the recipe."""
     from vidiff.diffusion.schedule import DiffusionConfig
     from vidiff.pipelines.folder import read_meta
 
+    if not cfg.train.init_from:
+        return
+    src = Path(cfg.train.init_from)
     theirs = DiffusionConfig(**read_meta(src)["diffusion"])
-    if (theirs.num_train_timesteps, theirs.beta_schedule, theirs.prediction_type, theirs.beta_start, theirs.beta_end) != (
-            cfg.diffusion.num_train_timesteps, cfg.diffusion.beta_schedule, cfg.diffusion.prediction_type,
-            cfg.diffusion.beta_start, cfg.diffusion.beta_end):
+    if theirs.schedule() != cfg.diffusion.schedule():
         raise ValueError(f"the recipe's diffusion section {cfg.diffusion.to_dict()} is not the schedule of "
                          f"{str(src)!r} ({theirs.to_dict()}): set it to the model's")
-    if not (src / VAE_DIR).is_dir():
+
+
+def init_vae(cfg: RunConfig):
+    """The autoencoder of ``train.init_from`` when it is a latent model (``vae/``), else None; a latent model
+    trains text-to-video only so far."""
+    from vidiff.models.latent import VAE_DIR, load_vae
+
+    if not cfg.train.init_from or not (Path(cfg.train.init_from) / VAE_DIR).is_dir():
         return None
+    src = Path(cfg.train.init_from)
     if cfg.task != "text-to-video":
         raise ValueError(f"{str(src)!r} is a latent model (vae/): only text-to-video training supports latent models "
                          f"so far")
@@ -227,6 +227,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder, features=cfg.text_features)
+    check_init_schedule(cfg)
     model = build_model(cfg, text_encoder.dim)
     vae = init_vae(cfg)
     freeze_spatial = tc.freeze_spatial
