@@ -40,6 +40,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     returns the output path and the start time."""
     from vidiff.conditioning.captions import check_caption
     from vidiff.io.video import check_writable, output_format
+    from vidiff.models.lora import is_lora_file, read_lora
 
     check_caption(args.prompt)
     if getattr(args, "negative_prompt", ""):
@@ -53,8 +54,11 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     out = outputs[0]
     check_writable(out)
     for name in ("model", "style", "ssr", "image_model"):
-        if getattr(args, name, None):
-            resolve_model(getattr(args, name))
+        value = getattr(args, name, None)
+        if name == "image_model" and value and is_lora_file(value):
+            read_lora(value)  # a LoRA of the image model: its tensors are read and checked here
+        elif value:
+            resolve_model(value)
     if args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     return out, time.time()

@@ -185,7 +185,13 @@ class VideoDiffusionPipeline:
         path = Path(path)
         if overwrite and path.is_dir() and any(path.iterdir()) and not (path / PIPELINE_FILE).exists():
             raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
-        unet = self.unet
+        from vidiff.models.lora import LORA_FILE, fused, has_lora, save_lora
+
+        unet = lora = self.unet
+        if has_lora(unet):  # a LoRA fine-tune: the folder holds the fused U-Net, and the LoRA on its own
+            unet = fused(unet)
+        else:
+            lora = None
         if half:
             import copy
             unet = copy.deepcopy(unet).half()
@@ -209,6 +215,8 @@ class VideoDiffusionPipeline:
                 from vidiff.models.inflated import MOTION_FILE, save_motion_module
 
                 save_motion_module(unet, tmp / MOTION_FILE, half=next(unet.parameters()).dtype != torch.float32)
+            if lora is not None:
+                save_lora(lora, tmp / LORA_FILE)
             for f in extra_files:
                 shutil.copyfile(f, tmp / Path(f).name)
             (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2))
@@ -272,15 +280,28 @@ class VideoDiffusionPipeline:
         styled.style = {"style": str(style_path), "alpha": alpha}
         return styled
 
-    def with_image_model(self, image_path: str | os.PathLike) -> "VideoDiffusionPipeline":
+    def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
         """This pipeline (a model inflated from an image model) with another image model of the same layout in
         place of its own, the temporal layers kept: AnimateDiff's personalization (a fine-tune or a style of the
-        image model animated by a motion module trained on the original)."""
+        image model animated by a motion module trained on the original). ``image_path`` may also be a LoRA of the
+        image model (a diffusers LoRA file, or a folder holding ``pytorch_lora_weights.safetensors``): it is fused
+        into the image weights at ``lora_scale``."""
+        import copy
+
         from vidiff.models.inflated import InflatedUNet
+        from vidiff.models.lora import apply_lora, is_lora_file
 
         if not isinstance(self.unet, InflatedUNet):
             raise ValueError(f"--image-model needs a model inflated from an image model (vidiff inflate); this one is "
                              f"a {type(self.unet).__name__}")
+        if is_lora_file(image_path):
+            unet = copy.deepcopy(self.unet)
+            apply_lora(unet.image_unet, image_path, lora_scale, inplace=True)
+            swapped = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler,
+                                 self.vae)
+            swapped.path, swapped.super_resolution = self.path, self.super_resolution
+            swapped.style = {"image_model": str(image_path), "lora_scale": float(lora_scale)}
+            return swapped
         swapped = self.with_style(image_path, 1.0)
         swapped.style = {"image_model": swapped.style["style"]}
         return swapped

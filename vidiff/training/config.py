@@ -57,6 +57,9 @@ class TrainConfig:
     known_pixel_weight: float = 1.0
     # > 1: train on noise levels shifted to more noise, log-SNR - 2 log(shift) (vidiff.diffusion.schedule.shift_timesteps)
     timestep_shift: float = 1.0
+    # > 0: train a LoRA of this rank (peft, on the attention projections) of a text-to-image model instead of its
+    # weights; the export holds the fused model and the LoRA file (vidiff.models.lora)
+    lora_rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ RANGES = [
     ("train.ema_decay", 0.0, 1.0, ""), ("train.caption_dropout", 0.0, 1.0, ""),
     ("train.checkpoint_every", 1, None, ""), ("train.keep_checkpoints", 0, None, "0: keep all"),
     ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
-    ("train.threads", 0, 1024, "0: the default"), ("train.lowres_noise", 0.0, 10.0, ""),
+    ("train.threads", 0, 1024, "0: the default"), ("train.lora_rank", 0, 1024, "0: off"), ("train.lowres_noise", 0.0, 10.0, ""),
     ("data.num_frames", 1, 4096, ""), ("data.fps", 1e-3, 1000.0, ""), ("data.resolution", 1, 8192, ""),
     ("data.two_object_prob", 0.0, 1.0, ""), ("data.image_prob", 0.0, 1.0, ""), ("data.frame_stride", 1, 1000, ""),
     ("data.lowres", 0, 8192, "0: off"), ("data.crop_size", 0, 8192, "0: whole frames"),

@@ -127,6 +127,19 @@ def build_model(cfg: RunConfig, text_dim: int):
     return model
 
 
+def add_model_lora(model, cfg: RunConfig) -> None:
+    """``train.lora_rank``: LoRA layers on a text-to-image model (only they train)."""
+    from vidiff.models.image import ImageUNet
+    from vidiff.models.lora import add_lora
+
+    if not isinstance(model, ImageUNet):
+        raise ValueError(f"train.lora_rank trains a LoRA of a text-to-image model (an image model in train.init_from, "
+                         f"or model.preset t2i-*); this recipe trains a {type(model).__name__}")
+    if cfg.train.freeze_spatial or cfg.train.freeze_temporal:
+        raise ValueError("train.lora_rank trains the LoRA only: leave train.freeze_spatial / freeze_temporal unset")
+    add_lora(model, cfg.train.lora_rank)
+
+
 def check_init_schedule(cfg: RunConfig) -> None:
     """A fine-tune keeps its model's noise schedule and prediction type: ``train.init_from``'s, stated in the recipe."""
     from vidiff.diffusion.schedule import DiffusionConfig
@@ -242,6 +255,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         model.freeze_spatial()
     if tc.freeze_temporal:
         model.freeze_temporal()
+    if tc.lora_rank:
+        add_model_lora(model, cfg)
     # the run folder is touched only once the recipe, the model and the data are known to be good
     if accelerator.is_main_process:
         for what in tidy_run_dir(out):
