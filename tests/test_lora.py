@@ -4,7 +4,6 @@ does not fit."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch

@@ -240,3 +240,31 @@ def test_widen_text_changes_nothing_at_init():
         assert torch.allclose(model(x, t, text), wide(x, t, torch.cat([text, extra], -1)), atol=1e-6)
     with pytest.raises(ValueError, match="cannot narrow"):
         widen_text(wide, 8)
+
+
+def test_the_sdpa_path_of_attention_equals_the_matmul_path(monkeypatch):
+    """The path a GPU takes (torch's scaled_dot_product_attention) checked here on the CPU against the plain one:
+    with a bias, a padding mask (one caption fully masked) and both; and the model's output with either path."""
+    import vidiff.models.blocks as blocks
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, n, 16, generator=g) for n in (5, 7, 7))
+    bias = torch.randn(1, 4, 5, 7, generator=g)
+    mask = torch.tensor([[1] * 7, [1, 1, 1, 0, 0, 0, 0], [0] * 7], dtype=torch.bool)
+    for kw in ({}, {"bias": bias}, {"mask": mask}, {"bias": bias, "mask": mask}):
+        monkeypatch.setattr(blocks, "USE_SDPA", False)
+        ref = blocks.attention(q, k, v, 4, **kw)
+        monkeypatch.setattr(blocks, "USE_SDPA", True)
+        got = blocks.attention(q, k, v, 4, **kw)
+        assert torch.isfinite(got).all() and (got - ref).abs().max() <= 1e-5, kw
+    monkeypatch.setattr(blocks, "USE_SDPA", True)
+    assert (blocks.attention(q, k, v, 4, mask=mask) - blocks.attention(q, k, v, 4)).abs().max() > 1e-3  # can fail
+    model = build_unet("stunet-tiny", text_dim=8).eval()
+    for p in model.parameters():  # off the identity init, so that every attention matters
+        p.data.add_(torch.randn(p.shape, generator=g) * 0.02)
+    x, text = torch.randn(2, 3, 4, 16, 16, generator=g), torch.randn(2, 5, 8, generator=g)
+    tmask = torch.tensor([[1, 1, 1, 0, 0], [1] * 5], dtype=torch.bool)
+    with torch.no_grad():
+        out = model(x, torch.tensor([5, 500]), text, tmask)
+        monkeypatch.setattr(blocks, "USE_SDPA", False)
+        assert (out - model(x, torch.tensor([5, 500]), text, tmask)).abs().max() <= 1e-4

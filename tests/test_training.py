@@ -160,8 +160,8 @@ def test_recipe_values_are_type_checked():
     # `mixed_precision: no` is the boolean False in YAML 1.1: say so rather than a bare type error
     with pytest.raises(ValueError, match="must be of type str, got False .YAML reads no"):
         config_from_dict({}, {"train.mixed_precision": False})
-    with pytest.raises(ValueError, match="'bf16', 'no' or 'fp32', got 'fp16'"):
-        config_from_dict({}, {"train.mixed_precision": "fp16"})
+    with pytest.raises(ValueError, match="train.mixed_precision must be one of bf16, fp16, no, fp32, got 'fp8'"):
+        config_from_dict({}, {"train.mixed_precision": "fp8"})
     assert config_from_dict({}, {"train.mixed_precision": "fp32"}).train.mixed_precision == "fp32"
 
 

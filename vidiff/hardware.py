@@ -18,3 +18,54 @@ def native_bf16(device_type: str = "cpu") -> bool:
 
 
 SLOW_BF16 = ("bf16 autocast is emulated on this CPU (no AVX512 / AMX bf16 kernels) and much slower than fp32")
+
+
+# ---------------------------------------------------------------- devices and precisions (one place for both)
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or None): the first CUDA device when there is one, else the CPU; ``cpu``; ``cuda`` / ``cuda:N``.
+    Raises ValueError for a device this machine does not have."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    name = "auto" if name is None else str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2]
+        if index and not index.isdigit():
+            raise ValueError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this machine has no CUDA device (torch {torch.__version__}, "
+                             f"torch.cuda.is_available() is False); use --device cpu or auto")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return torch.device(name)
+    raise ValueError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}")
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """``precision`` (fp32 / bf16 / fp16; "no" is fp32) if ``device`` can run it, else ValueError: fp16 autocast
+    is for CUDA only (CPU fp16 kernels are few and slow), bf16 for CPUs and GPUs that support it."""
+    p = {"no": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(precision, precision)
+    if p not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if p == "fp16" and device.type != "cuda":
+        raise ValueError(f"fp16 autocast runs on CUDA devices only; on {device.type} use bf16 (where the CPU has "
+                         f"native bf16 kernels) or fp32")
+    if p == "bf16" and device.type == "cuda" and not native_bf16("cuda"):
+        raise ValueError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; use fp16 or fp32")
+    return p
+
+
+def autocast(device: torch.device | str, precision: str = "fp32"):
+    """The autocast context of ``device``'s type for ``precision`` (fp32: a no-op context)."""
+    device = torch.device(device)
+    p = check_precision(precision, device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -226,6 +226,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     out = Path(args.out or (f"runs/eval-{args.suite}" if args.model else "runs/eval-folders"))
     check_report_dir(out, args.overwrite)
+    from vidiff.hardware import resolve_device
+
+    resolve_device(args.device)  # a device this machine has, before anything loads
     if args.model:
         resolve_model(args.model)
         if args.suite not in SUITES:
@@ -246,7 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model_dir = resolve_model(args.model)
         report = evaluate_model(model_dir, args.suite, args.samples, out, steps=args.steps, guidance=args.guidance,
                                 seed=args.seed, sweep_steps=tuple(args.sweep_steps), sweep_samples=args.sweep_samples,
-                                bf16=False if args.fp32 else None, **common)
+                                bf16=False if args.fp32 else None, device=args.device, **common)
     for w in report.get("warnings", []):
         print(f"vidiff: warning: {w}", file=sys.stderr)
     if not args.quiet:

@@ -53,6 +53,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     output_format(args.output)
     out = outputs[0]
     check_writable(out)
+    _precision(args)  # the device exists and runs the precision: checked before any model loads
     for name in ("model", "style", "ssr", "image_model"):
         value = getattr(args, name, None)
         if name == "image_model" and value and is_lora_file(value):
@@ -79,7 +80,7 @@ def _load(cls, model: str, args: argparse.Namespace):
         pipe = pipe.with_image_model(args.image_model)
     if getattr(args, "style", None):
         pipe = pipe.with_style(args.style, args.alpha)
-    return pipe
+    return pipe.to(_device(args))
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
@@ -88,19 +89,36 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(message, flush=True)
 
 
-def _autocast(args: argparse.Namespace):
-    """bf16 autocast for --bf16, where the CPU has native bf16 kernels (elsewhere it is ~100x slower: warn and
-    stay in fp32)."""
-    import torch
+def _precision(args: argparse.Namespace) -> str:
+    """The autocast precision the user asked for (--dtype, or --bf16), checked against the device."""
+    from vidiff.hardware import check_precision
 
-    use = bool(getattr(args, "bf16", False))
-    if use:
-        from vidiff.hardware import SLOW_BF16, native_bf16
-        if not native_bf16():
-            print(f"vidiff: warning: {SLOW_BF16}; running in fp32 instead", file=sys.stderr)
-            use = False
-    args.bf16 = use
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use)
+    asked = getattr(args, "dtype", None) or ("bf16" if getattr(args, "bf16", False) else "fp32")
+    if getattr(args, "dtype", None) and getattr(args, "bf16", False) and args.dtype != "bf16":
+        raise ValueError(f"--bf16 and --dtype {args.dtype} disagree; give one")
+    return check_precision(asked, _device(args))
+
+
+def _device(args: argparse.Namespace):
+    """--device resolved (auto: CUDA when present); ValueError for a device this machine does not have."""
+    from vidiff.hardware import resolve_device
+
+    return resolve_device(getattr(args, "device", "auto"))
+
+
+def _autocast(args: argparse.Namespace):
+    """Autocast of the device's type at the asked precision; bf16 on a CPU without native bf16 kernels (where it is
+    ~100x slower) warns and stays in fp32."""
+    from vidiff.hardware import SLOW_BF16, autocast, native_bf16
+
+    device = _device(args)
+    precision = _precision(args)
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        print(f"vidiff: warning: {SLOW_BF16}; running in fp32 instead", file=sys.stderr)
+        precision = "fp32"
+    args.bf16 = precision == "bf16"
+    args.dtype = precision
+    return autocast(device, precision)
 
 
 def _generator(args: argparse.Namespace):
@@ -130,7 +148,7 @@ def _write(result, pipe, args: argparse.Namespace, out: Path, settings: dict, t0
     if not args.no_sheet:
         contact_sheet(frames, sheet_path(out), overwrite=args.overwrite)
         written.append(str(sheet_path(out)))
-    settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16)
+    settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16, dtype=args.dtype, device=str(pipe.device))
     write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2), overwrite=args.overwrite)
     written.append(str(sidecar_path(out)))
     if not args.quiet:

@@ -20,10 +20,18 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from vidiff import __version__
     from vidiff.diffusion import SAMPLERS
+    from vidiff.hardware import PRECISIONS
 
     p = _Parser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
     p.add_argument("--version", action="version", version=f"vidiff {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+
+    def device_args(c: argparse.ArgumentParser) -> None:
+        c.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, "
+                       "cuda:N; the noise is drawn on the CPU, so a seed gives the same video on every device")
+        c.add_argument("--dtype", choices=PRECISIONS, default=None, help="autocast precision: fp32 (default), bf16 "
+                       "(GPUs; CPUs with AMX or AVX512-BF16, elsewhere it warns and runs fp32), fp16 (CUDA only)")
+        c.add_argument("--bf16", action="store_true", help="the same as --dtype bf16")
 
     def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True) -> None:
         c.add_argument("-o", "--output", default="video.mp4", help="output .mp4/.webm/.gif, or a folder for PNG frames")
@@ -47,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--window", type=int, default=None, help="SSR temporal window in frames (MultiDiffusion)")
         c.add_argument("--stride", type=int, default=None, help="SSR window stride; = window: no overlap")
         c.add_argument("--ssr-steps", type=int, default=None, help="SSR denoising steps")
-        c.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX or "
-                       "AVX512-BF16; elsewhere it warns and runs fp32)")
+        device_args(c)
         c.add_argument("--native-size", action="store_true", help="write the video at the model's size (default: "
                        "mp4/webm/gif upscaled nearest-neighbour to at least 256 px, for players)")
         c.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--ssr-steps", type=int, default=None, help="denoising steps")
     u.add_argument("--seed", type=int, default=0, help="the random seed (default 0)")
     u.add_argument("--fps", type=float, default=None, help="frames per second written (default: the input's)")
-    u.add_argument("--bf16", action="store_true", help="bfloat16 autocast where the CPU has native bf16 kernels")
+    device_args(u)
     u.add_argument("--native-size", action="store_true", help="write at the model's size, not upscaled for players")
     u.add_argument("--threads", type=int, default=0)
     u.add_argument("--no-sheet", action="store_true")
@@ -165,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IS classifier: shapes | i3d:PATH | torchscript:PATH (TorchScript runs code: trusted files only)")
     e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
     e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
+    e.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, cuda:N")
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
     e.add_argument("--overwrite", action="store_true", help="replace an earlier report in the folder")

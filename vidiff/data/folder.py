@@ -1,6 +1,6 @@
 """A folder dataset for real video-text data: a manifest (CSV or JSONL with ``path``, ``caption``) of video
-files decoded with PyAV. Items are ``num_frames`` frames taken every ``frame_stride`` frames (from a
-random start when ``random_start``), short side resized to ``resolution`` and centre-cropped.
+files decoded with PyAV. Items are ``num_frames`` frames taken every ``frame_stride`` frames (a stride
+drawn per clip up to ``frame_stride_max``; from a random start when ``random_start``), short side resized to ``resolution`` and centre-cropped.
 
 A corrupt, unreadable or too-short file is skipped with a counted warning (``__getitem__`` returns
 None and ``skipped`` counts it); a clip is never silently shortened.
@@ -82,27 +82,36 @@ def resize_crop(frames: np.ndarray, size: int) -> torch.Tensor:
 
 class FolderVideoDataset:
     def __init__(self, manifest: str | os.PathLike, num_frames: int = 16, resolution: int = 32, frame_stride: int = 1,
-                 random_start: bool = False, seed: int = 0):
+                 random_start: bool = False, seed: int = 0, frame_stride_max: int = 0):
         self.rows = read_manifest(manifest)
         if not self.rows:
             raise ValueError(f"manifest {str(manifest)!r} lists no videos")
         self.num_frames, self.resolution, self.stride = num_frames, resolution, frame_stride
+        self.stride_max = max(frame_stride, frame_stride_max)
         self.random_start, self.seed = random_start, seed
         self.skipped: Counter = Counter()
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def clip_of(self, i: int) -> tuple[int, int]:
+        """The (start, stride) of item ``i``: a pure function of ``(seed, i)``, so every epoch (``i`` runs on past
+        ``len``) draws a new window of the same file and a resumed run draws the same ones."""
+        rng = np.random.default_rng([self.seed, i])
+        stride = int(rng.integers(self.stride, self.stride_max + 1)) if self.stride_max > self.stride else self.stride
+        if not self.random_start:
+            return 0, stride
+        from vidiff.io.video import count_frames
+
+        total = count_frames(self.rows[i % len(self.rows)]["path"])
+        need = (self.num_frames - 1) * stride + 1
+        return int(rng.integers(0, max(1, total - need + 1))), stride
+
     def __getitem__(self, i: int) -> dict | None:
         row = self.rows[i % len(self.rows)]
-        need = (self.num_frames - 1) * self.stride + 1
         try:
-            start = 0
-            if self.random_start:
-                from vidiff.io.video import count_frames
-                total = count_frames(row["path"])
-                start = int(np.random.default_rng([self.seed, i]).integers(0, max(1, total - need + 1)))
-            frames, _ = read_video(row["path"], self.num_frames, self.stride, start)
+            start, stride = self.clip_of(i)
+            frames, _ = read_video(row["path"], self.num_frames, stride, start)
         except ValueError as e:
             return self._skip("unreadable", row, str(e))
         if len(frames) < self.num_frames:

@@ -114,9 +114,11 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
                    steps: int = 25, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
                    sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
                    classifier: str = "shapes", clip: str | None = None, bf16: bool | None = None,
-                   batch_size: int = 16, progress: bool = True, overwrite: bool = False) -> dict:
+                   batch_size: int = 16, progress: bool = True, overwrite: bool = False,
+                   device: str | None = None) -> dict:
     """Generate ``samples`` videos of a Shapes suite and score them against the same scenes rendered.
-    ``bf16``: autocast while generating; None: where the CPU (or GPU) has native bf16 kernels."""
+    ``bf16``: autocast while generating; None: where the CPU (or GPU) has native bf16 kernels. ``device``: where
+    the model runs (None / "auto": CUDA when present)."""
     from tqdm.auto import tqdm
 
     from vidiff.shapes.scenes import render
@@ -129,14 +131,17 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     if samples < 2:
         raise ValueError(f"--samples must be at least 2 (distribution metrics), got {samples}")
+    from vidiff.hardware import resolve_device
+
+    device = resolve_device(device)
     if bf16 is None:
         from vidiff.hardware import SLOW_BF16, native_bf16
-        bf16 = native_bf16()
+        bf16 = native_bf16(device.type)
         if not bf16 and progress:
             tqdm.write(f"{SLOW_BF16}: generating in fp32")
     t0 = time.time()
     out_dir = Path(out_dir)
-    pipe = TextToVideoPipeline.from_pretrained(model, base_only=True)
+    pipe = TextToVideoPipeline.from_pretrained(model, base_only=True).to(device)
     guidance = pipe.defaults["guidance_scale"] if guidance is None else guidance
     scenes = suite_scenes(SUITES[suite], samples)
     captions = [s.caption for s in scenes]

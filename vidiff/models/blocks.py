@@ -61,15 +61,31 @@ def unfold_space(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(b, t, h, w, c)
 
 
+USE_SDPA: bool | None = None  # None: on CUDA only; True / False force one path (tests, benchmarks)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
               bias: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-head attention. q: (n, lq, d), k/v: (n, lk, d); bias broadcastable to (n, heads, lq, lk);
-    mask: (n, lk) bool, True = attend. Plain matmul-softmax: on CPU its backward beats SDPA's."""
+    mask: (n, lk) bool, True = attend. On CUDA (or where :data:`USE_SDPA` says so) torch's
+    ``scaled_dot_product_attention`` (fused flash / memory-efficient kernels); on CPU plain matmul-softmax, whose
+    backward measured faster than SDPA's there. Both give the same result (tests/test_models.py)."""
     n, lq, d = q.shape
     lk = k.shape[1]
     q = q.reshape(n, lq, heads, d // heads).transpose(1, 2)  # (n, heads, lq, dh)
     k = k.reshape(n, lk, heads, d // heads).transpose(1, 2)
     v = v.reshape(n, lk, heads, d // heads).transpose(1, 2)
+    if q.is_cuda if USE_SDPA is None else USE_SDPA:
+        attn_mask = None
+        if bias is not None:
+            attn_mask = bias.to(q.dtype)
+        if mask is not None:
+            keep = mask[:, None, None, :]
+            # a finite floor, as below: a caption with every token masked attends uniformly instead of giving NaN
+            attn_mask = (torch.zeros((), dtype=q.dtype, device=q.device) if attn_mask is None else attn_mask)
+            attn_mask = torch.where(keep, attn_mask, torch.finfo(q.dtype).min)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return out.transpose(1, 2).reshape(n, lq, d)
     logits = (q @ k.transpose(-1, -2)) * (d // heads) ** -0.5  # (n, heads, lq, lk)
     if bias is not None:
         logits = logits + bias

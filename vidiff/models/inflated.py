@@ -27,6 +27,8 @@ temporal layers between them, so any SD-1.x-layout U-Net is used as it is, weigh
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -66,11 +68,13 @@ class InflatedUNet(ModelMixin, ConfigMixin):
     """
 
     config_name = "config.json"
+    _supports_gradient_checkpointing = True  # per layer (ResNet + attention + temporal layer)
 
     @register_to_config
     def __init__(self, image_config: dict, arch: str = "stunet", heads: int = 8,
                  mid_temporal_attention_layers: int = 1, mid_spacetime_layers: int = 1, text_to_time: bool = True):
         super().__init__()
+        self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         if arch not in ARCHS:
             raise ValueError(f"unknown inflation arch {arch!r}; allowed: {', '.join(ARCHS)}")
         check_image_unet_config(image_config)
@@ -184,6 +188,16 @@ class InflatedUNet(ModelMixin, ConfigMixin):
         def attend(attn, hs, ctx, ctx_bias):
             return attn(hs, encoder_hidden_states=ctx, encoder_attention_mask=ctx_bias, return_dict=False)[0]
 
+        def layer(resnet, attn, tl, hs, e, ctx, ctx_bias, n):
+            hs = resnet(hs, e)
+            if attn is not None:
+                hs = attend(attn, hs, ctx, ctx_bias)
+            return temporal(tl, hs, n)
+
+        if self.gradient_checkpointing and torch.is_grad_enabled():  # recompute each layer in the backward
+            run = functools.partial(self._gradient_checkpointing_func, layer)
+        else:
+            run = layer
         n = frames
         hs = u.conv_in(sample)
         skips = [hs]
@@ -191,10 +205,7 @@ class InflatedUNet(ModelMixin, ConfigMixin):
             e, ctx, ctx_bias = per_frame(n)
             attns = getattr(blk, "attentions", None)
             for i, (resnet, tl) in enumerate(zip(blk.resnets, layers)):
-                hs = resnet(hs, e)
-                if attns is not None:
-                    hs = attend(attns[i], hs, ctx, ctx_bias)
-                hs = temporal(tl, hs, n)
+                hs = run(resnet, None if attns is None else attns[i], tl, hs, e, ctx, ctx_bias, n)
                 skips.append(hs)
             if blk.downsamplers is not None:
                 for ds in blk.downsamplers:
@@ -214,10 +225,8 @@ class InflatedUNet(ModelMixin, ConfigMixin):
             e, ctx, ctx_bias = per_frame(n)
             attns = getattr(blk, "attentions", None)
             for i, (resnet, tl) in enumerate(zip(blk.resnets, layers)):
-                hs = resnet(torch.cat([hs, skips.pop()], 1), e)
-                if attns is not None:
-                    hs = attend(attns[i], hs, ctx, ctx_bias)
-                hs = temporal(tl, hs, n)
+                hs = run(resnet, None if attns is None else attns[i], tl, torch.cat([hs, skips.pop()], 1), e, ctx,
+                         ctx_bias, n)
             if blk.upsamplers is not None:
                 if video and isinstance(resample, TemporalUpsample):
                     hs = _from_tokens(resample(_to_tokens(hs, n)))

@@ -112,6 +112,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
     """Space-Time U-Net (Lumiere 3.1) or fixed-temporal video U-Net; see the module docstring."""
 
     config_name = "config.json"
+    _supports_gradient_checkpointing = True  # per layer (ResBlock + its attentions), recomputed in the backward
 
     @register_to_config
     def __init__(self, in_channels: int = 3, out_channels: int = 3, cond_channels: int = 0, patch_size: int = 2,
@@ -122,6 +123,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
                  cond_adapter_channels: int = 0):
         super().__init__()
+        self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         cfg = self.config  # diffusers' config (register_to_config): the one form, saved as config.json
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
@@ -252,9 +254,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         for i, level in enumerate(self.down):
             if features is not None:
                 x = self.cond_adapter(features, i, x)
-            for res, attn, tattn, stattn in zip(level.res, level.attn, level.tattn, level.stattn):
-                x = tattn(self._attn(attn, res(x, emb), text, text_mask))
-                x = self._attn(stattn, x, text, text_mask)
+            for layer in zip(level.res, level.attn, level.tattn, level.stattn):
+                x = self._layer(layer, x, emb, text, text_mask)
                 skips.append(x)
             if i < len(self.down_sample):
                 sdown, tdown = self.down_sample[i]
@@ -270,10 +271,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         x = self.mid_res2(x, emb)
         # 5. up path
         for j, level in enumerate(self.up):
-            for res, attn, tattn, stattn in zip(level.res, level.attn, level.tattn, level.stattn):
+            for layer in zip(level.res, level.attn, level.tattn, level.stattn):
                 x = torch.cat([x, skips.pop()], -1)  # (b, t, h, w, c + c_skip)
-                x = tattn(self._attn(attn, res(x, emb), text, text_mask))
-                x = self._attn(stattn, x, text, text_mask)
+                x = self._layer(layer, x, emb, text, text_mask)
             if j < len(self.up_sample):
                 tup, sup = self.up_sample[j]
                 x = sup(tup(x))  # (b, 2t, 2h, 2w, c)
@@ -282,6 +282,20 @@ class VideoUNet(ModelMixin, ConfigMixin):
         co = self.config.out_channels
         x = x.reshape(b, t, h // p, w // p, co, p, p).permute(0, 4, 1, 2, 5, 3, 6)  # (b, co, t, h', p, w', p)
         return x.reshape(b, co, t, h, w)
+
+    def _layer(self, layer: tuple, x: torch.Tensor, emb: torch.Tensor, text: torch.Tensor,
+               text_mask: torch.Tensor) -> torch.Tensor:
+        """One ResBlock and its spatial, temporal and space-time attention; recomputed in the backward instead of
+        stored when gradient checkpointing is on (memory for time: about one more forward per step)."""
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return self._gradient_checkpointing_func(self._run_layer, layer, x, emb, text, text_mask)
+        return self._run_layer(layer, x, emb, text, text_mask)
+
+    def _run_layer(self, layer: tuple, x: torch.Tensor, emb: torch.Tensor, text: torch.Tensor,
+                   text_mask: torch.Tensor) -> torch.Tensor:
+        res, attn, tattn, stattn = layer
+        x = tattn(self._attn(attn, res(x, emb), text, text_mask))
+        return self._attn(stattn, x, text, text_mask)
 
     @staticmethod
     def _attn(attn: nn.Module, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -36,12 +36,14 @@ def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: floa
                     batch_size: int = 16, bf16: bool = False, num_frames: int = 16):
     """Yield ``(scenes, videos (b, c, t, h, w) float in [0, 1])`` batch by batch; clip ``i`` starts from the noise
     of ``torch.Generator().manual_seed(seed + i)``."""
+    from vidiff.hardware import autocast
+
     h = pipe.defaults["height"]
     for i in range(0, len(scenes), batch_size):
         chunk = scenes[i: i + batch_size]
         latents = torch.cat([torch.randn(1, 3, num_frames, h, h, generator=torch.Generator().manual_seed(seed + i + j))
                              for j in range(len(chunk))])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(pipe.device, "bf16" if bf16 else "fp32"):
             out = pipe([sc.caption for sc in chunk], num_frames=num_frames, num_inference_steps=num_inference_steps,
                        guidance_scale=guidance_scale, latents=latents)
         yield chunk, out.videos.float()

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidiff.io.atomic import atomic_path, clean_stale, remove_path
+from vidiff.io.atomic import _put_in_place, _sibling, atomic_path, clean_stale, remove_path
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger("vidiff.train")
@@ -88,6 +88,46 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     return final
 
 
+ACCELERATE_FORMAT = "accelerate"  # state.json "format": written by accelerator.save_state (sharded under FSDP / DeepSpeed)
+
+
+def save_state_checkpoint(accelerator, run_dir: str | os.PathLike, step: int, ema: torch.nn.Module | None,
+                          state: dict, keep: int = 2) -> Path:
+    """A checkpoint through ``accelerator.save_state`` (called on every rank: each writes its shard under FSDP /
+    DeepSpeed), kept to the same promises as :func:`save_checkpoint`: written into a hidden temporary folder that
+    the main process names, EMA and ``state.json`` (last) added, then renamed into place; an older
+    ``checkpoint-N`` of the same step moves aside only then; older checkpoints are pruned only after."""
+    from accelerate.utils import broadcast_object_list
+
+    run_dir = Path(run_dir)
+    final = run_dir / f"checkpoint-{step}"
+    names = [None]
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = _sibling(final, ".tmp")
+        remove_path(tmp)
+        tmp.mkdir()
+        names = [str(tmp)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(names)
+    tmp = Path(names[0])
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if ema is not None:
+                save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
+            (tmp / "state.json").write_text(json.dumps({**state, "step": step, "format": ACCELERATE_FORMAT}, indent=2))
+            _put_in_place(tmp, final, overwrite=True)
+            for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if accelerator.is_main_process:
+            remove_path(tmp)
+    accelerator.wait_for_everyone()
+    return final
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Every file of a checkpoint, read and checked before anything is applied (so a bad file changes nothing).
     Raises ValueError naming the file that does not load."""
@@ -97,6 +137,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         out["state"] = json.loads((path / "state.json").read_text())
         if not isinstance(out["state"].get("step"), int):
             raise ValueError("no step")
+        if out["state"].get("format") == ACCELERATE_FORMAT:  # model and optimizer are accelerate's to load
+            out["ema"] = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").exists() else None
+            return out
         out["model"] = load_file(str(path / "model.safetensors"))
         out["ema"] = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").exists() else None
         out["optimizer"] = torch.load(path / "optimizer.pt", weights_only=True)
@@ -106,7 +149,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def apply_checkpoint(ckpt: dict, model: torch.nn.Module, ema: torch.nn.Module | None,
-                     optimizer: torch.optim.Optimizer) -> dict:
+                     optimizer: torch.optim.Optimizer, accelerator=None, path: Path | None = None) -> dict:
+    if ckpt["state"].get("format") == ACCELERATE_FORMAT:
+        if accelerator is None:
+            raise ValueError(f"checkpoint {str(path)!r} was written by accelerate's save_state: resume it with vidiff train")
+        try:
+            accelerator.load_state(str(path))
+        except Exception as e:  # a missing or truncated shard, another sharding
+            raise ValueError(f"checkpoint {str(path)!r} does not load ({type(e).__name__}: {str(e)[:120]})") from None
+        if ema is not None and ckpt["ema"] is not None:
+            ema.load_state_dict(ckpt["ema"])
+        return ckpt["state"]
     model.load_state_dict(ckpt["model"])
     if ema is not None and ckpt["ema"] is not None:
         ema.load_state_dict(ckpt["ema"])
@@ -120,18 +173,19 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, ema: torch.
 
 
 def load_resume(run_dir: str | os.PathLike, resume: str | None, model: torch.nn.Module, ema: torch.nn.Module | None,
-                optimizer: torch.optim.Optimizer) -> tuple[Path | None, dict | None]:
-    """Load the checkpoint ``resume`` names. With ``"latest"``, the newest complete checkpoint that loads: one
-    that fails is reported and the next older one is tried. A named checkpoint that fails is an error."""
+                optimizer: torch.optim.Optimizer, accelerator=None) -> tuple[Path | None, dict | None]:
+    """Load the checkpoint ``resume`` names (either format; ``accelerator``: the prepared run's, for checkpoints
+    accelerate wrote). With ``"latest"``, the newest complete checkpoint that loads: one that fails is reported
+    and the next older one is tried. A named checkpoint that fails is an error."""
     if resume in (None, "", "none"):
         return None, None
     if resume != "latest":
         path = resolve_resume(run_dir, resume)
-        return path, apply_checkpoint(read_checkpoint(path), model, ema, optimizer)
+        return path, apply_checkpoint(read_checkpoint(path), model, ema, optimizer, accelerator, path)
     for path in reversed(complete_checkpoints(run_dir)):
         try:
             ckpt = read_checkpoint(path)
-            state = apply_checkpoint(ckpt, model, ema, optimizer)
+            state = apply_checkpoint(ckpt, model, ema, optimizer, accelerator, path)
         except (ValueError, RuntimeError, KeyError) as e:  # RuntimeError: the weights do not fit this model
             log.warning("skipping %s: %s", path.name, e)
             continue

@@ -21,6 +21,8 @@ class DataConfig:
     style: str = "filled"
     manifest: str | None = None  # folder datasets: CSV/JSONL with path, caption
     frame_stride: int = 1
+    frame_stride_max: int = 0  # folder: > frame_stride: each clip's stride drawn from [frame_stride, this] (0: fixed)
+    random_start: bool = False  # folder: each clip starts at a random frame (else at its first)
     lowres: int = 0  # super-resolution: also render each clip at this resolution (the conditioning)
     crop_size: int = 0  # super-resolution: train on random square crops of this size (0: whole frames)
     window_frames: int = 0  # train on random windows of this many frames (0: whole clips)
@@ -39,8 +41,17 @@ class TrainConfig:
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     # "bf16" autocast (fast on CPUs with AMX / AVX512-BF16 and on GPUs; on an AVX2-only CPU bf16 matmuls are
-    # emulated and ~100x slower than fp32) or "no" (fp32; "fp32" is the same)
+    # emulated and ~100x slower than fp32), "fp16" (CUDA only, with loss scaling) or "no" (fp32; "fp32" is the
+    # same). A precision given to `accelerate launch` (--mixed_precision or its config file) other than "no" wins.
     mixed_precision: str = "bf16"
+    # train.batch_size is the global batch of one optimizer step: split across processes and accumulation steps
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False  # recompute each U-Net layer in the backward: less memory, ~1/3 more time
+    log_with: str | None = None  # an accelerate tracker ("tensorboard", "wandb") beside train_log.jsonl
+    num_workers: int = 0  # DataLoader worker processes building batches (0: in the training process)
+    # "files": vidiff's (model / EMA safetensors, optimizer); "accelerate": accelerator.save_state (sharded under
+    # FSDP / DeepSpeed); "auto": accelerate's when the run is sharded, else files
+    checkpoint_format: str = "auto"
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     snapshot_every: int = 0  # EMA weights for the accuracy-vs-time curve; 0: off
@@ -175,8 +186,6 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
     check_ranges(cfg)
-    if cfg.train.mixed_precision not in ("no", "fp32", "bf16"):
-        raise ValueError(f"train.mixed_precision must be 'bf16', 'no' or 'fp32', got {cfg.train.mixed_precision!r}")
     for key in ("timestep_shift", "known_pixel_weight"):  # factors where 1 means off
         value = getattr(cfg.train, key)
         if not (isinstance(value, (int, float)) and value >= 1.0):
@@ -193,16 +202,22 @@ RANGES = [
     ("train.ema_decay", 0.0, 1.0, ""), ("train.caption_dropout", 0.0, 1.0, ""),
     ("train.checkpoint_every", 1, None, ""), ("train.keep_checkpoints", 0, None, "0: keep all"),
     ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
-    ("train.threads", 0, 1024, "0: the default"), ("train.lora_rank", 0, 1024, "0: off"), ("train.lowres_noise", 0.0, 10.0, ""),
+    ("train.threads", 0, 1024, "0: the default"), ("train.lora_rank", 0, 1024, "0: off"),
+    ("train.gradient_accumulation_steps", 1, 4096, ""), ("train.num_workers", 0, 256, "0: in the training process"),
+    ("data.frame_stride_max", 0, 1000, "0: the fixed data.frame_stride"), ("train.lowres_noise", 0.0, 10.0, ""),
     ("data.num_frames", 1, 4096, ""), ("data.fps", 1e-3, 1000.0, ""), ("data.resolution", 1, 8192, ""),
     ("data.two_object_prob", 0.0, 1.0, ""), ("data.image_prob", 0.0, 1.0, ""), ("data.frame_stride", 1, 1000, ""),
     ("data.lowres", 0, 8192, "0: off"), ("data.crop_size", 0, 8192, "0: whole frames"),
     ("data.window_frames", 0, 4096, "0: whole clips"), ("diffusion.num_train_timesteps", 2, 100000, ""),
 ]
-CHOICES = {"train.lr_schedule": ("cosine", "constant"), "data.kind": ("shapes", "folder"),
+CHOICES = {"train.lr_schedule": ("cosine", "constant"), "train.checkpoint_format": ("auto", "files", "accelerate"),
+           "train.mixed_precision": ("bf16", "fp16", "no", "fp32"), "data.kind": ("shapes", "folder"),
            "data.style": ("filled", "outlined"),
            "diffusion.beta_schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
            "diffusion.prediction_type": ("v_prediction", "epsilon", "sample")}
+
+
+TRACKERS = ("tensorboard", "wandb")  # accelerate's trackers vidiff names (each needs its package)
 
 
 def check_ranges(cfg: RunConfig) -> None:
@@ -237,5 +252,13 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError("train.init_from must be a pipeline folder or null")
     if cfg.text_features not in ("last", "last+embeddings"):
         raise ValueError(f"text_features must be 'last' or 'last+embeddings', got {cfg.text_features!r}")
+    if cfg.train.log_with is not None and cfg.train.log_with not in TRACKERS:
+        raise ValueError(f"train.log_with must be one of {', '.join(TRACKERS)} or null, got {cfg.train.log_with!r}")
+    if cfg.data.frame_stride_max and cfg.data.frame_stride_max < cfg.data.frame_stride:
+        raise ValueError(f"data.frame_stride_max ({cfg.data.frame_stride_max}) must be 0 or >= data.frame_stride "
+                         f"({cfg.data.frame_stride})")
+    if cfg.data.kind != "folder" and (cfg.data.random_start or cfg.data.frame_stride_max):
+        raise ValueError("data.random_start and data.frame_stride_max sample clips of a folder dataset "
+                         "(data.kind: folder); Shapes clips are rendered whole")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")

@@ -7,6 +7,7 @@ killed and resumed from its last checkpoint reaches the same weights as an unint
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,7 +23,9 @@ from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_time
 from vidiff.io.atomic import atomic_path, write_text_atomic
 from vidiff.models.latent import encode_frames
 from vidiff.tasks import get_task
-from vidiff.training.checkpoints import complete_checkpoints, load_resume, resolve_resume, save_checkpoint, tidy_run_dir
+from vidiff.training.checkpoints import (
+    complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
+)
 from vidiff.training.config import RunConfig
 from vidiff.training.ema import EMA
 
@@ -41,13 +44,15 @@ def build_dataset(cfg: RunConfig):
         from vidiff.data.folder import FolderVideoDataset
         if not d.manifest:
             raise ValueError("data.kind 'folder' needs data.manifest (a CSV or JSONL of path, caption)")
-        return FolderVideoDataset(d.manifest, num_frames=d.num_frames, resolution=d.resolution, frame_stride=d.frame_stride)
+        return FolderVideoDataset(d.manifest, num_frames=d.num_frames, resolution=d.resolution, frame_stride=d.frame_stride,
+                                  random_start=d.random_start, seed=cfg.train.seed, frame_stride_max=d.frame_stride_max)
     raise ValueError(f"unknown data.kind {d.kind!r}; allowed: shapes, folder")
 
 
 def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, seed: int) -> dict:
     """The batch of (step, rank): global item indices ``(step * world + rank) * B + i``; finite datasets
-    walk a fresh permutation per epoch."""
+    walk a fresh permutation per epoch (item ``perm[pos] + epoch * n``: a dataset that samples a window of each
+    file draws a new one every epoch). ``"skipped"``: how many unreadable items it passed over."""
     videos, captions, lowres = [], [], []
     g = (step * world + rank) * batch_size
     n = len(dataset)
@@ -56,7 +61,7 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
         idx = g + i
         if n < 10**8:  # finite: permutation per epoch
             epoch, pos = divmod(idx, n)
-            idx = int(_permutation(seed, epoch, n)[pos])
+            idx = int(_permutation(seed, epoch, n)[pos]) + epoch * n
         item = dataset[idx]
         i += 1
         if item is None:  # unreadable file, already counted by the dataset
@@ -67,7 +72,7 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
         captions.append(item["caption"])
         if "lowres" in item:
             lowres.append(torch.as_tensor(item["lowres"]))
-    batch = {"video": torch.stack(videos), "caption": captions}
+    batch = {"video": torch.stack(videos), "caption": captions, "skipped": i - batch_size}
     if lowres:
         batch["lowres"] = torch.stack(lowres)
     return batch
@@ -212,13 +217,67 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
-    """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``."""
+def make_accelerator(cfg: RunConfig, out: Path):
+    """The run's Accelerator: the process group ``accelerate launch`` set up (DDP, FSDP, DeepSpeed), its mixed
+    precision (one given to accelerate other than "no" wins over the recipe's ``train.mixed_precision``), the
+    recipe's tracker. Raises ValueError for what this machine or run cannot honour."""
     from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    from vidiff.hardware import check_precision
+
+    tc = cfg.train
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    precision = launched if launched != "no" else {"fp32": "no"}.get(tc.mixed_precision, tc.mixed_precision)
+    device = torch.device("cuda" if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower()
+                          not in ("1", "true", "yes") else "cpu")
+    try:
+        check_precision(precision, device)
+    except ValueError as e:
+        where = "accelerate's config" if launched != "no" else "train.mixed_precision"
+        raise ValueError(f"{where} asks for {precision}: {e}") from None
+    if tc.log_with:
+        import importlib.util
+
+        if importlib.util.find_spec(tc.log_with) is None:
+            raise ValueError(f"train.log_with {tc.log_with} needs the {tc.log_with} package: pip install {tc.log_with}")
+    try:
+        accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, log_with=tc.log_with,
+                                  project_config=ProjectConfiguration(project_dir=str(out),
+                                                                      logging_dir=str(out / "logs")))
+    except (RuntimeError, ImportError, ValueError, NotImplementedError) as e:
+        # e.g. FSDP without a GPU (accelerate refuses it on CPUs), a DeepSpeed config without deepspeed installed
+        raise ValueError(f"accelerate cannot start this configuration: {' '.join(str(e).split())[:200]}") from None
+    world = accelerator.num_processes
+    env_world = int(os.environ.get("WORLD_SIZE", "1"))
+    if env_world != world:
+        raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
+                           "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
+    split = world * tc.gradient_accumulation_steps
+    if tc.batch_size % split:
+        raise ValueError(f"train.batch_size {tc.batch_size} (the global batch of one optimizer step) does not divide "
+                         f"into {world} process(es) x {tc.gradient_accumulation_steps} accumulation step(s); use a "
+                         f"multiple of {split}")
+    return accelerator
+
+
+def sharded(accelerator) -> bool:
+    """Whether the run shards weights or optimizer state (FSDP, DeepSpeed): checkpoints are then accelerate's."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
+    """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``.
+
+    One optimizer step takes ``train.batch_size`` clips: ``batch_size / (processes x gradient_accumulation_steps)``
+    per micro-batch, built by ``train.num_workers`` DataLoader workers (:mod:`vidiff.training.loader`)."""
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
     from vidiff.hardware import SLOW_BF16, native_bf16
+    from vidiff.training.loader import micro_batches
 
     tc = cfg.train
     if tc.freeze_spatial and cfg.data.image_prob:  # (an inflated model's default freeze is checked once it is built)
@@ -226,15 +285,13 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                          "set one of the two to 0 / false")
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    out = Path(cfg.output_dir)
+    accelerator = make_accelerator(cfg, out)
     world, rank = accelerator.num_processes, accelerator.process_index
-    env_world = int(os.environ.get("WORLD_SIZE", "1"))
-    if env_world != world:
-        raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
-                           "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
+    accum = tc.gradient_accumulation_steps
+    micro = tc.batch_size // (world * accum)
 
     dataset = build_dataset(cfg)  # a bad manifest is reported before any model loads
-    out = Path(cfg.output_dir)
     check_run_dir(out, resume)
 
     # 1. model, text encoder, diffusion
@@ -257,6 +314,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         model.freeze_temporal()
     if tc.lora_rank:
         add_model_lora(model, cfg)
+    if tc.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
     # the run folder is touched only once the recipe, the model and the data are known to be good
     if accelerator.is_main_process:
         for what in tidy_run_dir(out):
@@ -266,57 +325,54 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     accelerator.wait_for_everyone()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
     ema = EMA(model, tc.ema_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                                  weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    ema.to(accelerator.device)  # after prepare: the EMA lives on the training device
+    if vae is not None:
+        vae.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    fmt = tc.checkpoint_format if tc.checkpoint_format != "auto" else ("accelerate" if sharded(accelerator) else "files")
+    if fmt == "files" and sharded(accelerator):
+        raise ValueError("train.checkpoint_format 'files' cannot save a sharded run (FSDP, DeepSpeed): use 'auto'")
     start, elapsed = 0, 0.0
-    ckpt, state = load_resume(out, resume, model, ema.model, optimizer)
+    ckpt, state = load_resume(out, resume, accelerator.unwrap_model(model), ema.model, optimizer, accelerator)
     if ckpt is not None:
         start, elapsed = state["step"], state.get("elapsed_s", 0.0)
         if accelerator.is_main_process:
             log.info("resumed from %s at step %d", ckpt, start)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=tc.mixed_precision == "bf16")
-    if tc.mixed_precision == "bf16" and not native_bf16(accelerator.device.type) and accelerator.is_main_process:
+    if accelerator.mixed_precision == "bf16" and not native_bf16(accelerator.device.type) and accelerator.is_main_process:
         log.warning("%s: consider --set train.mixed_precision=fp32", SLOW_BF16)
+    if tc.log_with:
+        accelerator.init_trackers(out.name or "vidiff", config=_flat(cfg.to_dict()))
 
-    # 2. loop
+    # 2. loop: optimizer step s takes micro-batches s * accum ... s * accum + accum - 1
     log_path = out / "train_log.jsonl"
     bar = tqdm(total=tc.steps, initial=start, desc="training", disable=not (progress and accelerator.is_main_process))
-    nonfinite, t0 = 0, time.time() - elapsed
+    nonfinite, skipped, t0 = 0, 0, time.time() - elapsed
     step = start
+    batches = micro_batches(dataset, batch_for_step, rank, world, micro, tc.seed, start * accum, tc.steps * accum,
+                            tc.num_workers)
     try:
         while step < tc.steps:
-            g = torch.Generator().manual_seed((tc.seed * 1_000_003 + step) * 1024 + rank)
-            batch = batch_for_step(dataset, step, rank, world, tc.batch_size, tc.seed)
-            x0 = batch["video"].to(accelerator.device)
-            if vae is not None:  # a latent model: the U-Net denoises the VAE's latents of every frame
-                x0 = encode_frames(vae, x0, generator=g).float()
-            cond = task_condition(cfg, batch, x0, g)
-            if cfg.data.window_frames or cfg.data.crop_size:
-                x0, cond = random_crop(x0, cond, cfg.data.window_frames, cfg.data.crop_size, g)
-            if cfg.data.image_prob and torch.rand((), generator=g) < cfg.data.image_prob:
-                frame = torch.randint(0, x0.shape[2], (x0.shape[0],), generator=g)
-                x0 = x0[torch.arange(x0.shape[0]), :, frame][:, :, None]  # (b, c, 1, h, w): an image batch
-            drop = torch.rand(len(batch["caption"]), generator=g) < tc.caption_dropout
-            captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist())]
-            emb, mask = text_encoder.encode(captions)
-            emb, mask = emb.to(accelerator.device), mask.to(accelerator.device)
-            timesteps = shift_timesteps(torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g),
-                                        scheduler, tc.timestep_shift)
-            noise = torch.randn(x0.shape, generator=g)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, tc)
-
-            def model_fn(x_t, t):
-                with autocast:
-                    return model(x_t, t, emb, mask, cond)
-
-            loss = diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(x0.device),
-                                  noise=noise.to(x0.device), pixel_weight=known_pixel_weight(cfg, cond)).mean()
-            finite = torch.isfinite(loss.detach()).float()
-            if world > 1:
-                finite = accelerator.reduce(finite, reduction="sum") / world
-            if finite.item() < 1.0:
+            bad, losses = False, []
+            for k in range(accum):
+                m = step * accum + k
+                batch = next(batches)
+                skipped += int(batch.get("skipped", 0))
+                with accelerator.no_sync(model) if k < accum - 1 else contextlib.nullcontext():
+                    loss = micro_loss(cfg, model, text_encoder, vae, scheduler, batch, m, rank, accelerator.device)
+                    finite = torch.isfinite(loss.detach()).float()
+                    if world > 1:
+                        finite = accelerator.reduce(finite, reduction="sum") / world
+                    if finite.item() < 1.0:  # every rank agrees: this micro-batch contributes nothing
+                        bad = True
+                        loss = sum((p * 0).sum() for p in params)  # zero, finite gradients keep DDP's reduction in step
+                    accelerator.backward(loss / accum)
+                    losses.append(loss.detach().float())
+            if bad:
                 nonfinite += 1
                 optimizer.zero_grad(set_to_none=True)
                 msg = f"non-finite loss at step {step}: update skipped ({nonfinite} in a row)"
@@ -328,30 +384,42 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                 step += 1
                 continue
             nonfinite = 0
-            accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(params, tc.grad_clip) if tc.grad_clip else torch.tensor(0.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            ema.update(accelerator.unwrap_model(model), step)
+            _ema_update(accelerator, model, ema, step)
             step += 1
             bar.update(1)
+            loss_value = float(torch.stack(losses).mean())
             if accelerator.is_main_process:
-                rec = {"step": step, "loss": round(loss.item(), 5), "lr": optimizer.param_groups[0]["lr"],
+                rec = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
                        "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - t0, 1)}
+                if skipped:
+                    rec["skipped_items"] = skipped
                 if step % 10 == 0 or step == tc.steps:
                     _append(log_path, rec)
+                    if tc.log_with:
+                        accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=step)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 if tc.snapshot_every and step % tc.snapshot_every == 0:
                     _snapshot(out, step, ema.model, time.time() - t0)
             if step % tc.checkpoint_every == 0 or step == tc.steps:
-                _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints)
+                _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints, fmt)
     except KeyboardInterrupt:
         if world == 1 and step > start:
-            _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints)
+            _save(accelerator, out, step, model, ema, optimizer, time.time() - t0, tc.keep_checkpoints, fmt)
             log.warning("interrupted: saved checkpoint-%d", step)
         raise
+    except torch.OutOfMemoryError:
+        raise ValueError(f"out of memory on {accelerator.device} at step {step} with {micro} clip(s) of "
+                         f"{cfg.data.num_frames} x {cfg.data.resolution} x {cfg.data.resolution} per micro-batch: "
+                         f"lower train.batch_size, raise train.gradient_accumulation_steps or set "
+                         f"train.gradient_checkpointing (the last complete checkpoint is kept)") from None
     finally:
         bar.close()
+        del batches  # stops the loader's workers
+        if tc.log_with:
+            accelerator.end_training()
 
     # 3. export the EMA weights as a pipeline
     final = out / "final"
@@ -359,11 +427,66 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         from vidiff.shapes.scenes import caption_words
 
         extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else None
-        pipe = get_task(cfg.task).pipeline_class()(ema.model, text_encoder, cfg.diffusion, defaults=_defaults(cfg), extra=extra,
-                                                   vae=vae)
+        export = ema.model.to("cpu")
+        pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=_defaults(cfg),
+                                                   extra=extra, vae=None if vae is None else vae.to("cpu"))
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final
+
+
+def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict, m: int, rank: int,
+               device: torch.device) -> torch.Tensor:
+    """The diffusion loss of micro-batch ``m`` on ``rank``: its noise, timesteps, crops and caption dropout are
+    drawn from a generator seeded by ``(seed, m, rank)``, so a resumed run draws what an uninterrupted one did."""
+    tc = cfg.train
+    g = torch.Generator().manual_seed((tc.seed * 1_000_003 + m) * 1024 + rank)
+    x0 = batch["video"].to(device)
+    if vae is not None:  # a latent model: the U-Net denoises the VAE's latents of every frame
+        x0 = encode_frames(vae, x0, generator=g).float()
+    cond = task_condition(cfg, batch, x0, g)
+    if cfg.data.window_frames or cfg.data.crop_size:
+        x0, cond = random_crop(x0, cond, cfg.data.window_frames, cfg.data.crop_size, g)
+    if cfg.data.image_prob and torch.rand((), generator=g) < cfg.data.image_prob:
+        frame = torch.randint(0, x0.shape[2], (x0.shape[0],), generator=g)
+        x0 = x0[torch.arange(x0.shape[0]), :, frame][:, :, None]  # (b, c, 1, h, w): an image batch
+    drop = torch.rand(len(batch["caption"]), generator=g) < tc.caption_dropout
+    captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist())]
+    emb, mask = text_encoder.encode(captions)
+    emb, mask = emb.to(device), mask.to(device)
+    timesteps = shift_timesteps(torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g),
+                                scheduler, tc.timestep_shift)
+    noise = torch.randn(x0.shape, generator=g)  # on the CPU: the same noise on every device
+
+    def model_fn(x_t, t):  # accelerate's prepare wrapped the forward in the run's autocast
+        return model(x_t, t, emb, mask, cond)
+
+    return diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(device),
+                          noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond)).mean()
+
+
+def _ema_update(accelerator, model, ema: EMA, step: int) -> None:
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:  # gather the full weights for the EMA copy
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        with FSDP.summon_full_params(model, writeback=False):
+            ema.update(model, step)
+        return
+    ema.update(accelerator.unwrap_model(model), step)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A nested config as flat scalars (what trackers take)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
 
 
 def check_run_dir(out: Path, resume: str | None) -> None:
@@ -383,11 +506,15 @@ def _defaults(cfg: RunConfig) -> dict:
             "width": cfg.data.resolution, **cfg.sample}
 
 
-def _save(accelerator, out, step, model, ema, optimizer, elapsed, keep) -> None:
+def _save(accelerator, out, step, model, ema, optimizer, elapsed, keep, fmt: str = "files") -> None:
+    state = {"elapsed_s": elapsed, "world_size": accelerator.num_processes}
+    if fmt == "accelerate":  # every rank writes its part
+        save_state_checkpoint(accelerator, out, step, ema.model, state, keep=keep)
+        return
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_checkpoint(out, step, accelerator.unwrap_model(model), ema.model, optimizer,
-                        {"elapsed_s": elapsed, "world_size": accelerator.num_processes}, keep=keep)
+                        state, keep=keep)
     accelerator.wait_for_everyone()
 
 
