@@ -6,6 +6,9 @@
     python benchmarks/inflation.py cost runs/t2i-shapes/final --out benchmarks/results/inflation-cost.json
     # zero-shot video (Text2Video-Zero) on "moving left/right/up/down" captions
     python benchmarks/inflation.py zeroshot vidiff/weights/t2i-shapes --n 80
+    # personalization: an inflated model with styled image models (a fine-tuned folder, a LoRA file) in its place
+    python benchmarks/inflation.py personalize runs/stunet-inflated/final runs/t2i-style-outlined/final \
+        runs/t2i-lora-outlined/final/pytorch_lora_weights.safetensors --n 48
     # held-out colour-shape pairs, video models side by side
     python benchmarks/inflation.py heldout vidiff/weights/default runs/stunet-inflated/final --n 100
     # 3. accuracy vs. CPU minutes of an inflated run's snapshots (image model minutes included)
@@ -148,6 +151,56 @@ def cmd_zeroshot(args) -> dict:
         runs.append({**run, "records": rows})
     return {"model": str(args.model), "first_scene": args.first_scene, "steps": args.steps, "guidance": args.guidance,
             "runs": runs}
+
+
+# ---------------------------------------------------------------- personalization (AnimateDiff's claim)
+@torch.no_grad()
+def cmd_personalize(args) -> dict:
+    """An inflated model with its own image model and with styled ones (a fine-tuned folder or a LoRA file) in its
+    place, temporal layers kept: the style read on the frames (hollowness) and motion on the strict and the usual
+    reader, on the same scenes and noise; plus each image model alone on single frames (did it learn the style)."""
+    from vidiff.evaluation.style import hollowness
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.shapes.reader import score_video
+    from vidiff.shapes.strict_reader import score_video_strict
+    from vidiff.shapes.suites import generate_scenes, suite_scenes
+
+    base = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    scenes = suite_scenes("test", args.n, first_scene=args.first_scene)
+    variants = {"own image model": base}
+    for image in args.image_models:
+        variants[image] = base.with_image_model(image)
+    out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
+           "guidance": args.guidance, "variants": {}}
+    for name, pipe in variants.items():
+        rows = []
+        for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
+            for sc, v in zip(chunk, videos.numpy()):
+                st = score_video_strict(v, sc.caption)[0]
+                o = score_video(v, sc.caption)["objects"][0]
+                rows.append({"caption": sc.caption, "hollowness": hollowness(v), "present": st.valid,
+                             "color": st.color, "shape": st.shape, "motion": st.motion, "lenient_motion": o.motion})
+        frames = pipe.unet.image_unet  # the image model alone, one frame per caption
+        image = TextToVideoPipeline(_as_image_unet(frames), base.text_encoder, base.diffusion, base.defaults)
+        stills = []
+        for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16, num_frames=1):
+            stills += [hollowness(v) for v in videos.numpy()]
+        summary = {k: round(float(np.nanmean([r[k] for r in rows])), 3)
+                   for k in ("hollowness", "present", "color", "shape", "motion", "lenient_motion")}
+        summary["image_model_hollowness"] = round(float(np.nanmean(stills)), 3)
+        print(name, json.dumps(summary), flush=True)
+        out["variants"][name] = {**summary, "records": rows}
+    return out
+
+
+def _as_image_unet(unet):
+    """An inflated model's image U-Net as vidiff's ImageUNet (the denoiser contract, frame by frame)."""
+    from vidiff.models.image import ImageUNet
+    from vidiff.models.inflated import image_config_of
+
+    image = ImageUNet(**image_config_of(unet))
+    image.load_state_dict(unet.state_dict())
+    return torch.nn.Module.to(image, next(unet.parameters()).dtype).eval()
 
 
 # ---------------------------------------------------------------- 2. cost of a step
@@ -324,12 +377,19 @@ def main() -> None:
     u.add_argument("--n", type=int, default=48)
     u.add_argument("--steps", type=int, default=25)
     u.add_argument("--guidance", type=float, default=None)
+    pz = sub.add_parser("personalize")
+    pz.add_argument("model", help="a model inflated from an image model")
+    pz.add_argument("image_models", nargs="+", help="styled image models: pipeline folders or LoRA files")
+    pz.add_argument("--n", type=int, default=48)
+    pz.add_argument("--first-scene", type=int, default=0)
+    pz.add_argument("--steps", type=int, default=25)
+    pz.add_argument("--guidance", type=float, default=None)
     pl = sub.add_parser("plot")
     pl.add_argument("curve")
     pl.add_argument("--ref", nargs="*", default=[])
     pl.add_argument("--ref-minutes", type=float, nargs="*", default=[])
     pl.add_argument("--png", default="docs/images/inflation-curve.png")
-    for q in (t, h, z, c, u, pl):
+    for q in (t, h, z, c, u, pz, pl):
         q.add_argument("--bf16", action="store_true")
         q.add_argument("--threads", type=int, default=0)
         q.add_argument("--out", default=None)
@@ -337,7 +397,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = {"t2i": cmd_t2i, "heldout": cmd_heldout, "zeroshot": cmd_zeroshot, "cost": cmd_cost, "curve": cmd_curve,
-              "plot": cmd_plot}[args.what](args)
+              "plot": cmd_plot, "personalize": cmd_personalize}[args.what](args)
     result["versions"] = _versions()
     result["command"] = "python " + " ".join(sys.argv)
     if args.out:  # per-clip records go to a sibling file, the summary to --out (benchmarks/results keeps summaries)
