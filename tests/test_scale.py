@@ -247,3 +247,28 @@ def test_two_processes_resume_exactly_from_accelerate_checkpoints(tmp_path, tiny
     resumed = _weights(launch(tmp_path / "part", 4, resume=True))
     assert json.loads((tmp_path / "part" / "checkpoint-4" / "state.json").read_text())["world_size"] == 2
     assert _equal(resumed, full) == 0.0
+
+
+def test_shipped_accelerate_configs_load_and_a_run_they_cannot_start_is_one_line(tmp_path, tiny_text_dir):
+    import yaml
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    kinds = {}
+    for f in sorted(root.glob("*.yaml")):
+        kinds[f.stem] = str(load_config_from_file(str(f)).distributed_type)
+    assert {"single-gpu", "ddp", "fsdp", "deepspeed-zero2", "ddp-cpu"} <= set(kinds)
+    assert "FSDP" in kinds["fsdp"] and "DEEPSPEED" in kinds["deepspeed-zero2"]
+    if torch.cuda.is_available():
+        return
+    cfg = tiny_config(tmp_path / "run", tiny_text_dir, steps=2)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(root / "fsdp.yaml"),
+           "--num_processes", "1", "-m", "vidiff", "train", "--config", str(recipe), "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0
+    ours = [line for line in r.stderr.splitlines() if line.startswith("vidiff: error")]  # (the launcher adds its own report)
+    assert len(ours) == 1 and "accelerate cannot start this configuration" in ours[0], r.stderr[-2000:]
+    assert not (tmp_path / "run").exists()

@@ -396,6 +396,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                        "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - t0, 1)}
                 if skipped:
                     rec["skipped_items"] = skipped
+                if accelerator.device.type == "cuda":
+                    rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 3)
                 if step % 10 == 0 or step == tc.steps:
                     _append(log_path, rec)
                     if tc.log_with:
