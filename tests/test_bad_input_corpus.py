@@ -76,6 +76,17 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate-size-not-multiple", GEN + ["--size", "6"], "multiples")
     add("generate-base-stride-over-window", GEN + ["--frames", "12", "--base-window", "4", "--base-stride", "6"],
         "must not exceed the window", early=False)
+    # --- devices and precisions (issue 23), before any model loads
+    for cmd in ("generate", "upscale", "animate"):
+        add(f"{cmd}--device=tpu", COMMANDS[cmd] + ["--device", "tpu"], "unknown device")
+        add(f"{cmd}--device=cuda:x", COMMANDS[cmd] + ["--device", "cuda:x"], "unknown device")
+        add(f"{cmd}--dtype=fp16-on-cpu", COMMANDS[cmd] + ["--device", "cpu", "--dtype", "fp16"], "CUDA devices only")
+        add(f"{cmd}--dtype=fp8", COMMANDS[cmd] + ["--dtype", "fp8"], "invalid choice")
+    add("generate--bf16-with-dtype-fp32", GEN + ["--bf16", "--dtype", "fp32"], "disagree")
+    if not __import__("torch").cuda.is_available():
+        add("generate--device=cuda-without-cuda", GEN + ["--device", "cuda"], "no CUDA device")
+    # --- LoRA files given as --image-model
+    add("generate--image-model=junk-lora", GEN + ["--image-model", "{D}/junk.safetensors"], "not a LoRA file")
     add("generate-unknown-flag", GEN + ["--colour", "red"], "unrecognized")
     add("generate-frames-word", GEN + ["--frames", "many"], "invalid int")
 
@@ -188,6 +199,9 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         ("unknown-task", "task: painting\n" + ok, [], "unknown task"),
         ("mixed-precision-fp16", ok.replace("'no'", "fp16"), [], "mixed_precision"),
         ("mixed-precision-yaml-no", ok.replace("'no'", "no"), [], "YAML reads no"),
+        ("batch-not-dividing-over-accumulation", ok, ["--set", "train.gradient_accumulation_steps=2"], "does not divide"),
+        ("random-start-on-shapes", ok, ["--set", "data.random_start=true"], "data.random_start"),
+        ("lora-of-a-video-model", ok, ["--set", "train.lora_rank=4"], "LoRA of a text-to-image model"),
     ]
     ranges = {"train.steps": ["0", "-5"], "train.batch_size": ["0"], "train.lr": ["0", "-1e-4", ".nan", ".inf", "5"],
               "train.grad_clip": ["-1", ".nan"], "train.ema_decay": ["1.5", "-0.1"], "train.caption_dropout": ["2"],
@@ -199,7 +213,10 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
               "data.image_prob": ["-0.5"], "data.frame_stride": ["0"], "data.kind": ["videos"],
               "data.style": ["sketch"], "data.crop_size": ["-1"], "data.window_frames": ["-1"],
               "diffusion.num_train_timesteps": ["0"], "diffusion.prediction_type": ["noise"],
-              "diffusion.beta_schedule": ["cosine"], "diffusion.min_snr_gamma": ["-5"]}
+              "diffusion.beta_schedule": ["cosine"], "diffusion.min_snr_gamma": ["-5"],
+              "train.gradient_accumulation_steps": ["0", "-1"], "train.num_workers": ["-1"],
+              "train.log_with": ["csv"], "train.checkpoint_format": ["sharded"], "train.lora_rank": ["-1"],
+              "data.frame_stride_max": ["-1"]}
     for key, values in ranges.items():
         for v in values:
             cases.append((f"{key}={v}", ok, ["--set", f"{key}={v}"], key))
@@ -266,6 +283,7 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
     Image.fromarray(mask).save(d / "mask.png")
     write_video(_clip(), d / "clip")
     (d / "existing.mp4").write_bytes(b"user's video")
+    (d / "junk.safetensors").write_bytes(os.urandom(64))  # not a LoRA
     (d / "sidecar.json").write_text("user's notes")
     (d / "user-folder").mkdir()
     (d / "user-folder" / "thesis.tex").write_text("years of work")

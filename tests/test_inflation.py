@@ -400,18 +400,25 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- personalization and styles of the image model
-def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, tmp_path, tiny_text_encoder, capsys,
-                                                                     tiny_pipeline_dir):
-    from vidiff.pipelines.folder import load_unet
+def trained_motion_module(image_dir: Path, video: Path):
+    """``image_dir`` inflated with a motion module moved off its identity init ("trained"), saved at ``video`` and
+    loaded back."""
     from vidiff.pipelines.inflate import inflate
 
-    video = tmp_path / "video"
     pipe = inflate(image_dir, "motion-module", video)
     with torch.no_grad():
         for p in pipe.unet.temporal_parameters():
             p.add_(0.05)
     pipe.save_pretrained(video, overwrite=True)
-    pipe = type(pipe).from_pretrained(video)
+    return type(pipe).from_pretrained(video)
+
+
+def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, tmp_path, tiny_text_encoder, capsys,
+                                                                     tiny_pipeline_dir):
+    from vidiff.pipelines.folder import load_unet
+
+    video = tmp_path / "video"
+    pipe = trained_motion_module(image_dir, video)
     styled_dir = make_image_folder(tmp_path / "styled", tiny_text_encoder, seed=7)  # a "fine-tune": other weights
     styled = load_unet(styled_dir / "unet", torch.float32)
     own = pipe.unet.image_unet.state_dict()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_inflation import frame_by_frame, inputs, make_image_folder, tiny_image_unet
+from tests.test_inflation import frame_by_frame, inputs, make_image_folder, tiny_image_unet, trained_motion_module
 from vidiff.models.lora import LORA_FILE, add_lora, apply_lora, fused, read_lora, save_lora
 
 
@@ -89,17 +89,11 @@ def test_a_lora_personalizes_an_inflated_model_like_the_fused_folder(tmp_path, t
 
     from vidiff.cli import main
     from vidiff.models.image import ImageUNet
-    from vidiff.pipelines.inflate import inflate
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     image = make_image_folder(tmp_path / "image", tiny_text_encoder)
     video = tmp_path / "video"
-    pipe = inflate(image, "motion-module", video)
-    with torch.no_grad():
-        for p in pipe.unet.temporal_parameters():
-            p.add_(0.05)
-    pipe.save_pretrained(video, overwrite=True)
-    pipe = TextToVideoPipeline.from_pretrained(video)
+    pipe = trained_motion_module(image, video)
     # a LoRA of the image model, and the same LoRA fused into a styled image folder
     base = TextToVideoPipeline.from_pretrained(image)
     lora_unet = _moved_lora(base.unet)

@@ -33,15 +33,17 @@ def check_port(port: int) -> int:
 
 
 @lru_cache(maxsize=4)
-def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None):
+def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None, device: str = "auto"):
     from vidiff.pipelines import conditional as cp
     from vidiff.pipelines.edit import VideoEditPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     cls = {"generate": TextToVideoPipeline, "edit": VideoEditPipeline, "animate": cp.ImageToVideoPipeline,
            "inpaint": cp.VideoInpaintPipeline, "cinemagraph": cp.CinemagraphPipeline}[kind]
+    from vidiff.hardware import resolve_device
+
     pipe = cls.from_pretrained(model)
-    return pipe.with_style(style, alpha) if style else pipe
+    return (pipe.with_style(style, alpha) if style else pipe).to(resolve_device(device))
 
 
 def _progress_callback(progress, total_steps: int):
@@ -120,7 +122,7 @@ def region_mask(drawn, box: tuple[float, float, float, float] | None, height: in
 
 
 def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | None, *, model: str,
-        style: str | None = None, alpha: float | None = None, out_dir: Path, progress=None,
+        style: str | None = None, alpha: float | None = None, out_dir: Path, progress=None, device: str = "auto",
         **given) -> tuple[str, str, dict]:
     """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input."""
     import torch
@@ -134,7 +136,7 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
     if steps is not None and not 1 <= int(steps) <= 200:
         raise ValueError(f"steps must be in [1, 200], got {steps}")
     pipe = _pipeline(kind, str(resolve_model(model)), str(resolve_model(style)) if style else None,
-                     None if alpha is None else float(alpha))
+                     None if alpha is None else float(alpha), device)
     h, w = int(pipe.defaults["height"]), int(pipe.defaults["width"])
     kw = dict(num_inference_steps=int(steps) if steps else None, guidance_scale=guidance,
               generator=torch.Generator().manual_seed(int(seed)))
@@ -169,7 +171,8 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
 
 def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = None):
     """The gradio Blocks app. ``models`` maps "text-to-video", "conditional" and "style" to pipeline folders or
-    embedded names (default :data:`DEFAULT_MODELS`); a missing style hides the slider."""
+    embedded names (default :data:`DEFAULT_MODELS`); a missing style hides the slider. ``models["device"]``: where
+    the pipelines run (default "auto": CUDA when present)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -196,7 +199,7 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             model = models["conditional" if kind in ("animate", "inpaint", "cinemagraph") else "text-to-video"]
             try:
                 video, side, settings = run(kind, prompt, seed, steps or None, guidance or None, model=model,
-                                            style=style, alpha=alpha, out_dir=out,
+                                            style=style, alpha=alpha, out_dir=out, device=models.get("device", "auto"),
                                             progress=progress, **given)
             except ValueError as e:
                 raise gr.Error(str(e)) from None

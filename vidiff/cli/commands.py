@@ -268,6 +268,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for m in models.values():
         if m:
             resolve_model(m)
+    from vidiff.hardware import resolve_device
+
+    models["device"] = str(resolve_device(args.device))
     try:
         import gradio  # noqa: F401  (only: is it installed)
     except ImportError:

@@ -187,5 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--conditional", default="conditional", help="conditional pipeline for image-to-video, "
                     "inpainting and cinemagraphs")
     sv.add_argument("--style", default="style-outlined", help="style fine-tune offered on the page ('none': no style)")
+    sv.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, cuda:N")
     sv.set_defaults(func=cmd_serve, quiet=False)
     return p

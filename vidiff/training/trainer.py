@@ -132,6 +132,27 @@ def build_model(cfg: RunConfig, text_dim: int):
     return model
 
 
+def check_lora_target(cfg: RunConfig) -> None:
+    """``train.lora_rank`` needs a text-to-image model: checked from the recipe and ``init_from``'s unet/config.json
+    before any model loads."""
+    from vidiff.models.image import IMAGE_PRESETS
+
+    if not cfg.train.lora_rank:
+        return
+    if cfg.train.init_from:
+        cfg_file = Path(cfg.train.init_from) / "unet" / "config.json"
+        try:
+            name = json.loads(cfg_file.read_text()).get("_class_name")
+        except (OSError, ValueError):
+            return  # the folder's own check names what is wrong
+        image = name in ("UNet2DConditionModel", "ImageUNet") and "inflate" not in cfg.model
+    else:
+        image = cfg.model.get("preset", "stunet-shapes") in IMAGE_PRESETS
+    if not image:
+        raise ValueError("train.lora_rank trains a LoRA of a text-to-image model (an image model in train.init_from, "
+                         "or model.preset t2i-*); this recipe trains a video model")
+
+
 def add_model_lora(model, cfg: RunConfig) -> None:
     """``train.lora_rank``: LoRA layers on a text-to-image model (only they train)."""
     from vidiff.models.image import ImageUNet
@@ -293,6 +314,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
     dataset = build_dataset(cfg)  # a bad manifest is reported before any model loads
     check_run_dir(out, resume)
+    check_lora_target(cfg)
 
     # 1. model, text encoder, diffusion
     torch.manual_seed(tc.seed)
