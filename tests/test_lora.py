@@ -12,9 +12,9 @@ from tests.test_inflation import frame_by_frame, inputs, make_image_folder, tiny
 from vidiff.models.lora import LORA_FILE, add_lora, apply_lora, fused, read_lora, save_lora
 
 
-def _moved_lora(unet, rank: int = 4, seed: int = 0):
+def _moved_lora(unet, rank: int = 4, seed: int = 0, targets=("to_q", "to_k", "to_v", "to_out.0")):
     """``unet`` with a LoRA whose up-projections are moved off their zero init (else it changes nothing)."""
-    add_lora(unet, rank)
+    add_lora(unet, rank, targets)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for n, p in unet.named_parameters():
@@ -127,3 +127,16 @@ def test_a_lora_personalizes_an_inflated_model_like_the_fused_folder(tmp_path, t
         err = capsys.readouterr().err.strip()
         assert code == 2 and says in err and len(err.splitlines()) == 1, (name, err)
         assert not out.exists()
+
+
+@torch.no_grad()
+def test_a_lora_of_the_convolutions_round_trips(tmp_path):
+    unet = _moved_lora(tiny_image_unet(), targets=("conv1", "conv2", "to_q"))
+    assert any("conv1.lora_A" in n for n, _ in unet.named_parameters())
+    x, t, text, mask = inputs(frames=2)
+    ref = frame_by_frame(unet, x, t, text, mask)
+    save_lora(unet, tmp_path / LORA_FILE, half=False)
+    got = frame_by_frame(apply_lora(tiny_image_unet(), tmp_path / LORA_FILE), x, t, text, mask)
+    assert (got - ref).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="name no module"):
+        add_lora(tiny_image_unet(), 4, ("conv9",))

@@ -71,6 +71,8 @@ class TrainConfig:
     # > 0: train a LoRA of this rank (peft, on the attention projections) of a text-to-image model instead of its
     # weights; the export holds the fused model and the LoRA file (vidiff.models.lora)
     lora_rank: int = 0
+    lora_targets: str = "to_q,to_k,to_v,to_out.0"  # comma-separated module names (diffusers' attention projections;
+    # add conv1,conv2 for the ResNet convolutions, which a drawing style lives in)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ killed and resumed from its last checkpoint reaches the same weights as an unint
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -163,7 +162,7 @@ def add_model_lora(model, cfg: RunConfig) -> None:
                          f"or model.preset t2i-*); this recipe trains a {type(model).__name__}")
     if cfg.train.freeze_spatial or cfg.train.freeze_temporal:
         raise ValueError("train.lora_rank trains the LoRA only: leave train.freeze_spatial / freeze_temporal unset")
-    add_lora(model, cfg.train.lora_rank)
+    add_lora(model, cfg.train.lora_rank, [t.strip() for t in cfg.train.lora_targets.split(",") if t.strip()])
 
 
 def check_init_schedule(cfg: RunConfig) -> None:
@@ -243,7 +242,7 @@ def make_accelerator(cfg: RunConfig, out: Path):
     precision (one given to accelerate other than "no" wins over the recipe's ``train.mixed_precision``), the
     recipe's tracker. Raises ValueError for what this machine or run cannot honour."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 
     from vidiff.hardware import check_precision
 
@@ -263,7 +262,12 @@ def make_accelerator(cfg: RunConfig, out: Path):
         if importlib.util.find_spec(tc.log_with) is None:
             raise ValueError(f"train.log_with {tc.log_with} needs the {tc.log_with} package: pip install {tc.log_with}")
     try:
+        # accumulation through accelerate (DeepSpeed counts it itself); the loop calls accumulate() exactly
+        # gradient_accumulation_steps times per optimizer step, so its counter stays aligned across resumes
+        accumulation = GradientAccumulationPlugin(num_steps=tc.gradient_accumulation_steps, adjust_scheduler=False,
+                                                  sync_with_dataloader=False)
         accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, log_with=tc.log_with,
+                                  gradient_accumulation_plugin=accumulation,
                                   project_config=ProjectConfiguration(project_dir=str(out),
                                                                       logging_dir=str(out / "logs")))
     except (RuntimeError, ImportError, ValueError, NotImplementedError) as e:
@@ -384,7 +388,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                 m = step * accum + k
                 batch = next(batches)
                 skipped += int(batch.get("skipped", 0))
-                with accelerator.no_sync(model) if k < accum - 1 else contextlib.nullcontext():
+                with accelerator.accumulate(model):  # gradients reduced across processes on the last one only
                     loss = micro_loss(cfg, model, text_encoder, vae, scheduler, batch, m, rank, accelerator.device)
                     finite = torch.isfinite(loss.detach()).float()
                     if world > 1:
@@ -392,7 +396,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                     if finite.item() < 1.0:  # every rank agrees: this micro-batch contributes nothing
                         bad = True
                         loss = sum((p * 0).sum() for p in params)  # zero, finite gradients keep DDP's reduction in step
-                    accelerator.backward(loss / accum)
+                    accelerator.backward(loss)  # divided by the accumulation steps
                     losses.append(loss.detach().float())
             if bad:
                 nonfinite += 1
@@ -406,7 +410,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                 step += 1
                 continue
             nonfinite = 0
-            grad_norm = accelerator.clip_grad_norm_(params, tc.grad_clip) if tc.grad_clip else torch.tensor(0.0)
+            grad_norm = accelerator.clip_grad_norm_(params, tc.grad_clip) if tc.grad_clip else None
+            grad_norm = 0.0 if grad_norm is None else float(grad_norm)  # (DeepSpeed clips inside its engine)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             _ema_update(accelerator, model, ema, step)
@@ -415,7 +420,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             loss_value = float(torch.stack(losses).mean())
             if accelerator.is_main_process:
                 rec = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
-                       "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - t0, 1)}
+                       "grad_norm": round(grad_norm, 4), "elapsed_s": round(time.time() - t0, 1)}
                 if skipped:
                     rec["skipped_items"] = skipped
                 if accelerator.device.type == "cuda":
