@@ -167,7 +167,7 @@ def cmd_personalize(args) -> dict:
 
     base = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
     scenes = suite_scenes("test", args.n, first_scene=args.first_scene)
-    variants = {"own image model": base}
+    variants = {} if args.skip_own else {"own image model": base}
     for image in args.image_models:
         variants[image] = base.with_image_model(image)
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
@@ -380,6 +380,7 @@ def main() -> None:
     pz = sub.add_parser("personalize")
     pz.add_argument("model", help="a model inflated from an image model")
     pz.add_argument("image_models", nargs="+", help="styled image models: pipeline folders or LoRA files")
+    pz.add_argument("--skip-own", action="store_true", help="only the styled image models (the same scenes and noise)")
     pz.add_argument("--n", type=int, default=48)
     pz.add_argument("--first-scene", type=int, default=0)
     pz.add_argument("--steps", type=int, default=25)
