@@ -272,3 +272,17 @@ def test_shipped_accelerate_configs_load_and_a_run_they_cannot_start_is_one_line
     ours = [line for line in r.stderr.splitlines() if line.startswith("vidiff: error")]  # (the launcher adds its own report)
     assert len(ours) == 1 and "accelerate cannot start this configuration" in ours[0], r.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_out_of_memory_while_sampling_is_one_line(monkeypatch, capsys, tmp_path, tiny_pipeline_dir):
+    from vidiff.cli import main
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    def oom(self, *a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.1 GiB total)")
+
+    monkeypatch.setattr(TextToVideoPipeline, "__call__", oom)
+    code = main(["generate", "a red circle", "--model", str(tiny_pipeline_dir), "-q", "-o", str(tmp_path / "x.mp4")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "out of memory on the GPU" in err and "--frames" in err
+    assert not (tmp_path / "x.mp4").exists()

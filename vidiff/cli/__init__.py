@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         print("vidiff: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
+        if type(e).__name__ == "OutOfMemoryError":  # torch's (CUDA) out of memory; torch is not imported here
+            first = str(e).split(".")[0]
+            return _fail(f"out of memory on the GPU ({first[:120]}); lower --frames, --size or --window, use --dtype "
+                         f"bf16, or run on the CPU with --device cpu", 2)
         if os.environ.get("VIDIFF_DEBUG"):
             raise
         return _fail(f"internal error, please report it ({type(e).__name__}: {str(e)[:200]}); "
