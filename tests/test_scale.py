@@ -286,3 +286,19 @@ def test_out_of_memory_while_sampling_is_one_line(monkeypatch, capsys, tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "out of memory on the GPU" in err and "--frames" in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_folder_batches_from_workers_equal_in_process_ones_and_count_skips(tmp_path):
+    from tests.test_io import make_folder
+    from vidiff.data.folder import FolderVideoDataset
+    from vidiff.training.loader import micro_batches
+    from vidiff.training.trainer import batch_for_step
+
+    make_folder(tmp_path)  # one good clip, a truncated one, a short one and a missing file
+    ds = FolderVideoDataset(tmp_path / "m.csv", num_frames=4, resolution=8, random_start=True, seed=1)
+    here = list(micro_batches(ds, batch_for_step, 0, 1, 2, 0, 3, 7, workers=0))
+    there = list(micro_batches(ds, batch_for_step, 0, 1, 2, 0, 3, 7, workers=2))
+    assert len(here) == len(there) == 4
+    for a, b in zip(here, there):
+        assert a["caption"] == b["caption"] and torch.equal(a["video"], b["video"]) and a["skipped"] == b["skipped"]
+    assert sum(b["skipped"] for b in here) > 0  # the unreadable rows were met, skipped and counted
