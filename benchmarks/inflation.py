@@ -180,14 +180,16 @@ def cmd_personalize(args) -> dict:
                 o = score_video(v, sc.caption)["objects"][0]
                 rows.append({"caption": sc.caption, "hollowness": hollowness(v), "present": st.valid,
                              "color": st.color, "shape": st.shape, "motion": st.motion, "lenient_motion": o.motion})
-        frames = pipe.unet.image_unet  # the image model alone, one frame per caption
-        image = TextToVideoPipeline(_as_image_unet(frames), base.text_encoder, base.diffusion, base.defaults)
-        stills = []
-        for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16, num_frames=1):
-            stills += [hollowness(v) for v in videos.numpy()]
         summary = {k: round(float(np.nanmean([r[k] for r in rows])), 3)
                    for k in ("hollowness", "present", "color", "shape", "motion", "lenient_motion")}
-        summary["image_model_hollowness"] = round(float(np.nanmean(stills)), 3)
+        if not args.no_stills:
+            frames = pipe.unet.image_unet  # the image model alone, one frame per caption
+            image = TextToVideoPipeline(_as_image_unet(frames), base.text_encoder, base.diffusion, base.defaults)
+            stills = []
+            for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16,
+                                                 num_frames=1):
+                stills += [hollowness(v) for v in videos.numpy()]
+            summary["image_model_hollowness"] = round(float(np.nanmean(stills)), 3)
         print(name, json.dumps(summary), flush=True)
         out["variants"][name] = {**summary, "records": rows}
     return out
@@ -381,6 +383,7 @@ def main() -> None:
     pz.add_argument("model", help="a model inflated from an image model")
     pz.add_argument("image_models", nargs="+", help="styled image models: pipeline folders or LoRA files")
     pz.add_argument("--skip-own", action="store_true", help="only the styled image models (the same scenes and noise)")
+    pz.add_argument("--no-stills", action="store_true", help="skip the image models alone on single frames")
     pz.add_argument("--n", type=int, default=48)
     pz.add_argument("--first-scene", type=int, default=0)
     pz.add_argument("--steps", type=int, default=25)
