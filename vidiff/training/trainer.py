@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from vidiff.tasks import get_task
 from vidiff.training.checkpoints import (
     complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
 )
+from vidiff.training.accel import ema_update, flat_config, make_accelerator, sharded
 from vidiff.training.config import RunConfig
 from vidiff.training.ema import EMA
 
@@ -237,62 +237,6 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def make_accelerator(cfg: RunConfig, out: Path):
-    """The run's Accelerator: the process group ``accelerate launch`` set up (DDP, FSDP, DeepSpeed), its mixed
-    precision (one given to accelerate other than "no" wins over the recipe's ``train.mixed_precision``), the
-    recipe's tracker. Raises ValueError for what this machine or run cannot honour."""
-    from accelerate import Accelerator
-    from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
-
-    from vidiff.hardware import check_precision
-
-    tc = cfg.train
-    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    precision = launched if launched != "no" else {"fp32": "no"}.get(tc.mixed_precision, tc.mixed_precision)
-    device = torch.device("cuda" if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower()
-                          not in ("1", "true", "yes") else "cpu")
-    try:
-        check_precision(precision, device)
-    except ValueError as e:
-        where = "accelerate's config" if launched != "no" else "train.mixed_precision"
-        raise ValueError(f"{where} asks for {precision}: {e}") from None
-    if tc.log_with:
-        import importlib.util
-
-        if importlib.util.find_spec(tc.log_with) is None:
-            raise ValueError(f"train.log_with {tc.log_with} needs the {tc.log_with} package: pip install {tc.log_with}")
-    try:
-        # accumulation through accelerate (DeepSpeed counts it itself); the loop calls accumulate() exactly
-        # gradient_accumulation_steps times per optimizer step, so its counter stays aligned across resumes
-        accumulation = GradientAccumulationPlugin(num_steps=tc.gradient_accumulation_steps, adjust_scheduler=False,
-                                                  sync_with_dataloader=False)
-        accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, log_with=tc.log_with,
-                                  gradient_accumulation_plugin=accumulation,
-                                  project_config=ProjectConfiguration(project_dir=str(out),
-                                                                      logging_dir=str(out / "logs")))
-    except (RuntimeError, ImportError, ValueError, NotImplementedError) as e:
-        # e.g. FSDP without a GPU (accelerate refuses it on CPUs), a DeepSpeed config without deepspeed installed
-        raise ValueError(f"accelerate cannot start this configuration: {' '.join(str(e).split())[:200]}") from None
-    world = accelerator.num_processes
-    env_world = int(os.environ.get("WORLD_SIZE", "1"))
-    if env_world != world:
-        raise RuntimeError(f"accelerate started {world} process(es) but WORLD_SIZE={env_world}: "
-                           "on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N")
-    split = world * tc.gradient_accumulation_steps
-    if tc.batch_size % split:
-        raise ValueError(f"train.batch_size {tc.batch_size} (the global batch of one optimizer step) does not divide "
-                         f"into {world} process(es) x {tc.gradient_accumulation_steps} accumulation step(s); use a "
-                         f"multiple of {split}")
-    return accelerator
-
-
-def sharded(accelerator) -> bool:
-    """Whether the run shards weights or optimizer state (FSDP, DeepSpeed): checkpoints are then accelerate's."""
-    from accelerate.utils import DistributedType
-
-    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-
-
 def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``.
 
@@ -370,7 +314,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     if accelerator.mixed_precision == "bf16" and not native_bf16(accelerator.device.type) and accelerator.is_main_process:
         log.warning("%s: consider --set train.mixed_precision=fp32", SLOW_BF16)
     if tc.log_with:
-        accelerator.init_trackers(out.name or "vidiff", config=_flat(cfg.to_dict()))
+        accelerator.init_trackers(out.name or "vidiff", config=flat_config(cfg.to_dict()))
 
     # 2. loop: optimizer step s takes micro-batches s * accum ... s * accum + accum - 1
     log_path = out / "train_log.jsonl"
@@ -414,7 +358,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
             grad_norm = 0.0 if grad_norm is None else float(grad_norm)  # (DeepSpeed clips inside its engine)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            _ema_update(accelerator, model, ema, step)
+            ema_update(accelerator, model, ema, step)
             step += 1
             bar.update(1)
             loss_value = float(torch.stack(losses).mean())
@@ -492,30 +436,6 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
 
     return diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(device),
                           noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond)).mean()
-
-
-def _ema_update(accelerator, model, ema: EMA, step: int) -> None:
-    from accelerate.utils import DistributedType
-
-    if accelerator.distributed_type == DistributedType.FSDP:  # gather the full weights for the EMA copy
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with FSDP.summon_full_params(model, writeback=False):
-            ema.update(model, step)
-        return
-    ema.update(accelerator.unwrap_model(model), step)
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    """A nested config as flat scalars (what trackers take)."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
 
 
 def check_run_dir(out: Path, resume: str | None) -> None:
