@@ -4,6 +4,7 @@ each time; at the end its weights must equal those of an uninterrupted run, bit 
 
     python scripts/fault_injection.py --kills 20            # the campaign quoted in docs/reliability.md
     python scripts/fault_injection.py --kills 3 --steps 120 # what tests/test_fault_injection.py runs
+    python scripts/fault_injection.py --kills 9 --steps 120 --checkpoint-format accelerate   # save_state checkpoints
 
 Checked at every restart: the checkpoint picked is complete and loads (no fallback was needed), at most one
 checkpoint interval of finished steps was lost, and no temporary or moved-aside folder survives the restart.
@@ -27,7 +28,8 @@ from pathlib import Path
 RECIPE = """model: {{preset: stunet-tiny}}
 data: {{kind: shapes, num_frames: 4, fps: 8, resolution: 8}}
 train: {{steps: {steps}, batch_size: 2, lr: 0.001, warmup_steps: 5, checkpoint_every: {every},
-        keep_checkpoints: 3, mixed_precision: 'no', ema_decay: 0.9, caption_dropout: 0.2, threads: 1}}
+        keep_checkpoints: 3, mixed_precision: 'no', ema_decay: 0.9, caption_dropout: 0.2, threads: 1,
+        checkpoint_format: {fmt}}}
 text_encoder: {text}
 output_dir: {out}
 """
@@ -60,14 +62,15 @@ def _wait_for(pred, timeout: float, poll: float = 0.0005) -> bool:
     return False
 
 
-def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: str) -> dict:
+def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: str, fmt: str = "files") -> dict:
+    """``fmt``: the checkpoint format (train.checkpoint_format: "files", or "accelerate" for save_state)."""
     from safetensors.torch import load_file
 
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
     ref_dir, run = work / "reference", work / "killed"
     for name, out in (("reference", ref_dir), ("killed", run)):
-        (work / f"{name}.yaml").write_text(RECIPE.format(steps=steps, every=every, text=text, out=out))
+        (work / f"{name}.yaml").write_text(RECIPE.format(steps=steps, every=every, text=text, out=out, fmt=fmt))
     log = open(work / "log.txt", "w")
     t0 = time.time()
     ref = _launch(work / "reference.yaml", None, log)
@@ -121,7 +124,7 @@ def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: st
         b = load_file(str(run / f"checkpoint-{steps}" / name))
         worst = max([worst] + [(a[k] - b[k]).abs().max().item() for k in a])
     lost = [max(0, e["checkpoint_before"] - e["checkpoint_after"]) for e in events if e["mode"] != "mid-resave"]
-    return {"kills": len(events), "by_mode": {m: sum(e["mode"] == m for e in events) for m in modes},
+    return {"checkpoint_format": fmt, "kills": len(events), "by_mode": {m: sum(e["mode"] == m for e in events) for m in modes},
             "mid_save_kills_with_a_temporary_on_disk": sum(bool(e["leftovers_at_kill"]) for e in events),
             "steps": steps, "checkpoint_every": every, "unloadable_checkpoints_met": skipped,
             "most_steps_lost_by_a_kill": max(lost, default=0), "leftovers_after_finish": leftovers,
@@ -137,10 +140,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--text-encoder", default="minilm")
     p.add_argument("--work", default=None, help="folder for the two runs (default: a temporary folder)")
+    p.add_argument("--checkpoint-format", default="files", choices=["files", "accelerate"],
+                   help="train.checkpoint_format of the runs (accelerate: accelerator.save_state)")
     p.add_argument("--out", default=None, help="write the JSON summary here")
     a = p.parse_args()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="vidiff-faults-"))
-    summary = campaign(a.kills, a.steps, a.every, a.seed, work, a.text_encoder)
+    summary = campaign(a.kills, a.steps, a.every, a.seed, work, a.text_encoder, a.checkpoint_format)
     brief = {k: v for k, v in summary.items() if k != "events"}
     print(json.dumps(brief, indent=1))
     if a.out:
