@@ -302,6 +302,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     if vae is not None:
         vae.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
+    if sharded(accelerator):  # accelerate clips across FSDP shards only when given the whole model's parameters
+        params = list(model.parameters())  # (frozen ones have no gradient and count for nothing)
     fmt = tc.checkpoint_format if tc.checkpoint_format != "auto" else ("accelerate" if sharded(accelerator) else "files")
     if fmt == "files" and sharded(accelerator):
         raise ValueError("train.checkpoint_format 'files' cannot save a sharded run (FSDP, DeepSpeed): use 'auto'")
