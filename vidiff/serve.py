@@ -34,14 +34,13 @@ def check_port(port: int) -> int:
 
 @lru_cache(maxsize=4)
 def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None, device: str = "auto"):
+    from vidiff.hardware import resolve_device
     from vidiff.pipelines import conditional as cp
     from vidiff.pipelines.edit import VideoEditPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     cls = {"generate": TextToVideoPipeline, "edit": VideoEditPipeline, "animate": cp.ImageToVideoPipeline,
            "inpaint": cp.VideoInpaintPipeline, "cinemagraph": cp.CinemagraphPipeline}[kind]
-    from vidiff.hardware import resolve_device
-
     pipe = cls.from_pretrained(model)
     return (pipe.with_style(style, alpha) if style else pipe).to(resolve_device(device))
 

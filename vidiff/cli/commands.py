@@ -38,10 +38,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _is_image_model(folder: Path) -> bool:
-    try:
-        return json.loads((folder / "unet" / "config.json").read_text())["_class_name"] == "UNet2DConditionModel"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # loading reports a damaged folder in full
+    from vidiff.pipelines.folder import unet_class_name
+
+    return unet_class_name(folder) == "UNet2DConditionModel"
 
 
 def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool) -> int:

@@ -26,9 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"vidiff {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def device_args(c: argparse.ArgumentParser) -> None:
+    def device_args(c: argparse.ArgumentParser, precision: bool = True) -> None:
         c.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, "
                        "cuda:N; the noise is drawn on the CPU, so a seed gives the same video on every device")
+        if not precision:
+            return
         c.add_argument("--dtype", choices=PRECISIONS, default=None, help="autocast precision: fp32 (default), bf16 "
                        "(GPUs; CPUs with AMX or AVX512-BF16, elsewhere it warns and runs fp32), fp16 (CUDA only)")
         c.add_argument("--bf16", action="store_true", help="the same as --dtype bf16")
@@ -172,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IS classifier: shapes | i3d:PATH | torchscript:PATH (TorchScript runs code: trusted files only)")
     e.add_argument("--clip", default=None, help="local transformers CLIP folder: CLIPSIM and frame consistency")
     e.add_argument("--fp32", action="store_true", help="generate in fp32 (default: bf16 autocast where the CPU has native bf16 kernels)")
-    e.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, cuda:N")
+    device_args(e, precision=False)
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("-o", "--out", default=None, help="report folder (default runs/eval-<suite>)")
     e.add_argument("--overwrite", action="store_true", help="replace an earlier report in the folder")
@@ -187,6 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--conditional", default="conditional", help="conditional pipeline for image-to-video, "
                     "inpainting and cinemagraphs")
     sv.add_argument("--style", default="style-outlined", help="style fine-tune offered on the page ('none': no style)")
-    sv.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, cuda, cuda:N")
+    device_args(sv, precision=False)
     sv.set_defaults(func=cmd_serve, quiet=False)
     return p

@@ -187,11 +187,8 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
         from vidiff.models.lora import LORA_FILE, fused, has_lora, save_lora
 
-        unet = lora = self.unet
-        if has_lora(unet):  # a LoRA fine-tune: the folder holds the fused U-Net, and the LoRA on its own
-            unet = fused(unet)
-        else:
-            lora = None
+        lora = self.unet if has_lora(self.unet) else None  # a LoRA fine-tune: the folder holds the fused U-Net,
+        unet = self.unet if lora is None else fused(lora)   # and the LoRA on its own
         if half:
             import copy
             unet = copy.deepcopy(unet).half()
@@ -275,10 +272,13 @@ class VideoDiffusionPipeline:
         else:
             check_style_of(self.unet, style, style_path)
             unet = interpolate_weights(self.unet, style, alpha).to(self.device)
-        styled = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
-        styled.path, styled.super_resolution = self.path, self.super_resolution
-        styled.style = {"style": str(style_path), "alpha": alpha}
-        return styled
+        return self._with_unet(unet, {"style": str(style_path), "alpha": alpha})
+
+    def _with_unet(self, unet, style: dict) -> "VideoDiffusionPipeline":
+        """This pipeline with another U-Net (a style, another image model), its super-resolution stage kept."""
+        other = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
+        other.path, other.super_resolution, other.style = self.path, self.super_resolution, style
+        return other
 
     def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
         """This pipeline (a model inflated from an image model) with another image model of the same layout in
@@ -297,11 +297,7 @@ class VideoDiffusionPipeline:
         if is_lora_file(image_path):
             unet = copy.deepcopy(self.unet)
             apply_lora(unet.image_unet, image_path, lora_scale, inplace=True)
-            swapped = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler,
-                                 self.vae)
-            swapped.path, swapped.super_resolution = self.path, self.super_resolution
-            swapped.style = {"image_model": str(image_path), "lora_scale": float(lora_scale)}
-            return swapped
+            return self._with_unet(unet, {"image_model": str(image_path), "lora_scale": float(lora_scale)})
         swapped = self.with_style(image_path, 1.0)
         swapped.style = {"image_model": swapped.style["style"]}
         return swapped

@@ -16,6 +16,15 @@ PIPELINE_FILE = "vidiff_pipeline.json"
 LOCAL_TEXT_ENCODER = "text_encoder"  # vidiff_pipeline.json's name for the encoder in the folder's text_encoder/
 
 
+def unet_class_name(folder: Path) -> str | None:
+    """The ``_class_name`` of a pipeline folder's ``unet/config.json``, read without loading anything; None when it
+    cannot be read (loading the folder then reports what is wrong in full)."""
+    try:
+        return json.loads((Path(folder) / "unet" / "config.json").read_text())["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def model_class(config: dict, path: Path):
     """The vidiff class that loads the U-Net of ``config`` (``path``'s config.json, read): vidiff's own video U-Nets,
     and diffusers' UNet2DConditionModel (a text-to-image model, run frame by frame)."""

@@ -83,9 +83,14 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
             save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))  # written last
+    _prune(run_dir, keep)
+    return final
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    """Remove all but the newest ``keep`` complete checkpoints (0: keep all); called only after a good save."""
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 ACCELERATE_FORMAT = "accelerate"  # state.json "format": written by accelerator.save_state (sharded under FSDP / DeepSpeed)
@@ -119,8 +124,7 @@ def save_state_checkpoint(accelerator, run_dir: str | os.PathLike, step: int, em
                 save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
             (tmp / "state.json").write_text(json.dumps({**state, "step": step, "format": ACCELERATE_FORMAT}, indent=2))
             _put_in_place(tmp, final, overwrite=True)
-            for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-                shutil.rmtree(old, ignore_errors=True)
+            _prune(run_dir, keep)
     finally:
         if accelerator.is_main_process:
             remove_path(tmp)

@@ -139,10 +139,10 @@ def check_lora_target(cfg: RunConfig) -> None:
     if not cfg.train.lora_rank:
         return
     if cfg.train.init_from:
-        cfg_file = Path(cfg.train.init_from) / "unet" / "config.json"
-        try:
-            name = json.loads(cfg_file.read_text()).get("_class_name")
-        except (OSError, ValueError):
+        from vidiff.pipelines.folder import unet_class_name
+
+        name = unet_class_name(cfg.train.init_from)
+        if name is None:
             return  # the folder's own check names what is wrong
         image = name in ("UNet2DConditionModel", "ImageUNet") and "inflate" not in cfg.model
     else:
