@@ -28,8 +28,8 @@ import torch
 from vidiff.shapes.scenes import COLORS, Scene, ShapeObject, ground_truth, render, sample_scene
 
 
-def scenes(n: int, frames: int = 16, fps: float = 8.0) -> list[Scene]:
-    return [sample_scene(i, "test", frames, fps, num_objects=1) for i in range(n)]
+def scenes(n: int, frames: int = 16, fps: float = 8.0, first: int = 0) -> list[Scene]:
+    return [sample_scene(i, "test", frames, fps, num_objects=1) for i in range(first, first + n)]
 
 
 def videos_of(sc: list[Scene], frames: int, res: int, fps: float = 8.0, style: str = "filled") -> torch.Tensor:
@@ -99,12 +99,12 @@ def cmd_ssr(args) -> dict:
     pipe = SuperResolutionPipeline.from_pretrained(args.model)
     H = pipe.defaults["height"]
     window = args.window or pipe.defaults.get("window", 8)
-    sc = scenes(args.n, args.frames)
+    sc = scenes(args.n, args.frames, first=args.first_scene)
     lo, gt = videos_of(sc, args.frames, args.lowres), videos_of(sc, args.frames, H)
     boundaries = list(range(window, args.frames, window))  # where non-overlapping windows meet
     report = {"model": args.model, "n": args.n, "frames": args.frames, "lowres": args.lowres, "size": H,
               "window": window, "boundaries": boundaries, "steps": args.ssr_steps or pipe.defaults["num_inference_steps"],
-              "noise_level": args.noise_level, "sampler": args.sampler}
+              "noise_level": args.noise_level, "sampler": args.sampler, "first_scene": args.first_scene}
     bilinear = (upsample_video(lo * 2 - 1, H, H) + 1) / 2
     report["bilinear"] = seam_stats(bilinear.clamp(0, 1), gt, boundaries)
     for name, stride in (("overlap", window // 2), ("no_overlap", window)):
@@ -400,6 +400,8 @@ def main() -> None:
     p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first-scene", type=int, default=0, help="ssr: 100000 for the validation scenes settings are "
+                   "chosen on")
     p.add_argument("--fp32", action="store_true")
     p.add_argument("--cond-guidance", type=float, default=None,
                    help="conditional: guidance scale on the conditioning video (1: none; default: the model's)")

@@ -12,17 +12,23 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
+def common_arguments(p: argparse.ArgumentParser, first_scene: int = 0) -> argparse.ArgumentParser:
+    """The options every Shapes quality benchmark takes (this one and benchmarks/sampling_steps.py)."""
     p.add_argument("--model", default="vidiff/weights/default")
     p.add_argument("--n", type=int, default=200)
-    p.add_argument("--suites", nargs="+", default=["test", "heldout"])
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, nargs="+", default=[None], help="one or more scales (a sweep)")
-    p.add_argument("--first-scene", type=int, default=0, help="100000: the validation seeds used to pick settings")
+    p.add_argument("--first-scene", type=int, default=first_scene, help="100000: the validation seeds used to pick "
+                   "settings; 0: the test scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--out", default=None)
+    return p
+
+
+def main() -> None:
+    p = common_arguments(argparse.ArgumentParser())
+    p.add_argument("--suites", nargs="+", default=["test", "heldout"])
+    p.add_argument("--steps", type=int, default=None, help="default: the model's")
+    p.add_argument("--guidance", type=float, nargs="+", default=[None], help="one or more scales (a sweep)")
     args = p.parse_args()
 
     import torch
@@ -31,6 +37,7 @@ def main() -> None:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    args.steps = int(pipe.defaults["num_inference_steps"]) if args.steps is None else args.steps
     report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
               "first_scene": args.first_scene, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
               "runs": []}

@@ -26,6 +26,10 @@ p.add_argument("--guidance-scale", type=float, default=None, help="the default g
                "was replaced by one chosen on validation scenes")
 p.add_argument("--condition-guidance-scale", type=float, default=None, help="conditional models: the default "
                "guidance scale on the conditioning video (1: none)")
+p.add_argument("--steps", type=int, default=None, help="the default number of sampling steps, if chosen on "
+               "validation scenes after training")
+p.add_argument("--logsnr-min", type=float, default=None, help="DPM++: space the steps uniformly in log-SNR above this "
+               "(vidiff.diffusion.schedule.logsnr_timesteps)")
 p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
 p.add_argument("--no-text-cache", action="store_true", help="ship no text cache (a model whose captions the default's "
                "cache already holds: the encoder loads on first use)")
@@ -54,6 +58,11 @@ if args.super_resolution:
     pipe.extra["super_resolution"] = args.super_resolution
 if args.guidance_scale is not None:
     pipe.defaults["guidance_scale"] = args.guidance_scale
+if args.steps is not None:
+    pipe.defaults["num_inference_steps"] = args.steps
+if args.logsnr_min is not None:
+    pipe.defaults["logsnr_min"] = args.logsnr_min
+    pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])  # the scheduler/ config the folder ships
 if args.condition_guidance_scale is not None:
     pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale
 pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite)

@@ -62,7 +62,9 @@ def page() -> str:
             "(`text_features: last+embeddings`; see \"Direction words\"). Read once on the test scenes with "
             f"`python benchmarks/shapes_quality.py --model runs/stunet-shapes-words-scratch-stage3/final --n 200 --suites "
             f"test heldout --bf16` ({about(d)}; guidance {d['runs'][0]['guidance']}), the run the shipped fp16 weights "
-            "were exported from.", "",
+            "were exported from. Since 2026-11-30 the default samples 14 steps spaced above log-SNR -8.5 instead of "
+            "these 25 spaced from t = 999; its test figures there are within 1.1 points of these (\"Fewer sampling "
+            "steps\" below).", "",
             "| suite | reader | colour | shape | motion (floor) | present | time-reversed (of directed) |",
             "|---|---|---|---|---|---|---|"]
     cal = load("reader-calibration.json")
@@ -140,14 +142,83 @@ def page() -> str:
             "[--first-scene 100000] --bf16`."]
 
     # ------------------------------------------------------------ fewer steps
-    out += ["", "## Fewer sampling steps", "", "The previous default on validation scenes, strict reader (`--steps N`):", "",
-            "| base steps | colour | shape | motion (floor) | present | time-reversed | seconds for 200 clips |",
-            "|---|---|---|---|---|---|---|"]
-    for n in (25, 15, 10):
-        r = load("val-previous-default.json" if n == 25 else f"val-previous-default-{n}-steps.json")["runs"][0]
-        s = r["strict"]
-        out.append(f"| {n} | {pct(s['color'])} | {pct(s['shape'])} | {pct(s['motion'])} ({pct(floor(s))}) | "
-                   f"{pct(s['present'])} | {pct(s['time_reversed'])} | {r['seconds']:.0f} |")
+    out += ["", "## Fewer sampling steps", "",
+            "DPM-Solver++ spaced its steps uniformly in log-SNR from t = 999 (diffusers' `use_lu_lambdas`); for the "
+            "cosine schedule that is log-SNR -19.8, so 10 of 25 steps fell at t >= 990, where the clip is still pure "
+            "noise, and fewer steps left one or two where the path is decided (t = 850-970). The default now spaces "
+            "them uniformly above log-SNR -8.5 (`logsnr_min` in its folder; `vidiff.diffusion.schedule.logsnr_timesteps`). "
+            "Strict reader, 200 scenes each, the same noise; `spacing:steps` as given to the command under each table:", ""]
+    for name, label in (("sampling-steps-val.json", "validation"), ("sampling-steps-test.json", "test (read once)")):
+        d = load(name)
+        out += [f"**{label}** ({d['n']} scenes from scene {d['first_scene']}, guidance {d['guidance']}, "
+                f"{'bf16' if d['bf16'] else 'fp32'}, {d['threads']} thread{'s' if d['threads'] > 1 else ''}):", "",
+                "| spacing | steps | colour | shape | motion (floor) | present | time-reversed | seconds for 200 clips |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in d["rows"]:
+            s_ = r["strict"]
+            spacing = "log-SNR from t = 999 (before)" if r["spacing"] == "lu" else "log-SNR above -8.5"
+            out.append(f"| {spacing} | {r['steps']} | {pct(s_['color'])} | {pct(s_['shape'])} | {pct(s_['motion'])} "
+                       f"({pct(r['floor'])}) | {pct(s_['present'])} | {pct(s_['time_reversed'])} | {r['seconds']:.0f} |")
+        runs = " ".join(f"{r['spacing']}:{r['steps']}" for r in d["rows"])
+        out += ["", f"`python benchmarks/sampling_steps.py --runs {runs} --first-scene {d['first_scene']}"
+                    f"{' --bf16' if d['bf16'] else ''} --out benchmarks/results/{name}`", ""]
+    out += ["**Guidance distillation** (`configs/default-distilled.yaml`, docs/training.md): the default's guided "
+            "output at guidance 3 learnt in one pass, sampled at guidance 1 (one U-Net pass a step instead of two), "
+            "the same spacing. Not shipped: within 2 points of the 25-step default on validation scenes at 18 steps, "
+            "4 points under it in strict motion on the test scenes.", "",
+            "| scenes | steps | colour | shape | motion (floor) | present | time-reversed | seconds for 200 clips |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name, label in (("sampling-steps-distilled-val.json", "validation"), ("sampling-steps-distilled-test.json",
+                                                                              "test (read once)")):
+        d = load(name)
+        for r in d["rows"]:
+            s_ = r["strict"]
+            out.append(f"| {label} | {r['steps']} | {pct(s_['color'])} | {pct(s_['shape'])} | {pct(s_['motion'])} "
+                       f"({pct(r['floor'])}) | {pct(s_['present'])} | {pct(s_['time_reversed'])} | {r['seconds']:.0f} |")
+    out += ["", "`python benchmarks/sampling_steps.py --model <the exported folder> --runs vidiff:14 vidiff:18 "
+                "vidiff:25 --first-scene 100000 --bf16` (and `--runs vidiff:18 --first-scene 0` for the test row), "
+                "2 threads.", ""]
+    out += ["The super-resolution stage (x0-prediction, conditioned on the upsampled low-resolution clip) on 32 "
+            "validation clips of 16 frames from true 32 px renders, against the true 128 px renders (overlapping "
+            "windows, stride 4; the default now takes 3 steps):", "",
+            "| SSR steps | PSNR | reader: colour / shape / motion | seconds for 32 clips |", "|---|---|---|---|"]
+    for n in (10, 5, 3, 2, 1):
+        d = load(f"ssr-steps-{n}-val.json")
+        r = d["overlap"]
+        rd = r["reader"]
+        out.append(f"| {n} | {r['psnr']:.2f} dB | {pct(rd['color'])} / {pct(rd['shape'])} / {pct(rd['motion'])} | "
+                   f"{r['seconds']:.1f} |")
+    out += ["", f"Bilinear upsampling: {load('ssr-steps-3-val.json')['bilinear']['psnr']:.2f} dB. "
+            "`python benchmarks/lumiere_apps.py ssr --model vidiff/weights/ssr --n 32 --frames 16 --ssr-steps N "
+            "--first-scene 100000 --out benchmarks/results/ssr-steps-N-val.json`."]
+
+    # ------------------------------------------------------------ cold start
+    out += ["", "## A default clip, cold", "",
+            "`vidiff generate \"a red circle quickly bouncing left and right\" -o c.mp4 -q` as a user runs it (base "
+            "clip, then the SSR stage to 128 px, fp32, model load and imports included), each setting a copy of the "
+            "embedded folders with those sampling defaults, timed in turn in every round; wall seconds, minimum / "
+            "median of the rounds:", "",
+            "| setting | " + " | ".join(("this CPU" if not load(n)["isa_cap"] else "kernels capped to AVX2")
+                                       for n in ("cold-start.json", "cold-start-avx2cap.json")) + " | peak RSS |",
+            "|---|---|---|---|"]
+    full, cap = load("cold-start.json"), load("cold-start-avx2cap.json")
+    first = next(iter(full["settings"].values()))
+    for name, r in full["settings"].items():
+        c = cap["settings"][name]
+        ratio = "" if r is first else f" ({first['min_s'] / r['min_s']:.2f}x)"
+        cratio = "" if r is first else f" ({next(iter(cap['settings'].values()))['min_s'] / c['min_s']:.2f}x)"
+        out.append(f"| {name} | {r['min_s']:.2f} / {r['median_s']:.2f} s{ratio} | {c['min_s']:.2f} / {c['median_s']:.2f} s"
+                   f"{cratio} | {r['peak_rss_gb']:.2f} GB |")
+    prefix = " ".join(f"{k}={v}" for k, v in cap["isa_cap"].items())
+    extra = "".join(f' --extra "{e}"' for e in full.get("extra", []))
+    out += ["", f"{full['cpu']}, {full['threads']} threads, torch {full['torch']}, {full['rounds']} rounds, "
+                f"{full['date']}: `python benchmarks/cold_start.py --rounds {full['rounds']}{extra} --out "
+                f"benchmarks/results/cold-start.json`; the capped column: `{prefix} python benchmarks/cold_start.py "
+                f"--rounds {cap['rounds']}{extra} --out benchmarks/results/cold-start-avx2cap.json` (same cores, clocks "
+                "and caches: a real AVX2-only laptop can be slower). The distilled row's folder is "
+                "`configs/default-distilled.yaml`'s run exported with `python scripts/export_weights.py "
+                "runs/default-distilled/final default-distilled --super-resolution ../ssr --steps 18 --logsnr-min -8.5` "
+                "and moved out of `vidiff/weights`."]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]

@@ -21,16 +21,34 @@ def analytic_denoiser(scheduler, prediction_type):
     return fn
 
 
-@pytest.mark.parametrize("sampler,steps", [("dpm++", 20), ("ddim", 100), ("ddpm", 500)])
+@pytest.mark.parametrize("sampler,steps,logsnr_min", [("dpm++", 20, None), ("dpm++", 20, -8.5), ("dpm++", 10, -8.5),
+                                                       ("ddim", 100, None), ("ddpm", 500, None)])
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])
-def test_samplers_recover_an_analytic_gaussian(sampler, steps, prediction_type):
+def test_samplers_recover_an_analytic_gaussian(sampler, steps, logsnr_min, prediction_type):
     cfg = DiffusionConfig(prediction_type=prediction_type)
-    sch = make_scheduler(cfg, sampler)
+    sch = make_scheduler(cfg, sampler, logsnr_min=logsnr_min)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4000, 1, 2, 2, 2, generator=g) * sch.init_noise_sigma
     out = denoise(analytic_denoiser(sch, prediction_type), sch, x, timesteps_for(sch, steps), generator=g)
     assert out.mean().item() == pytest.approx(MU, abs=0.01)
     assert out.std().item() == pytest.approx(SIGMA, rel=0.06)
+
+
+def test_dpm_steps_are_spent_below_the_pure_noise_end():
+    """diffusers' log-SNR spacing from t = 999 puts 10 of 25 cosine-schedule steps at t >= 990, where the clip is
+    pure noise; vidiff's spacing starts its grid at log-SNR -8.5 (t = 990) and puts one step there."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    lu = DPMSolverMultistepScheduler(**DiffusionConfig().schedule(), use_lu_lambdas=True, final_sigmas_type="zero")
+    lu.set_timesteps(25)
+    assert (lu.timesteps >= 990).sum() >= 9
+    sch = make_scheduler(DiffusionConfig(), "dpm++", logsnr_min=-8.5)
+    for n in (1, 2, 3, 10, 12, 25, 50):
+        ts = timesteps_for(sch, n)
+        assert len(ts) == n and ts[0] == 999 and bool((ts[1:] < ts[:-1]).all()) and (ts >= 990).sum() == 1
+    assert len(timesteps_for(sch, 200)) < 200  # past ~50 steps the grid is finer than the training timesteps
+    copy = type(sch).from_config(sch.config)  # what a pipeline makes for every call
+    assert timesteps_for(copy, 12).tolist() == timesteps_for(sch, 12).tolist()
 
 
 def test_sdedit_strength_zero_returns_the_input_and_partial_starts_late():
@@ -134,3 +152,26 @@ def test_guidance_on_the_conditioning_video():
 def test_unknown_sampler_is_a_value_error():
     with pytest.raises(ValueError, match="allowed"):
         make_scheduler(DiffusionConfig(), "euler-x")
+
+
+def test_a_folder_chooses_its_dpm_step_spacing(tmp_path, tiny_text_encoder):
+    import json
+
+    from conftest import make_tiny_pipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    spaced = make_tiny_pipeline(tmp_path / "spaced", tiny_text_encoder, defaults={"logsnr_min": -8.5})
+    plain = make_tiny_pipeline(tmp_path / "plain", tiny_text_encoder)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = TextToVideoPipeline.from_pretrained(spaced)
+    b = TextToVideoPipeline.from_pretrained(plain)
+    out_a, out_b = a("a red circle", generator=g()), b("a red circle", generator=g())
+    assert out_a.settings["logsnr_min"] == -8.5 and out_a.settings["sampler"] == "dpm++"
+    assert "logsnr_min" not in out_b.settings
+    assert a("a red circle", generator=g(), sampler="dpm++").settings["logsnr_min"] == -8.5  # named: same spacing
+    assert not torch.equal(out_a.videos, out_b.videos)  # other timesteps, other clip
+    meta = json.loads((spaced / "vidiff_pipeline.json").read_text())
+    meta["defaults"]["logsnr_min"] = "low"
+    (spaced / "vidiff_pipeline.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="logsnr_min"):
+        TextToVideoPipeline.from_pretrained(spaced)

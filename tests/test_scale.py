@@ -88,9 +88,9 @@ def test_gradient_accumulation_runs_micro_batches_and_resumes_exactly(tmp_path, 
     seen = []
     real = trainer.micro_loss
 
-    def spy(cfg, model, te, vae, sched, batch, m, rank, device):
+    def spy(cfg, model, te, vae, sched, batch, m, rank, device, **kw):
         seen.append((m, len(batch["caption"])))
-        return real(cfg, model, te, vae, sched, batch, m, rank, device)
+        return real(cfg, model, te, vae, sched, batch, m, rank, device, **kw)
 
     monkeypatch.setattr(trainer, "micro_loss", spy)
     cfg = tiny_config(tmp_path / "a", tiny_text_dir, steps=4, batch_size=4, gradient_accumulation_steps=2,
@@ -129,10 +129,10 @@ def test_out_of_memory_is_one_line_and_keeps_the_checkpoint(tmp_path, tiny_text_
 
     real = trainer.micro_loss
 
-    def oom_at_step_4(cfg, model, te, vae, sched, batch, m, *a):
+    def oom_at_step_4(cfg, model, te, vae, sched, batch, m, *a, **kw):
         if m == 4:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(cfg, model, te, vae, sched, batch, m, *a)
+        return real(cfg, model, te, vae, sched, batch, m, *a, **kw)
 
     monkeypatch.setattr(trainer, "micro_loss", oom_at_step_4)
     cfg = tiny_config(tmp_path / "run", tiny_text_dir, steps=6)

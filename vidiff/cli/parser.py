@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--model", default=model, help=f"pipeline folder or embedded name (default: {model})")
         if frames:
             c.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
-        c.add_argument("--steps", type=int, default=None, help="denoising steps (model default: 25)")
+        c.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's; the embedded default takes 14)")
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (model default)")
         c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (model default: dpm++, "
                        "DPM-Solver++ 2M)")
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fake", default=None, help="folder of generated videos (with --real)")
     e.add_argument("--captions", default=None, help="CSV/JSONL manifest (path, caption) for CLIPSIM / Shapes scores")
     e.add_argument("--frames", type=int, default=16, help="frames read from each folder video (default 16)")
-    e.add_argument("--steps", type=int, default=25, help="denoising steps of the main run")
+    e.add_argument("--steps", type=int, default=None, help="denoising steps of the main run (default: the model's)")
     e.add_argument("--guidance", type=float, default=None, help="guidance scale (model default)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--sweep-steps", type=int, nargs="*", default=[5, 10, 25], help="steps of the metric-vs-steps plot")

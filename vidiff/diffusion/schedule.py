@@ -43,8 +43,10 @@ class DiffusionConfig:
 SCHEDULE_FIELDS = ("num_train_timesteps", "beta_schedule", "prediction_type", "beta_start", "beta_end")
 
 
-def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
-    """A diffusers scheduler for ``sampler`` in :data:`SAMPLERS` with the model's schedule."""
+def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++", logsnr_min: float | None = None):
+    """A diffusers scheduler for ``sampler`` in :data:`SAMPLERS` with the model's schedule. ``logsnr_min``
+    (DPM++ only): steps uniform in log-SNR above it (:func:`logsnr_timesteps`); None: diffusers' spacing,
+    uniform in log-SNR from t = T - 1."""
     kw = cfg.schedule()
     if sampler == "ddpm":
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
@@ -53,12 +55,57 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++"):
         from diffusers.schedulers.scheduling_ddim import DDIMScheduler
         return DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
     if sampler == "dpm++":
-        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
         # steps uniform in log-SNR (Lu et al.): uniform timestep spacing leaves the last step too coarse for
         # the cosine schedule (std of an analytic Gaussian 8% low at 20 steps; 2% with log-SNR spacing)
-        return DPMSolverMultistepScheduler(**kw, algorithm_type="dpmsolver++", solver_order=2,
-                                           thresholding=False, final_sigmas_type="zero", use_lu_lambdas=True)
+        solver = dict(algorithm_type="dpmsolver++", solver_order=2, thresholding=False, final_sigmas_type="zero")
+        if logsnr_min is not None:
+            return dpm_solver_logsnr()(**kw, **solver, lambda_min_clipped=float(logsnr_min))
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+        return DPMSolverMultistepScheduler(**kw, **solver, use_lu_lambdas=True)
     raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+
+
+# A noisy end for DPM-Solver++'s log-SNR spacing (diffusers' ``lambda_min_clipped``), the embedded default's
+# (docs/results.md, "Fewer sampling steps"); the cosine schedule reaches log-SNR -19.8 at t = 999, -8.5 at t = 990.
+LOGSNR_MIN = -8.5
+
+
+def logsnr_timesteps(alphas_cumprod: torch.Tensor, num_inference_steps: int, logsnr_min: float = LOGSNR_MIN) -> list[int]:
+    """Sampling timesteps uniform in log-SNR from ``logsnr_min`` to the clean end, the first moved to the last
+    training timestep (the sampler starts from pure noise), each the nearest training timestep, repeats dropped.
+
+    diffusers' ``use_lu_lambdas`` spaces steps uniformly from the log-SNR of t = T - 1, which for the cosine
+    schedule (-19.8) puts 10 of 25 steps at t >= 990, where a clip is still pure noise; its remedy for that
+    schedule, ``lambda_min_clipped``, is ignored under ``use_lu_lambdas``. Past about 50 steps the grid is finer
+    than the training timesteps near t = 0 and repeats are dropped (fewer steps than asked)."""
+    ac = alphas_cumprod.double()
+    logsnr = (ac / (1 - ac)).log()
+    top = len(ac) - 1
+    low = max(float(logsnr[top]), logsnr_min)
+    grid = torch.linspace(low, float(logsnr[0]), num_inference_steps + 1)[:-1]  # the last step goes to sigma 0
+    ts = [top] + [int((logsnr - v).abs().argmin()) for v in grid[1:]]
+    return sorted(set(ts), reverse=True)
+
+
+def dpm_solver_logsnr():
+    """diffusers' DPMSolverMultistepScheduler spacing its steps by :func:`logsnr_timesteps` from its config's
+    ``lambda_min_clipped`` (a class made on first use, so that importing this module imports no diffusers)."""
+    global _DPMSolverLogSNR
+    if _DPMSolverLogSNR is None:
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+
+        class DPMSolverLogSNRScheduler(DPMSolverMultistepScheduler):
+            def set_timesteps(self, num_inference_steps=None, device=None, mu=None, timesteps=None):
+                if timesteps is None and num_inference_steps is not None:
+                    timesteps = logsnr_timesteps(self.alphas_cumprod, num_inference_steps, self.config.lambda_min_clipped)
+                    num_inference_steps = None
+                super().set_timesteps(num_inference_steps, device=device, mu=mu, timesteps=timesteps)
+
+        _DPMSolverLogSNR = DPMSolverLogSNRScheduler
+    return _DPMSolverLogSNR
+
+
+_DPMSolverLogSNR = None
 
 
 def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.Tensor:
@@ -79,11 +126,12 @@ def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.T
 
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
                    timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+                   pixel_weight: torch.Tensor | None = None, target_fn=None) -> torch.Tensor:
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
 
     ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. ``pixel_weight`` (broadcastable to x0)
-    weights the squared error per element before the mean, e.g. more weight on known pixels. With
+    weights the squared error per element before the mean, e.g. more weight on known pixels. ``target_fn(x_t, t)``,
+    if given, replaces the prediction target (a teacher's output, for distillation). With
     ``min_snr_gamma`` the weight is min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and
     min(SNR, gamma) for x0 (all relative to x0-MSE).
     """
@@ -93,7 +141,9 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = scheduler.add_noise(x0, noise, timesteps)
-    if cfg.prediction_type == "v_prediction":
+    if target_fn is not None:
+        target = target_fn(x_t, timesteps).float()
+    elif cfg.prediction_type == "v_prediction":
         target = scheduler.get_velocity(x0, noise, timesteps)
     elif cfg.prediction_type == "epsilon":
         target = noise
@@ -115,7 +165,8 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     return mse * weight
 
 
-_SAMPLER_CLASSES = {"DDPMScheduler": "ddpm", "DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++"}
+_SAMPLER_CLASSES = {"DDPMScheduler": "ddpm", "DDIMScheduler": "ddim", "DPMSolverLogSNRScheduler": "dpm++",
+                    "DPMSolverMultistepScheduler": "dpm++"}
 
 
 def sampler_name(scheduler) -> str:

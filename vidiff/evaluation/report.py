@@ -111,7 +111,7 @@ def _to_32(videos: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: str | os.PathLike,
-                   steps: int = 25, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
+                   steps: int | None = None, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
                    sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
                    classifier: str = "shapes", clip: str | None = None, bf16: bool | None = None,
                    batch_size: int = 16, progress: bool = True, overwrite: bool = False,
@@ -143,6 +143,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     out_dir = Path(out_dir)
     pipe = TextToVideoPipeline.from_pretrained(model, base_only=True).to(device)
     guidance = pipe.defaults["guidance_scale"] if guidance is None else guidance
+    steps = int(pipe.defaults["num_inference_steps"]) if steps is None else steps
     scenes = suite_scenes(SUITES[suite], samples)
     captions = [s.caption for s in scenes]
     metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, samples))

@@ -104,7 +104,7 @@ class VideoDiffusionPipeline:
         self.diffusion = diffusion
         self.defaults = resolve_defaults(defaults)
         self.extra = dict(extra or {})  # e.g. {"super_resolution": "../ssr"}: a pipeline to run after this one
-        self.scheduler = scheduler if scheduler is not None else make_scheduler(diffusion, self.defaults["sampler"])
+        self.scheduler = scheduler if scheduler is not None else self.make_scheduler(self.defaults["sampler"])
         self.super_resolution: "VideoDiffusionPipeline | None" = None
         self.style: dict | None = None  # {"style": folder, "alpha": a} on a pipeline made by with_style
         self.path: Path | None = None  # the folder it was loaded from
@@ -357,7 +357,7 @@ class VideoDiffusionPipeline:
         """A fresh scheduler for one call: ``sampler`` by name with the model's schedule, else a copy of
         ``pipe.scheduler`` (whatever diffusers scheduler the user put there)."""
         if sampler is not None:
-            return make_scheduler(self.diffusion, sampler)
+            return make_scheduler(self.diffusion, sampler, logsnr_min=self.defaults["logsnr_min"])
         return type(self.scheduler).from_config(self.scheduler.config)
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
@@ -435,9 +435,14 @@ class VideoDiffusionPipeline:
             x = decode_frames(self.vae, x)
         return ((x.float().cpu() + 1) / 2).clamp(0, 1)
 
-    def scheduler_name(self, sampler: str | None) -> str:
-        """What the sidecar records as the sampler: the name given, else that of ``pipe.scheduler``."""
-        return sampler if sampler is not None else sampler_name(self.scheduler)
+    def sampler_settings(self, sampler: str | None) -> dict:
+        """What the sidecar records of the sampler: the name given, else that of ``pipe.scheduler``, and the
+        noisy end of DPM++'s log-SNR step grid where one is set."""
+        out = {"sampler": sampler if sampler is not None else sampler_name(self.scheduler)}
+        used = self.scheduler if sampler is None else self.make_scheduler(sampler)
+        if type(used).__name__ == "DPMSolverLogSNRScheduler":
+            out["logsnr_min"] = used.config.lambda_min_clipped
+        return out
 
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
                generator: torch.Generator | None, progress: bool, callback_on_step_end: Callable | None = None,

@@ -66,7 +66,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         known_pixels = (video * 2 - 1, known) if keep_known else None
         videos = self.sample(window, shape, s["num_inference_steps"], sampler, generator, progress=progress,
                              known=known_pixels, callback_on_step_end=callback_on_step_end)
-        s.update(sampler=self.scheduler_name(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
+        s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
                  condition_guidance_scale=condition_guidance_scale)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps)

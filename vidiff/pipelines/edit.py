@@ -46,6 +46,6 @@ class VideoEditPipeline(TextToVideoPipeline):
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,
                              callback_on_step_end=callback_on_step_end)
-        s.update(strength=strength, sampler=self.scheduler_name(sampler), negative_prompt=negative_prompt)
+        s.update(strength=strength, **self.sampler_settings(sampler), negative_prompt=negative_prompt)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps)

@@ -84,6 +84,9 @@ BASE_DEFAULTS = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32, "guida
                  "alpha": 0.7,  # style interpolation weight (with_style), Lumiere 4.1
                  "condition_guidance_scale": 1.0}  # guidance on a conditioning video (1: none)
 NAMED_DEFAULTS = {"sampler": "dpm++",
+                  # DPM++: steps uniform in log-SNR above this (vidiff.diffusion.schedule.logsnr_timesteps); None:
+                  # diffusers' spacing from t = T - 1. The embedded default sets -8.5 (docs/results.md)
+                  "logsnr_min": None,
                   # long clips: overlapping base windows cross-faded (triangle) a quarter-window apart: the fewest
                   # seams measured (docs/applications.md)
                   "window_weighting": "triangle"}
@@ -135,6 +138,9 @@ def read_meta(path: Path) -> dict:
     if defaults.get("sampler", "dpm++") not in SAMPLERS:
         raise ValueError(f"{str(meta_path)!r}: unknown default sampler {defaults.get('sampler')!r}; allowed: "
                          f"{', '.join(SAMPLERS)}")
+    lm = defaults.get("logsnr_min")
+    if lm is not None and not (isinstance(lm, (int, float)) and not isinstance(lm, bool) and math.isfinite(lm)):
+        raise ValueError(f"{str(meta_path)!r}: 'logsnr_min' must be a number or null, got {lm!r}")
     if not isinstance(meta.get("text_encoder", "minilm"), str):
         raise ValueError(f"{str(meta_path)!r}: 'text_encoder' must be a string")
     return meta

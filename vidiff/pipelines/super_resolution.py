@@ -59,5 +59,5 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         videos = self.sample(fns, shape, s["num_inference_steps"], sampler, generator, temporal_window=(window, stride),
                              progress=progress, callback_on_step_end=callback_on_step_end)
         s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,
-                 sampler=self.scheduler_name(sampler))
+                 **self.sampler_settings(sampler))
         return self.finish(prompts, videos, s, output_type, True, generator, progress)

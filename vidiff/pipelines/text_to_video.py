@@ -60,7 +60,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         videos = self.sample(denoiser, shape, s["num_inference_steps"], sampler, generator, latents=latents,
                              temporal_window=temporal_window, progress=progress,
                              callback_on_step_end=callback_on_step_end)
-        s.update(sampler=self.scheduler_name(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
+        s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps)

@@ -270,6 +270,11 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     check_init_schedule(cfg)
     model = build_model(cfg, text_encoder.dim)
     vae = init_vae(cfg)
+    teacher = None
+    if tc.distill_guidance:  # a frozen copy of the starting point, taken before any freezing or LoRA
+        from vidiff.training.distill import GuidedTeacher
+
+        teacher = GuidedTeacher(model, text_encoder, tc.distill_guidance, accelerator.autocast)
     freeze_spatial = tc.freeze_spatial
     if freeze_spatial is None:  # an inflated model trains its new layers only, unless the recipe says otherwise
         from vidiff.models.inflated import InflatedUNet
@@ -301,6 +306,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     ema.to(accelerator.device)  # after prepare: the EMA lives on the training device
     if vae is not None:
         vae.to(accelerator.device)
+    if teacher is not None:
+        teacher.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
     if sharded(accelerator):  # accelerate clips across FSDP shards only when given the whole model's parameters
         params = list(model.parameters())  # (frozen ones have no gradient and count for nothing)
@@ -335,7 +342,8 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
                 batch = next(batches)
                 skipped += int(batch.get("skipped", 0))
                 with accelerator.accumulate(model):  # gradients reduced across processes on the last one only
-                    loss = micro_loss(cfg, model, text_encoder, vae, scheduler, batch, m, rank, accelerator.device)
+                    loss = micro_loss(cfg, model, text_encoder, vae, scheduler, batch, m, rank, accelerator.device,
+                                      teacher=teacher)
                     finite = torch.isfinite(loss.detach()).float()
                     if world > 1:
                         finite = accelerator.reduce(finite, reduction="sum") / world
@@ -401,7 +409,10 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     if accelerator.is_main_process:
         from vidiff.shapes.scenes import caption_words
 
-        extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else None
+        extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else {}
+        if tc.distill_guidance:  # the guidance its one pass stands for
+            extra["distilled_guidance_scale"] = tc.distill_guidance
+        extra = extra or None
         export = ema.model.to("cpu")
         pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=_defaults(cfg),
                                                    extra=extra, vae=None if vae is None else vae.to("cpu"))
@@ -411,9 +422,10 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
 
 def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict, m: int, rank: int,
-               device: torch.device) -> torch.Tensor:
+               device: torch.device, teacher=None) -> torch.Tensor:
     """The diffusion loss of micro-batch ``m`` on ``rank``: its noise, timesteps, crops and caption dropout are
-    drawn from a generator seeded by ``(seed, m, rank)``, so a resumed run draws what an uninterrupted one did."""
+    drawn from a generator seeded by ``(seed, m, rank)``, so a resumed run draws what an uninterrupted one did.
+    With a ``teacher`` (:class:`~vidiff.training.distill.GuidedTeacher`) the target is its guided prediction."""
     tc = cfg.train
     g = torch.Generator().manual_seed((tc.seed * 1_000_003 + m) * 1024 + rank)
     x0 = batch["video"].to(device)
@@ -436,8 +448,9 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
     def model_fn(x_t, t):  # accelerate's prepare wrapped the forward in the run's autocast
         return model(x_t, t, emb, mask, cond)
 
+    target_fn = None if teacher is None else teacher.target_fn(emb, mask, cond)
     return diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(device),
-                          noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond)).mean()
+                          noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond), target_fn=target_fn).mean()
 
 
 def check_run_dir(out: Path, resume: str | None) -> None:

@@ -1,0 +1,78 @@
+"""Judged quality against the number of sampling steps, for vidiff's DPM++ step spacing and diffusers' (issue 20,
+a default clip in fewer steps). Each row: one step count and spacing, the same scenes and noise.
+
+    python benchmarks/sampling_steps.py --runs lu:25 lu:14 vidiff:14 vidiff:12 vidiff:10 --first-scene 100000 \\
+        --bf16 --out benchmarks/results/sampling-steps-val.json
+
+``vidiff``: steps uniform in log-SNR above the model's ``logsnr_min`` (-8.5 if it sets none;
+vidiff.diffusion.schedule.logsnr_timesteps), the embedded default's spacing since 2026-11-30;
+``lu``: diffusers' ``use_lu_lambdas`` (uniform in log-SNR from t = 999), the spacing before 2026-11-30.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+KEYS = ("color", "shape", "motion", "present", "time_reversed")
+
+
+def scheduler_for(pipe, spacing: str):
+    from vidiff.diffusion.schedule import LOGSNR_MIN, make_scheduler
+
+    if spacing == "vidiff":
+        lm = pipe.defaults["logsnr_min"]
+        return make_scheduler(pipe.diffusion, "dpm++", logsnr_min=LOGSNR_MIN if lm is None else lm)
+    if spacing == "lu":  # diffusers' use_lu_lambdas
+        return make_scheduler(pipe.diffusion, "dpm++", logsnr_min=None)
+    raise ValueError(f"unknown spacing {spacing!r}; allowed: vidiff (the model's logsnr_min, else {LOGSNR_MIN}), lu")
+
+
+def main() -> None:
+    from shapes_quality import common_arguments  # (this folder is on the path when run as a script)
+
+    p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
+    p.add_argument("--suite", default="test")
+    p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS, each a row")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    args = p.parse_args()
+
+    import torch
+
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.shapes.suites import evaluate_pipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    guidance = pipe.defaults["guidance_scale"] if args.guidance is None else args.guidance
+    report = {"model": args.model, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
+              "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
+              "load_avg": os.getloadavg()[0], "rows": []}
+    for run in args.runs:
+        spacing, _, steps = run.partition(":")
+        if not steps.isdigit():
+            raise ValueError(f"--runs takes SPACING:STEPS (e.g. vidiff:14), got {run!r}")
+        steps = int(steps)
+        pipe.scheduler = scheduler_for(pipe, spacing)
+        ts = pipe.make_scheduler()
+        ts.set_timesteps(steps)
+        t0 = time.time()
+        r = evaluate_pipeline(pipe, args.suite, args.n, steps, guidance, args.seed, bf16=args.bf16,
+                              first_scene=args.first_scene, progress=False)
+        st = r["strict"]
+        row = {"spacing": spacing, "steps": steps, "timesteps": ts.timesteps.tolist(),
+               "seconds": round(time.time() - t0, 1), "strict": {k: st[k] for k in KEYS},
+               "floor": st["floor"]["motion"], "strict_per_motion": st["per_motion"],
+               "lenient": {k: r["summary"][k] for k in ("color", "shape", "motion", "present_all")}}
+        report["rows"].append(row)
+        print(f"{spacing:7s} {steps:3d} steps " + " ".join(f"{k}={st[k]:.3f}" for k in KEYS)
+              + f" ({row['seconds']} s)", flush=True)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
