@@ -47,8 +47,11 @@ def test_dpm_steps_are_spent_below_the_pure_noise_end():
         ts = timesteps_for(sch, n)
         assert len(ts) == n and ts[0] == 999 and bool((ts[1:] < ts[:-1]).all()) and (ts >= 990).sum() == 1
     assert len(timesteps_for(sch, 200)) < 200  # past ~50 steps the grid is finer than the training timesteps
+    import pickle
+
     copy = type(sch).from_config(sch.config)  # what a pipeline makes for every call
     assert timesteps_for(copy, 12).tolist() == timesteps_for(sch, 12).tolist()
+    assert timesteps_for(pickle.loads(pickle.dumps(sch)), 12).tolist() == timesteps_for(sch, 12).tolist()
 
 
 def test_sdedit_strength_zero_returns_the_input_and_partial_starts_late():

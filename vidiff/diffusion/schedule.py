@@ -101,11 +101,19 @@ def dpm_solver_logsnr():
                     num_inference_steps = None
                 super().set_timesteps(num_inference_steps, device=device, mu=mu, timesteps=timesteps)
 
+        DPMSolverLogSNRScheduler.__qualname__ = DPMSolverLogSNRScheduler.__name__  # pickled by name, through
+        DPMSolverLogSNRScheduler.__module__ = __name__  # this module's __getattr__
         _DPMSolverLogSNR = DPMSolverLogSNRScheduler
     return _DPMSolverLogSNR
 
 
 _DPMSolverLogSNR = None
+
+
+def __getattr__(name: str):
+    if name == "DPMSolverLogSNRScheduler":
+        return dpm_solver_logsnr()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.Tensor:
