@@ -42,11 +42,12 @@ def main() -> None:
 
     import torch
 
+    from vidiff.diffusion.sampling import timesteps_for
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.suites import evaluate_pipeline
 
     pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
-    guidance = pipe.defaults["guidance_scale"] if args.guidance is None else args.guidance
+    guidance = pipe.settings(guidance_scale=args.guidance)["guidance_scale"]  # None: the folder's
     report = {"model": args.model, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
               "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
@@ -56,13 +57,12 @@ def main() -> None:
             raise ValueError(f"--runs takes SPACING:STEPS (e.g. vidiff:14), got {run!r}")
         steps = int(steps)
         pipe.scheduler = scheduler_for(pipe, spacing)
-        ts = pipe.make_scheduler()
-        ts.set_timesteps(steps)
+        ts = timesteps_for(pipe.make_scheduler(), steps)  # the steps the pipeline will take
         t0 = time.time()
         r = evaluate_pipeline(pipe, args.suite, args.n, steps, guidance, args.seed, bf16=args.bf16,
                               first_scene=args.first_scene, progress=False)
         st = r["strict"]
-        row = {"spacing": spacing, "steps": steps, "timesteps": ts.timesteps.tolist(),
+        row = {"spacing": spacing, "steps": steps, "timesteps": ts.tolist(),
                "seconds": round(time.time() - t0, 1), "strict": {k: st[k] for k in KEYS},
                "floor": st["floor"]["motion"], "strict_per_motion": st["per_motion"],
                "lenient": {k: r["summary"][k] for k in ("color", "shape", "motion", "present_all")}}

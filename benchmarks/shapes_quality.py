@@ -37,7 +37,7 @@ def main() -> None:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
-    args.steps = int(pipe.defaults["num_inference_steps"]) if args.steps is None else args.steps
+    args.steps = pipe.settings(num_inference_steps=args.steps)["num_inference_steps"]  # None: the folder's
     report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
               "first_scene": args.first_scene, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
               "runs": []}

@@ -202,11 +202,11 @@ def page() -> str:
                                        for n in ("cold-start.json", "cold-start-avx2cap.json")) + " | peak RSS |",
             "|---|---|---|---|"]
     full, cap = load("cold-start.json"), load("cold-start-avx2cap.json")
-    first = next(iter(full["settings"].values()))
+    first, cap_first = (next(iter(d["settings"].values())) for d in (full, cap))
     for name, r in full["settings"].items():
         c = cap["settings"][name]
         ratio = "" if r is first else f" ({first['min_s'] / r['min_s']:.2f}x)"
-        cratio = "" if r is first else f" ({next(iter(cap['settings'].values()))['min_s'] / c['min_s']:.2f}x)"
+        cratio = "" if r is first else f" ({cap_first['min_s'] / c['min_s']:.2f}x)"
         out.append(f"| {name} | {r['min_s']:.2f} / {r['median_s']:.2f} s{ratio} | {c['min_s']:.2f} / {c['median_s']:.2f} s"
                    f"{cratio} | {r['peak_rss_gb']:.2f} GB |")
     prefix = " ".join(f"{k}={v}" for k, v in cap["isa_cap"].items())

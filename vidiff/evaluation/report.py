@@ -142,8 +142,8 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     t0 = time.time()
     out_dir = Path(out_dir)
     pipe = TextToVideoPipeline.from_pretrained(model, base_only=True).to(device)
-    guidance = pipe.defaults["guidance_scale"] if guidance is None else guidance
-    steps = int(pipe.defaults["num_inference_steps"]) if steps is None else steps
+    resolved = pipe.settings(num_inference_steps=steps, guidance_scale=guidance)  # None: the folder's
+    steps, guidance = resolved["num_inference_steps"], resolved["guidance_scale"]
     scenes = suite_scenes(SUITES[suite], samples)
     captions = [s.caption for s in scenes]
     metrics = MetricSuite(video_features, image_features, classifier, clip, kvd_subset=min(1000, samples))

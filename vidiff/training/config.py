@@ -257,16 +257,8 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
     if cfg.train.init_from is not None and not str(cfg.train.init_from).strip():
         raise ValueError("train.init_from must be a pipeline folder or null")
-    if cfg.train.distill_guidance and not cfg.train.init_from:
-        raise ValueError("train.distill_guidance distils a trained model's guided output: set train.init_from to it")
-    if cfg.train.distill_guidance and cfg.task != "text-to-video":
-        raise ValueError(f"train.distill_guidance distils text guidance of a text-to-video model; task is {cfg.task!r}")
-    if cfg.train.distill_guidance and cfg.sample.get("guidance_scale") != 1.0:
-        raise ValueError(f"a guidance-distilled model samples at guidance 1 (its one pass is guided at "
-                         f"{cfg.train.distill_guidance}): set sample.guidance_scale to 1.0, got "
-                         f"{cfg.sample.get('guidance_scale')!r}")
-    if cfg.train.distill_guidance and cfg.train.lora_rank:
-        raise ValueError("train.distill_guidance trains the whole model: set train.lora_rank to 0")
+    if cfg.train.distill_guidance:
+        check_distillation(cfg)
     if cfg.text_features not in ("last", "last+embeddings"):
         raise ValueError(f"text_features must be 'last' or 'last+embeddings', got {cfg.text_features!r}")
     if cfg.train.log_with is not None and cfg.train.log_with not in TRACKERS:
@@ -279,3 +271,18 @@ def check_ranges(cfg: RunConfig) -> None:
                          "(data.kind: folder); Shapes clips are rendered whole")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")
+
+
+def check_distillation(cfg: RunConfig) -> None:
+    """``train.distill_guidance`` needs a text-to-video model to start from, whole-model training and sampling at
+    guidance 1; one ValueError naming what to change."""
+    if not cfg.train.init_from:
+        raise ValueError("train.distill_guidance distils a trained model's guided output: set train.init_from to it")
+    if cfg.task != "text-to-video":
+        raise ValueError(f"train.distill_guidance distils text guidance of a text-to-video model; task is {cfg.task!r}")
+    if cfg.sample.get("guidance_scale") != 1.0:
+        raise ValueError(f"a guidance-distilled model samples at guidance 1 (its one pass is guided at "
+                         f"{cfg.train.distill_guidance}): set sample.guidance_scale to 1.0, got "
+                         f"{cfg.sample.get('guidance_scale')!r}")
+    if cfg.train.lora_rank:
+        raise ValueError("train.distill_guidance trains the whole model: set train.lora_rank to 0")

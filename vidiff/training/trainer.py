@@ -412,7 +412,6 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else {}
         if tc.distill_guidance:  # the guidance its one pass stands for
             extra["distilled_guidance_scale"] = tc.distill_guidance
-        extra = extra or None
         export = ema.model.to("cpu")
         pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=_defaults(cfg),
                                                    extra=extra, vae=None if vae is None else vae.to("cpu"))
