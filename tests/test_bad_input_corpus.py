@@ -208,7 +208,7 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
               "train.checkpoint_every": ["0"], "train.keep_checkpoints": ["-1"], "train.seed": ["-1"],
               "train.warmup_steps": ["-1"], "train.max_nonfinite": ["0"], "train.threads": ["-2"],
               "train.weight_decay": ["-1"], "train.min_lr_ratio": ["2"], "train.lowres_noise": ["-1"],
-              "train.timestep_shift": ["0.5"], "train.lr_schedule": ["linear"], "data.num_frames": ["0"],
+              "train.timestep_shift": ["0", "-1", "1000", ".nan"], "train.lr_schedule": ["linear"], "data.num_frames": ["0"],
               "data.fps": ["0", ".inf"], "data.resolution": ["0", "-32"], "data.two_object_prob": ["1.5"],
               "data.image_prob": ["-0.5"], "data.frame_stride": ["0"], "data.kind": ["videos"],
               "data.style": ["sketch"], "data.crop_size": ["-1"], "data.window_frames": ["-1"],

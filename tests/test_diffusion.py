@@ -116,6 +116,19 @@ def test_timestep_shift_moves_training_noise_by_two_log_shift(shift):
     assert band(s) > (1.5 if shift == 2.0 else 2.5) * band(t)  # 12% of uniform draws; 23% (shift 2), 31% (shift 3)
 
 
+def test_a_timestep_shift_under_one_moves_training_noise_towards_the_clean_end():
+    import math
+
+    sch = make_scheduler(DiffusionConfig(), "ddpm")
+    t = torch.arange(1000)
+    s = shift_timesteps(t, sch, 0.5)
+    assert (s[1:] >= s[:-1]).all() and (s <= t).all() and (s < t).float().mean() > 0.9
+    ac = sch.alphas_cumprod.double()
+    logsnr = (ac / (1 - ac)).log()
+    inside = (s > 50) & (t < 990)
+    assert ((logsnr[s[inside]] - logsnr[t[inside]]) - 2 * math.log(2.0)).abs().mean() < 0.02
+
+
 def test_guidance_scale_one_and_zero_pick_one_branch():
     calls = []
 

@@ -59,3 +59,34 @@ def test_an_object_missing_from_7_frames_or_a_speck_scores_nothing():
     speck[:, :, 10:12, 10:13] = 1.0  # 6 white pixels
     s = _one(ShapeObject("white", "square", "standing still"), speck)
     assert not (s.valid or s.color)
+
+
+def test_a_square_whose_edges_fall_mid_pixel_reads_square_under_pixel_noise():
+    """Half-covered edge rows turn ragged under noise after thresholding; the bounding-box fill then reads a
+    circle (the rule before the outline fit), the outline fit still reads the square."""
+    from vidiff.shapes.reader import COLOR_NAMES, segment
+    from vidiff.shapes.strict_reader import classify_shape_strict, coverage
+
+    c = 21.3 / 32  # the square's edges at x, y = 16.5 px: half of row and column 16 covered
+    obj = ShapeObject("green", "square", "standing still", "normal", c, c)
+    clean = render(Scene((obj,)))
+    v = np.clip(clean + 0.06 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1).astype(np.float32)
+    labels, k = segment(v), COLOR_NAMES.index("green")
+    binary = [classify_shape_strict(*np.nonzero(labels[f] == k)[::-1]) for f in range(16)]
+    assert binary.count("circle") >= 3  # the old rule's misreading, which this reader must not repeat
+    s = _one(obj, v)
+    assert s.shape and s.read_shape == "square", s.why
+    circle = ShapeObject("green", "circle", "standing still", "normal", c, c)
+    noisy = np.clip(render(Scene((circle,))) + 0.06 * np.random.default_rng(1).standard_normal(clean.shape), 0, 1)
+    assert _one(circle, noisy.astype(np.float32)).read_shape == "circle"
+    fits = [classify_shape_strict(*np.nonzero(labels[f] == k)[::-1], coverage(v[:, f], labels[f], k)) for f in range(16)]
+    assert fits.count("square") == 16
+
+
+def test_a_square_with_its_corners_cut_off_is_not_a_square():
+    octagon = np.zeros((3, 16, 32, 32), np.float32)
+    yy, xx = np.mgrid[0:32, 0:32]
+    inside = (abs(xx - 15.5) <= 5) & (abs(yy - 15.5) <= 5) & (abs(xx - 15.5) + abs(yy - 15.5) <= 7)
+    octagon[1, :, inside] = 1.0  # green, corners cut 3 pixels along each edge
+    s = _one(ShapeObject("green", "square", "standing still"), octagon)
+    assert s.valid and not s.shape and s.read_shape == "circle"

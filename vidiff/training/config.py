@@ -66,7 +66,8 @@ class TrainConfig:
     # conditional: loss weight of known pixels (mask M = 1) relative to generated ones, per example
     # normalised to mean 1, so that reproducing the given frame or region is not a few percent of the loss
     known_pixel_weight: float = 1.0
-    # > 1: train on noise levels shifted to more noise, log-SNR - 2 log(shift) (vidiff.diffusion.schedule.shift_timesteps)
+    # train on noise levels shifted by log-SNR - 2 log(shift) (vidiff.diffusion.schedule.shift_timesteps): > 1 towards
+    # more noise (where a clip's path is decided), < 1 towards less (where fine detail such as corners is drawn)
     timestep_shift: float = 1.0
     # > 0: train a LoRA of this rank (peft, on the attention projections) of a text-to-image model instead of its
     # weights; the export holds the fused model and the LoRA file (vidiff.models.lora)
@@ -192,10 +193,13 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
         sample=dict(raw.get("sample", {"guidance_scale": 4.0, "num_inference_steps": 25})),
     )
     check_ranges(cfg)
-    for key in ("timestep_shift", "known_pixel_weight"):  # factors where 1 means off
-        value = getattr(cfg.train, key)
-        if not (isinstance(value, (int, float)) and value >= 1.0):
-            raise ValueError(f"train.{key} must be a number >= 1 (1: off), got {value!r}")
+    value = cfg.train.known_pixel_weight  # a factor where 1 means off
+    if not (isinstance(value, (int, float)) and value >= 1.0):
+        raise ValueError(f"train.known_pixel_weight must be a number >= 1 (1: off), got {value!r}")
+    value = cfg.train.timestep_shift
+    if not (isinstance(value, (int, float)) and 0.01 <= value <= 100):
+        raise ValueError(f"train.timestep_shift must be a number in [0.01, 100] (1: off; > 1 more noise, < 1 less), "
+                         f"got {value!r}")
     get_task(task).check(cfg)
     return cfg
 
