@@ -28,11 +28,13 @@ PROMPT = "a red circle quickly bouncing left and right"
 
 # name -> (base defaults, ssr defaults): each row adds one change to the one before
 SETTINGS = {
-    "before: 25 steps from t = 999, SSR 10 steps": ({"num_inference_steps": 25, "logsnr_min": None},
+    "before: 25 steps from t = 999, SSR 10 steps": ({"num_inference_steps": 25, "logsnr_min": None, "sampler": "dpm++"},
                                                     {"num_inference_steps": 10}),
-    "+ steps spaced above log-SNR -8.5, 14 steps": ({"num_inference_steps": 14, "logsnr_min": -8.5},
+    "+ steps spaced above log-SNR -8.5, 14 steps": ({"num_inference_steps": 14, "logsnr_min": -8.5, "sampler": "dpm++"},
                                                     {"num_inference_steps": 10}),
-    "+ SSR 3 steps (the default)": ({"num_inference_steps": 14, "logsnr_min": -8.5}, {"num_inference_steps": 3}),
+    "+ SSR 3 steps": ({"num_inference_steps": 14, "logsnr_min": -8.5, "sampler": "dpm++"}, {"num_inference_steps": 3}),
+    "+ DPM++ SDE, 20 steps (the default)": ({"num_inference_steps": 20, "logsnr_min": -8.5, "sampler": "dpm++-sde"},
+                                            {"num_inference_steps": 3}),
 }
 
 

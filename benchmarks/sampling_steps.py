@@ -1,12 +1,14 @@
-"""Judged quality against the number of sampling steps, for vidiff's DPM++ step spacing and diffusers' (issue 20,
-a default clip in fewer steps). Each row: one step count and spacing, the same scenes and noise.
+"""Judged quality against the number of sampling steps, for vidiff's DPM++ step spacing and diffusers' and for
+DPM++ in its ODE and SDE forms (issue 20, a default clip in fewer steps). Each row: one spacing, step count and
+sampler, the same scenes and starting noise.
 
-    python benchmarks/sampling_steps.py --runs lu:25 lu:14 vidiff:14 vidiff:12 vidiff:10 --first-scene 100000 \\
+    python benchmarks/sampling_steps.py --runs lu:25 vidiff:14 vidiff:14:sde vidiff:25:sde --first-scene 100000 \\
         --bf16 --out benchmarks/results/sampling-steps-val.json
 
 ``vidiff``: steps uniform in log-SNR above the model's ``logsnr_min`` (-8.5 if it sets none;
 vidiff.diffusion.schedule.logsnr_timesteps), the embedded default's spacing since 2026-11-30;
 ``lu``: diffusers' ``use_lu_lambdas`` (uniform in log-SNR from t = 999), the spacing before 2026-11-30.
+A third field ``sde`` samples with DPM-Solver++(2M) SDE (``dpm++-sde``) instead of the ODE solver (``ode``).
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from pathlib import Path
 KEYS = ("color", "shape", "motion", "present", "time_reversed")
 
 
-def scheduler_for(pipe, spacing: str):
+def scheduler_for(pipe, spacing: str, form: str = "ode"):
     from vidiff.diffusion.schedule import LOGSNR_MIN, make_scheduler
 
+    if form not in ("ode", "sde"):
+        raise ValueError(f"unknown sampler form {form!r}; allowed: ode, sde")
+    sampler = "dpm++-sde" if form == "sde" else "dpm++"
     if spacing == "vidiff":
         lm = pipe.defaults["logsnr_min"]
-        return make_scheduler(pipe.diffusion, "dpm++", logsnr_min=LOGSNR_MIN if lm is None else lm)
+        return make_scheduler(pipe.diffusion, sampler, logsnr_min=LOGSNR_MIN if lm is None else lm)
     if spacing == "lu":  # diffusers' use_lu_lambdas
-        return make_scheduler(pipe.diffusion, "dpm++", logsnr_min=None)
+        return make_scheduler(pipe.diffusion, sampler, logsnr_min=None)
     raise ValueError(f"unknown spacing {spacing!r}; allowed: vidiff (the model's logsnr_min, else {LOGSNR_MIN}), lu")
 
 
@@ -36,7 +41,7 @@ def main() -> None:
 
     p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
     p.add_argument("--suite", default="test")
-    p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS, each a row")
+    p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS[:ode|sde], each a row")
     p.add_argument("--guidance", type=float, default=None, help="default: the model's")
     args = p.parse_args()
 
@@ -52,22 +57,22 @@ def main() -> None:
               "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
     for run in args.runs:
-        spacing, _, steps = run.partition(":")
+        spacing, steps, form = (run.split(":") + ["ode"])[:3]
         if not steps.isdigit():
-            raise ValueError(f"--runs takes SPACING:STEPS (e.g. vidiff:14), got {run!r}")
+            raise ValueError(f"--runs takes SPACING:STEPS[:ode|sde] (e.g. vidiff:14:sde), got {run!r}")
         steps = int(steps)
-        pipe.scheduler = scheduler_for(pipe, spacing)
+        pipe.scheduler = scheduler_for(pipe, spacing, form)
         ts = timesteps_for(pipe.make_scheduler(), steps)  # the steps the pipeline will take
         t0 = time.time()
         r = evaluate_pipeline(pipe, args.suite, args.n, steps, guidance, args.seed, bf16=args.bf16,
                               first_scene=args.first_scene, progress=False)
         st = r["strict"]
-        row = {"spacing": spacing, "steps": steps, "timesteps": ts.tolist(),
+        row = {"spacing": spacing, "steps": steps, "sampler": form, "timesteps": ts.tolist(),
                "seconds": round(time.time() - t0, 1), "strict": {k: st[k] for k in KEYS},
                "floor": st["floor"]["motion"], "strict_per_motion": st["per_motion"],
                "lenient": {k: r["summary"][k] for k in ("color", "shape", "motion", "present_all")}}
         report["rows"].append(row)
-        print(f"{spacing:7s} {steps:3d} steps " + " ".join(f"{k}={st[k]:.3f}" for k in KEYS)
+        print(f"{spacing:7s} {steps:3d} steps {form} " + " ".join(f"{k}={st[k]:.3f}" for k in KEYS)
               + f" ({row['seconds']} s)", flush=True)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ generating them loads no text encoder.
 import argparse
 from pathlib import Path
 
+from vidiff.diffusion import SAMPLERS
 from vidiff.tasks import pipeline_class
 from vidiff.pipelines.folder import read_meta
 
@@ -30,6 +31,8 @@ p.add_argument("--steps", type=int, default=None, help="the default number of sa
                "validation scenes after training")
 p.add_argument("--logsnr-min", type=float, default=None, help="DPM++: space the steps uniformly in log-SNR above this "
                "(vidiff.diffusion.schedule.logsnr_timesteps)")
+p.add_argument("--sampler", choices=SAMPLERS, default=None, help="the default sampler, if chosen on validation scenes "
+               "after training")
 p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
 p.add_argument("--no-text-cache", action="store_true", help="ship no text cache (a model whose captions the default's "
                "cache already holds: the encoder loads on first use)")
@@ -60,8 +63,11 @@ if args.guidance_scale is not None:
     pipe.defaults["guidance_scale"] = args.guidance_scale
 if args.steps is not None:
     pipe.defaults["num_inference_steps"] = args.steps
+if args.sampler is not None:
+    pipe.defaults["sampler"] = args.sampler
 if args.logsnr_min is not None:
     pipe.defaults["logsnr_min"] = args.logsnr_min
+if args.sampler is not None or args.logsnr_min is not None:
     pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])  # the scheduler/ config the folder ships
 if args.condition_guidance_scale is not None:
     pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale

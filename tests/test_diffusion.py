@@ -22,7 +22,7 @@ def analytic_denoiser(scheduler, prediction_type):
 
 
 @pytest.mark.parametrize("sampler,steps,logsnr_min", [("dpm++", 20, None), ("dpm++", 20, -8.5), ("dpm++", 10, -8.5),
-                                                       ("ddim", 100, None), ("ddpm", 500, None)])
+                                                       ("dpm++-sde", 25, -8.5), ("ddim", 100, None), ("ddpm", 500, None)])
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])
 def test_samplers_recover_an_analytic_gaussian(sampler, steps, logsnr_min, prediction_type):
     cfg = DiffusionConfig(prediction_type=prediction_type)
@@ -191,3 +191,24 @@ def test_a_folder_chooses_its_dpm_step_spacing(tmp_path, tiny_text_encoder):
     (spaced / "vidiff_pipeline.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="logsnr_min"):
         TextToVideoPipeline.from_pretrained(spaced)
+
+
+def test_a_folder_can_sample_with_dpm_sde_reproducibly_from_its_generator(tmp_path, tiny_text_encoder):
+    from conftest import make_tiny_pipeline
+    from vidiff.diffusion.schedule import sampler_name
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    folder = make_tiny_pipeline(tmp_path / "sde", tiny_text_encoder, defaults={"sampler": "dpm++-sde", "logsnr_min": -8.5})
+    pipe = TextToVideoPipeline.from_pretrained(folder)
+    assert sampler_name(pipe.scheduler) == "dpm++-sde" and pipe.scheduler.config.algorithm_type == "sde-dpmsolver++"
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    latents = torch.randn(1, 3, 4, 8, 8, generator=g(5))
+    a = pipe("a red circle", generator=g(0), latents=latents, num_inference_steps=4)
+    b = pipe("a red circle", generator=g(0), latents=latents, num_inference_steps=4)
+    c = pipe("a red circle", generator=g(1), latents=latents, num_inference_steps=4)
+    ode = pipe("a red circle", generator=g(0), latents=latents, num_inference_steps=4, sampler="dpm++")
+    assert torch.equal(a.videos, b.videos)  # the same generator: the same clip
+    assert not torch.equal(a.videos, c.videos)  # the steps draw fresh noise from it
+    assert not torch.equal(a.videos, ode.videos)
+    assert a.settings["sampler"] == "dpm++-sde" and a.settings["logsnr_min"] == -8.5
+    assert ode.settings["sampler"] == "dpm++"

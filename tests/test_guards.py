@@ -48,8 +48,8 @@ def _box(video: torch.Tensor, margin: int = 2) -> torch.Tensor:
 
 
 # docs/results.md, default model, 200 test scenes, strict reader (bf16; steps, their spacing and guidance from the
-# folder: 14 steps above log-SNR -8.5, guidance 3)
-DEFAULT_FIGURES = {"color": 0.975, "shape": 0.60, "motion": 0.71, "present": 0.975}
+# folder: DPM++ SDE, 20 steps above log-SNR -8.5, guidance 3)
+DEFAULT_FIGURES = {"color": 0.97, "shape": 0.97, "motion": 0.78, "present": 0.97}
 N_DEFAULT = 24
 
 
@@ -64,7 +64,8 @@ def test_the_default_model_keeps_its_strict_figures():
     videos = []
     for i in range(0, N_DEFAULT, 8):
         with _autocast():
-            videos.append(pipe([s.caption for s in scenes[i: i + 8]], latents=latents[i: i + 8]).videos.float())
+            videos.append(pipe([s.caption for s in scenes[i: i + 8]], latents=latents[i: i + 8],  # the SDE's noise:
+                               generator=torch.Generator().manual_seed(1_000_000 + i)).videos.float())
     scores = [score_video_strict(v, s.caption)[0] for v, s in zip(torch.cat(videos).numpy(), scenes)]
     got = {"color": np.mean([s.color for s in scores]), "shape": np.mean([s.shape for s in scores]),
            "motion": np.mean([s.motion for s in scores]), "present": np.mean([s.valid for s in scores])}

@@ -40,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--model", default=model, help=f"pipeline folder or embedded name (default: {model})")
         if frames:
             c.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
-        c.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's; the embedded default takes 14)")
+        c.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's; the embedded default takes 20)")
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (model default)")
-        c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (model default: dpm++, "
-                       "DPM-Solver++ 2M)")
+        c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (default: the model's; "
+                       "dpm++: DPM-Solver++ 2M; dpm++-sde: its SDE form, the embedded default's)")
         c.add_argument("--seed", type=int, default=0, help="the random seed: the same seed, arguments and model "
                        "give the same video (default 0)")
         c.add_argument("--fps", type=float, default=None, help="frames per second written in the file (default: "

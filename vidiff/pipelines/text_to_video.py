@@ -33,7 +33,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  window_weighting: str | None = None, base_only: bool = False, ssr_window: int | None = None,
                  ssr_stride: int | None = None, ssr_steps: int | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
-        """``sampler``: "dpm++", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
+        """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
         ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise)."""
         check_output_type(output_type)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,

@@ -35,7 +35,8 @@ def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0, fir
 def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: float | None, seed: int = 0,
                     batch_size: int = 16, bf16: bool = False, num_frames: int = 16):
     """Yield ``(scenes, videos (b, c, t, h, w) float in [0, 1])`` batch by batch; clip ``i`` starts from the noise
-    of ``torch.Generator().manual_seed(seed + i)``."""
+    of ``torch.Generator().manual_seed(seed + i)``; a stochastic sampler's noise at later steps comes from a
+    generator seeded per batch (``seed`` + 1,000,000 + the batch's first clip)."""
     from vidiff.hardware import autocast
 
     h = pipe.defaults["height"]
@@ -45,7 +46,8 @@ def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: floa
                              for j in range(len(chunk))])
         with autocast(pipe.device, "bf16" if bf16 else "fp32"):
             out = pipe([sc.caption for sc in chunk], num_frames=num_frames, num_inference_steps=num_inference_steps,
-                       guidance_scale=guidance_scale, latents=latents)
+                       guidance_scale=guidance_scale, latents=latents,
+                       generator=torch.Generator().manual_seed(seed + 1_000_000 + i))
         yield chunk, out.videos.float()
 
 
