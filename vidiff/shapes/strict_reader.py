@@ -92,13 +92,9 @@ def coverage(frame: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """(h, w) in [0, 1]: how much of each pixel the object of colour ``k`` covers, read as the pixel's colour
     projected on the palette colour (the renderer anti-aliases onto a black background), over the object's
     pixels and the background pixels touching them (its rim); 0 elsewhere. ``frame``: (3, h, w) in [0, 1]."""
-    obj = labels == k
-    padded = np.pad(obj, 1)
-    h, w = obj.shape
-    rim = np.zeros_like(obj)
-    for dy in range(3):
-        for dx in range(3):
-            rim |= padded[dy:dy + h, dx:dx + w]
+    from scipy.ndimage import binary_dilation
+
+    rim = binary_dilation(labels == k, np.ones((3, 3), bool))  # the object and the pixels touching it
     pk = PALETTE[k]
     alpha = np.clip(np.einsum("chw,c->hw", frame, pk) / float(pk @ pk), 0.0, 1.0)
     return np.where(rim & ((labels == k) | (labels < 0)), alpha, 0.0)
