@@ -202,6 +202,11 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         ("batch-not-dividing-over-accumulation", ok, ["--set", "train.gradient_accumulation_steps=2"], "does not divide"),
         ("random-start-on-shapes", ok, ["--set", "data.random_start=true"], "data.random_start"),
         ("lora-of-a-video-model", ok, ["--set", "train.lora_rank=4"], "LoRA of a text-to-image model"),
+        ("motion-weights-unknown-motion", ok.replace("data: {kind: shapes", "data: {kind: shapes, motion_weights: "
+                                                     "{flying: 2}"), [], "unknown motion"),
+        ("motion-weights-negative", ok.replace("data: {kind: shapes", "data: {kind: shapes, motion_weights: "
+                                               "{circling: -2}"), [], "data.motion_weights"),
+        ("motion-weights-not-a-mapping", ok, ["--set", "data.motion_weights=3"], "data.motion_weights must be"),
     ]
     ranges = {"train.steps": ["0", "-5"], "train.batch_size": ["0"], "train.lr": ["0", "-1e-4", ".nan", ".inf", "5"],
               "train.grad_clip": ["-1", ".nan"], "train.ema_decay": ["1.5", "-0.1"], "train.caption_dropout": ["2"],

@@ -24,6 +24,26 @@ def test_train_split_never_holds_a_held_out_combination():
     assert all(any(is_held_out(o) for o in sc.objects) for sc in held)
 
 
+def test_motion_weights_reweight_the_draws_and_leave_the_uniform_stream_alone():
+    import collections
+
+    # no weights (or {}) draws from the stream the benchmark's seeds were fixed with
+    assert all(sample_scene(s, "train", motion_weights={}).to_dict() == sample_scene(s, "train").to_dict()
+               for s in range(50))
+    counts = collections.Counter(sample_scene(s, "train", motion_weights={"standing still": 9}).objects[0].motion
+                                 for s in range(900))
+    assert 0.4 < counts["standing still"] / 900 < 0.6  # 9 / 18 of the draws (uniform: 1 / 10)
+    none = collections.Counter(sample_scene(s, "train", motion_weights={"growing": 0}).objects[0].motion
+                               for s in range(300))
+    assert none["growing"] == 0 and len(none) == 9
+    ds = ShapesDataset(ShapesConfig(num_frames=8, resolution=16, motion_weights={"circling": 50}))
+    assert sum(ds.scene(i).objects[0].motion == "circling" for i in range(40)) > 25
+    for bad, words in (({"flying": 2}, "unknown motion"), ({"circling": -1}, ">= 0"),
+                       ({"circling": float("nan")}, ">= 0"), ({m: 0 for m in allowed_motions(16, 8)}, "weight 0")):
+        with pytest.raises(ValueError, match=words):
+            sample_scene(0, "train", motion_weights=bad)
+
+
 def test_objects_stay_inside_the_canvas():
     from vidiff.shapes.scenes import RADIUS, half_extents
 

@@ -101,6 +101,19 @@ def test_fine_tune_switches_on_the_frame_clock(tmp_path, tiny_text_dir, tiny_pip
         train(config_from_dict({**cfg, "output_dir": str(tmp_path / "other")}), progress=False)
 
 
+def test_fine_tune_adds_temporal_attention(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+    cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
+    cfg["model"] = {"temporal_attention_levels": [0]}
+    train(config_from_dict(cfg), progress=False)
+    trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
+    new = [k for k in trained if k.startswith(("down.0.tattn.", "up.1.tattn."))]
+    assert new and any(trained[k].abs().sum() > 0 for k in new if ".proj." in k)  # started at zero, trained
+    for bad, words in (([1], "levels 0-0"), ("all", "list of level indices")):
+        cfg["model"] = {"temporal_attention_levels": bad}
+        with pytest.raises(ValueError, match=words):
+            train(config_from_dict({**cfg, "output_dir": str(tmp_path / f"bad-{bad}")}), progress=False)
+
+
 def test_frozen_spatial_training_changes_only_temporal_weights(tmp_path, tiny_text_dir, tiny_pipeline_dir):
     cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, freeze_spatial=True, init_from=str(tiny_pipeline_dir))
     final = train(config_from_dict(cfg), progress=False)

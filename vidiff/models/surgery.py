@@ -9,6 +9,8 @@
   at init and a fine-tune learns to use the clip's clock.
 - :func:`widen_text` lets a trained model read wider text tokens (new features appended, their weights zero:
   unchanged at init).
+- :func:`add_temporal_attention` adds temporal attention layers (identity at init: zero output projections) at
+  more levels of a trained model, so a fine-tune can learn motion at a finer time scale than the coarsest level's.
 - :func:`add_cond_adapter` feeds the conditioning to every level of the down path of a widened model
   (zero-initialised projections: unchanged at init).
 - :func:`interpolate_weights` blends a style fine-tune with the original (Lumiere 4.1, following
@@ -90,6 +92,24 @@ def add_frame_position(model: VideoUNet) -> VideoUNet:
     if model.config.frame_position_embedding:
         return model
     return _grown(model, {"frame_position_embedding": True}, lambda k: ".frame_embed." in k, zero_new=True)
+
+
+def add_temporal_attention(model: VideoUNet, levels) -> VideoUNet:
+    """A copy of ``model`` with temporal attention at ``levels`` (those it has plus new ones; the coarsest level
+    has its own, ``mid_temporal_attention_layers``). The new layers keep :class:`TemporalAttention`'s init, whose
+    output projections are zero, so the copy's output equals the source's."""
+    have = tuple(model.config.temporal_attention_levels)
+    want = tuple(sorted({int(i) for i in levels}))
+    last = len(model.config.channels) - 1
+    if not set(have) <= set(want):
+        raise ValueError(f"temporal attention cannot be removed: the model has it at levels {list(have)}, "
+                         f"asked for {list(want)}")
+    if any(not 0 <= i < last for i in want):
+        raise ValueError(f"model.temporal_attention_levels are levels 0-{last - 1} of this {last + 1}-level model "
+                         f"(the coarsest has its own temporal attention), got {list(want)}")
+    if want == have:
+        return model
+    return _grown(model, {"temporal_attention_levels": want}, lambda k: ".tattn." in k, zero_new=False)
 
 
 def add_cond_adapter(model: VideoUNet, width: int) -> VideoUNet:

@@ -128,6 +128,20 @@ def allowed_motions(num_frames: int, fps: float) -> list[str]:
     return out
 
 
+def check_motion_weights(weights: dict, key: str = "motion_weights") -> None:
+    """A ValueError unless ``weights`` maps motion names to finite numbers >= 0 that leave some motion drawable."""
+    import math
+
+    for m, w in weights.items():
+        if m not in MOTIONS:
+            raise ValueError(f"{key}: unknown motion {m!r}; allowed: {', '.join(MOTIONS)}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"{key}[{m!r}] must be a finite number >= 0 (a relative weight; unlisted motions weigh "
+                             f"1), got {w!r}")
+    if all(weights.get(m, 1.0) == 0 for m in MOTIONS):
+        raise ValueError(f"{key} gives every motion weight 0")
+
+
 def _place(rng: np.random.Generator, shape: str, motion: str, speed: str, duration: float) -> tuple[float, float, float]:
     """Draw (x0, y0, phase) so that the object stays fully inside the canvas for the whole clip."""
     max_scale = 1.4 if motion in ("growing", "shrinking") else 1.0
@@ -164,16 +178,25 @@ def _place(rng: np.random.Generator, shape: str, motion: str, speed: str, durati
 
 def sample_scene(seed: int, split: str = "train", num_frames: int = 16, fps: float = 8.0,
                  num_objects: int | None = None, two_object_prob: float = 0.0,
-                 only_held_out: bool = False) -> Scene:
+                 only_held_out: bool = False, motion_weights: dict | None = None) -> Scene:
     """Draw a scene deterministically from ``(split, seed)``; train and test streams never overlap.
 
     Train scenes never contain a held-out combination; test scenes may (``only_held_out`` forces one).
+    ``motion_weights``: relative draw weight per motion (unlisted: 1); empty or None draws motions uniformly,
+    from the same random stream as always (a seed's scene does not change).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown Shapes split {split!r}; allowed: {sorted(SPLITS)}")
     rng = np.random.default_rng([SPLITS[split], int(seed)])
     duration = num_frames / fps
     motions = allowed_motions(num_frames, fps)
+    p = None
+    if motion_weights:
+        check_motion_weights(motion_weights)
+        w = np.array([float(motion_weights.get(m, 1.0)) for m in motions])
+        if w.sum() <= 0:
+            raise ValueError("motion_weights leave no motion that fits this clip length")
+        p = w / w.sum()
     if num_objects is None:
         num_objects = 2 if rng.uniform() < two_object_prob else 1
     for _ in range(1000):
@@ -181,7 +204,7 @@ def sample_scene(seed: int, split: str = "train", num_frames: int = 16, fps: flo
         objs = []
         for c in colors:
             shape = SHAPES[rng.integers(len(SHAPES))]
-            motion = motions[rng.integers(len(motions))]
+            motion = motions[rng.integers(len(motions))] if p is None else motions[rng.choice(len(motions), p=p)]
             speed = SPEEDS[rng.integers(3)] if motion in SPEED_MOTIONS else "normal"
             x0, y0, phase = _place(rng, shape, motion, speed, duration)
             objs.append(ShapeObject(str(c), shape, motion, speed, x0, y0, phase))
@@ -291,6 +314,7 @@ class ShapesConfig:
     image_prob: float = 0.0  # fraction of training items that are single frames (joint image-video)
     style: str = "filled"
     lowres: int = 0  # also render at this resolution (super-resolution pairs)
+    motion_weights: dict = field(default_factory=dict)  # relative draw weight per motion (sample_scene)
     extra: dict = field(default_factory=dict)
 
 
@@ -309,7 +333,8 @@ class ShapesDataset:
 
     def scene(self, i: int) -> Scene:
         c = self.config
-        return sample_scene(self.offset + i, self.split, c.num_frames, c.fps, two_object_prob=c.two_object_prob)
+        return sample_scene(self.offset + i, self.split, c.num_frames, c.fps, two_object_prob=c.two_object_prob,
+                            motion_weights=c.motion_weights)
 
     def __getitem__(self, i: int) -> dict:
         c = self.config

@@ -26,6 +26,8 @@ class DataConfig:
     lowres: int = 0  # super-resolution: also render each clip at this resolution (the conditioning)
     crop_size: int = 0  # super-resolution: train on random square crops of this size (0: whole frames)
     window_frames: int = 0  # train on random windows of this many frames (0: whole clips)
+    # shapes: relative draw weight per motion ({"circling": 3}); unlisted motions weigh 1; {}: uniform
+    motion_weights: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def _typed(value, kind: str, key: str):
           "bool | None": lambda v: v is None or isinstance(v, bool),
           "str": lambda v: isinstance(v, str),
           "str | None": lambda v: v is None or isinstance(v, str),
-          "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}.get(kind)
+          "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+          "dict": lambda v: isinstance(v, dict)}.get(kind)
     if ok is not None and not ok(value):
         hint = " (YAML reads no / yes / on / off as booleans: quote the word)" if isinstance(value, bool) else ""
         raise ValueError(f"{key} must be of type {kind}, got {value!r}{hint}")
@@ -273,6 +276,11 @@ def check_ranges(cfg: RunConfig) -> None:
     if cfg.data.kind != "folder" and (cfg.data.random_start or cfg.data.frame_stride_max):
         raise ValueError("data.random_start and data.frame_stride_max sample clips of a folder dataset "
                          "(data.kind: folder); Shapes clips are rendered whole")
+    if cfg.data.motion_weights:
+        if cfg.data.kind != "shapes":
+            raise ValueError("data.motion_weights re-weights the motions of Shapes scenes (data.kind: shapes)")
+        from vidiff.shapes.scenes import check_motion_weights
+        check_motion_weights(cfg.data.motion_weights, "data.motion_weights")
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")
 

@@ -36,7 +36,7 @@ def build_dataset(cfg: RunConfig):
     if d.kind == "shapes":
         from vidiff.shapes.scenes import ShapesConfig, ShapesDataset
         return ShapesDataset(ShapesConfig(d.num_frames, d.fps, d.resolution, d.two_object_prob, d.image_prob, d.style,
-                                          lowres=d.lowres))
+                                          lowres=d.lowres, motion_weights=dict(d.motion_weights)))
     if d.lowres:
         raise ValueError("data.lowres (super-resolution pairs) is available for data.kind 'shapes' only")
     if d.kind == "folder":
@@ -81,8 +81,11 @@ def build_model(cfg: RunConfig, text_dim: int):
     """A new model from ``cfg.model`` (a preset and overrides), or ``train.init_from``'s U-Net, widened when
     ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2), given a conditioning adapter
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
-    ``model.frame_position_embedding`` asks for it."""
-    from vidiff.models.surgery import add_cond_adapter, add_frame_position, widen_input, widen_text
+    ``model.frame_position_embedding`` asks for it, and temporal attention at more levels when
+    ``model.temporal_attention_levels`` lists them."""
+    from vidiff.models.surgery import (
+        add_cond_adapter, add_frame_position, add_temporal_attention, widen_input, widen_text,
+    )
     from vidiff.models.image import IMAGE_PRESETS, ImageUNet, build_image_unet
     from vidiff.models.inflated import InflatedUNet
     from vidiff.models.unet import VideoUNet, build_unet
@@ -112,11 +115,12 @@ def build_model(cfg: RunConfig, text_dim: int):
         if text_dim != model.text_dim:
             raise ValueError(f"{str(src)!r} reads {model.text_dim}-wide text; the recipe's text encoder gives {text_dim}")
         return model
-    other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels"}
+    other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels",
+                              "temporal_attention_levels"}
     if other:
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
-                         f"(adding one) and model.frame_position_embedding (switching it on) can change, "
-                         f"not {sorted(other)}")
+                         f"(adding one), model.frame_position_embedding (switching it on) and "
+                         f"model.temporal_attention_levels (adding levels) can change, not {sorted(other)}")
     if text_dim != model.config.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
         model = widen_text(model, text_dim)
     if model_cfg.get("cond_channels", model.config.cond_channels) != model.config.cond_channels:
@@ -128,6 +132,12 @@ def build_model(cfg: RunConfig, text_dim: int):
         if not model_cfg["frame_position_embedding"]:
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
         model = add_frame_position(model)
+    if "temporal_attention_levels" in model_cfg:
+        levels = model_cfg["temporal_attention_levels"]
+        if not isinstance(levels, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                            for i in levels):
+            raise ValueError(f"model.temporal_attention_levels must be a list of level indices, got {levels!r}")
+        model = add_temporal_attention(model, levels)
     return model
 
 
