@@ -91,7 +91,7 @@ def main() -> None:
         models = {n: make_folders(tmp, n, *SETTINGS[n], WEIGHTS / "default") for n in args.settings}
         for item in args.extra:
             name, _, folder = item.partition("=")
-            models[name] = make_folders(tmp, name, {}, SETTINGS["+ SSR 3 steps"][1], Path(folder))
+            models[name] = make_folders(tmp, name, {}, {}, Path(folder))  # with the shipped SSR's own defaults
         run_once(next(iter(models.values())), tmp / "warm.mp4")  # the page cache holds torch as a user's would
         for r in range(args.rounds):
             for i, (name, model) in enumerate(models.items()):

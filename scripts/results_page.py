@@ -59,14 +59,14 @@ def steps_header(first: str) -> list[str]:
             "|---|---|---|---|---|---|---|---|"]
 
 
-def sampler_table(files: list[tuple[str, float | None]], label: str) -> list[str]:
+def sampler_table(files: list[str], label: str) -> list[str]:
     """One row per (spacing, steps, sampler) run of benchmarks/sampling_steps.py JSON files."""
-    d0 = load(files[0][0])
+    d0 = load(files[0])
     out = [f"**{label}** ({d0['n']} scenes from scene {d0['first_scene']}, {'bf16' if d0['bf16'] else 'fp32'}, "
            f"{d0['threads']} threads):", "",
            "| sampler | spacing | steps | guidance | colour | shape | motion (floor) | present | time-reversed | "
            "seconds for 200 clips |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, _ in files:
+    for name in files:
         d = load(name)
         for r in d["rows"]:
             sampler = "DPM++ SDE" if r.get("sampler") == "sde" else "DPM++ (ODE)"
@@ -195,7 +195,7 @@ def page() -> str:
             "Strict reader, 200 scenes each, the same starting noise (the SDE's later noise from a generator per batch), "
             "steps spaced above log-SNR -8.5 unless the spacing says otherwise; `spacing:steps:sampler` as given to the "
             "command:", ""]
-    out += sampler_table([("sampler-val.json", None), ("sampler-val-guidance4.json", 4.0)], "validation")
+    out += sampler_table(["sampler-val.json", "sampler-val-guidance4.json"], "validation")
     out += ["", "`python benchmarks/sampling_steps.py --runs vidiff:14 vidiff:14:sde vidiff:20:sde vidiff:25:sde lu:25 "
                 "--first-scene 100000 --bf16 --out benchmarks/results/sampler-val.json`; the guidance 4 rows: `--runs "
                 "vidiff:20:sde vidiff:14:sde --guidance 4 ... --out benchmarks/results/sampler-val-guidance4.json` (its 14-step "
@@ -203,7 +203,7 @@ def page() -> str:
                 "14 two points less motion (about the standard error at 200 scenes, 3 points; the periodic motions "
                 "gained most from the extra steps), guidance 4 lost a point of colour and two of shape for half a point "
                 "of motion.", ""]
-    out += sampler_table([("sampling-steps-test.json", None)], "test (read once)")
+    out += sampler_table(["sampling-steps-test.json"], "test (read once)")
     t = load("sampling-steps-test.json")
     runs = " ".join(f"{r['spacing']}:{r['steps']}:{r.get('sampler', 'ode')}" for r in t["rows"])
     out += ["", f"`python benchmarks/sampling_steps.py --runs {runs} --first-scene 0 --bf16 --out "

@@ -98,8 +98,10 @@ def add_temporal_attention(model: VideoUNet, levels) -> VideoUNet:
     """A copy of ``model`` with temporal attention at ``levels`` (those it has plus new ones; the coarsest level
     has its own, ``mid_temporal_attention_layers``). The new layers keep :class:`TemporalAttention`'s init, whose
     output projections are zero, so the copy's output equals the source's."""
+    if not isinstance(levels, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in levels):
+        raise ValueError(f"model.temporal_attention_levels must be a list of level indices, got {levels!r}")
     have = tuple(model.config.temporal_attention_levels)
-    want = tuple(sorted({int(i) for i in levels}))
+    want = tuple(sorted(set(levels)))
     last = len(model.config.channels) - 1
     if not set(have) <= set(want):
         raise ValueError(f"temporal attention cannot be removed: the model has it at levels {list(have)}, "

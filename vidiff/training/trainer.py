@@ -133,11 +133,7 @@ def build_model(cfg: RunConfig, text_dim: int):
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
         model = add_frame_position(model)
     if "temporal_attention_levels" in model_cfg:
-        levels = model_cfg["temporal_attention_levels"]
-        if not isinstance(levels, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                                            for i in levels):
-            raise ValueError(f"model.temporal_attention_levels must be a list of level indices, got {levels!r}")
-        model = add_temporal_attention(model, levels)
+        model = add_temporal_attention(model, model_cfg["temporal_attention_levels"])
     return model
 
 
