@@ -207,6 +207,8 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         ("motion-weights-negative", ok.replace("data: {kind: shapes", "data: {kind: shapes, motion_weights: "
                                                "{circling: -2}"), [], "data.motion_weights"),
         ("motion-weights-not-a-mapping", ok, ["--set", "data.motion_weights=3"], "data.motion_weights must be"),
+        ("temporal-downsample-coarsest-level", ok, ["--set", "model.temporal_downsample_levels=[1]"],
+         "temporal_downsample_levels must be distinct levels from 0 to 0"),
     ]
     ranges = {"train.steps": ["0", "-5"], "train.batch_size": ["0"], "train.lr": ["0", "-1e-4", ".nan", ".inf", "5"],
               "train.grad_clip": ["-1", ".nan"], "train.ema_decay": ["1.5", "-0.1"], "train.caption_dropout": ["2"],

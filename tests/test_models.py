@@ -169,6 +169,37 @@ def test_stunet_full_preset_compresses_time_by_four():
     assert PRESETS["stunet-shapes-spacetime"]["mid_spacetime_layers"] >= 1
 
 
+
+def test_temporal_downsample_levels_choose_where_time_is_halved(tmp_path):
+    """``temporal_downsample_levels=[0]`` on a 3-level U-Net halves the clip once (16 -> 8 -> 8 frames): the
+    coarsest level keeps 8 frames, the size rule follows, and the choice survives save / load; unset, every level
+    but the coarsest halves it (Lumiere), and a level the U-Net does not have is refused."""
+    from vidiff.models.unet import VideoUNet
+
+    kw = dict(channels=(8, 16, 16), heads=2, emb_dim=16, text_dim=8, cross_attention_levels=(2,),
+              self_attention_levels=(2,))
+    full, once = VideoUNet(**kw), VideoUNet(temporal_downsample_levels=[0], **kw)
+    assert full.temporal_compression == 4 and once.temporal_compression == 2
+    seen = {}
+    full.mid_res1.register_forward_hook(lambda m, i, o: seen.update(full=o.shape) and None)
+    once.mid_res1.register_forward_hook(lambda m, i, o: seen.update(once=o.shape) and None)
+    torch.manual_seed(0)
+    x, text = torch.randn(2, 3, 16, 16, 16), torch.randn(2, 5, 8)
+    assert once(x, torch.tensor([10, 500]), text).shape == x.shape
+    full(x, torch.tensor([10, 500]), text)
+    assert seen["full"][1] == 4 and seen["once"][1] == 8  # (b, t, h, w, c) at the coarsest level
+    once.check_input_size(4, 16, 16)  # 2 frames at the coarsest level
+    with pytest.raises(ValueError, match="of at least 8"):
+        full.check_input_size(4, 16, 16)
+    once.save_pretrained(tmp_path)
+    loaded = VideoUNet.from_pretrained(tmp_path)
+    assert loaded.temporal_compression == 2
+    with torch.no_grad():
+        assert torch.equal(loaded(x, torch.tensor([10, 500]), text), once(x, torch.tensor([10, 500]), text))
+    for bad in ([2], [0, 0], [-1], [True], ["0"]):
+        with pytest.raises(ValueError, match="temporal_downsample_levels must be distinct levels from 0 to 1"):
+            VideoUNet(temporal_downsample_levels=bad, **kw)
+
 def test_spacetime_transformer_identity_at_init_and_skips_images():
     from vidiff.models.blocks import SpaceTimeTransformer
 

@@ -7,7 +7,8 @@ name in :data:`PRESETS`.
 - STUNet (``temporal_downsample=True``): after every spatial downsampling the clip is also halved in
   time (and doubled back on the way up), factorized space-time ResNet blocks at every level but the
   coarsest, temporal attention only at the coarsest level, where the clip is a compact space-time
-  representation. Most compute is spent there.
+  representation. Most compute is spent there. ``temporal_downsample_levels`` halves time after the given
+  levels only (e.g. ``[0]``: 16 -> 8 -> 8 frames), for clips too short to keep fast motion at 4x compression.
 - Both can stack joint space-time transformers (:class:`SpaceTimeTransformer`: self-attention over all
   t*h*w tokens with 3D RoPE, and text cross-attention) at the coarsest level (``mid_spacetime_layers``) or
   after the blocks of other levels (``spacetime_attention_levels``). In a STUNet the coarsest clip is small
@@ -52,7 +53,24 @@ def check_clip_size(cfg: dict, num_frames: int, height: int, width: int) -> None
     get = cfg.get
     levels = len(get("channels", (64, 128, 192)))
     m = get("patch_size", 2) * 2 ** (levels - 1)
-    check_sizes(m, 2 ** (levels - 1) if get("temporal_downsample", True) else 1, num_frames, height, width)
+    halved = temporal_levels(levels, get("temporal_downsample", True), get("temporal_downsample_levels"))
+    check_sizes(m, 2 ** len(halved), num_frames, height, width)
+
+
+def temporal_levels(levels: int, temporal_downsample: bool, which=None) -> tuple[int, ...]:
+    """The levels after which the clip is halved in time (and doubled back on the way up): every level but the
+    coarsest in Lumiere's STUNet (``which=None``), the given ones otherwise, none without temporal down-sampling.
+    Raises ValueError for a level the U-Net does not have."""
+    if not temporal_downsample:
+        return ()
+    if which is None:
+        return tuple(range(levels - 1))
+    which = tuple(which)
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < levels - 1 for i in which) \
+            or len(set(which)) != len(which):
+        raise ValueError(f"temporal_downsample_levels must be distinct levels from 0 to {levels - 2} (a level is "
+                         f"halved in time after its blocks; the coarsest has none), got {list(which)}")
+    return tuple(sorted(which))
 
 
 def check_sizes(multiple: int, temporal_compression: int, num_frames: int, height: int, width: int) -> None:
@@ -119,6 +137,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  channels=(64, 128, 192), layers_per_level: int = 1, cross_attention_levels=(1, 2),
                  self_attention_levels=(1, 2), temporal_downsample: bool = True, temporal_attention_levels=(),
                  mid_temporal_attention_layers: int = 2, frame_position_embedding: bool = False,
+                 temporal_downsample_levels=None,
                  spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
                  cond_adapter_channels: int = 0):
@@ -126,6 +145,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         cfg = self.config  # diffusers' config (register_to_config): the one form, saved as config.json
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
+        halved = temporal_levels(len(ch), temporal_downsample, temporal_downsample_levels)
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
         self.text_pool = nn.Linear(text_dim, emb_dim)
         self.conv_in = FactorizedConv((in_channels + cond_channels) * p * p, ch[0])
@@ -151,7 +171,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             if i != last:
                 self.down_sample.append(nn.ModuleList([
                     SpatialDownsample(ch[i], ch[i]),
-                    TemporalDownsample(ch[i]) if temporal_downsample else nn.Identity()]))
+                    TemporalDownsample(ch[i]) if i in halved else nn.Identity()]))
                 skips.append(ch[i])
         # 3. the coarsest level: ResBlock, transformer, stacked temporal and space-time attention, ResBlock
         self.mid_res1 = ResBlock(ch[-1], ch[-1], emb_dim, temporal=False)
@@ -172,7 +192,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.up.append(Level(ch[i], ch[i], n + 1, cfg, skip_channels=level_skips, **opts(i)))
             if i != 0:
                 self.up_sample.append(nn.ModuleList([
-                    TemporalUpsample(ch[i]) if temporal_downsample else nn.Identity(),
+                    TemporalUpsample(ch[i]) if i - 1 in halved else nn.Identity(),
                     SpatialUpsample(ch[i], ch[i - 1])]))
         self.norm_out = nn.LayerNorm(ch[0])
         self.conv_out = SpatialConv(ch[0], out_channels * p * p)
@@ -194,7 +214,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     @property
     def temporal_compression(self) -> int:
-        return 2 ** (len(self.config.channels) - 1) if self.config.temporal_downsample else 1
+        cfg = self.config
+        return 2 ** len(temporal_levels(len(cfg.channels), cfg.temporal_downsample, cfg.temporal_downsample_levels))
 
     @property
     def spatial_multiple(self) -> int:
