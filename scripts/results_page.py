@@ -363,14 +363,14 @@ def inflation_section() -> list[str]:
         out.append("")
     if (RESULTS / "inflation-curve.json").exists():
         c = load("inflation-curve.json")
-        out += [f"Accuracy vs. training of the inflated STUNet (EMA snapshots, the first {c['n']} test scenes, strict, shape on the box-fill rule of before 2026-11-30, not re-read; "
+        out += [f"Accuracy vs. training of the inflated STUNet (EMA snapshots, the first {c['n']} test scenes, strict; "
                 f"`{c['command']}`; minutes by the runs' own clocks, image model {c['image_minutes']} min included):", ""]
         out += table(["step", "total minutes", "colour", "shape", "motion", "present", "backwards"],
                      [[r["step"], r["total_minutes"], *(pct(r[k]) for k in ("color", "shape", "motion", "present",
                                                                              "time_reversed"))] for r in c["rows"]])
     if (RESULTS / "zeroshot.json").exists():
         z = load("zeroshot.json")
-        out += [f"Zero-shot (Text2Video-Zero) from `t2i-shapes` on \"moving left/right/up/down\" test captions (shape kept on the box-fill rule of before 2026-11-30, not re-read) "
+        out += [f"Zero-shot (Text2Video-Zero) from `t2i-shapes` on \"moving left/right/up/down\" test captions "
                 f"(`{z['command']}`; t1 / t0 chosen on validation captions):", ""]
         out += table(["t1 / t0", "n", "judged direction", "shape kept", "colour", "present"],
                      [[f"{r['t1']} / {r['t0']}", r["n"], *(pct(r[k]) for k in ("direction", "shape", "color", "present"))]
