@@ -283,12 +283,14 @@ def check_ranges(cfg: RunConfig) -> None:
         check_motion_weights(cfg.data.motion_weights, "data.motion_weights")
     if cfg.model.get("temporal_downsample_levels") is not None and not cfg.train.init_from:
         # checked here too, before the text encoder loads (the U-Net's constructor raises the same error)
-        from vidiff.models.unet import PRESETS, temporal_levels
-        preset = PRESETS.get(cfg.model.get("preset", "stunet-shapes"), {})
-        channels = cfg.model.get("channels", preset.get("channels", (64, 128, 192)))
-        if isinstance(channels, (list, tuple)):
-            temporal_levels(len(channels), cfg.model.get("temporal_downsample", preset.get("temporal_downsample", True)),
-                            cfg.model["temporal_downsample_levels"])
+        import inspect
+
+        from vidiff.models.unet import PRESETS, VideoUNet, temporal_levels
+        defaults = {k: v.default for k, v in inspect.signature(VideoUNet.__init__).parameters.items()}
+        resolved = {**defaults, **PRESETS.get(cfg.model.get("preset", "stunet-shapes"), {}), **cfg.model}
+        if isinstance(resolved["channels"], (list, tuple)):
+            temporal_levels(len(resolved["channels"]), resolved["temporal_downsample"],
+                            resolved["temporal_downsample_levels"])
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")
 
