@@ -169,7 +169,6 @@ def test_stunet_full_preset_compresses_time_by_four():
     assert PRESETS["stunet-shapes-spacetime"]["mid_spacetime_layers"] >= 1
 
 
-
 def test_temporal_downsample_levels_choose_where_time_is_halved(tmp_path):
     """``temporal_downsample_levels=[0]`` on a 3-level U-Net halves the clip once (16 -> 8 -> 8 frames): the
     coarsest level keeps 8 frames, the size rule follows, and the choice survives save / load; unset, every level
@@ -199,6 +198,7 @@ def test_temporal_downsample_levels_choose_where_time_is_halved(tmp_path):
     for bad in ([2], [0, 0], [-1], [True], ["0"]):
         with pytest.raises(ValueError, match="temporal_downsample_levels must be distinct levels from 0 to 1"):
             VideoUNet(temporal_downsample_levels=bad, **kw)
+
 
 def test_spacetime_transformer_identity_at_init_and_skips_images():
     from vidiff.models.blocks import SpaceTimeTransformer

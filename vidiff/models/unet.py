@@ -26,6 +26,7 @@ An image batch is ``t == 1``; temporal layers are then skipped (joint image-vide
 
 from __future__ import annotations
 
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +51,18 @@ def check_clip_size(cfg: dict, num_frames: int, height: int, width: int) -> None
     """Raise ValueError when a U-Net of ``cfg`` (a config or its JSON dict) cannot take a clip of this size:
     sides must be multiples of the patch size times the spatial reductions; a clip must be a multiple of the
     temporal reduction and keep >= 2 frames at the coarsest level (1 frame there reads as an image)."""
-    get = cfg.get
-    levels = len(get("channels", (64, 128, 192)))
-    m = get("patch_size", 2) * 2 ** (levels - 1)
-    halved = temporal_levels(levels, get("temporal_downsample", True), get("temporal_downsample_levels"))
-    check_sizes(m, 2 ** len(halved), num_frames, height, width)
+    cfg = with_defaults(cfg)
+    levels = len(cfg["channels"])
+    halved = temporal_levels(levels, cfg["temporal_downsample"], cfg["temporal_downsample_levels"])
+    check_sizes(cfg["patch_size"] * 2 ** (levels - 1), 2 ** len(halved), num_frames, height, width)
+
+
+def with_defaults(cfg: dict) -> dict:
+    """``cfg`` (a config, its JSON dict, or a preset's overrides) over VideoUNet's own defaults: every argument,
+    so that a config.json that predates an argument, or a recipe's partial ``model`` section, reads as the
+    constructor would (the defaults live only in its signature)."""
+    defaults = {k: v.default for k, v in inspect.signature(VideoUNet.__init__).parameters.items() if k != "self"}
+    return {**defaults, **cfg}
 
 
 def temporal_levels(levels: int, temporal_downsample: bool, which=None) -> tuple[int, ...]:

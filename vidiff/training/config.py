@@ -283,11 +283,8 @@ def check_ranges(cfg: RunConfig) -> None:
         check_motion_weights(cfg.data.motion_weights, "data.motion_weights")
     if cfg.model.get("temporal_downsample_levels") is not None and not cfg.train.init_from:
         # checked here too, before the text encoder loads (the U-Net's constructor raises the same error)
-        import inspect
-
-        from vidiff.models.unet import PRESETS, VideoUNet, temporal_levels
-        defaults = {k: v.default for k, v in inspect.signature(VideoUNet.__init__).parameters.items()}
-        resolved = {**defaults, **PRESETS.get(cfg.model.get("preset", "stunet-shapes"), {}), **cfg.model}
+        from vidiff.models.unet import PRESETS, temporal_levels, with_defaults
+        resolved = with_defaults({**PRESETS.get(cfg.model.get("preset", "stunet-shapes"), {}), **cfg.model})
         if isinstance(resolved["channels"], (list, tuple)):
             temporal_levels(len(resolved["channels"]), resolved["temporal_downsample"],
                             resolved["temporal_downsample_levels"])
