@@ -4,6 +4,7 @@ initialisation, the folders diffusers and vidiff read, motion modules, temporal-
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,54 @@ def test_inflation_keeps_the_image_weights_and_adds_only_temporal_ones():
     assert trainable == {id(p) for p in model.temporal_parameters()} and trainable
 
 
+@torch.no_grad()
+def test_motion_module_reads_the_caption_only_when_asked():
+    unet = tiny_image_unet()
+    x, t, text, mask = inputs()
+    ref = frame_by_frame(unet, x, t, text, mask)
+    assert InflatedUNet.from_image_unet(unet, "motion-module").text_time is None  # AnimateDiff's: no text
+    assert InflatedUNet.from_image_unet(unet, "stunet").text_time is not None
+    model = InflatedUNet.from_image_unet(unet, "motion-module", text_to_time=True).eval()
+    assert model.text_time is not None and model.config.text_to_time is True
+    assert (model(x, t, text, mask) - ref).abs().max() <= 1e-5  # still the image model at init
+    model.text_time.weight.add_(torch.randn_like(model.text_time.weight) * 0.05)
+    other = text.flip(0)  # another caption for each clip changes the clip through the pooled text
+    assert (model(x, t, other, mask.flip(0)) - frame_by_frame(unet, x, t, other, mask.flip(0))).abs().max() > 1e-3
+
+
+def test_image_unets_attend_with_matmul_on_cpu_and_sdpa_where_asked(monkeypatch, tmp_path):
+    """DeviceAttnProcessor: the CPU path (matmul) and the SDPA path give the same output, and the CPU runs the
+    matmul one unless blocks.USE_SDPA asks otherwise; every ImageUNet vidiff builds or loads, and every
+    inflated model's image U-Net, carries it."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    from vidiff.models import blocks
+    from vidiff.models.image import DeviceAttnProcessor, ImageUNet, build_image_unet
+
+    calls = []
+    for cls in (AttnProcessor, AttnProcessor2_0):
+        monkeypatch.setattr(cls, "__call__", (lambda orig, name: lambda self, *a, **k: (calls.append(name),
+                                                                                         orig(self, *a, **k))[1])(
+            cls.__call__, cls.__name__))
+    unet = tiny_image_unet()
+    model = InflatedUNet.from_image_unet(unet, "motion-module").eval()
+    assert all(isinstance(p, DeviceAttnProcessor) for p in model.image_unet.attn_processors.values())
+    x, t, text, mask = inputs(frames=2)
+    with torch.no_grad():
+        matmul = model(x, t, text, mask)
+        assert set(calls) == {"AttnProcessor"}
+        calls.clear()
+        monkeypatch.setattr(blocks, "USE_SDPA", True)
+        sdpa = model(x, t, text, mask)
+        assert set(calls) == {"AttnProcessor2_0"}
+    assert (matmul - sdpa).abs().max() <= 1e-5
+    built = build_image_unet("t2i-tiny", 8)
+    built.save_pretrained(tmp_path / "unet")
+    for m in (built, ImageUNet.from_pretrained(tmp_path / "unet"),
+              ImageUNet.from_config(dict(built.config))):
+        assert all(isinstance(p, DeviceAttnProcessor) for p in m.attn_processors.values())
+
+
 # ---------------------------------------------------------------- folders
 def make_image_folder(path: Path, text_encoder, seed: int = 0, **overrides) -> Path:
     """A text-to-image folder as `vidiff train` writes one (an ImageUNet saved as UNet2DConditionModel)."""
@@ -120,8 +169,9 @@ def test_diffusers_loads_the_image_folder_vidiff_writes(image_dir, tiny_text_enc
     DDPMScheduler.from_pretrained(image_dir, subfolder="scheduler")
     ours = load_unet(image_dir / "unet", torch.float32).eval()
     x, t, text, mask = inputs(frames=3, dim=tiny_text_encoder.dim)
-    with torch.no_grad():
-        assert torch.equal(ours(x, t, text, mask), frame_by_frame(plain, x, t, text, mask))
+    assert all(torch.equal(v, ours.state_dict()[k]) for k, v in plain.state_dict().items())
+    with torch.no_grad():  # diffusers attends with SDPA, vidiff's ImageUNet with matmul on CPU: rounding apart
+        assert (ours(x, t, text, mask) - frame_by_frame(plain, x, t, text, mask)).abs().max() <= 1e-5
 
 
 def test_inflate_command_writes_a_video_model_every_command_takes(image_dir, tmp_path):
@@ -192,6 +242,28 @@ def test_temporal_only_training_of_an_inflated_model(tmp_path, tiny_text_dir, im
     with pytest.raises(ValueError, match="temporal layers by default"):
         train(cfg3, progress=False)
     assert not (tmp_path / "run3").exists()
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"heads": 3}, "model.heads (3) must divide the widths its temporal attention runs at (32)"),
+    ({"heads": 0}, "model.heads must be an integer >= 1"), ({"heads": 2.5}, "model.heads must be an integer"),
+    ({"mid_spacetime_layers": -1}, "model.mid_spacetime_layers must be an integer >= 0"),
+    ({"text_to_time": "yes"}, "model.text_to_time must be true, false or null"),
+])
+def test_bad_inflation_settings_are_one_line_errors(kwargs, words, tmp_path, tiny_text_dir, image_dir):
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    with pytest.raises(ValueError, match=re.escape(words)):
+        InflatedUNet.from_image_unet(tiny_image_unet(), "motion-module", **kwargs)
+    cfg = config_from_dict({  # the same from a recipe: nothing written
+        "model": {"inflate": "motion-module", **kwargs}, "data": {"num_frames": 4, "resolution": 16},
+        "text_encoder": str(tiny_text_dir), "train": {"steps": 2, "batch_size": 2, "init_from": str(image_dir),
+                                                      "mixed_precision": "no"},
+        "output_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=re.escape(words)) as e:
+        train(cfg, progress=False)
+    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()
 
 
 def test_training_a_text_to_image_model_writes_a_diffusers_folder(tmp_path, tiny_text_dir):

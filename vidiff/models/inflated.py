@@ -10,8 +10,10 @@ Two designs, one class (:class:`InflatedUNet`, ``arch`` in its config):
   zero-initialised projection, so that every layer can learn what the caption says about motion.
 - ``"motion-module"`` (AnimateDiff): a temporal transformer with a frame-position encoding (``TemporalAttention``
   with ``frame_position``) after each ResNet(+attention) layer of every block and after the middle block, no
-  temporal resampling, nothing that reads the text. Its weights are a *motion module*: saved on their own
-  (:func:`save_motion_module`) and loaded into any image model of the same architecture.
+  temporal resampling, nothing that reads the text (``text_to_time=True`` adds the STUNet's pooled-text
+  projection: for an image model that has learnt to ignore the motion words of its captions, the only way for
+  the module to hear them). Its weights are a *motion module*: saved on their own (:func:`save_motion_module`)
+  and loaded into any image model of the same architecture.
 
 Every new layer starts as the identity (zero-initialised outputs; resamplers nearest-neighbour), so at
 initialisation the video model is the image model: frame by frame for ``motion-module``, and for ``stunet`` on any
@@ -39,7 +41,7 @@ from vidiff.models.blocks import (
     SpaceTimeTransformer, TemporalAttention, TemporalConvBlock, TemporalDownsample, TemporalUpsample, pool_text,
     zero_module,
 )
-from vidiff.models.image import check_image_unet_config
+from vidiff.models.image import check_image_unet_config, use_device_attention
 
 ARCHS = ("stunet", "motion-module")
 IMAGE_PREFIX = "image_unet."
@@ -72,16 +74,28 @@ class InflatedUNet(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, image_config: dict, arch: str = "stunet", heads: int = 8,
-                 mid_temporal_attention_layers: int = 1, mid_spacetime_layers: int = 1, text_to_time: bool = True):
+                 mid_temporal_attention_layers: int = 1, mid_spacetime_layers: int = 1,
+                 text_to_time: bool | None = None):
         super().__init__()
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         if arch not in ARCHS:
             raise ValueError(f"unknown inflation arch {arch!r}; allowed: {', '.join(ARCHS)}")
         check_image_unet_config(image_config)
-        self.image_unet = UNet2DConditionModel(**{k: v for k, v in image_config.items() if not k.startswith("_")})
+        for name, v, low in (("heads", heads, 1), ("mid_temporal_attention_layers", mid_temporal_attention_layers, 0),
+                             ("mid_spacetime_layers", mid_spacetime_layers, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"model.{name} must be an integer >= {low}, got {v!r}")
+        if text_to_time not in (None, True, False):
+            raise ValueError(f"model.text_to_time must be true, false or null (the arch's own), got {text_to_time!r}")
+        self.image_unet = use_device_attention(
+            UNet2DConditionModel(**{k: v for k, v in image_config.items() if not k.startswith("_")}))
         u = self.image_unet
         widths = list(u.config.block_out_channels)
         stunet = arch == "stunet"
+        attended = widths[-1:] if stunet else widths  # where temporal attention runs
+        if any(ch % heads for ch in attended):
+            raise ValueError(f"model.heads ({heads}) must divide the widths its temporal attention runs at "
+                             f"({', '.join(map(str, sorted(set(attended))))})")
         if stunet and not (len(widths) >= 2):
             raise ValueError("a STUNet inflation needs an image U-Net with at least one spatial downsampling")
 
@@ -108,7 +122,9 @@ class InflatedUNet(ModelMixin, ConfigMixin):
             for blk in u.up_blocks)
         # pooled text -> timestep embedding, zero-initialised: the caption's motion words reach every layer
         emb_dim = u.time_embedding.linear_2.out_features
-        self.text_time = zero_module(nn.Linear(text_dim, emb_dim)) if stunet and text_to_time else None
+        # (None: the arch's own: yes for the STUNet; no for the motion module, which reads no text in AnimateDiff)
+        text_to_time = stunet if text_to_time is None else text_to_time
+        self.text_time = zero_module(nn.Linear(text_dim, emb_dim)) if text_to_time else None
 
     # ------------------------------------------------------------------ what the pipelines read
     @property
@@ -292,6 +308,7 @@ def motion_signature(model: InflatedUNet) -> dict[str, str]:
     layout = {k: image.get(k) for k in ("block_out_channels", "down_block_types", "up_block_types",
                                         "layers_per_block", "cross_attention_dim")}
     inflation = {k: v for k, v in model.config.items() if not k.startswith("_") and k != "image_config"}
+    inflation["text_to_time"] = model.text_time is not None  # resolved: None (the arch's own) and its value agree
     return {"format": MOTION_FORMAT, "inflation": json.dumps(inflation, sort_keys=True),
             "image_layout": json.dumps(layout, sort_keys=True)}
 

@@ -75,8 +75,6 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  negative_prompt: str = "", motion: tuple[float, float] | None = None, motion_speed: float = 0.5,
                  t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.pipelines.base import check_output_type
 
@@ -84,7 +82,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
         if not (0.0 < t0 < t1 <= 1.0):
             raise ValueError(f"zero-shot needs 0 < t0 < t1 <= 1, got t0={t0}, t1={t1}")
-        from vidiff.models.image import ImageUNet
+        from vidiff.models.image import DeviceAttnProcessor, ImageUNet
 
         if not isinstance(self.unet, ImageUNet):
             raise ValueError(f"zero-shot generation runs a text-to-image model; this folder holds a "
@@ -120,7 +118,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
             frames.append(ratio ** 0.5 * warped + (1 - ratio) ** 0.5 * eps[:, :, k - 1])
         video = torch.stack(frames, 2)  # (b, c, m, h, w) at t1
         processors = self.unet.attn_processors
-        self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, AttnProcessor2_0()) if "attn1" in name else p
+        self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, DeviceAttnProcessor()) if "attn1" in name else p
                                       for name, p in processors.items()})
         try:
             video = denoise(fn, scheduler, video, ts[i1:], progress=progress)
