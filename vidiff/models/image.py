@@ -66,7 +66,7 @@ class DeviceAttnProcessor:
     torch's SDPA (diffusers' ``AttnProcessor2_0``) on CUDA or where ``blocks.USE_SDPA`` says so, plain
     matmul-softmax (``AttnProcessor``) on CPU. Why by hand: diffusers picks SDPA on every device, and torch's CPU
     backward of it is slow for these small heads. One bf16 training step of t2i-shapes inflated (16 clips x 16
-    frames, 2 cores, temporal layers trained): motion-module 6.1 -> 4.5 s, STUNet 1.6 -> 1.4 s; sampling is
+    frames, 2 cores, temporal layers trained): motion-module 6.36 -> 4.55 s, STUNet 1.49 -> 1.27 s (docs/inflation.md); sampling is
     as fast either way, and both give the same result (tests/test_inflation.py)."""
 
     def __init__(self):
