@@ -66,8 +66,8 @@ class DeviceAttnProcessor:
     torch's SDPA (diffusers' ``AttnProcessor2_0``) on CUDA or where ``blocks.USE_SDPA`` says so, plain
     matmul-softmax (``AttnProcessor``) on CPU. Why by hand: diffusers picks SDPA on every device, and torch's CPU
     backward of it is slow for these small heads. One bf16 training step of t2i-shapes inflated (16 clips x 16
-    frames, 2 cores, temporal layers trained): motion-module 6.36 -> 4.55 s, STUNet 1.49 -> 1.27 s (docs/inflation.md); sampling is
-    as fast either way, and both give the same result (tests/test_inflation.py)."""
+    frames, 2 cores, temporal layers trained): motion-module 6.36 -> 4.55 s, STUNet 1.49 -> 1.27 s
+    (docs/inflation.md); sampling is as fast either way, and both give the same result (tests/test_inflation.py)."""
 
     def __init__(self):
         self.sdpa, self.matmul = AttnProcessor2_0(), AttnProcessor()
