@@ -115,10 +115,17 @@ def test_image_unets_attend_with_matmul_on_cpu_and_sdpa_where_asked(monkeypatch,
     from vidiff.models.image import DeviceAttnProcessor, ImageUNet, build_image_unet
 
     calls = []
+
+    def spy(cls):  # cls.__call__ that records the class's name before it runs
+        run = cls.__call__
+
+        def call(self, *args, **kwargs):
+            calls.append(cls.__name__)
+            return run(self, *args, **kwargs)
+        return call
+
     for cls in (AttnProcessor, AttnProcessor2_0):
-        monkeypatch.setattr(cls, "__call__", (lambda orig, name: lambda self, *a, **k: (calls.append(name),
-                                                                                         orig(self, *a, **k))[1])(
-            cls.__call__, cls.__name__))
+        monkeypatch.setattr(cls, "__call__", spy(cls))
     unet = tiny_image_unet()
     model = InflatedUNet.from_image_unet(unet, "motion-module").eval()
     assert all(isinstance(p, DeviceAttnProcessor) for p in model.image_unet.attn_processors.values())

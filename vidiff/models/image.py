@@ -18,6 +18,8 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
+from vidiff.models import blocks
+
 DOWN_BLOCKS = ("DownBlock2D", "CrossAttnDownBlock2D")
 UP_BLOCKS = ("UpBlock2D", "CrossAttnUpBlock2D")
 MID_BLOCKS = ("UNetMidBlock2DCrossAttn",)
@@ -73,8 +75,6 @@ class DeviceAttnProcessor:
         self.sdpa, self.matmul = AttnProcessor2_0(), AttnProcessor()
 
     def __call__(self, attn, hidden_states, *args, **kwargs):
-        from vidiff.models import blocks
-
         use_sdpa = hidden_states.is_cuda if blocks.USE_SDPA is None else blocks.USE_SDPA
         return (self.sdpa if use_sdpa else self.matmul)(attn, hidden_states, *args, **kwargs)
 
