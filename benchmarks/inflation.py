@@ -238,20 +238,22 @@ def cmd_cost(args) -> dict:
     import sys
 
     rows = {}
-    for arch in ("stunet", "motion-module"):
+    for label, arch, conv in (("stunet", "stunet", "temporal"), ("stunet, space-time conv", "stunet", "space-time"),
+                              ("motion-module", "motion-module", "temporal")):
         for mode in ("temporal-only", "full"):
             out = subprocess.run([sys.executable, __file__, "_cost_one", str(args.model), arch, mode,
-                                  str(args.batch), str(args.frames), "1" if args.bf16 else "0"],
+                                  str(args.batch), str(args.frames), "1" if args.bf16 else "0", conv],
                                  capture_output=True, text=True, check=True)
-            rows[f"{arch} {mode}"] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(arch, mode, rows[f"{arch} {mode}"], flush=True)
+            rows[f"{label} {mode}"] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(label, mode, rows[f"{label} {mode}"], flush=True)
     return {"model": str(args.model), "batch": args.batch, "frames": args.frames, "bf16": args.bf16, "rows": rows}
 
 
-def _cost_one(model_dir: str, arch: str, mode: str, batch: int, frames: int, bf16: bool) -> None:
+def _cost_one(model_dir: str, arch: str, mode: str, batch: int, frames: int, bf16: bool,
+              conv_inflation: str = "temporal") -> None:
     from vidiff.pipelines.inflate import inflate
 
-    pipe = inflate(model_dir, arch)
+    pipe = inflate(model_dir, arch, conv_inflation=conv_inflation)
     model = pipe.unet.train()
     if mode == "temporal-only":
         model.freeze_spatial()
@@ -291,17 +293,19 @@ def cmd_curve(args) -> dict:
             with safe_open(str(snap), "pt") as f:
                 meta = f.metadata()
             pipe.unet.load_state_dict({k: v.float() for k, v in load_file(str(snap)).items()})
-        r = evaluate_pipeline(pipe, "test", args.n, args.steps, args.guidance, bf16=args.bf16, progress=False)
+        r = evaluate_pipeline(pipe, "test", args.n, args.steps, args.guidance, bf16=args.bf16, progress=False,
+                              first_scene=args.first_scene)
         s, lenient = r["strict"], r["summary"]
         video_minutes = float(meta["elapsed_s"]) / 60
         row = {"step": meta["step"], "video_minutes": round(video_minutes, 1),
                "total_minutes": round(image_minutes + video_minutes, 1),
                **{k: round(s[k], 3) for k in ("color", "shape", "motion", "present", "time_reversed")},
-               "lenient_shape": round(lenient["shape"], 3), "lenient_motion": round(lenient["motion"], 3)}
+               "lenient_shape": round(lenient["shape"], 3), "lenient_motion": round(lenient["motion"], 3),
+               "strict_per_motion": {m: round(v, 3) for m, v in s["per_motion"].items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    return {"run": str(run), "image_minutes": round(image_minutes, 1), "n": args.n, "steps": args.steps,
-            "guidance": args.guidance, "rows": rows}
+    return {"run": str(run), "image_minutes": round(image_minutes, 1), "n": args.n, "first_scene": args.first_scene,
+            "steps": args.steps, "guidance": args.guidance, "rows": rows}
 
 
 def cmd_plot(args) -> dict:
@@ -341,7 +345,7 @@ def main() -> None:
 
     if len(sys.argv) > 1 and sys.argv[1] == "_cost_one":
         a = sys.argv[2:]
-        return _cost_one(a[0], a[1], a[2], int(a[3]), int(a[4]), a[5] == "1")
+        return _cost_one(a[0], a[1], a[2], int(a[3]), int(a[4]), a[5] == "1", *a[6:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     t = sub.add_parser("t2i")
@@ -377,6 +381,7 @@ def main() -> None:
     u.add_argument("--final", action="store_true", help="also score RUN/final")
     u.add_argument("--only", type=int, nargs="*", default=None, help="score only the snapshots of these steps")
     u.add_argument("--n", type=int, default=48)
+    u.add_argument("--first-scene", type=int, default=0, help="100000: validation scenes (settings are chosen there)")
     u.add_argument("--steps", type=int, default=25)
     u.add_argument("--guidance", type=float, default=None)
     pz = sub.add_parser("personalize")

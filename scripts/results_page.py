@@ -341,7 +341,7 @@ def inflation_section() -> list[str]:
                 f"the growth of the process's resident set):", "",
                 "| inflation | trained | parameters trained | seconds / step | peak memory growth |", "|---|---|---|---|---|"]
         for key, r in c["rows"].items():
-            arch, mode = key.split(" ")
+            arch, mode = key.rsplit(" ", 1)
             out.append(f"| {arch} | {mode} | {r['trainable_params_M']:.2f} M | {r['seconds_per_step']:.2f} | "
                        f"{r['peak_rss_growth_MB']:,.0f} MB |")
         out.append("")

@@ -186,6 +186,15 @@ def test_a_newest_checkpoint_that_does_not_load_falls_back_to_the_older_one(tmp_
     with pytest.raises(ValueError, match="does not load"):  # a named checkpoint is not silently replaced
         (run / "checkpoint-3" / "model.safetensors").write_bytes(b"")
         train(_tiny(run, tiny_text_dir, 9), resume=str(run / "checkpoint-3"), progress=False)
+    # none loads: refused, not a silent fresh start over the run's checkpoints
+    from vidiff.training.checkpoints import complete_checkpoints
+
+    kept = complete_checkpoints(run)
+    for ckpt in kept:
+        (ckpt / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="no checkpoint in .* loads into this run"):
+        train(_tiny(run, tiny_text_dir, 9), resume="latest", progress=False)
+    assert complete_checkpoints(run) == kept and kept
 
 
 def test_a_fresh_start_never_replaces_an_earlier_run(tmp_path, tiny_text_dir):

@@ -61,12 +61,13 @@ def test_motion_module_model_starts_as_the_image_model_frame_by_frame():
 
 
 @torch.no_grad()
-def test_stunet_model_starts_as_the_image_model_on_a_still_clip():
+@pytest.mark.parametrize("conv_inflation", ["temporal", "space-time"])
+def test_stunet_model_starts_as_the_image_model_on_a_still_clip(conv_inflation):
     unet = tiny_image_unet()
     x, t, text, mask = inputs()
     still = x[:, :, :1].expand_as(x).contiguous()
     ref = frame_by_frame(unet, still, t, text, mask)
-    model = InflatedUNet.from_image_unet(unet, "stunet").eval()
+    model = InflatedUNet.from_image_unet(unet, "stunet", conv_inflation=conv_inflation).eval()
     assert model.temporal_compression == 2
     assert (model(still, t, text, mask) - ref).abs().max() <= 1e-5
     # on a moving clip the temporal down/up-sampling already mixes frames (it is not frame by frame)
@@ -76,6 +77,24 @@ def test_stunet_model_starts_as_the_image_model_on_a_still_clip():
     for p in model.temporal_parameters():
         p.add_(torch.randn_like(p) * 0.05)
     assert (model(still, t, text, mask) - ref).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_the_space_time_conv_block_moves_features_across_pixels_between_frames():
+    """Lumiere's inflation block (a new 3 x 3 conv, then the conv over time) carries a pixel of frame 0 to the
+    neighbouring pixels of frame 1; the temporal conv alone keeps it at its pixel (with the image layers frozen,
+    nothing else in a layer can move it)."""
+    from vidiff.models.blocks import SpaceTimeConvBlock, TemporalConvBlock
+
+    torch.manual_seed(0)
+    x = torch.zeros(1, 2, 5, 5, 8)
+    x[0, 0, 2, 2] = torch.randn(8)  # one pixel of frame 0
+    for block, spreads in ((SpaceTimeConvBlock(8), True), (TemporalConvBlock(8), False)):
+        for p in block.parameters():
+            p.add_(torch.randn_like(p) * 0.3)  # off the identity init
+        change = (block(x) - block(torch.zeros_like(x)))[0, 1].abs().sum(-1)  # the pixel's effect on frame 1
+        assert (change[2, 1] > 1e-3) == spreads and (change[1, 2] > 1e-3) == spreads, type(block).__name__
+    assert torch.equal(SpaceTimeConvBlock(8)(x), x)  # the identity at init
 
 
 def test_inflation_keeps_the_image_weights_and_adds_only_temporal_ones():
@@ -186,15 +205,16 @@ def test_inflate_command_writes_a_video_model_every_command_takes(image_dir, tmp
     from vidiff.pipelines.folder import load_unet
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    for arch in ("stunet", "motion-module"):
-        out = tmp_path / arch
-        assert main(["inflate", str(image_dir), "--arch", arch, "-o", str(out)]) == 0
+    for arch, extra in (("stunet", []), ("motion-module", []), ("stunet", ["--conv-inflation", "space-time"])):
+        out = tmp_path / (arch + "-".join(["", *extra[1:]]))
+        assert main(["inflate", str(image_dir), "--arch", arch, "-o", str(out), *extra]) == 0
         model = load_unet(out / "unet", torch.float32)
         assert isinstance(model, InflatedUNet) and model.config.arch == arch
+        assert model.config.conv_inflation == (extra[-1] if extra else "temporal")
         assert (out / "motion_module.safetensors").is_file()  # the new layers on their own
         assert main(["generate", "a red circle", "--model", str(out), "--frames", "4", "--steps", "2", "-q",
-                     "-o", str(tmp_path / f"{arch}.mp4")]) == 0
-        assert (tmp_path / f"{arch}.mp4").stat().st_size > 0
+                     "-o", str(tmp_path / f"{out.name}.mp4")]) == 0
+        assert (tmp_path / f"{out.name}.mp4").stat().st_size > 0
         pipe = TextToVideoPipeline.from_pretrained(out)
         assert pipe("a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
                     progress=False).videos.shape == (1, 3, 4, 16, 16)
@@ -219,6 +239,27 @@ def test_a_motion_module_plugs_into_another_image_model_of_the_same_layout(image
     # the wrong architecture is refused with the layouts named
     with pytest.raises(ValueError, match="another inflation"):
         inflate(other, "stunet", motion_module=tmp_path / "motion.safetensors")
+
+
+def test_motion_modules_written_before_a_setting_existed_still_load(image_dir, tmp_path):
+    """A file whose metadata predates model.conv_inflation was made with its original value ("temporal"):
+    it loads into such a model and is refused by a "space-time" one."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from vidiff.models.inflated import load_motion_module, motion_signature
+    from vidiff.pipelines.inflate import inflate
+
+    model = inflate(image_dir, "stunet").unet
+    meta = motion_signature(model)
+    old = {**meta, "inflation": json.dumps({k: v for k, v in json.loads(meta["inflation"]).items()
+                                            if k != "conv_inflation"}, sort_keys=True)}
+    save_motion_module(model, tmp_path / "new.safetensors", half=False)
+    save_file(load_file(tmp_path / "new.safetensors"), str(tmp_path / "old.safetensors"), metadata=old)
+    load_motion_module(inflate(image_dir, "stunet").unet, tmp_path / "old.safetensors")
+    with pytest.raises(ValueError, match="another inflation"):
+        load_motion_module(inflate(image_dir, "stunet", conv_inflation="space-time").unet, tmp_path / "old.safetensors")
 
 
 def test_temporal_only_training_of_an_inflated_model(tmp_path, tiny_text_dir, image_dir):
@@ -251,11 +292,47 @@ def test_temporal_only_training_of_an_inflated_model(tmp_path, tiny_text_dir, im
     assert not (tmp_path / "run3").exists()
 
 
+def test_spatial_lr_scale_moves_the_image_weights_less(tmp_path, tiny_text_dir, image_dir):
+    """One Adam step moves each weight by about lr x its group's scale (the first step's update is lr x g / |g|):
+    the new layers by lr, the image layers by a tenth of it."""
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    inflate(image_dir, "stunet", tmp_path / "video")
+    lr = 1e-3
+    cfg = config_from_dict({
+        "data": {"num_frames": 4, "resolution": 16}, "text_encoder": str(tiny_text_dir),
+        "train": {"steps": 1, "batch_size": 2, "checkpoint_every": 1, "mixed_precision": "no", "ema_decay": 0.0,
+                  "init_from": str(tmp_path / "video"), "warmup_steps": 0, "lr": lr, "freeze_spatial": False,
+                  "spatial_lr_scale": 0.1},
+        "output_dir": str(tmp_path / "run")})
+    b = load_unet(tmp_path / "video" / "unet", torch.float32).state_dict()
+    a = load_unet(train(cfg, progress=False) / "unet", torch.float32).state_dict()
+
+    def moved(image: bool) -> float:
+        return max(float((a[k] - b[k]).abs().max()) for k in b if k.startswith("image_unet.") == image)
+
+    assert 0.05 * lr < moved(True) <= 0.1 * lr * 1.01
+    assert 0.5 * lr < moved(False) <= lr * 1.01
+    # frozen image layers have no learning rate to scale: refused before the run folder is touched
+    frozen = config_from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "freeze_spatial": None},
+                               "output_dir": str(tmp_path / "run2")})
+    with pytest.raises(ValueError, match=r"train.spatial_lr_scale \(0.1\) .* trains no spatial layers"):
+        train(frozen, progress=False)
+    assert not (tmp_path / "run2").exists()
+    with pytest.raises(ValueError, match=r"train.spatial_lr_scale must be in \[1e-06, 1.0\]"):
+        config_from_dict({"train": {"spatial_lr_scale": 0}})
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"heads": 3}, "model.heads (3) must divide the widths its temporal attention runs at (32)"),
     ({"heads": 0}, "model.heads must be an integer >= 1"), ({"heads": 2.5}, "model.heads must be an integer"),
     ({"mid_spacetime_layers": -1}, "model.mid_spacetime_layers must be an integer >= 0"),
     ({"text_to_time": "yes"}, "model.text_to_time must be true, false or null"),
+    ({"conv_inflation": "3d"}, "model.conv_inflation must be one of temporal, space-time, got '3d'"),
+    ({"conv_inflation": "space-time"}, "model.conv_inflation 'space-time' is the stunet arch's conv block"),
 ])
 def test_bad_inflation_settings_are_one_line_errors(kwargs, words, tmp_path, tiny_text_dir, image_dir):
     from vidiff.training.config import config_from_dict

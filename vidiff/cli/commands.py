@@ -207,7 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_inflate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.inflate import inflate
 
-    inflate(args.image_model, args.arch, args.out, motion_module=args.motion_module, overwrite=args.overwrite)
+    extra = {} if args.conv_inflation is None else {"conv_inflation": args.conv_inflation}
+    inflate(args.image_model, args.arch, args.out, motion_module=args.motion_module, overwrite=args.overwrite, **extra)
     print(f"video model ({args.arch}): {args.out}")
     return 0
 

@@ -144,6 +144,31 @@ class TemporalConv(nn.Module):
         return unfold_space(self.conv(fold_space(x)), h, w)
 
 
+class SpaceTimeConvBlock(nn.Module):
+    """x + proj(SiLU(norm(conv_t(SiLU(norm(conv_s(x))))))): Lumiere's convolution-based inflation block (fig. 4b), as
+    lucidrains' lumiere-pytorch builds it: a new 3 x 3 spatial conv, then a 3-tap temporal conv, then a
+    zero-initialised projection, inserted after a pretrained (frozen) spatial layer. Its own spatial conv lets the
+    new layers move features across pixels from frame to frame, which a temporal conv alone cannot do when the
+    spatial layers around it are frozen (TemporalConvBlock)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.spatial = SpatialConv(ch, ch)
+        self.norm1 = nn.LayerNorm(ch)
+        self.temporal = TemporalConv(ch, ch)
+        self.norm2 = nn.LayerNorm(ch)
+        self.proj = nn.Linear(ch, ch)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        zero_module(self.proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, t, h, w, c)
+        h = F.silu(self.norm1(self.spatial(x)))
+        h = F.silu(self.norm2(self.temporal(h)))
+        return x + self.proj(h)
+
+
 class FactorizedConv(nn.Module):
     """(2+1)D convolution (Lumiere fig. 4b, Make-A-Video): spatial 1x3x3 then temporal 3x1x1.
 

@@ -3,7 +3,9 @@
 Two designs, one class (:class:`InflatedUNet`, ``arch`` in its config):
 
 - ``"stunet"`` (Lumiere 3.1): the image U-Net's blocks run on every frame; after each of its ResNet(+attention)
-  layers a factorized temporal convolution (``TemporalConvBlock``: ``x + conv_t(SiLU(norm(x)))``); at each
+  layers a convolution block: over time alone (``conv_inflation="temporal"``, ``TemporalConvBlock``:
+  ``x + conv_t(SiLU(norm(x)))``) or the paper's fig. 4b (``"space-time"``, ``SpaceTimeConvBlock``: a new 3 x 3
+  conv, then the conv over time, then a zero-initialised projection); at each
   spatial down/up-sampling the clip is also halved/doubled in time (``TemporalDownsample`` /
   ``TemporalUpsample``, nearest-neighbour initialised); at the coarsest level temporal attention and a
   space-time transformer that reads the text; and the pooled text added to the timestep embedding through a
@@ -38,12 +40,17 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from vidiff.models.blocks import (
-    SpaceTimeTransformer, TemporalAttention, TemporalConvBlock, TemporalDownsample, TemporalUpsample, pool_text,
-    zero_module,
+    SpaceTimeConvBlock, SpaceTimeTransformer, TemporalAttention, TemporalConvBlock, TemporalDownsample,
+    TemporalUpsample, pool_text, zero_module,
 )
 from vidiff.models.image import check_image_unet_config, use_device_attention
 
 ARCHS = ("stunet", "motion-module")
+# the STUNet's conv block after each image layer: "temporal" (TemporalConvBlock, a 3-tap conv over time) or
+# "space-time" (SpaceTimeConvBlock: Lumiere fig. 4b, a new 3 x 3 conv, then the conv over time)
+CONV_INFLATIONS = ("temporal", "space-time")
+# settings added after motion-module files were first written, at the value those files were made with
+ADDED_SETTINGS = {"conv_inflation": "temporal"}
 IMAGE_PREFIX = "image_unet."
 
 
@@ -75,7 +82,7 @@ class InflatedUNet(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, image_config: dict, arch: str = "stunet", heads: int = 8,
                  mid_temporal_attention_layers: int = 1, mid_spacetime_layers: int = 1,
-                 text_to_time: bool | None = None):
+                 text_to_time: bool | None = None, conv_inflation: str = "temporal"):
         super().__init__()
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         if arch not in ARCHS:
@@ -87,6 +94,11 @@ class InflatedUNet(ModelMixin, ConfigMixin):
                 raise ValueError(f"model.{name} must be an integer >= {low}, got {v!r}")
         if text_to_time not in (None, True, False):
             raise ValueError(f"model.text_to_time must be true, false or null (the arch's own), got {text_to_time!r}")
+        if conv_inflation not in CONV_INFLATIONS:
+            raise ValueError(f"model.conv_inflation must be one of {', '.join(CONV_INFLATIONS)}, got {conv_inflation!r}")
+        if arch != "stunet" and conv_inflation != "temporal":
+            raise ValueError(f"model.conv_inflation {conv_inflation!r} is the stunet arch's conv block; a {arch} has "
+                             f"temporal attention only")
         self.image_unet = use_device_attention(
             UNet2DConditionModel(**{k: v for k, v in image_config.items() if not k.startswith("_")}))
         u = self.image_unet
@@ -100,7 +112,9 @@ class InflatedUNet(ModelMixin, ConfigMixin):
             raise ValueError("a STUNet inflation needs an image U-Net with at least one spatial downsampling")
 
         def layer(ch: int) -> nn.Module:
-            return TemporalConvBlock(ch) if stunet else TemporalAttention(ch, heads, frame_position=True)
+            if not stunet:
+                return TemporalAttention(ch, heads, frame_position=True)
+            return SpaceTimeConvBlock(ch) if conv_inflation == "space-time" else TemporalConvBlock(ch)
 
         self.down_temporal = nn.ModuleList(nn.ModuleList(layer(r.out_channels) for r in blk.resnets)
                                            for blk in u.down_blocks)
@@ -331,6 +345,8 @@ def save_motion_module(model: InflatedUNet, path, half: bool = True, overwrite: 
 def load_motion_module(model: InflatedUNet, path) -> InflatedUNet:
     """Load a motion module into ``model`` (in place). Raises ValueError when the file is not a motion module
     or was trained on an image model of another layout."""
+    import json
+
     from safetensors import safe_open
 
     try:
@@ -342,6 +358,11 @@ def load_motion_module(model: InflatedUNet, path) -> InflatedUNet:
     if meta.get("format") != MOTION_FORMAT:
         raise ValueError(f"{str(path)!r} is not a vidiff motion module (metadata format {meta.get('format')!r})")
     want = motion_signature(model)
+    try:  # a file written before a setting existed was made at that setting's original value
+        meta = {**meta, "inflation": json.dumps({**ADDED_SETTINGS, **json.loads(meta.get("inflation", ""))},
+                                                sort_keys=True)}
+    except (ValueError, TypeError):
+        pass  # unreadable: reported as another inflation below
     for key, what in (("image_layout", "image model layout"), ("inflation", "inflation")):
         if meta.get(key) != want[key]:
             raise ValueError(f"the motion module {str(path)!r} was trained for another {what}: "

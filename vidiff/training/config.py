@@ -61,6 +61,9 @@ class TrainConfig:
     # train only the temporal layers; null: yes for a model inflated from an image model (vidiff inflate), else no
     freeze_spatial: bool | None = None
     freeze_temporal: bool = False  # train the spatial layers only (style fine-tunes)
+    # the spatial (image) layers' learning rate as a fraction of train.lr when both kinds train, e.g. a model inflated
+    # from an image model with freeze_spatial false: the image weights move less than the new layers; 1: the same
+    spatial_lr_scale: float = 1.0
     init_from: str | None = None  # a pipeline folder to start from (fine-tuning)
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
     threads: int = 0  # torch threads per process; 0: leave the default
@@ -216,6 +219,7 @@ RANGES = [
     ("train.checkpoint_every", 1, None, ""), ("train.keep_checkpoints", 0, None, "0: keep all"),
     ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
     ("train.threads", 0, 1024, "0: the default"),
+    ("train.spatial_lr_scale", 1e-6, 1.0, "a fraction of train.lr; train.freeze_spatial freezes them"),
     ("train.distill_guidance", 0.0, 100.0, "0: off"), ("train.lora_rank", 0, 1024, "0: off"),
     ("train.gradient_accumulation_steps", 1, 4096, ""), ("train.num_workers", 0, 256, "0: in the training process"),
     ("data.frame_stride_max", 0, 1000, "0: the fixed data.frame_stride"), ("train.lowres_noise", 0.0, 10.0, ""),

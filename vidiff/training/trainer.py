@@ -243,6 +243,23 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def param_groups(model, spatial_lr_scale: float = 1.0) -> list[dict]:
+    """The optimizer's parameter groups: one of every trainable parameter, or with ``spatial_lr_scale`` != 1 the
+    temporal layers (``lr_scale`` 1) and the spatial ones (``lr_scale`` = the scale; the trainer multiplies each
+    group's scheduled learning rate by it). ValueError where there are not both kinds to train."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if spatial_lr_scale == 1.0:
+        return [{"params": trainable}]
+    temporal = {id(p) for p in model.temporal_parameters()}
+    groups = [[p for p in trainable if id(p) in temporal], [p for p in trainable if id(p) not in temporal]]
+    if not all(groups):
+        which = "temporal" if not groups[0] else "spatial"
+        raise ValueError(f"train.spatial_lr_scale ({spatial_lr_scale}) sets the spatial layers' learning rate beside "
+                         f"the temporal layers', but this run trains no {which} layers (a model without temporal "
+                         f"layers, or train.freeze_spatial / freeze_temporal / lora_rank): leave it at 1")
+    return [{"params": groups[0], "lr_scale": 1.0}, {"params": groups[1], "lr_scale": spatial_lr_scale}]
+
+
 def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``.
 
@@ -297,6 +314,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         add_model_lora(model, cfg)
     if tc.gradient_checkpointing:
         model.enable_gradient_checkpointing()
+    groups = param_groups(model, tc.spatial_lr_scale)
     # the run folder is touched only once the recipe, the model and the data are known to be good
     if accelerator.is_main_process:
         for what in tidy_run_dir(out):
@@ -306,8 +324,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     accelerator.wait_for_everyone()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
     ema = EMA(model, tc.ema_decay)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
-                                  weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     model, optimizer = accelerator.prepare(model, optimizer)
     ema.to(accelerator.device)  # after prepare: the EMA lives on the training device
     if vae is not None:
@@ -322,6 +339,11 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         raise ValueError("train.checkpoint_format 'files' cannot save a sharded run (FSDP, DeepSpeed): use 'auto'")
     start, elapsed = 0, 0.0
     ckpt, state = load_resume(out, resume, accelerator.unwrap_model(model), ema.model, optimizer, accelerator)
+    if ckpt is None and resume == "latest" and complete_checkpoints(out):
+        raise ValueError(f"no checkpoint in {str(out)!r} loads into this run (see the warnings above; a changed model "
+                         f"or train.spatial_lr_scale?): restore the recipe it was made with, or set another output_dir")
+    for group, want in zip(optimizer.param_groups, groups):  # a resumed optimizer keeps the recipe's scales
+        group["lr_scale"] = want.get("lr_scale", 1.0)
     if ckpt is not None:
         start, elapsed = state["step"], state.get("elapsed_s", 0.0)
         if accelerator.is_main_process:
@@ -341,7 +363,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     try:
         while step < tc.steps:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, tc)
+                group["lr"] = lr_at(step, tc) * group.get("lr_scale", 1.0)
             bad, losses = False, []
             for k in range(accum):
                 m = step * accum + k
