@@ -200,7 +200,7 @@ def _as_image_unet(unet):
     from vidiff.models.image import ImageUNet
     from vidiff.models.inflated import image_config_of
 
-    image = ImageUNet(**image_config_of(unet))
+    image = ImageUNet.from_config(image_config_of(unet))  # with vidiff's attention processor, as every ImageUNet
     image.load_state_dict(unet.state_dict())
     return torch.nn.Module.to(image, next(unet.parameters()).dtype).eval()
 

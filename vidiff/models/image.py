@@ -158,7 +158,7 @@ def build_image_unet(preset: str, text_dim: int, **overrides) -> ImageUNet:
         raise ValueError(f"unknown image model preset {preset!r}; allowed: {', '.join(IMAGE_PRESETS)}")
     cfg = {**IMAGE_PRESETS[preset], "cross_attention_dim": text_dim, **overrides}
     check_image_unet_config(cfg)
-    return use_device_attention(ImageUNet(**cfg))
+    return ImageUNet.from_config(cfg)  # (from_config gives it the DeviceAttnProcessor)
 
 
 __all__ = ["DeviceAttnProcessor", "use_device_attention", "ImageUNet", "IMAGE_PRESETS", "build_image_unet",

@@ -180,13 +180,15 @@ def load_resume(run_dir: str | os.PathLike, resume: str | None, model: torch.nn.
                 optimizer: torch.optim.Optimizer, accelerator=None) -> tuple[Path | None, dict | None]:
     """Load the checkpoint ``resume`` names (either format; ``accelerator``: the prepared run's, for checkpoints
     accelerate wrote). With ``"latest"``, the newest complete checkpoint that loads: one that fails is reported
-    and the next older one is tried. A named checkpoint that fails is an error."""
+    and the next older one is tried; when none loads it is an error (never a silent fresh start over them), and
+    so is a named checkpoint that fails."""
     if resume in (None, "", "none"):
         return None, None
     if resume != "latest":
         path = resolve_resume(run_dir, resume)
         return path, apply_checkpoint(read_checkpoint(path), model, ema, optimizer, accelerator, path)
-    for path in reversed(complete_checkpoints(run_dir)):
+    found = complete_checkpoints(run_dir)
+    for path in reversed(found):
         try:
             ckpt = read_checkpoint(path)
             state = apply_checkpoint(ckpt, model, ema, optimizer, accelerator, path)
@@ -194,4 +196,8 @@ def load_resume(run_dir: str | os.PathLike, resume: str | None, model: torch.nn.
             log.warning("skipping %s: %s", path.name, e)
             continue
         return path, state
+    if found:
+        raise ValueError(f"no checkpoint in {str(run_dir)!r} loads into this run (see the warnings above; a changed "
+                         f"model or train.spatial_lr_scale?): restore the recipe it was made with, or set another "
+                         f"output_dir")
     return None, None

@@ -339,9 +339,6 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         raise ValueError("train.checkpoint_format 'files' cannot save a sharded run (FSDP, DeepSpeed): use 'auto'")
     start, elapsed = 0, 0.0
     ckpt, state = load_resume(out, resume, accelerator.unwrap_model(model), ema.model, optimizer, accelerator)
-    if ckpt is None and resume == "latest" and complete_checkpoints(out):
-        raise ValueError(f"no checkpoint in {str(out)!r} loads into this run (see the warnings above; a changed model "
-                         f"or train.spatial_lr_scale?): restore the recipe it was made with, or set another output_dir")
     for group, want in zip(optimizer.param_groups, groups):  # a resumed optimizer keeps the recipe's scales
         group["lr_scale"] = want.get("lr_scale", 1.0)
     if ckpt is not None:
