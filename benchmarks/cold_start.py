@@ -98,8 +98,11 @@ def main() -> None:
                 wall, rss = run_once(model, tmp / f"r{r}-{i}.mp4")
                 rows.setdefault(name, []).append((round(wall, 2), round(rss, 3)))
                 print(f"round {r}: {name}: {wall:.2f} s, {rss:.2f} GB", flush=True)
+    from vidiff.hardware import native_bf16
+
     cap = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
-    report = {"prompt": PROMPT, "rounds": args.rounds, "cpu": cpu_name(), "threads": torch.get_num_threads(),
+    report = {"prompt": PROMPT, "rounds": args.rounds, "cpu": cpu_name(), "native_bf16": native_bf16(),
+              "threads": torch.get_num_threads(),
               "torch": torch.__version__, "isa_cap": cap, "date": time.strftime("%Y-%m-%d"), "extra": args.extra,
               "settings": {n: {"wall_s": [w for w, _ in v], "min_s": min(w for w, _ in v),
                                "median_s": sorted(w for w, _ in v)[len(v) // 2], "peak_rss_gb": max(m for _, m in v)}

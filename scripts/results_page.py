@@ -264,19 +264,23 @@ def page() -> str:
             "clip, then the SSR stage to 128 px, fp32, model load and imports included), each setting a copy of the "
             "embedded folders with those sampling defaults, timed in turn in every round; wall seconds, minimum / "
             "median of the rounds:", "",
-            "| setting | " + " | ".join(("this CPU" if not load(n)["isa_cap"] else "kernels capped to AVX2")
-                                       for n in ("cold-start.json", "cold-start-avx2cap.json")) + " | peak RSS |",
-            "|---|---|---|---|"]
-    full, cap = load("cold-start.json"), load("cold-start-avx2cap.json")
-    first, cap_first = (next(iter(d["settings"].values())) for d in (full, cap))
-    for name, r in full["settings"].items():
-        c = cap["settings"][name]
-        ratio = "" if r is first else f" ({first['min_s'] / r['min_s']:.2f}x)"
-        cratio = "" if r is first else f" ({cap_first['min_s'] / c['min_s']:.2f}x)"
-        out.append(f"| {name} | {r['min_s']:.2f} / {r['median_s']:.2f} s{ratio} | {c['min_s']:.2f} / {c['median_s']:.2f} s"
-                   f"{cratio} | {r['peak_rss_gb']:.2f} GB |")
+            "| setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | Intel Xeon, AVX512 without bf16 "
+            "instructions | kernels capped to AVX2 | peak RSS |",
+            "|---|---|---|---|---|---|"]
+    files = ("cold-start.json", "cold-start-avx2cap.json", "cold-start-nobf16.json", "cold-start-nobf16-avx2cap.json")
+    runs = [load(n) for n in files]
+    firsts = [next(iter(d["settings"].values())) for d in runs]
+    for name, r in runs[0]["settings"].items():
+        cells = []
+        for d, first in zip(runs, firsts):
+            c = d["settings"].get(name)
+            ratio = "" if c is None or c is first else f" ({first['min_s'] / c['min_s']:.2f}x)"
+            cells.append("-" if c is None else f"{c['min_s']:.2f} / {c['median_s']:.2f} s{ratio}")
+        out.append(f"| {name} | {' | '.join(cells)} | {r['peak_rss_gb']:.2f} GB |")
+    full, cap = runs[0], runs[1]
     prefix = " ".join(f"{k}={v}" for k, v in cap["isa_cap"].items())
     extra = "".join(f' --extra "{e}"' for e in full.get("extra", []))
+    intel = runs[2]
     out += ["", f"{full['cpu']}, {full['threads']} threads, torch {full['torch']}, {full['rounds']} rounds, "
                 f"{full['date']}: `python benchmarks/cold_start.py --rounds {full['rounds']}{extra} --out "
                 f"benchmarks/results/cold-start.json`; the capped column: `{prefix} python benchmarks/cold_start.py "
@@ -284,7 +288,13 @@ def page() -> str:
                 "and caches: a real AVX2-only laptop can be slower). The distilled row's folder is "
                 "`configs/default-distilled.yaml`'s run exported with `python scripts/export_weights.py "
                 "runs/default-distilled/final default-distilled --super-resolution ../ssr --steps 18 --logsnr-min -8.5` "
-                "and moved out of `vidiff/weights`."]
+                "and moved out of `vidiff/weights`.",
+            "", f"{intel['cpu']} (family 6 model 207; AVX512 without AVX512-BF16 or AMX, so vidiff runs it in fp32 "
+                f"only), {intel['threads']} threads, torch {intel['torch']}, {intel['rounds']} rounds, {intel['date']}: "
+                f"`python benchmarks/cold_start.py --rounds {intel['rounds']} --out "
+                f"benchmarks/results/cold-start-nobf16.json` and, capped, `{prefix} python benchmarks/cold_start.py "
+                f"--rounds {intel['rounds']} --out benchmarks/results/cold-start-nobf16-avx2cap.json` (no distilled "
+                "folder on that machine)."]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]

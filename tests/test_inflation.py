@@ -475,10 +475,8 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
 def make_tiny_sd_folder(path: Path) -> Path:
     """unet/ (a 2-block UNet2DConditionModel on 4 latent channels), vae/ (a tiny AutoencoderKL, 2x), text_encoder/
     (a tiny CLIPTextModel), tokenizer/ (MiniLM's files: any tokenizer AutoTokenizer reads), scheduler/ (SD's)."""
-    import shutil
-
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
     from vidiff.conditioning.text import default_encoder_path
 
@@ -492,13 +490,43 @@ def make_tiny_sd_folder(path: Path) -> Path:
                   norm_num_groups=8, sample_size=16).save_pretrained(path / "vae")
     CLIPTextModel(CLIPTextConfig(vocab_size=30522, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, max_position_embeddings=64)).save_pretrained(path / "text_encoder")
-    (path / "tokenizer").mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (default_encoder_path() / name).exists():
-            shutil.copy(default_encoder_path() / name, path / "tokenizer" / name)
+    # a tokenizer as long as the encoder's positions, as in Stable Diffusion (77 and 77): here 16 of its 64
+    AutoTokenizer.from_pretrained(default_encoder_path(), model_max_length=16).save_pretrained(path / "tokenizer")
     DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                   prediction_type="epsilon").save_pretrained(path / "scheduler")
     return path
+
+
+def test_a_diffusers_folder_reads_prompts_as_its_stable_diffusion_pipeline(tmp_path):
+    """The prompt and the empty one padded to the tokenizer's length, the padding attended: diffusers'
+    ``StableDiffusionPipeline.encode_prompt`` gives the same embeddings, and the U-Net sees every position."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    from vidiff.pipelines.inflate import inflate
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    pipe = inflate(sd, "motion-module")
+    assert pipe.text_encoder.features == "padded" and pipe.text_encoder.max_length == 16
+    ref = StableDiffusionPipeline(
+        vae=AutoencoderKL.from_pretrained(sd / "vae"), text_encoder=CLIPTextModel.from_pretrained(sd / "text_encoder"),
+        tokenizer=AutoTokenizer.from_pretrained(sd / "tokenizer"), unet=UNet2DConditionModel.from_pretrained(sd / "unet"),
+        scheduler=DDPMScheduler.from_pretrained(sd / "scheduler"), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
+    for caption in ("a red circle moving left", "", "a very long caption " * 8):
+        want, _ = ref.encode_prompt(caption, torch.device("cpu"), 1, False)
+        emb, mask = pipe.text_encoder.encode([caption])
+        assert emb.shape == want.shape == (1, 16, 16) and bool(mask.all()), caption
+        torch.testing.assert_close(emb, want, rtol=0, atol=1e-6)
+    # vidiff's own reading of the same encoder: the caption's tokens alone, masked. CLIP attends causally, so those
+    # read the same; what the padded reading adds is the padding, attended by the U-Net as SD was trained
+    from vidiff.conditioning.text import TextEncoder
+
+    short, short_mask = TextEncoder(sd / "text_encoder").encode(["a red circle"])
+    emb, mask = pipe.text_encoder.encode(["a red circle"])
+    k = short.shape[1]
+    assert k < 16 and bool(short_mask.all()) and emb.shape[1] == 16 and bool(mask.all())
+    torch.testing.assert_close(emb[:, :k], short, rtol=0, atol=1e-5)
 
 
 def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
@@ -518,6 +546,7 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     assert {"vae", "text_encoder", "tokenizer", "unet", "scheduler"} <= {p.name for p in video.iterdir()}
     meta = json.loads((video / "vidiff_pipeline.json").read_text())
     assert meta["text_encoder"] == "text_encoder" and meta["diffusion"]["beta_end"] == 0.012
+    assert meta["text_features"] == "padded"
     pipe = TextToVideoPipeline.from_pretrained(video)
     assert pipe.latent_scale == 2 and pipe.defaults["height"] == 16
     data = tmp_path / "clips"
@@ -532,7 +561,7 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
         "data": {"kind": "folder", "manifest": str(data / "train.csv"), "num_frames": 4, "resolution": 16},
         "diffusion": {"prediction_type": "epsilon", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
                       "beta_end": 0.012},
-        "text_encoder": str(video / "text_encoder"),
+        "text_encoder": str(video / "text_encoder"), "text_features": "padded",
         "train": {"steps": 3, "batch_size": 2, "checkpoint_every": 3, "mixed_precision": "no",
                   "init_from": str(video)},
         "output_dir": str(tmp_path / "run")})
@@ -551,6 +580,10 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     # a recipe whose schedule is not the model's is refused before anything is written
     bad = config_from_dict({**cfg.to_dict(), "diffusion": {}, "output_dir": str(tmp_path / "run2")})
     with pytest.raises(ValueError, match="not the schedule of"):
+        train(bad, progress=False)
+    # and so is one that would read text otherwise than the model (masked, not padded)
+    bad = config_from_dict({**cfg.to_dict(), "text_features": "last", "output_dir": str(tmp_path / "run2")})
+    with pytest.raises(ValueError, match="reads text as 'padded'"):
         train(bad, progress=False)
     assert not (tmp_path / "run2").exists()
 

@@ -50,6 +50,25 @@ def test_devices_and_precisions_are_resolved_or_refused_by_name():
         assert not torch.is_autocast_enabled("cpu")
 
 
+def test_native_bf16_needs_the_cpus_bf16_instructions_not_only_onednns_word(monkeypatch):
+    """oneDNN says bf16 on every AVX512 CPU; without AVX512-BF16 / AMX its bf16 matmul ran 5x slower than fp32
+    (an AVX512 Xeon, 2026-12-01), so the flags decide."""
+    import vidiff.hardware as hw
+
+    monkeypatch.setattr(hw.platform, "machine", lambda: "x86_64")
+    for onednn, flags, native in ((True, {"avx2", "avx512f", "avx512bw"}, False), (True, {"avx512f", "avx512_bf16"}, True),
+                                  (True, {"amx_bf16", "amx_tile"}, True), (False, {"avx512_bf16"}, False),
+                                  (True, None, True)):
+        monkeypatch.setattr(hw, "_onednn_bf16", lambda: onednn)
+        monkeypatch.setattr(hw, "_cpu_flags", lambda: flags)
+        assert hw.native_bf16() is native, (onednn, flags)
+    monkeypatch.setattr(hw.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(hw, "_onednn_bf16", lambda: True)
+    for flags, native in (({"fp", "asimd", "bf16"}, True), ({"fp", "asimd"}, False)):
+        monkeypatch.setattr(hw, "_cpu_flags", lambda: flags)
+        assert hw.native_bf16() is native
+
+
 def test_cli_device_flags(tmp_path, capsys, tiny_pipeline_dir):
     from vidiff.cli import main
 

@@ -1,23 +1,54 @@
-"""What the machine does fast. bf16 autocast pays off on GPUs and on CPUs with AVX512 (AMX / AVX512-BF16:
-about 5x fp32 matmul on the machine the default was trained on); on an AVX2-only CPU oneDNN has no bf16 kernels
-and a bf16 matmul ran 140x slower than fp32 (AMD EPYC, 2 cores, torch 2.13)."""
+"""What the machine does fast. bf16 autocast pays off on GPUs and on CPUs with bf16 instructions (AVX512-BF16 or
+AMX: about 5x fp32 matmul on the machine the default was trained on). oneDNN runs bf16 on other CPUs too, without
+them: a bf16 matmul ran 5x slower than fp32 on an AVX512 Intel Xeon without AVX512-BF16 (310 against 61 GFLOP/s,
+2 cores, 2026-12-01) and 140x slower on an AVX2-only AMD EPYC (torch 2.13)."""
 
 from __future__ import annotations
+
+import platform
+from pathlib import Path
 
 import torch
 
 
-def native_bf16(device_type: str = "cpu") -> bool:
-    """Whether bf16 autocast runs on native kernels on ``device_type`` ("cpu" or "cuda")."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def _onednn_bf16() -> bool:
+    """oneDNN's own word: true on every AVX512 CPU, where it emulates what the CPU lacks."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
 
-SLOW_BF16 = ("bf16 autocast is emulated on this CPU (no AVX512 / AMX bf16 kernels) and much slower than fp32")
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (``flags`` on x86, ``Features`` on Arm), or None where there is
+    no such file (macOS, Windows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                return set(value.split())
+    except OSError:
+        pass
+    return None
+
+
+def native_bf16(device_type: str = "cpu") -> bool:
+    """Whether bf16 autocast runs on native kernels on ``device_type`` ("cpu" or "cuda"). On a CPU: oneDNN's bf16
+    path (off when ``ONEDNN_MAX_CPU_ISA`` caps it below AVX512) and the CPU's bf16 instructions, read from
+    /proc/cpuinfo (x86: ``avx512_bf16`` or ``amx_bf16``; Arm: ``bf16``); without that file, oneDNN's word alone."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if not _onednn_bf16():
+        return False
+    flags = _cpu_flags()
+    if flags is None:
+        return True
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return "bf16" in flags
+
+
+SLOW_BF16 = ("bf16 autocast is emulated on this CPU (no AVX512-BF16 / AMX instructions) and much slower than fp32")
 
 
 # ---------------------------------------------------------------- devices and precisions (one place for both)

@@ -27,14 +27,18 @@ def default_encoder_path() -> Path:
 class TextEncoder(nn.Module):
     """A frozen transformers text encoder returning per-token embeddings (last hidden state)."""
 
-    FEATURES = ("last", "last+embeddings")
+    FEATURES = ("last", "last+embeddings", "padded")
 
     def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32, features: str = "last"):
         """``features``: "last", the last hidden state (d per token); or "last+embeddings", the last hidden state
         and the embedding layer's output side by side (2 d). The second keeps words that the last layer maps
         close together apart: all-MiniLM-L6-v2's last layer puts "left" and "right" at cosine 0.78 in
         'a red circle moving ...' (its input layer: 0.50), and the default model trained on it ignored the word
-        (benchmarks/direction_diagnosis.py)."""
+        (benchmarks/direction_diagnosis.py). "padded": the last hidden state of the caption padded to the
+        tokenizer's ``model_max_length`` with every position attended, as diffusers' Stable Diffusion pipelines
+        encode a prompt (``encode_prompt``: 77 CLIP tokens, the encoder's attention mask only where its config sets
+        ``use_attention_mask``): the convention a Stable-Diffusion U-Net was trained on, and so the one an image
+        model from a diffusers folder is read with (:func:`vidiff.pipelines.inflate.read_image_model`)."""
         super().__init__()
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -65,6 +69,13 @@ class TextEncoder(nn.Module):
             from transformers import AutoModel as cls
         self.model = cls.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
         self.max_length = max_length
+        self.encoder_mask = True  # the attention mask goes to the encoder (all but "padded" without use_attention_mask)
+        if features == "padded":
+            text_config = getattr(config, "text_config", config)
+            limits = [n for n in (getattr(self.tokenizer, "model_max_length", None),
+                                  getattr(text_config, "max_position_embeddings", None)) if n and n < 100_000]
+            self.max_length = min(limits) if limits else max_length
+            self.encoder_mask = bool(getattr(text_config, "use_attention_mask", False))
         self.dim = int(getattr(config, "d_model", None) or getattr(getattr(config, "text_config", config), "hidden_size"))
         if features == "last+embeddings":
             self.dim *= 2
@@ -76,8 +87,11 @@ class TextEncoder(nn.Module):
         that it does not depend on which captions share its batch: padded batches change the matmul shapes and
         with them the last bits, which made a resumed training run drift from an uninterrupted one."""
         if caption not in self._cache:
-            tok = self.tokenizer([caption], truncation=True, max_length=self.max_length, return_tensors="pt")
-            res = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
+            padding = "max_length" if self.features == "padded" else False
+            tok = self.tokenizer([caption], truncation=True, max_length=self.max_length, padding=padding,
+                                 return_tensors="pt")
+            res = self.model(input_ids=tok["input_ids"],
+                             attention_mask=tok["attention_mask"] if self.encoder_mask else None,
                              output_hidden_states=self.features != "last")
             out = res.last_hidden_state  # (1, l, d)
             if self.features == "last+embeddings":

@@ -3,7 +3,9 @@
 The image model is a diffusers folder: ``unet/`` (a ``UNet2DConditionModel``), ``scheduler/`` (its noise
 schedule and prediction type) and either vidiff's ``vidiff_pipeline.json`` (a model vidiff trained: its text
 encoder and defaults) or ``text_encoder/`` + ``tokenizer/`` (a transformers text encoder, e.g. CLIP). The result
-is a vidiff pipeline folder that every command takes; its ``unet/`` holds the image weights unchanged and the new
+is a vidiff pipeline folder that every command takes; a folder's own text encoder is read as diffusers' pipelines
+read it (``text_features: padded``: the prompt padded to the tokenizer's length, 77 CLIP tokens for Stable
+Diffusion, with the padding attended); its ``unet/`` holds the image weights unchanged and the new
 temporal layers at their identity initialisation (:mod:`vidiff.models.inflated`).
 """
 
@@ -48,6 +50,8 @@ def read_image_model(path: str | os.PathLike) -> dict:
             raise ValueError(f"{str(path)!r} is a {meta['task']} model, not a text-to-image one")
     else:
         meta = {"task": "text-to-video", "diffusion": _schedule_of(path), "text_encoder": _text_encoder_of(path)}
+        if meta["text_encoder"] != "minilm":  # read as its diffusers pipeline reads it: padded, every token seen
+            meta["text_features"] = "padded"
     return {"unet": path / "unet", "meta": meta, "config": cfg}
 
 

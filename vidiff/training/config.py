@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from vidiff.conditioning.text import TextEncoder
 from vidiff.diffusion.schedule import DiffusionConfig
 
 
@@ -93,7 +94,7 @@ class RunConfig:
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     text_encoder: str = "minilm"
-    text_features: str = "last"  # or "last+embeddings" (vidiff.conditioning.text.TextEncoder)
+    text_features: str = "last"  # or "last+embeddings", "padded" (vidiff.conditioning.text.TextEncoder)
     output_dir: str = "runs/default"
     sample: dict = field(default_factory=lambda: {"guidance_scale": 4.0, "num_inference_steps": 25})
 
@@ -235,6 +236,7 @@ CHOICES = {"train.lr_schedule": ("cosine", "constant"), "train.checkpoint_format
            "diffusion.prediction_type": ("v_prediction", "epsilon", "sample")}
 
 
+TEXT_FEATURES = TextEncoder.FEATURES
 TRACKERS = ("tensorboard", "wandb")  # accelerate's trackers vidiff names (each needs its package)
 
 
@@ -270,8 +272,8 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError("train.init_from must be a pipeline folder or null")
     if cfg.train.distill_guidance:
         check_distillation(cfg)
-    if cfg.text_features not in ("last", "last+embeddings"):
-        raise ValueError(f"text_features must be 'last' or 'last+embeddings', got {cfg.text_features!r}")
+    if cfg.text_features not in TEXT_FEATURES:
+        raise ValueError(f"text_features must be one of {', '.join(TEXT_FEATURES)}, got {cfg.text_features!r}")
     if cfg.train.log_with is not None and cfg.train.log_with not in TRACKERS:
         raise ValueError(f"train.log_with must be one of {', '.join(TRACKERS)} or null, got {cfg.train.log_with!r}")
     if cfg.data.frame_stride_max and cfg.data.frame_stride_max < cfg.data.frame_stride:

@@ -172,17 +172,24 @@ def add_model_lora(model, cfg: RunConfig) -> None:
 
 
 def check_init_schedule(cfg: RunConfig) -> None:
-    """A fine-tune keeps its model's noise schedule and prediction type: ``train.init_from``'s, stated in the recipe."""
+    """A fine-tune keeps its model's noise schedule and prediction type, and its way of reading text where that is
+    the padded one: ``train.init_from``'s, stated in the recipe."""
     from vidiff.diffusion.schedule import DiffusionConfig
     from vidiff.pipelines.folder import read_meta
 
     if not cfg.train.init_from:
         return
     src = Path(cfg.train.init_from)
-    theirs = DiffusionConfig(**read_meta(src)["diffusion"])
+    meta = read_meta(src)
+    theirs = DiffusionConfig(**meta["diffusion"])
     if theirs.schedule() != cfg.diffusion.schedule():
         raise ValueError(f"the recipe's diffusion section {cfg.diffusion.to_dict()} is not the schedule of "
                          f"{str(src)!r} ({theirs.to_dict()}): set it to the model's")
+    # the same width, another reading: a padded prompt (a diffusers folder's convention) is not a masked one
+    features = meta.get("text_features", "last")
+    if "padded" in (features, cfg.text_features) and features != cfg.text_features:
+        raise ValueError(f"{str(src)!r} reads text as {features!r}; the recipe says text_features: "
+                         f"{cfg.text_features!r}: set it to the model's")
 
 
 def init_vae(cfg: RunConfig):
