@@ -98,7 +98,7 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
         add(f"generate-model-{name}", GEN + ["--model", f"{{D}}/models/{name}"], words)
     late = {"no-unet": "no model", "zero-byte-weights": "cannot load", "truncated-weights": "cannot load",
             "foreign-weights": "do not fit", "pickle-weights": "cannot load", "config-malformed": "cannot load",
-            "nan-weights": "NaN", "text-encoder-missing": "text encoder", "no-weights": "no .safetensors"}
+            "nan-weights": "NaN", "text-encoder-missing": "text encoder", "no-weights": "no diffusion_pytorch_model.safetensors"}
     for name, words in late.items():
         add(f"generate-model-{name}", GEN + ["--model", f"{{D}}/models/{name}"], words, early=False)
     add("generate-with-conditional-model", GEN + ["--model", "{COND}"], "needs a text-to-video")

@@ -588,6 +588,55 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     assert not (tmp_path / "run2").exists()
 
 
+def test_stable_diffusion_folders_as_they_are_downloaded(tmp_path, capsys):
+    """A hub snapshot holds several weight files: the default one is read (not the fp16 or non-EMA variant beside
+    it); a download made with variant="fp16" holds only the fp16 ones, read in fp32; a large U-Net comes in shards;
+    a pickle-only U-Net is refused, naming why."""
+    import shutil
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from vidiff.pipelines.inflate import inflate
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    unet = UNet2DConditionModel.from_pretrained(sd / "unet")
+    want = unet.state_dict()["conv_in.weight"].clone()
+    other = UNet2DConditionModel.from_config(unet.config)  # other weights under the variants' names
+    other.save_pretrained(sd / "unet", variant="fp16")
+    other.save_pretrained(sd / "unet", variant="non_ema")
+    assert torch.equal(inflate(sd, "motion-module").unet.image_unet.state_dict()["conv_in.weight"], want)
+
+    fp16 = tmp_path / "sd-fp16"  # only fp16 variants, as `from_pretrained(..., variant="fp16")` downloads them
+    shutil.copytree(sd, fp16, ignore=shutil.ignore_patterns("*.safetensors"))
+    UNet2DConditionModel.from_pretrained(sd / "unet").half().save_pretrained(fp16 / "unet", variant="fp16")
+    AutoencoderKL.from_pretrained(sd / "vae").half().save_pretrained(fp16 / "vae", variant="fp16")
+    CLIPTextModel.from_pretrained(sd / "text_encoder").half().save_pretrained(fp16 / "text_encoder", variant="fp16")
+    assert not list(fp16.glob("*/diffusion_pytorch_model.safetensors")) and not (fp16 / "text_encoder" / "model.safetensors").exists()
+    pipe = inflate(fp16, "motion-module", tmp_path / "video-fp16")
+    got = pipe.unet.image_unet.state_dict()["conv_in.weight"]
+    assert got.dtype == torch.float32 and torch.equal(got, want.half().float())
+    assert pipe.vae.dtype == torch.float32 and next(pipe.text_encoder.model.parameters()).dtype == torch.float32
+    code, err = _cli(["generate", "a clip", "--model", str(tmp_path / "video-fp16"), "--frames", "2", "--steps", "2",
+                      "-q", "-o", str(tmp_path / "fp16.mp4")], capsys)
+    assert code == 0, err
+
+    sharded = tmp_path / "sd-sharded"
+    shutil.copytree(sd, sharded, ignore=shutil.ignore_patterns("diffusion_pytorch_model*"))
+    shutil.copytree(sd / "vae", sharded / "vae", dirs_exist_ok=True)
+    unet.save_pretrained(sharded / "unet", max_shard_size="100KB")
+    assert len(list((sharded / "unet").glob("*.safetensors"))) > 1
+    assert torch.equal(inflate(sharded, "stunet").unet.image_unet.state_dict()["conv_in.weight"], want)
+
+    pickled = tmp_path / "sd-bin"
+    shutil.copytree(sd, pickled, ignore=shutil.ignore_patterns("diffusion_pytorch_model*"))
+    shutil.copytree(sd / "vae", pickled / "vae", dirs_exist_ok=True)
+    unet.save_pretrained(pickled / "unet", safe_serialization=False)
+    code, err = _cli(["inflate", str(pickled), "-o", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "safetensors only" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
 # ---------------------------------------------------------------- personalization and styles of the image model
 def trained_motion_module(image_dir: Path, video: Path):
     """``image_dir`` inflated with a motion module moved off its identity init ("trained"), saved at ``video`` and

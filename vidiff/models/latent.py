@@ -28,7 +28,15 @@ def load_vae(path: str | Path, dtype: torch.dtype = torch.float32):
         raise ValueError(f"{str(path)!r} holds no autoencoder (vae/config.json missing or unreadable)") from None
     if name != "AutoencoderKL":
         raise ValueError(f"{str(path)!r} holds a {name}; supported: diffusers AutoencoderKL")
-    return AutoencoderKL.from_pretrained(path, torch_dtype=dtype).eval().requires_grad_(False)
+    from vidiff.pipelines.folder import weights_variant
+
+    variant = weights_variant(path)  # the default file, else the fp16 variant of a download made with variant="fp16"
+    try:
+        vae = AutoencoderKL.from_pretrained(path, torch_dtype=dtype, variant=variant)
+    except (OSError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the autoencoder in {str(path)!r}: {first[:160]}") from None
+    return vae.eval().requires_grad_(False)
 
 
 def vae_scale(config) -> int:

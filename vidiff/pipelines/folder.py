@@ -43,22 +43,61 @@ def model_class(config: dict, path: Path):
     return getattr(importlib.import_module(classes[name]), name)
 
 
+WEIGHTS_NAME = "diffusion_pytorch_model"  # diffusers' file stem for a model's weights
+
+
+def weights_variant(path: Path, stem: str = WEIGHTS_NAME) -> str | None:
+    """Which safetensors of a model folder ``from_pretrained`` should read, as a diffusers / transformers
+    ``variant``: None for ``STEM.safetensors`` (or its shards, ``STEM.safetensors.index.json``), which diffusers
+    reads by default; else the one variant present (``STEM.fp16.safetensors`` from a download with
+    ``variant="fp16"``; ``STEM.non_ema.safetensors`` alone). ValueError when there is no safetensors weight or
+    several variants and no default (naming them)."""
+    if (path / f"{stem}.safetensors").is_file() or (path / f"{stem}.safetensors.index.json").is_file():
+        return None
+    variants = sorted({f.name[len(stem) + 1: -len(".safetensors")].split("-")[0]
+                       for f in path.glob(f"{stem}.*.safetensors")})
+    if not variants:
+        found = sorted(f.name for f in path.iterdir())[:5] if path.is_dir() else []
+        raise ValueError(f"no {stem}.safetensors in {str(path)!r} (found {found}); vidiff reads safetensors only "
+                         f"(a .bin is a pickle, which runs code): save it with save_pretrained(..., "
+                         f"safe_serialization=True)")
+    if len(variants) > 1 and "fp16" not in variants:
+        raise ValueError(f"{str(path)!r} holds the weight variants {variants} and no {stem}.safetensors; keep one")
+    return "fp16" if "fp16" in variants else variants[0]
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors files of a diffusers model folder, as :func:`weights_variant` picks them (every shard of a
+    sharded one, from its index)."""
+    variant = weights_variant(path)
+    name = f"{WEIGHTS_NAME}.safetensors" if variant is None else f"{WEIGHTS_NAME}.{variant}.safetensors"
+    index = path / f"{name}.index.json"
+    if (path / name).is_file() or not index.is_file():
+        return [path / name]
+    try:
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{str(index)!r} is not a shard index (no weight_map)") from None
+    return [path / s for s in shards]
+
+
 def load_unet(path: Path, dtype: torch.dtype):
     """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
-    (diffusers would silently re-initialise missing weights)."""
+    (diffusers would silently re-initialise missing weights). The file is the one diffusers reads by default,
+    else the fp16 variant a download made with ``variant="fp16"`` holds (:func:`weights_variant`)."""
     from safetensors.torch import load_file
 
     if not (path / "config.json").exists():
         raise ValueError(f"{str(path)!r} holds no model (unet/config.json missing)")
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise ValueError(f"no .safetensors weights in {str(path)!r}")
+    files = weight_files(path)
     try:
         config = json.loads((path / "config.json").read_text())
         cls = model_class(config, path)
         model = cls.from_config(config)
-        state = load_file(str(files[0]))
-    except Exception as e:  # safetensors header / JSON errors: not a loadable model
+        state = {}
+        for f in files:
+            state.update(load_file(str(f)))
+    except Exception as e:  # safetensors header / JSON errors, a missing shard: not a loadable model
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): {first[:160]}") from None
     expected = model.state_dict()
