@@ -8,7 +8,9 @@ sampler, the same scenes and starting noise.
 ``vidiff``: steps uniform in log-SNR above the model's ``logsnr_min`` (-8.5 if it sets none;
 vidiff.diffusion.schedule.logsnr_timesteps), the embedded default's spacing since 2026-11-30;
 ``lu``: diffusers' ``use_lu_lambdas`` (uniform in log-SNR from t = 999), the spacing before 2026-11-30.
-A third field ``sde`` samples with DPM-Solver++(2M) SDE (``dpm++-sde``) instead of the ODE solver (``ode``).
+A third field ``sde`` samples with DPM-Solver++(2M) SDE (``dpm++-sde``) instead of the ODE solver (``ode``);
+``diffusers:STEPS:ddpm`` is ancestral DDPM sampling (fresh noise of the full posterior variance at every step) on
+diffusers' own step spacing.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ KEYS = ("color", "shape", "motion", "present", "time_reversed")
 def scheduler_for(pipe, spacing: str, form: str = "ode"):
     from vidiff.diffusion.schedule import LOGSNR_MIN, make_scheduler
 
-    if form not in ("ode", "sde"):
-        raise ValueError(f"unknown sampler form {form!r}; allowed: ode, sde")
+    if form not in ("ode", "sde", "ddpm"):
+        raise ValueError(f"unknown sampler form {form!r}; allowed: ode, sde, ddpm")
+    if (form == "ddpm") != (spacing == "diffusers"):
+        raise ValueError("ddpm runs on diffusers' spacing only, and diffusers' spacing with ddpm only: diffusers:STEPS:ddpm")
+    if form == "ddpm":
+        return make_scheduler(pipe.diffusion, "ddpm")
     sampler = "dpm++-sde" if form == "sde" else "dpm++"
     if spacing == "vidiff":
         lm = pipe.defaults["logsnr_min"]
@@ -41,7 +47,7 @@ def main() -> None:
 
     p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
     p.add_argument("--suite", default="test")
-    p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS[:ode|sde], each a row")
+    p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS[:ode|sde|ddpm], each a row")
     p.add_argument("--guidance", type=float, default=None, help="default: the model's")
     args = p.parse_args()
 
@@ -59,7 +65,7 @@ def main() -> None:
     for run in args.runs:
         spacing, steps, form = (run.split(":") + ["ode"])[:3]
         if not steps.isdigit():
-            raise ValueError(f"--runs takes SPACING:STEPS[:ode|sde] (e.g. vidiff:14:sde), got {run!r}")
+            raise ValueError(f"--runs takes SPACING:STEPS[:ode|sde|ddpm] (e.g. vidiff:14:sde), got {run!r}")
         steps = int(steps)
         pipe.scheduler = scheduler_for(pipe, spacing, form)
         ts = timesteps_for(pipe.make_scheduler(), steps)  # the steps the pipeline will take

@@ -588,6 +588,54 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     assert not (tmp_path / "run2").exists()
 
 
+def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_path, capsys):
+    """No vidiff_pipeline.json: zero-shot video from it, its sizes and guidance as diffusers' defaults, a fine-tune of
+    it (another folder of the same layout) under an inflated model's temporal layers, and a recipe inflating it."""
+    from diffusers import UNet2DConditionModel
+
+    from vidiff.pipelines.folder import read_meta
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    meta = read_meta(sd)
+    assert meta["text_features"] == "padded" and meta["defaults"]["height"] == 16  # 8 latents x the VAE's 2
+    assert meta["defaults"]["guidance_scale"] == 7.5 and meta["diffusion"]["beta_schedule"] == "scaled_linear"
+    code, err = _cli(["generate", "a red circle moving left", "--model", str(sd), "--zero-shot", "--frames", "4",
+                      "--steps", "6", "-q", "-o", str(tmp_path / "z.mp4")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "z.json").read_text())["height"] == 16
+    code, err = _cli(["generate", "a red circle", "--model", str(sd), "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
+    assert code == 2 and "add --zero-shot" in err and not (tmp_path / "bad.mp4").exists()
+
+    tuned = make_tiny_sd_folder(tmp_path / "tuned")  # the same layout, other U-Net weights: a "DreamBooth" of it
+    UNet2DConditionModel.from_pretrained(tuned / "unet").requires_grad_(False).apply(
+        lambda m: [p.mul_(0.9) for p in m.parameters(recurse=False)]).save_pretrained(tuned / "unet")
+    code, err = _cli(["inflate", str(sd), "--arch", "motion-module", "-o", str(tmp_path / "video")], capsys)
+    assert code == 0, err
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model", str(tuned),
+                      "--frames", "4", "--steps", "2", "-q", "-o", str(tmp_path / "p.mp4")], capsys)
+    assert code == 0, err
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    import numpy as np
+
+    from vidiff.io.video import write_video
+
+    write_video((np.random.default_rng(0).random((6, 16, 16, 3)) * 255).astype(np.uint8), clips / "c.mp4", fps=8,
+                view_size=16)
+    (clips / "train.csv").write_text("path,caption\nc.mp4,a clip\n")
+    cfg = config_from_dict({
+        "data": {"kind": "folder", "manifest": str(clips / "train.csv"), "num_frames": 4, "resolution": 16},
+        "diffusion": meta["diffusion"], "model": {"inflate": "motion-module"},
+        "text_encoder": str(sd / "text_encoder"), "text_features": "padded",
+        "train": {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "mixed_precision": "no", "init_from": str(sd)},
+        "output_dir": str(tmp_path / "run")})
+    final = train(cfg, progress=False)
+    assert read_meta(final)["text_features"] == "padded" and (final / "vae").is_dir()
+
+
 def test_stable_diffusion_folders_as_they_are_downloaded(tmp_path, capsys):
     """A hub snapshot holds several weight files: the default one is read (not the fp16 or non-EMA variant beside
     it); a download made with variant="fp16" holds only the fp16 ones, read in fp32; a large U-Net comes in shards;

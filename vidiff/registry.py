@@ -20,8 +20,8 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A pipeline folder, or the name of an embedded one (:data:`EMBEDDED`). Raises ValueError when it is
-    neither."""
+    """A pipeline folder, a plain diffusers text-to-image folder (Stable Diffusion as downloaded), or the name of
+    an embedded one (:data:`EMBEDDED`). Raises ValueError when it is none of these."""
     name = os.fspath(name_or_path)
     p = model_path(name)
     if not p.exists():
@@ -29,5 +29,9 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"model path {name!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
                          f"or one of: {', '.join(EMBEDDED)}")
     if not (p / "vidiff_pipeline.json").exists():
-        raise ValueError(f"{name!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing)")
+        from vidiff.pipelines.folder import is_diffusers_image_folder
+
+        if not is_diffusers_image_folder(p):  # a plain diffusers text-to-image folder is read as one (read_meta)
+            raise ValueError(f"{name!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing) nor a diffusers "
+                             f"text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)")
     return p

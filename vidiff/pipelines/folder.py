@@ -148,11 +148,60 @@ def recorded_defaults(defaults: dict) -> dict:
     return {k: v for k, v in defaults.items() if k not in CALL_DEFAULTS or v != library[k]}
 
 
+SUPPORTED_IMAGE_FOLDER = "a diffusers text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)"
+
+
+def is_diffusers_image_folder(path: Path) -> bool:
+    """A plain diffusers text-to-image folder (no vidiff_pipeline.json): ``unet/config.json`` of a
+    UNet2DConditionModel and ``scheduler/scheduler_config.json``, e.g. Stable Diffusion 1.x / 2.x as downloaded."""
+    path = Path(path)
+    return (not (path / PIPELINE_FILE).exists() and (path / "scheduler" / "scheduler_config.json").is_file()
+            and unet_class_name(path) == "UNet2DConditionModel")
+
+
+def diffusers_meta(path: Path) -> dict:
+    """What vidiff_pipeline.json would say of a plain diffusers text-to-image folder: its noise schedule
+    (``scheduler/``), its text encoder (``text_encoder/`` + ``tokenizer/``, read as its diffusers pipeline reads it:
+    ``text_features: padded``; else vidiff's), and sizes from its U-Net (``sample_size`` times the autoencoder's
+    scale: 512 px for SD 1.5), 16 frames, guidance 7.5 (diffusers' Stable Diffusion default)."""
+    from vidiff.diffusion.schedule import SCHEDULE_FIELDS
+
+    path = Path(path)
+    f = path / "scheduler" / "scheduler_config.json"
+    try:
+        cfg = json.loads(f.read_text(encoding="utf-8"))
+        schedule = DiffusionConfig(**{k: cfg[k] for k in SCHEDULE_FIELDS if k in cfg}).to_dict()
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{str(f)!r} is not a noise schedule vidiff reads: {str(e)[:120]}") from None
+    meta = {"task": "text-to-video", "diffusion": schedule, "text_encoder": "minilm"}
+    if (path / LOCAL_TEXT_ENCODER).is_dir():
+        if not (path / "tokenizer").is_dir():
+            raise ValueError(f"{str(path)!r} has text_encoder/ but no tokenizer/")
+        meta.update(text_encoder=LOCAL_TEXT_ENCODER, text_features="padded")
+    try:
+        side = int(json.loads((path / "unet" / "config.json").read_text(encoding="utf-8")).get("sample_size") or 32)
+    except (OSError, ValueError, TypeError, AttributeError):
+        side = 32  # loading reports the damaged U-Net in full
+    if (path / "vae" / "config.json").is_file():
+        from vidiff.models.latent import vae_scale
+
+        try:
+            side *= vae_scale(json.loads((path / "vae" / "config.json").read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            pass  # loading the autoencoder reports it
+    meta["defaults"] = {"num_frames": 16, "height": side, "width": side, "guidance_scale": 7.5,
+                        "num_inference_steps": 25}
+    return meta
+
+
 def read_meta(path: Path) -> dict:
     """The folder's ``vidiff_pipeline.json``, checked: a mapping with a known task, a diffusion config and
-    defaults of the right kinds. Raises ValueError naming what is wrong."""
+    defaults of the right kinds; for a plain diffusers text-to-image folder, :func:`diffusers_meta`. Raises
+    ValueError naming what is wrong."""
     path = Path(path)
     meta_path = path / PIPELINE_FILE
+    if is_diffusers_image_folder(path):
+        return diffusers_meta(path)
     if not meta_path.is_file():
         raise ValueError(f"{str(path)!r} is not a vidiff pipeline folder ({PIPELINE_FILE} missing)")
     try:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from vidiff.diffusion.schedule import SCHEDULE_FIELDS, DiffusionConfig
-from vidiff.pipelines.folder import PIPELINE_FILE, read_meta
-
-SUPPORTED = "a diffusers text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)"
+from vidiff.diffusion.schedule import DiffusionConfig
+from vidiff.pipelines.folder import SUPPORTED_IMAGE_FOLDER as SUPPORTED
+from vidiff.pipelines.folder import read_meta
 
 
 def read_image_model(path: str | os.PathLike) -> dict:
@@ -44,41 +43,10 @@ def read_image_model(path: str | os.PathLike) -> dict:
     check_image_unet_config(cfg, f"{str(path)!r}")
     if (path / "vae").exists() and not (path / "vae" / "config.json").is_file():
         raise ValueError(f"{str(path)!r} has vae/ without a config.json; expected a diffusers AutoencoderKL folder")
-    if (path / PIPELINE_FILE).is_file():  # a model vidiff trained
-        meta = read_meta(path)
-        if meta.get("task", "text-to-video") != "text-to-video":
-            raise ValueError(f"{str(path)!r} is a {meta['task']} model, not a text-to-image one")
-    else:
-        meta = {"task": "text-to-video", "diffusion": _schedule_of(path), "text_encoder": _text_encoder_of(path)}
-        if meta["text_encoder"] != "minilm":  # read as its diffusers pipeline reads it: padded, every token seen
-            meta["text_features"] = "padded"
+    meta = read_meta(path)  # a model vidiff trained (vidiff_pipeline.json), else what the diffusers folder says
+    if meta.get("task", "text-to-video") != "text-to-video":
+        raise ValueError(f"{str(path)!r} is a {meta['task']} model, not a text-to-image one")
     return {"unet": path / "unet", "meta": meta, "config": cfg}
-
-
-def _schedule_of(path: Path) -> dict:
-    f = path / "scheduler" / "scheduler_config.json"
-    if not f.is_file():
-        raise ValueError(f"{str(path)!r} has no scheduler/scheduler_config.json (its noise schedule); "
-                         f"expected {SUPPORTED}")
-    cfg = json.loads(f.read_text(encoding="utf-8"))
-    out = {k: cfg[k] for k in SCHEDULE_FIELDS if k in cfg}
-    try:
-        return DiffusionConfig(**out).to_dict()
-    except TypeError as e:
-        raise ValueError(f"{str(f)!r}: {e}") from None
-
-
-def _text_encoder_of(path: Path) -> str:
-    """The text encoder of a plain diffusers folder: its ``text_encoder/`` with ``tokenizer/`` beside it (copied
-    into the video folder), else vidiff's."""
-    from vidiff.pipelines.folder import LOCAL_TEXT_ENCODER
-
-    te = path / LOCAL_TEXT_ENCODER
-    if te.is_dir():
-        if not (path / "tokenizer").is_dir():
-            raise ValueError(f"{str(path)!r} has text_encoder/ but no tokenizer/")
-        return LOCAL_TEXT_ENCODER
-    return "minilm"
 
 
 def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | os.PathLike | None = None,
@@ -123,21 +91,13 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
         if vae.config.latent_channels != model.sample_channels:
             raise ValueError(f"the VAE gives {vae.config.latent_channels} latent channels; the U-Net denoises "
                              f"{model.sample_channels}")
-    defaults = meta.get("defaults") or _sd_defaults(found["config"], vae)
+    defaults = meta.get("defaults")
     pipe = TextToVideoPipeline(model, text_encoder, DiffusionConfig(**meta["diffusion"]), defaults, extra, vae=vae)
     if output is not None:
         cache = Path(image_model) / CACHE_FILE  # the image model's text cache serves the video model (same encoder)
         pipe.save_pretrained(output, overwrite=overwrite, extra_files=[cache] if cache.is_file() else ())
         pipe.path = output
     return pipe
-
-
-def _sd_defaults(unet_config: dict, vae) -> dict:
-    """Sizes for a plain diffusers folder: its U-Net's sample size (in pixels for a latent model), 16 frames."""
-    from vidiff.models.latent import vae_scale
-
-    side = int(unet_config.get("sample_size") or 32) * (vae_scale(vae.config) if vae is not None else 1)
-    return {"num_frames": 16, "height": side, "width": side, "guidance_scale": 7.5, "num_inference_steps": 25}
 
 
 __all__ = ["inflate", "read_image_model"]
