@@ -636,6 +636,84 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
     assert read_meta(final)["text_features"] == "padded" and (final / "vae").is_dir()
 
 
+def make_tiny_motion_adapter(path: Path, block_out_channels=(32, 32)) -> Path:
+    """A diffusers MotionAdapter for make_tiny_sd_folder's U-Net, its motion modules moved off diffusers' init."""
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(1)
+    adapter = MotionAdapter(block_out_channels=block_out_channels, motion_layers_per_block=1,
+                            motion_num_attention_heads=2, motion_norm_num_groups=8, motion_max_seq_length=8)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    adapter.save_pretrained(path)
+    return path
+
+
+def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys, image_dir):
+    """--arch animatediff: diffusers' UNetMotionModel with a MotionAdapter folder, behind vidiff's contract. The
+    denoiser equals diffusers' own model called as its AnimateDiffPipeline calls it; generate writes a clip;
+    temporal-only training moves the motion modules only; misfits are one line each, nothing written."""
+    import numpy as np
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from vidiff.io.video import write_video
+    from vidiff.pipelines.folder import read_meta
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    adapter = make_tiny_motion_adapter(tmp_path / "adapter")
+    code, err = _cli(["inflate", str(sd), "--arch", "animatediff", "--motion-adapter", str(adapter), "-o",
+                      str(tmp_path / "ad")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "ad" / "unet" / "config.json").read_text())["_class_name"] == "UNetMotionModel"
+    pipe = TextToVideoPipeline.from_pretrained(tmp_path / "ad")
+    ref = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(sd / "unet"),
+                                      MotionAdapter.from_pretrained(adapter)).eval()
+    assert UNetMotionModel.from_pretrained(tmp_path / "ad" / "unet") is not None  # diffusers reads the folder
+    x, t = torch.randn(2, 4, 6, 8, 8), torch.tensor([700, 300])
+    text, mask = pipe.text_encoder.encode(["a red circle moving left", ""])
+    with torch.no_grad():
+        got = pipe.unet(x, t, text, mask)
+        want = ref(x, t, encoder_hidden_states=text.repeat_interleave(6, 0)).sample
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert not torch.allclose(got[:, :, 0], got[:, :, 1], atol=1e-3)  # the frames talk to each other
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "ad"), "--frames", "4", "--steps", "2",
+                      "-q", "-o", str(tmp_path / "ad.mp4")], capsys)
+    assert code == 0, err
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_video((np.random.default_rng(0).random((6, 16, 16, 3)) * 255).astype(np.uint8), clips / "c.mp4", fps=8,
+                view_size=16)
+    (clips / "train.csv").write_text("path,caption\nc.mp4,a clip\n")
+    cfg = config_from_dict({
+        "data": {"kind": "folder", "manifest": str(clips / "train.csv"), "num_frames": 4, "resolution": 16},
+        "diffusion": read_meta(sd)["diffusion"], "text_encoder": str(tmp_path / "ad" / "text_encoder"),
+        "text_features": "padded",
+        "train": {"steps": 2, "batch_size": 1, "checkpoint_every": 2, "mixed_precision": "no", "lr": 1e-3,
+                  "init_from": str(tmp_path / "ad")},
+        "output_dir": str(tmp_path / "run")})
+    before = pipe.unet.state_dict()
+    after = TextToVideoPipeline.from_pretrained(train(cfg, progress=False)).unet.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all("motion_modules" in k for k in moved), sorted(moved)[:3]
+
+    for args, says in ((["--arch", "animatediff", "--motion-adapter", str(make_tiny_motion_adapter(
+                            tmp_path / "wide", (32, 64)))], "block_out_channels"),
+                       (["--arch", "animatediff", "--motion-adapter", str(sd / "unet")], "expected a diffusers MotionAdapter"),
+                       (["--arch", "stunet", "--motion-adapter", str(adapter)], "goes with --arch animatediff")):
+        code, err = _cli(["inflate", str(sd), *args, "-o", str(tmp_path / "bad")], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
+        assert not (tmp_path / "bad").exists()
+    # a vidiff image model reads masked text, which diffusers' UNetMotionModel cannot take
+    code, err = _cli(["inflate", str(image_dir), "--arch", "animatediff", "-o", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "takes no text mask" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_stable_diffusion_folders_as_they_are_downloaded(tmp_path, capsys):
     """A hub snapshot holds several weight files: the default one is read (not the fp16 or non-EMA variant beside
     it); a download made with variant="fp16" holds only the fp16 ones, read in fp32; a large U-Net comes in shards;

@@ -208,7 +208,8 @@ def cmd_inflate(args: argparse.Namespace) -> int:
     from vidiff.pipelines.inflate import inflate
 
     extra = {} if args.conv_inflation is None else {"conv_inflation": args.conv_inflation}
-    inflate(args.image_model, args.arch, args.out, motion_module=args.motion_module, overwrite=args.overwrite, **extra)
+    inflate(args.image_model, args.arch, args.out, motion_module=args.motion_module, overwrite=args.overwrite,
+            motion_adapter=args.motion_adapter, **extra)
     print(f"video model ({args.arch}): {args.out}")
     return 0
 

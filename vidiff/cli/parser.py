@@ -148,11 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("inflate", help="turn a local text-to-image model (diffusers folder) into a video model "
                          "(Lumiere's STUNet or an AnimateDiff motion module)")
     inf.add_argument("image_model", help="a diffusers text-to-image folder: unet/ (UNet2DConditionModel), scheduler/")
-    inf.add_argument("--arch", default="stunet", help="stunet (Lumiere 3.1, default) or motion-module (AnimateDiff)")
+    inf.add_argument("--arch", default="stunet", help="stunet (Lumiere 3.1, default), motion-module (vidiff's "
+                     "AnimateDiff-style module) or animatediff (AnimateDiff's own layout, diffusers' UNetMotionModel)")
     inf.add_argument("--conv-inflation", default=None,
                      help="stunet's conv block after each image layer: temporal (a conv over time; the default) or "
                           "space-time (Lumiere fig. 4b: a new 3x3 conv, then the conv over time)")
     inf.add_argument("--motion-module", default=None, help="a trained motion module (.safetensors) to load")
+    inf.add_argument("--motion-adapter", default=None,
+                     help="with --arch animatediff: a diffusers MotionAdapter folder (an AnimateDiff motion adapter)")
     inf.add_argument("-o", "--out", required=True, help="the video model folder to write")
     inf.add_argument("--overwrite", action="store_true", help="replace an existing folder once the new one is complete")
     inf.set_defaults(func=cmd_inflate)

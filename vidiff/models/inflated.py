@@ -26,7 +26,8 @@ Why by hand: diffusers' ``UNetMotionModel.from_unet2d`` builds AnimateDiff's lay
 time (Lumiere's STUNet), does not pass a text attention mask to the cross-attention (vidiff's text encoders give
 padded captions with a mask), and its motion modules are not zero-initialised. Here the image U-Net's own
 modules (``resnets``, ``attentions``, ``downsamplers``, ``upsamplers``) are called in diffusers' order with the
-temporal layers between them, so any SD-1.x-layout U-Net is used as it is, weights untouched.
+temporal layers between them, so any SD-1.x-layout U-Net is used as it is, weights untouched. For AnimateDiff's own
+adapters vidiff does use diffusers' model (``--arch animatediff``, :mod:`vidiff.models.animatediff`).
 """
 
 from __future__ import annotations

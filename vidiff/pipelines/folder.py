@@ -30,7 +30,7 @@ def model_class(config: dict, path: Path):
     and diffusers' UNet2DConditionModel (a text-to-image model, run frame by frame)."""
     name = config.get("_class_name", "VideoUNet")
     classes = {"VideoUNet": "vidiff.models.unet", "InflatedUNet": "vidiff.models.inflated",
-               "UNet2DConditionModel": "vidiff.models.image"}
+               "UNet2DConditionModel": "vidiff.models.image", "UNetMotionModel": "vidiff.models.animatediff"}
     if name not in classes:
         raise ValueError(f"{str(path)!r} holds a {name}; supported: {', '.join(classes)}")
     if name == "UNet2DConditionModel":
@@ -38,6 +38,10 @@ def model_class(config: dict, path: Path):
 
         check_image_unet_config(config, repr(str(path)))
         return ImageUNet
+    if name == "UNetMotionModel":  # AnimateDiff's layout, run by diffusers (vidiff.models.animatediff)
+        from vidiff.models.animatediff import MotionUNet
+
+        return MotionUNet
     import importlib
 
     return getattr(importlib.import_module(classes[name]), name)

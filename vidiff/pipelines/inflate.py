@@ -50,10 +50,13 @@ def read_image_model(path: str | os.PathLike) -> dict:
 
 
 def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | os.PathLike | None = None,
-            motion_module: str | os.PathLike | None = None, overwrite: bool = False, **arch_kwargs):
+            motion_module: str | os.PathLike | None = None, overwrite: bool = False,
+            motion_adapter: str | os.PathLike | None = None, **arch_kwargs):
     """Inflate the image model at ``image_model`` into a video pipeline (:class:`TextToVideoPipeline`).
 
-    ``arch``: "stunet" or "motion-module" (:mod:`vidiff.models.inflated`); ``motion_module``: a file written by
+    ``arch``: "stunet" or "motion-module" (:mod:`vidiff.models.inflated`), or "animatediff" (AnimateDiff's own
+    layout through diffusers' UNetMotionModel, :mod:`vidiff.models.animatediff`) with ``motion_adapter``, a
+    diffusers MotionAdapter folder (new motion modules when None). ``motion_module``: a file written by
     :func:`~vidiff.models.inflated.save_motion_module` to load into the new layers (a motion module trained on
     another image model of the same layout: AnimateDiff's personalization). With ``output`` the folder is
     written (atomically; an existing one only with ``overwrite``). Nothing is written when anything is wrong."""
@@ -63,8 +66,16 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
     from vidiff.pipelines.folder import load_text_encoder, load_unet
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS)}")
+    if arch not in ARCHS + ("animatediff",):
+        raise ValueError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS + ('animatediff',))}")
+    if motion_adapter is not None and arch != "animatediff":
+        raise ValueError("a motion adapter (AnimateDiff's, diffusers' MotionAdapter) goes with --arch animatediff; "
+                         "--motion-module takes vidiff's own motion modules")
+    if motion_module is not None and arch == "animatediff":
+        raise ValueError("--arch animatediff takes a diffusers MotionAdapter folder (--motion-adapter), not a vidiff "
+                         "motion module")
+    if arch == "animatediff" and arch_kwargs:
+        raise ValueError(f"--arch animatediff takes no inflation options, got {sorted(arch_kwargs)}")
     found = read_image_model(image_model)
     if output is not None:
         output = Path(output)
@@ -72,11 +83,20 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
             raise ValueError(f"{str(output)!r} exists; choose another folder (or overwrite=True / --overwrite)")
     if motion_module is not None and not Path(motion_module).is_file():
         raise ValueError(f"motion module {str(motion_module)!r} does not exist")
+    meta = found["meta"]
+    if arch == "animatediff" and meta.get("text_features", "last") != "padded":
+        raise ValueError(f"--arch animatediff attends every text token (diffusers' UNetMotionModel takes no text mask); "
+                         f"{str(image_model)!r} reads masked text ({meta.get('text_features', 'last')!r}). Supported: "
+                         f"a diffusers folder with its own text encoder (read padded, as Stable Diffusion's)")
     image = load_unet(found["unet"], torch.float32)
-    model = InflatedUNet.from_image_unet(image, arch, **arch_kwargs)
+    if arch == "animatediff":
+        from vidiff.models.animatediff import from_image_unet, load_motion_adapter
+
+        model = from_image_unet(image, None if motion_adapter is None else load_motion_adapter(motion_adapter))
+    else:
+        model = InflatedUNet.from_image_unet(image, arch, **arch_kwargs)
     if motion_module is not None:
         load_motion_module(model, motion_module)
-    meta = found["meta"]
     text_encoder = load_text_encoder(Path(image_model), meta)
     if text_encoder.dim != model.text_dim:
         raise ValueError(f"the text encoder gives {text_encoder.dim}-wide features; the image model reads "

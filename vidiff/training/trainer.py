@@ -307,9 +307,10 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         teacher = GuidedTeacher(model, text_encoder, tc.distill_guidance, accelerator.autocast)
     freeze_spatial = tc.freeze_spatial
     if freeze_spatial is None:  # an inflated model trains its new layers only, unless the recipe says otherwise
+        from vidiff.models.animatediff import MotionUNet
         from vidiff.models.inflated import InflatedUNet
 
-        freeze_spatial = isinstance(model, InflatedUNet) and not tc.freeze_temporal
+        freeze_spatial = isinstance(model, (InflatedUNet, MotionUNet)) and not tc.freeze_temporal
     if freeze_spatial and cfg.data.image_prob:
         raise ValueError("data.image_prob trains spatial layers on images, but an inflated model trains only its "
                          "temporal layers by default: set data.image_prob to 0 or train.freeze_spatial to false")

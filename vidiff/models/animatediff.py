@@ -1,0 +1,139 @@
+"""AnimateDiff's own layout, through diffusers: a ``UNetMotionModel`` (the image U-Net with AnimateDiff's motion
+modules after every ResNet / attention pair of each block and in the middle block) behind vidiff's denoiser
+contract, so that a motion adapter trained by AnimateDiff and kept as diffusers keeps it (a ``MotionAdapter``
+folder: ``config.json`` + ``diffusion_pytorch_model.safetensors``, e.g. a local copy of
+animatediff-motion-adapter-v1-5-2) runs under every vidiff command with the image model it was made for.
+
+Why beside :class:`~vidiff.models.inflated.InflatedUNet`'s ``motion-module``: that one is vidiff's own layout
+(one temporal transformer after each layer, zero-initialised, text mask passed), whose files are not AnimateDiff's;
+the adapters people have are in this one. diffusers builds and runs it (``UNetMotionModel.from_unet2d``); what is
+added here is the contract (clips ``(b, c, t, h, w)``, text per clip), the temporal-only training split and the
+device attention policy of every vidiff model.
+
+diffusers' ``UNetMotionModel.forward`` takes no text attention mask: every text token is attended, as the Stable
+Diffusion image models it comes from were trained (``text_features: padded``). A mask that hides a token is refused
+rather than ignored.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+from vidiff.models.image import check_image_unet_config, use_device_attention
+
+MOTION_KEY = "motion_modules"  # the parameters AnimateDiff adds (diffusers' names); everything else is the image model
+
+
+class MotionUNet(UNetMotionModel):
+    """A ``UNetMotionModel`` following vidiff's contract: ``forward(x, t, text, text_mask=None, cond=None)`` with
+    ``x (b, c, t, h, w)`` returns ``(b, c_out, t, h, w)``; ``text (b, l, d)`` per clip, every token attended."""
+
+    config_name = "config.json"
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.config.cross_attention_dim)
+
+    @property
+    def cond_channels(self) -> int:
+        return 0
+
+    @property
+    def sample_channels(self) -> int:
+        return int(self.config.out_channels)
+
+    @property
+    def spatial_multiple(self) -> int:
+        return 2 ** (len(self.config.block_out_channels) - 1)
+
+    temporal_compression = 1
+
+    def check_input_size(self, num_frames: int, height: int, width: int) -> None:
+        from vidiff.models.unet import check_sizes
+
+        check_sizes(self.spatial_multiple, 1, num_frames, height, width)
+        if num_frames > int(self.config.motion_max_seq_length):
+            raise ValueError(f"{num_frames} frames: this motion adapter's position encoding holds "
+                             f"{self.config.motion_max_seq_length} (motion_max_seq_length)")
+
+    # ------------------------------------------------------------------ what is new, what is the image model
+    def temporal_parameters(self) -> list:
+        """The motion modules' parameters: what temporal-only training trains (AnimateDiff's training)."""
+        return [p for n, p in self.named_parameters() if MOTION_KEY in n.split(".")]
+
+    def freeze_spatial(self) -> None:
+        for n, p in self.named_parameters():
+            p.requires_grad_(MOTION_KEY in n.split("."))
+
+    def freeze_temporal(self) -> None:
+        for n, p in self.named_parameters():
+            p.requires_grad_(MOTION_KEY not in n.split("."))
+
+    @classmethod
+    def from_config(cls, *args, **kwargs):
+        out = super().from_config(*args, **kwargs)
+        use_device_attention(out[0] if isinstance(out, tuple) else out)
+        return out
+
+    def to_json_string(self) -> str:
+        """The config as diffusers' own class writes it, so that diffusers loads the folder as a UNetMotionModel."""
+        cfg = json.loads(super().to_json_string())
+        cfg["_class_name"] = "UNetMotionModel"
+        return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
+
+    # ------------------------------------------------------------------ the contract
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
+                text_mask: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:
+            raise ValueError("an AnimateDiff model takes no conditioning input")
+        if text_mask is not None and not bool(text_mask.all()):
+            raise ValueError("an AnimateDiff model attends every text token (diffusers' UNetMotionModel takes no text "
+                             "mask): its text must be read padded (text_features: padded), not masked")
+        b, c, t, h, w = x.shape
+        dtype = self.conv_in.weight.dtype
+        timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(b)
+        text = text.to(dtype).repeat_interleave(t, 0)  # diffusers' AnimateDiffPipeline: the prompt once per frame
+        return super().forward(x.to(dtype), timestep, encoder_hidden_states=text, return_dict=False)[0]
+
+
+def load_motion_adapter(path) -> MotionAdapter:
+    """A diffusers ``MotionAdapter`` folder; ValueError naming what is wrong."""
+    from pathlib import Path
+
+    from vidiff.pipelines.folder import weights_variant
+
+    path = Path(path)
+    try:
+        name = json.loads((path / "config.json").read_text(encoding="utf-8"))["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{str(path)!r} is not a motion adapter folder (config.json with _class_name missing); "
+                         f"expected a diffusers MotionAdapter folder") from None
+    if name != "MotionAdapter":
+        raise ValueError(f"{str(path)!r} holds a {name}; expected a diffusers MotionAdapter")
+    try:
+        return MotionAdapter.from_pretrained(path, torch_dtype=torch.float32, variant=weights_variant(path))
+    except (OSError, RuntimeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the motion adapter in {str(path)!r}: {first[:160]}") from None
+
+
+def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = None) -> MotionUNet:
+    """AnimateDiff's U-Net of ``unet`` with ``adapter``'s motion modules (diffusers' ``from_unet2d``), or new ones
+    as diffusers initialises them when ``adapter`` is None. ValueError when the adapter does not fit."""
+    check_image_unet_config(dict(unet.config))
+    if adapter is not None:
+        blocks = tuple(unet.config.block_out_channels)
+        if tuple(adapter.config.block_out_channels) != blocks:
+            raise ValueError(f"the motion adapter is for block_out_channels {tuple(adapter.config.block_out_channels)}; "
+                             f"the image model has {blocks}")
+    try:
+        model = MotionUNet.from_unet2d(unet, adapter)
+    except ValueError as e:  # diffusers' own compatibility checks (blocks, layers per block)
+        raise ValueError(f"the motion adapter does not fit the image model: {e}") from None
+    return use_device_attention(model.float())
+
+
+__all__ = ["MotionUNet", "from_image_unet", "load_motion_adapter", "MOTION_KEY"]
