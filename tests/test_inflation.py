@@ -588,6 +588,20 @@ def test_a_stable_diffusion_layout_folder_end_to_end(tmp_path, capsys):
     assert not (tmp_path / "run2").exists()
 
 
+def one_clip_manifest(tmp_path: Path) -> Path:
+    """A manifest of one random 6-frame 16 px mp4 clip captioned "a clip"."""
+    import numpy as np
+
+    from vidiff.io.video import write_video
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_video((np.random.default_rng(0).random((6, 16, 16, 3)) * 255).astype(np.uint8), clips / "c.mp4", fps=8,
+                view_size=16)
+    (clips / "train.csv").write_text("path,caption\nc.mp4,a clip\n")
+    return clips / "train.csv"
+
+
 def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_path, capsys):
     """No vidiff_pipeline.json: zero-shot video from it, its sizes and guidance as diffusers' defaults, a fine-tune of
     it (another folder of the same layout) under an inflated model's temporal layers, and a recipe inflating it."""
@@ -617,17 +631,8 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
                       "--frames", "4", "--steps", "2", "-q", "-o", str(tmp_path / "p.mp4")], capsys)
     assert code == 0, err
 
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    import numpy as np
-
-    from vidiff.io.video import write_video
-
-    write_video((np.random.default_rng(0).random((6, 16, 16, 3)) * 255).astype(np.uint8), clips / "c.mp4", fps=8,
-                view_size=16)
-    (clips / "train.csv").write_text("path,caption\nc.mp4,a clip\n")
     cfg = config_from_dict({
-        "data": {"kind": "folder", "manifest": str(clips / "train.csv"), "num_frames": 4, "resolution": 16},
+        "data": {"kind": "folder", "manifest": str(one_clip_manifest(tmp_path)), "num_frames": 4, "resolution": 16},
         "diffusion": meta["diffusion"], "model": {"inflate": "motion-module"},
         "text_encoder": str(sd / "text_encoder"), "text_features": "padded",
         "train": {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "mixed_precision": "no", "init_from": str(sd)},
@@ -654,10 +659,8 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
     """--arch animatediff: diffusers' UNetMotionModel with a MotionAdapter folder, behind vidiff's contract. The
     denoiser equals diffusers' own model called as its AnimateDiffPipeline calls it; generate writes a clip;
     temporal-only training moves the motion modules only; misfits are one line each, nothing written."""
-    import numpy as np
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-    from vidiff.io.video import write_video
     from vidiff.pipelines.folder import read_meta
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.training.config import config_from_dict
@@ -684,13 +687,8 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
                       "-q", "-o", str(tmp_path / "ad.mp4")], capsys)
     assert code == 0, err
 
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    write_video((np.random.default_rng(0).random((6, 16, 16, 3)) * 255).astype(np.uint8), clips / "c.mp4", fps=8,
-                view_size=16)
-    (clips / "train.csv").write_text("path,caption\nc.mp4,a clip\n")
     cfg = config_from_dict({
-        "data": {"kind": "folder", "manifest": str(clips / "train.csv"), "num_frames": 4, "resolution": 16},
+        "data": {"kind": "folder", "manifest": str(one_clip_manifest(tmp_path)), "num_frames": 4, "resolution": 16},
         "diffusion": read_meta(sd)["diffusion"], "text_encoder": str(tmp_path / "ad" / "text_encoder"),
         "text_features": "padded",
         "train": {"steps": 2, "batch_size": 1, "checkpoint_every": 2, "mixed_precision": "no", "lr": 1e-3,

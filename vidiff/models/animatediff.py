@@ -22,39 +22,19 @@ import json
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-from vidiff.models.image import check_image_unet_config, use_device_attention
+from vidiff.models.image import DiffusersContract, check_image_unet_config, use_device_attention
 
 MOTION_KEY = "motion_modules"  # the parameters AnimateDiff adds (diffusers' names); everything else is the image model
 
 
-class MotionUNet(UNetMotionModel):
+class MotionUNet(DiffusersContract, UNetMotionModel):
     """A ``UNetMotionModel`` following vidiff's contract: ``forward(x, t, text, text_mask=None, cond=None)`` with
     ``x (b, c, t, h, w)`` returns ``(b, c_out, t, h, w)``; ``text (b, l, d)`` per clip, every token attended."""
 
-    config_name = "config.json"
-
-    @property
-    def text_dim(self) -> int:
-        return int(self.config.cross_attention_dim)
-
-    @property
-    def cond_channels(self) -> int:
-        return 0
-
-    @property
-    def sample_channels(self) -> int:
-        return int(self.config.out_channels)
-
-    @property
-    def spatial_multiple(self) -> int:
-        return 2 ** (len(self.config.block_out_channels) - 1)
-
-    temporal_compression = 1
+    diffusers_class = "UNetMotionModel"
 
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
-        from vidiff.models.unet import check_sizes
-
-        check_sizes(self.spatial_multiple, 1, num_frames, height, width)
+        super().check_input_size(num_frames, height, width)
         if num_frames > int(self.config.motion_max_seq_length):
             raise ValueError(f"{num_frames} frames: this motion adapter's position encoding holds "
                              f"{self.config.motion_max_seq_length} (motion_max_seq_length)")
@@ -71,18 +51,6 @@ class MotionUNet(UNetMotionModel):
     def freeze_temporal(self) -> None:
         for n, p in self.named_parameters():
             p.requires_grad_(MOTION_KEY not in n.split("."))
-
-    @classmethod
-    def from_config(cls, *args, **kwargs):
-        out = super().from_config(*args, **kwargs)
-        use_device_attention(out[0] if isinstance(out, tuple) else out)
-        return out
-
-    def to_json_string(self) -> str:
-        """The config as diffusers' own class writes it, so that diffusers loads the folder as a UNetMotionModel."""
-        cfg = json.loads(super().to_json_string())
-        cfg["_class_name"] = "UNetMotionModel"
-        return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
 
     # ------------------------------------------------------------------ the contract
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,

@@ -85,16 +85,16 @@ def use_device_attention(unet: UNet2DConditionModel) -> UNet2DConditionModel:
     return unet
 
 
-class ImageUNet(UNet2DConditionModel):
-    """A ``UNet2DConditionModel`` that follows vidiff's denoiser contract, frame by frame.
+class DiffusersContract:
+    """What vidiff's pipelines read of a model that is a diffusers U-Net class run under vidiff's contract (text-to-
+    image frame by frame, :class:`ImageUNet`; AnimateDiff's, :class:`~vidiff.models.animatediff.MotionUNet`): the
+    sizes, no conditioning input, the device attention policy, and the folder saved under diffusers' own class name
+    (``diffusers_class``), so that plain diffusers, and any tool that reads a diffusers folder, loads the weights."""
 
-    ``forward(x, t, text, text_mask=None, cond=None)`` with ``x (b, c, t, h, w)`` returns ``(b, c_out, t, h, w)``;
-    ``text (b, l, d)`` is cross-attended with ``text_mask`` as diffusers' ``encoder_attention_mask``.
-    """
-
+    diffusers_class = ""
     config_name = "config.json"
+    temporal_compression = 1
 
-    # ------------------------------------------------------------------ what the pipelines read
     @property
     def text_dim(self) -> int:
         return int(self.config.cross_attention_dim)
@@ -112,15 +112,10 @@ class ImageUNet(UNet2DConditionModel):
     def spatial_multiple(self) -> int:
         return 2 ** (len(self.config.block_out_channels) - 1)
 
-    temporal_compression = 1
-
     def check_input_size(self, num_frames: int, height: int, width: int) -> None:
         from vidiff.models.unet import check_sizes
 
         check_sizes(self.spatial_multiple, 1, num_frames, height, width)
-
-    def temporal_parameters(self) -> list:
-        return []
 
     @classmethod
     def from_config(cls, *args, **kwargs):
@@ -129,13 +124,23 @@ class ImageUNet(UNet2DConditionModel):
         use_device_attention(out[0] if isinstance(out, tuple) else out)
         return out
 
-    # ------------------------------------------------------------------ saving as the diffusers class
     def to_json_string(self) -> str:
-        """The config as diffusers' own class writes it (``_class_name: UNet2DConditionModel``), so that plain
-        diffusers, and any tool that reads a diffusers folder, loads the weights vidiff trains."""
         cfg = json.loads(super().to_json_string())
-        cfg["_class_name"] = "UNet2DConditionModel"
+        cfg["_class_name"] = self.diffusers_class
         return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
+
+
+class ImageUNet(DiffusersContract, UNet2DConditionModel):
+    """A ``UNet2DConditionModel`` that follows vidiff's denoiser contract, frame by frame.
+
+    ``forward(x, t, text, text_mask=None, cond=None)`` with ``x (b, c, t, h, w)`` returns ``(b, c_out, t, h, w)``;
+    ``text (b, l, d)`` is cross-attended with ``text_mask`` as diffusers' ``encoder_attention_mask``.
+    """
+
+    diffusers_class = "UNet2DConditionModel"
+
+    def temporal_parameters(self) -> list:
+        return []
 
     # ------------------------------------------------------------------ the contract
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
