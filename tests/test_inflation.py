@@ -712,6 +712,60 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_kohya_lora_changes_the_unet_and_the_text_encoder_as_a1111_applies_it(tmp_path, capsys):
+    """Community LoRAs (kohya's keys, an alpha per module, a text-encoder half): fused as W + scale alpha / rank
+    up down into the image U-Net (vidiff's motion-module inflation and AnimateDiff's) and into a copy of the CLIP text
+    encoder, never its cache; one naming a module the model lacks is one line, exit 2."""
+    from safetensors.torch import save_file
+
+    from vidiff.pipelines.inflate import inflate
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    pipe = inflate(sd, "motion-module", tmp_path / "video")
+    unet_name, te_name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q", "encoder.layers.0.self_attn.q_proj"
+    W = dict(pipe.unet.image_unet.named_modules())[unet_name].weight.detach().clone()
+    T = dict(pipe.text_encoder.model.named_modules())[te_name].weight.detach().clone()
+    g = torch.Generator().manual_seed(0)
+    ud, uu = torch.randn(4, W.shape[1], generator=g), torch.randn(W.shape[0], 4, generator=g)
+    td, tu = torch.randn(2, T.shape[1], generator=g), torch.randn(T.shape[0], 2, generator=g)
+    uk, tk = "lora_unet_" + unet_name.replace(".", "_"), "lora_te_text_model_" + te_name.replace(".", "_")
+    save_file({f"{uk}.lora_down.weight": ud, f"{uk}.lora_up.weight": uu, f"{uk}.alpha": torch.tensor(2.0),
+               f"{tk}.lora_down.weight": td, f"{tk}.lora_up.weight": tu, f"{tk}.alpha": torch.tensor(1.0)},
+              str(tmp_path / "kohya.safetensors"))
+    out = pipe.with_image_model(tmp_path / "kohya.safetensors", lora_scale=0.5)
+    got = dict(out.unet.image_unet.named_modules())[unet_name].weight
+    torch.testing.assert_close(got, W + 0.5 * 2.0 / 4 * uu @ ud, rtol=0, atol=1e-5)
+    got = dict(out.text_encoder.model.named_modules())[te_name].weight
+    torch.testing.assert_close(got, T + 0.5 * 1.0 / 2 * tu @ td, rtol=0, atol=1e-5)
+    assert out.text_encoder is not pipe.text_encoder and torch.equal(
+        dict(pipe.text_encoder.model.named_modules())[te_name].weight, T)  # the original is untouched
+    assert not torch.allclose(out.text_encoder.encode(["a red circle"])[0], pipe.text_encoder.encode(["a red circle"])[0])
+
+    # the original LDM naming of older A1111 LoRAs: input_blocks.1.1 is down_blocks.0.attentions.0 here
+    K = dict(pipe.unet.image_unet.named_modules())[unet_name.replace("to_q", "to_k")].weight.detach().clone()
+    save_file({"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_k.lora_down.weight": ud,
+               "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_k.lora_up.weight": uu},
+              str(tmp_path / "ldm.safetensors"))
+    got = dict(pipe.with_image_model(tmp_path / "ldm.safetensors").unet.image_unet.named_modules())[
+        unet_name.replace("to_q", "to_k")].weight
+    torch.testing.assert_close(got, K + uu @ ud, rtol=0, atol=1e-5)  # no alpha: alpha = rank
+
+    adapter = make_tiny_motion_adapter(tmp_path / "adapter")
+    ad = inflate(sd, "animatediff", motion_adapter=adapter).with_image_model(tmp_path / "kohya.safetensors")
+    torch.testing.assert_close(dict(ad.unet.named_modules())[unet_name].weight, W + 2.0 / 4 * uu @ ud, rtol=0, atol=1e-5)
+
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model",
+                      str(tmp_path / "kohya.safetensors"), "--frames", "4", "--steps", "2", "-q", "-o",
+                      str(tmp_path / "k.mp4")], capsys)
+    assert code == 0, err
+    save_file({"lora_unet_mid_block_nothing_here.lora_down.weight": ud, "lora_unet_mid_block_nothing_here.lora_up.weight": uu},
+              str(tmp_path / "other.safetensors"))
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model",
+                      str(tmp_path / "other.safetensors"), "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
+    assert code == 2 and "does not have" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 def test_stable_diffusion_folders_as_they_are_downloaded(tmp_path, capsys):
     """A hub snapshot holds several weight files: the default one is read (not the fp16 or non-EMA variant beside
     it); a download made with variant="fp16" holds only the fp16 ones, read in fp32; a large U-Net comes in shards;

@@ -288,19 +288,40 @@ class VideoDiffusionPipeline:
         into the image weights at ``lora_scale``."""
         import copy
 
+        from vidiff.models.animatediff import MotionUNet
         from vidiff.models.inflated import InflatedUNet
         from vidiff.models.lora import apply_lora, is_lora_file
 
-        if not isinstance(self.unet, InflatedUNet):
+        if not isinstance(self.unet, (InflatedUNet, MotionUNet)):
             raise ValueError(f"--image-model needs a model inflated from an image model (vidiff inflate); this one is "
                              f"a {type(self.unet).__name__}")
         if is_lora_file(image_path):
             unet = copy.deepcopy(self.unet)
-            apply_lora(unet.image_unet, image_path, lora_scale, inplace=True)
-            return self._with_unet(unet, {"image_model": str(image_path), "lora_scale": float(lora_scale)})
+            apply_lora(unet.image_unet if isinstance(unet, InflatedUNet) else unet, image_path, lora_scale, inplace=True)
+            other = self._with_unet(unet, {"image_model": str(image_path), "lora_scale": float(lora_scale)})
+            other.text_encoder = self._text_encoder_with_lora(image_path, lora_scale)
+            return other
+        if isinstance(self.unet, MotionUNet):
+            raise ValueError("an AnimateDiff model takes another image model by inflating it with the same adapter "
+                             "(vidiff inflate IMAGE --arch animatediff --motion-adapter DIR); --image-model here takes "
+                             "a LoRA file")
         swapped = self.with_style(image_path, 1.0)
         swapped.style = {"image_model": swapped.style["style"]}
         return swapped
+
+    def _text_encoder_with_lora(self, lora_path, scale: float):
+        """This pipeline's text encoder, or, when the LoRA at ``lora_path`` is a kohya one that changes the text
+        encoder too (``lora_te_`` keys), a fresh copy of it (not its cache) with that half fused in."""
+        from vidiff.conditioning.text import TextEncoder
+        from vidiff.models.lora import fuse_kohya_text_lora, is_kohya, read_lora
+
+        state = read_lora(lora_path)
+        if not is_kohya(state) or not any(k.startswith("lora_te_") for k in state):
+            return self.text_encoder
+        enc = self.text_encoder
+        te = TextEncoder(enc.name, getattr(enc, "max_length", 32), getattr(enc, "features", "last"))
+        fuse_kohya_text_lora(te.model, state, scale, repr(str(lora_path)))
+        return te
 
     # ------------------------------------------------------------------ shared pieces
     def settings(self, **given) -> dict:
