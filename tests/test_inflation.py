@@ -608,6 +608,7 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
     from diffusers import UNet2DConditionModel
 
     from vidiff.pipelines.folder import read_meta
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.training.config import config_from_dict
     from vidiff.training.trainer import train
 
@@ -630,6 +631,18 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
     code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model", str(tuned),
                       "--frames", "4", "--steps", "2", "-q", "-o", str(tmp_path / "p.mp4")], capsys)
     assert code == 0, err
+    # a DreamBooth that trained its text encoder too brings it along
+    from transformers import CLIPTextModel
+
+    te = CLIPTextModel.from_pretrained(tuned / "text_encoder")
+    with torch.no_grad():
+        te.encoder.layers[0].self_attn.q_proj.weight.mul_(1.5)
+    te.save_pretrained(tuned / "text_encoder")
+    video = TextToVideoPipeline.from_pretrained(tmp_path / "video")
+    swapped = video.with_image_model(tuned)
+    assert torch.equal(swapped.text_encoder.model.encoder.layers[0].self_attn.q_proj.weight,
+                       te.encoder.layers[0].self_attn.q_proj.weight)
+    assert not torch.allclose(swapped.text_encoder.encode(["a red circle"])[0], video.text_encoder.encode(["a red circle"])[0])
 
     cfg = config_from_dict({
         "data": {"kind": "folder", "manifest": str(one_clip_manifest(tmp_path)), "num_frames": 4, "resolution": 16},

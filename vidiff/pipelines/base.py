@@ -307,7 +307,27 @@ class VideoDiffusionPipeline:
                              "a LoRA file")
         swapped = self.with_style(image_path, 1.0)
         swapped.style = {"image_model": swapped.style["style"]}
+        swapped.text_encoder = self._text_encoder_of_image_model(image_path)
         return swapped
+
+    def _text_encoder_of_image_model(self, image_path):
+        """The text encoder of another image model given to :meth:`with_image_model`: its own ``text_encoder/``
+        where it has one and this pipeline reads a diffusers folder's encoder (a DreamBooth that trained its text
+        encoder too, as Stable Diffusion fine-tunes often do), else this pipeline's."""
+        from vidiff.conditioning.text import TextEncoder
+        from vidiff.pipelines.folder import LOCAL_TEXT_ENCODER, read_meta
+        from vidiff.registry import resolve_model
+
+        path = resolve_model(image_path)
+        meta = read_meta(path)
+        if (meta.get("text_encoder") != LOCAL_TEXT_ENCODER or not (path / LOCAL_TEXT_ENCODER).is_dir()
+                or getattr(self.text_encoder, "features", "last") != meta.get("text_features", "last")):
+            return self.text_encoder
+        te = TextEncoder(path / LOCAL_TEXT_ENCODER, getattr(self.text_encoder, "max_length", 32),
+                         meta.get("text_features", "last"))
+        if te.dim != self.text_encoder.dim:
+            raise ValueError(f"{str(image_path)!r} has a {te.dim}-wide text encoder; this model reads {self.text_encoder.dim}")
+        return te
 
     def _text_encoder_with_lora(self, lora_path, scale: float):
         """This pipeline's text encoder, or, when the LoRA at ``lora_path`` is a kohya one that changes the text
