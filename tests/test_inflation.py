@@ -818,6 +818,11 @@ def test_stable_diffusion_folders_as_they_are_downloaded(tmp_path, capsys):
     unet.save_pretrained(sharded / "unet", max_shard_size="100KB")
     assert len(list((sharded / "unet").glob("*.safetensors"))) > 1
     assert torch.equal(inflate(sharded, "stunet").unet.image_unet.state_dict()["conv_in.weight"], want)
+    shutil.rmtree(sharded / "unet")  # and fp16 shards, as a variant="fp16" download of a large model holds them
+    UNet2DConditionModel.from_pretrained(sd / "unet").half().save_pretrained(sharded / "unet", variant="fp16",
+                                                                           max_shard_size="100KB")
+    got = inflate(sharded, "stunet").unet.image_unet.state_dict()["conv_in.weight"]
+    assert torch.equal(got, want.half().float())
 
     pickled = tmp_path / "sd-bin"
     shutil.copytree(sd, pickled, ignore=shutil.ignore_patterns("diffusion_pytorch_model*"))

@@ -57,7 +57,7 @@ def weights_variant(path: Path, stem: str = WEIGHTS_NAME) -> str | None:
     ``variant="fp16"``; ``STEM.non_ema.safetensors`` alone). ValueError when there is no safetensors weight or
     several variants and no default (naming them)."""
     if (path / f"{stem}.safetensors").is_file() or (path / f"{stem}.safetensors.index.json").is_file():
-        return None
+        return None  # (a variant's shards are STEM.fp16-00001-of-0000N.safetensors: the variant is read below)
     variants = sorted({f.name[len(stem) + 1: -len(".safetensors")].split("-")[0]
                        for f in path.glob(f"{stem}.*.safetensors")})
     if not variants:
@@ -75,7 +75,9 @@ def weight_files(path: Path) -> list[Path]:
     sharded one, from its index)."""
     variant = weights_variant(path)
     name = f"{WEIGHTS_NAME}.safetensors" if variant is None else f"{WEIGHTS_NAME}.{variant}.safetensors"
-    index = path / f"{name}.index.json"
+    # diffusers names a variant's shard index ".safetensors.index.fp16.json"
+    index = path / (f"{WEIGHTS_NAME}.safetensors.index.json" if variant is None
+                    else f"{WEIGHTS_NAME}.safetensors.index.{variant}.json")
     if (path / name).is_file() or not index.is_file():
         return [path / name]
     try:
