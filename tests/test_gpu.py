@@ -80,3 +80,28 @@ def test_one_process_fsdp_trains_and_resumes(tmp_path, tiny_text_dir):
     r = subprocess.run(cmd + ["--resume", "latest", "--set", "train.steps=6"], env=dict(os.environ),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("arch", ["animatediff", "stunet"])
+def test_a_stable_diffusion_layout_video_model_samples_on_cuda(tmp_path, arch):
+    """The latent path on the GPU: the VAE, CLIP's padded prompt and diffusers' UNetMotionModel (or vidiff's STUNet
+    inflation) on CUDA give the CPU's clip, to tolerance, and finite ones under bf16 / fp16 autocast."""
+    from tests.test_inflation import make_tiny_motion_adapter, make_tiny_sd_folder
+    from vidiff.hardware import autocast
+    from vidiff.pipelines.inflate import inflate
+
+    sd = make_tiny_sd_folder(tmp_path / "sd")
+    extra = {"motion_adapter": make_tiny_motion_adapter(tmp_path / "adapter")} if arch == "animatediff" else {}
+    pipe = inflate(sd, arch, **extra)
+
+    def clip(precision="fp32"):
+        with autocast(pipe.device, precision):
+            return pipe("a red circle moving left", num_frames=4, num_inference_steps=4, output_type="pt",
+                        generator=torch.Generator().manual_seed(0)).videos
+
+    cpu = clip()
+    pipe.to("cuda")
+    cuda = clip()
+    assert (cuda - cpu).abs().max() <= 2e-2
+    for precision in ("bf16", "fp16"):
+        assert torch.isfinite(clip(precision)).all(), precision

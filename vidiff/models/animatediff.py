@@ -101,7 +101,7 @@ def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = 
         model = MotionUNet.from_unet2d(unet, adapter)
     except ValueError as e:  # diffusers' own compatibility checks (blocks, layers per block)
         raise ValueError(f"the motion adapter does not fit the image model: {e}") from None
-    return use_device_attention(model.float())
+    return use_device_attention(torch.nn.Module.to(model, torch.float32))  # (diffusers' .to() warns of fp32-kept modules)
 
 
 __all__ = ["MotionUNet", "from_image_unet", "load_motion_adapter", "MOTION_KEY"]
