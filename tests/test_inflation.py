@@ -708,9 +708,19 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
                   "init_from": str(tmp_path / "ad")},
         "output_dir": str(tmp_path / "run")})
     before = pipe.unet.state_dict()
-    after = TextToVideoPipeline.from_pretrained(train(cfg, progress=False)).unet.state_dict()
+    final = train(cfg, progress=False)
+    after = TextToVideoPipeline.from_pretrained(final).unet.state_dict()
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved and all("motion_modules" in k for k in moved), sorted(moved)[:3]
+    # the trained adapter on its own (diffusers reads it), into another image model of the same layout
+    assert list(MotionAdapter.from_pretrained(final / "motion_adapter").config.block_out_channels) == [32, 32]
+    other = make_tiny_sd_folder(tmp_path / "other")
+    code, err = _cli(["inflate", str(other), "--arch", "animatediff", "--motion-adapter", str(final / "motion_adapter"),
+                      "-o", str(tmp_path / "ad2")], capsys)
+    assert code == 0, err
+    moved_key = sorted(moved)[0]
+    assert torch.equal(TextToVideoPipeline.from_pretrained(tmp_path / "ad2").unet.state_dict()[moved_key],
+                       after[moved_key])
 
     for args, says in ((["--arch", "animatediff", "--motion-adapter", str(make_tiny_motion_adapter(
                             tmp_path / "wide", (32, 64)))], "block_out_channels"),

@@ -8,7 +8,8 @@ Why beside :class:`~vidiff.models.inflated.InflatedUNet`'s ``motion-module``: th
 (one temporal transformer after each layer, zero-initialised, text mask passed), whose files are not AnimateDiff's;
 the adapters people have are in this one. diffusers builds and runs it (``UNetMotionModel.from_unet2d``); what is
 added here is the contract (clips ``(b, c, t, h, w)``, text per clip), the temporal-only training split and the
-device attention policy of every vidiff model.
+device attention policy of every vidiff model. A saved folder holds its adapter on its own too (``motion_adapter/``),
+which ``--motion-adapter`` takes for another image model of the same layout (AnimateDiff's personalization).
 
 diffusers' ``UNetMotionModel.forward`` takes no text attention mask: every text token is attended, as the Stable
 Diffusion image models it comes from were trained (``text_features: padded``). A mask that hides a token is refused
@@ -25,6 +26,7 @@ from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from vidiff.models.image import DiffusersContract, check_image_unet_config, use_device_attention
 
 MOTION_KEY = "motion_modules"  # the parameters AnimateDiff adds (diffusers' names); everything else is the image model
+ADAPTER_DIR = "motion_adapter"  # a saved AnimateDiff video folder's adapter on its own (a diffusers MotionAdapter folder)
 
 
 class MotionUNet(DiffusersContract, UNetMotionModel):
@@ -104,4 +106,4 @@ def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = 
     return use_device_attention(torch.nn.Module.to(model, torch.float32))  # (diffusers' .to() warns of fp32-kept modules)
 
 
-__all__ = ["MotionUNet", "from_image_unet", "load_motion_adapter", "MOTION_KEY"]
+__all__ = ["ADAPTER_DIR", "MOTION_KEY", "MotionUNet", "from_image_unet", "load_motion_adapter"]

@@ -212,6 +212,10 @@ class VideoDiffusionPipeline:
                 from vidiff.models.inflated import MOTION_FILE, save_motion_module
 
                 save_motion_module(unet, tmp / MOTION_FILE, half=next(unet.parameters()).dtype != torch.float32)
+            if hasattr(unet, "save_motion_modules"):  # AnimateDiff's: its motion adapter, as diffusers keeps one
+                from vidiff.models.animatediff import ADAPTER_DIR
+
+                unet.save_motion_modules(str(tmp / ADAPTER_DIR), safe_serialization=True)
             if lora is not None:
                 save_lora(lora, tmp / LORA_FILE)
             for f in extra_files:
