@@ -674,7 +674,8 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
     temporal-only training moves the motion modules only; misfits are one line each, nothing written."""
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-    from vidiff.pipelines.folder import read_meta
+    from vidiff.pipelines.folder import load_unet, read_meta
+    from vidiff.pipelines.inflate import inflate
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.training.config import config_from_dict
     from vidiff.training.trainer import train
@@ -721,6 +722,12 @@ def test_an_animatediff_motion_adapter_runs_under_every_command(tmp_path, capsys
     moved_key = sorted(moved)[0]
     assert torch.equal(TextToVideoPipeline.from_pretrained(tmp_path / "ad2").unet.state_dict()[moved_key],
                        after[moved_key])
+
+    # new motion modules (no adapter given) start as the identity: the image model, frame by frame
+    with torch.no_grad():
+        fresh = inflate(sd, "animatediff").unet(x, t, text, mask)
+        frames = load_unet(sd / "unet", torch.float32)(x, t, text, mask)
+    torch.testing.assert_close(fresh, frames, rtol=0, atol=1e-5)
 
     for args, says in ((["--arch", "animatediff", "--motion-adapter", str(make_tiny_motion_adapter(
                             tmp_path / "wide", (32, 64)))], "block_out_channels"),

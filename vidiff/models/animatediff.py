@@ -92,18 +92,30 @@ def load_motion_adapter(path) -> MotionAdapter:
 
 def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = None) -> MotionUNet:
     """AnimateDiff's U-Net of ``unet`` with ``adapter``'s motion modules (diffusers' ``from_unet2d``), or new ones
-    as diffusers initialises them when ``adapter`` is None. ValueError when the adapter does not fit."""
+    when ``adapter`` is None, their output projections zeroed so that the video model starts as the image model
+    frame by frame (as AnimateDiff initialises them; diffusers does not: without it the output moved by 0.89 at once on the tiny test model). ValueError when the adapter does not fit."""
     check_image_unet_config(dict(unet.config))
     if adapter is not None:
         blocks = tuple(unet.config.block_out_channels)
         if tuple(adapter.config.block_out_channels) != blocks:
             raise ValueError(f"the motion adapter is for block_out_channels {tuple(adapter.config.block_out_channels)}; "
                              f"the image model has {blocks}")
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # from_unet2d casts with .to(), which warns of fp32-kept modules (none here)
     try:
         model = MotionUNet.from_unet2d(unet, adapter)
     except ValueError as e:  # diffusers' own compatibility checks (blocks, layers per block)
         raise ValueError(f"the motion adapter does not fit the image model: {e}") from None
-    return use_device_attention(torch.nn.Module.to(model, torch.float32))  # (diffusers' .to() warns of fp32-kept modules)
+    finally:
+        diffusers_logging.set_verbosity(level)
+    if adapter is None:  # new motion modules start as the identity (AnimateDiff zero-initialises their output)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if MOTION_KEY in name.split(".") and ".proj_out." in name:
+                    p.zero_()
+    return use_device_attention(torch.nn.Module.to(model, torch.float32))
 
 
 __all__ = ["ADAPTER_DIR", "MOTION_KEY", "MotionUNet", "from_image_unet", "load_motion_adapter"]
