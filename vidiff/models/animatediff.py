@@ -93,7 +93,8 @@ def load_motion_adapter(path) -> MotionAdapter:
 def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = None) -> MotionUNet:
     """AnimateDiff's U-Net of ``unet`` with ``adapter``'s motion modules (diffusers' ``from_unet2d``), or new ones
     when ``adapter`` is None, their output projections zeroed so that the video model starts as the image model
-    frame by frame (as AnimateDiff initialises them; diffusers does not: without it the output moved by 0.89 at once on the tiny test model). ValueError when the adapter does not fit."""
+    frame by frame (as AnimateDiff initialises them; diffusers does not: without it the output moved by 0.89 at once
+    on the tiny test model). ValueError when the adapter does not fit."""
     check_image_unet_config(dict(unet.config))
     if adapter is not None:
         blocks = tuple(unet.config.block_out_channels)
