@@ -652,6 +652,16 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
         "output_dir": str(tmp_path / "run")})
     final = train(cfg, progress=False)
     assert read_meta(final)["text_features"] == "padded" and (final / "vae").is_dir()
+    # AnimateDiff's layout from the recipe too, a new adapter (or model.motion_adapter: a MotionAdapter folder)
+    ad = train(config_from_dict({**cfg.to_dict(), "model": {"inflate": "animatediff"},
+                                 "output_dir": str(tmp_path / "run-ad")}), progress=False)
+    assert (ad / "motion_adapter").is_dir() and json.loads((ad / "unet" / "config.json").read_text())[
+        "_class_name"] == "UNetMotionModel"
+    bad = config_from_dict({**cfg.to_dict(), "model": {"inflate": "animatediff", "heads": 2},
+                            "output_dir": str(tmp_path / "run-bad")})
+    with pytest.raises(ValueError, match="takes only model.motion_adapter"):
+        train(bad, progress=False)
+    assert not (tmp_path / "run-bad").exists()
 
 
 def make_tiny_motion_adapter(path: Path, block_out_channels=(32, 32)) -> Path:
