@@ -19,6 +19,7 @@ rather than ignored.
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
@@ -90,12 +91,24 @@ def load_motion_adapter(path) -> MotionAdapter:
         raise ValueError(f"cannot load the motion adapter in {str(path)!r}: {first[:160]}") from None
 
 
-def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = None) -> MotionUNet:
-    """AnimateDiff's U-Net of ``unet`` with ``adapter``'s motion modules (diffusers' ``from_unet2d``), or new ones
-    when ``adapter`` is None, their output projections zeroed so that the video model starts as the image model
-    frame by frame (as AnimateDiff initialises them; diffusers does not: without it the output moved by 0.89 at once
-    on the tiny test model). ValueError when the adapter does not fit."""
+def check_text_reading(features: str, where: str) -> None:
+    """Raise ValueError unless text is read padded (``features``, a ``text_features`` value): diffusers'
+    ``UNetMotionModel`` takes no text mask. Checked by the callers before any weight loads."""
+    if features != "padded":
+        raise ValueError(f"{where}: AnimateDiff's layout attends every text token (diffusers' UNetMotionModel takes no "
+                         f"text mask), so its text must be read padded (text_features: padded, a diffusers folder's "
+                         f"own encoder, as Stable Diffusion's), not {features!r}")
+
+
+def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | str | os.PathLike | None = None) -> MotionUNet:
+    """AnimateDiff's U-Net of ``unet`` with ``adapter``'s motion modules (diffusers' ``from_unet2d``; a
+    MotionAdapter or its folder, :func:`load_motion_adapter`), or new ones when ``adapter`` is None, their output
+    projections zeroed so that the video model starts as the image model frame by frame (as AnimateDiff initialises
+    them; diffusers does not: without it the output moved by 0.89 at once on the tiny test model). ValueError when
+    the adapter does not fit."""
     check_image_unet_config(dict(unet.config))
+    if adapter is not None and not isinstance(adapter, MotionAdapter):
+        adapter = load_motion_adapter(adapter)
     if adapter is not None:
         blocks = tuple(unet.config.block_out_channels)
         if tuple(adapter.config.block_out_channels) != blocks:
@@ -119,4 +132,4 @@ def from_image_unet(unet: UNet2DConditionModel, adapter: MotionAdapter | None = 
     return use_device_attention(torch.nn.Module.to(model, torch.float32))
 
 
-__all__ = ["ADAPTER_DIR", "MOTION_KEY", "MotionUNet", "from_image_unet", "load_motion_adapter"]
+__all__ = ["ADAPTER_DIR", "MOTION_KEY", "MotionUNet", "check_text_reading", "from_image_unet", "load_motion_adapter"]

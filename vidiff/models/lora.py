@@ -193,14 +193,15 @@ def check_lora_fits(unet: UNet2DConditionModel, state: dict[str, torch.Tensor], 
 
 
 def apply_lora(unet: UNet2DConditionModel, path: str | os.PathLike, scale: float = 1.0,
-               inplace: bool = False) -> UNet2DConditionModel:
+               inplace: bool = False, state: dict[str, torch.Tensor] | None = None) -> UNet2DConditionModel:
     """``unet`` with the LoRA file at ``path`` fused in at ``scale`` (``W + scale * B A``): a copy, or ``unet`` itself
-    when ``inplace``. Raises ValueError (nothing changed) when the file is not a LoRA or does not fit."""
+    when ``inplace``. ``state``: the file's tensors (:func:`read_lora`) where the caller has read them already.
+    Raises ValueError (nothing changed) when the file is not a LoRA or does not fit."""
     import math
 
     if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
         raise ValueError(f"a LoRA scale must be a finite number, got {scale!r}")
-    state = read_lora(path)
+    state = read_lora(path) if state is None else state
     alphas = None
     if is_kohya(state):
         state, alphas, peft = _kohya_unet(state, unet.config)

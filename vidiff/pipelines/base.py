@@ -294,16 +294,18 @@ class VideoDiffusionPipeline:
 
         from vidiff.models.animatediff import MotionUNet
         from vidiff.models.inflated import InflatedUNet
-        from vidiff.models.lora import apply_lora, is_lora_file
+        from vidiff.models.lora import apply_lora, is_lora_file, read_lora
 
         if not isinstance(self.unet, (InflatedUNet, MotionUNet)):
             raise ValueError(f"--image-model needs a model inflated from an image model (vidiff inflate); this one is "
                              f"a {type(self.unet).__name__}")
         if is_lora_file(image_path):
+            state = read_lora(image_path)  # once, for the U-Net and (a kohya LoRA's other half) the text encoder
             unet = copy.deepcopy(self.unet)
-            apply_lora(unet.image_unet if isinstance(unet, InflatedUNet) else unet, image_path, lora_scale, inplace=True)
+            apply_lora(unet.image_unet if isinstance(unet, InflatedUNet) else unet, image_path, lora_scale, inplace=True,
+                       state=state)
             other = self._with_unet(unet, {"image_model": str(image_path), "lora_scale": float(lora_scale)})
-            other.text_encoder = self._text_encoder_with_lora(image_path, lora_scale)
+            other.text_encoder = self._text_encoder_with_lora(image_path, state, lora_scale)
             return other
         if isinstance(self.unet, MotionUNet):
             raise ValueError("an AnimateDiff model takes another image model by inflating it with the same adapter "
@@ -333,13 +335,13 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(image_path)!r} has a {te.dim}-wide text encoder; this model reads {self.text_encoder.dim}")
         return te
 
-    def _text_encoder_with_lora(self, lora_path, scale: float):
-        """This pipeline's text encoder, or, when the LoRA at ``lora_path`` is a kohya one that changes the text
-        encoder too (``lora_te_`` keys), a fresh copy of it (not its cache) with that half fused in."""
+    def _text_encoder_with_lora(self, lora_path, state: dict, scale: float):
+        """This pipeline's text encoder, or, when the LoRA at ``lora_path`` (its tensors: ``state``) is a kohya one
+        that changes the text encoder too (``lora_te_`` keys), a fresh copy of it (not its cache) with that half
+        fused in."""
         from vidiff.conditioning.text import TextEncoder
-        from vidiff.models.lora import fuse_kohya_text_lora, is_kohya, read_lora
+        from vidiff.models.lora import fuse_kohya_text_lora, is_kohya
 
-        state = read_lora(lora_path)
         if not is_kohya(state) or not any(k.startswith("lora_te_") for k in state):
             return self.text_encoder
         enc = self.text_encoder

@@ -84,15 +84,13 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
     if motion_module is not None and not Path(motion_module).is_file():
         raise ValueError(f"motion module {str(motion_module)!r} does not exist")
     meta = found["meta"]
-    if arch == "animatediff" and meta.get("text_features", "last") != "padded":
-        raise ValueError(f"--arch animatediff attends every text token (diffusers' UNetMotionModel takes no text mask); "
-                         f"{str(image_model)!r} reads masked text ({meta.get('text_features', 'last')!r}). Supported: "
-                         f"a diffusers folder with its own text encoder (read padded, as Stable Diffusion's)")
+    if arch == "animatediff":
+        from vidiff.models.animatediff import check_text_reading, from_image_unet
+
+        check_text_reading(meta.get("text_features", "last"), f"--arch animatediff on {str(image_model)!r}")
     image = load_unet(found["unet"], torch.float32)
     if arch == "animatediff":
-        from vidiff.models.animatediff import from_image_unet, load_motion_adapter
-
-        model = from_image_unet(image, None if motion_adapter is None else load_motion_adapter(motion_adapter))
+        model = from_image_unet(image, motion_adapter)
     else:
         model = InflatedUNet.from_image_unet(image, arch, **arch_kwargs)
     if motion_module is not None:

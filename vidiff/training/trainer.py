@@ -106,15 +106,13 @@ def build_model(cfg: RunConfig, text_dim: int):
                              f"{type(model).__name__}")
         arch = model_cfg.pop("inflate")
         if arch == "animatediff":  # AnimateDiff's layout (diffusers' UNetMotionModel), new or from a MotionAdapter
-            from vidiff.models.animatediff import from_image_unet, load_motion_adapter
+            from vidiff.models.animatediff import check_text_reading, from_image_unet
 
             adapter = model_cfg.pop("motion_adapter", None)
             if model_cfg:
                 raise ValueError(f"model.inflate: animatediff takes only model.motion_adapter, got {sorted(model_cfg)}")
-            if cfg.text_features != "padded":
-                raise ValueError("model.inflate: animatediff attends every text token (diffusers' UNetMotionModel takes "
-                                 "no text mask): set text_features: padded, with a diffusers folder's text encoder")
-            return from_image_unet(model, None if adapter is None else load_motion_adapter(adapter))
+            check_text_reading(cfg.text_features, "model.inflate: animatediff")
+            return from_image_unet(model, adapter)
         try:
             return InflatedUNet.from_image_unet(model, arch, **model_cfg)
         except TypeError as e:
