@@ -506,8 +506,19 @@ def check_run_dir(out: Path, resume: str | None) -> None:
         resolve_resume(out, resume)
 
 
+# what a fine-tune samples with unless its recipe's sample section says otherwise: the sampler of the model it
+# started from, as a diffusers fine-tuning script saves its pipeline with the base model's scheduler
+INHERITED_SAMPLING = ("sampler", "logsnr_min")
+
+
 def _defaults(cfg: RunConfig) -> dict:
-    return {"num_frames": cfg.data.num_frames, "fps": cfg.data.fps, "height": cfg.data.resolution,
+    inherited = {}
+    if cfg.train.init_from:
+        from vidiff.pipelines.folder import read_meta
+
+        theirs = read_meta(Path(cfg.train.init_from)).get("defaults") or {}
+        inherited = {k: theirs[k] for k in INHERITED_SAMPLING if k in theirs}
+    return {**inherited, "num_frames": cfg.data.num_frames, "fps": cfg.data.fps, "height": cfg.data.resolution,
             "width": cfg.data.resolution, **cfg.sample}
 
 
