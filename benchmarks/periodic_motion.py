@@ -1,0 +1,138 @@
+"""The periodic motions alone (bouncing left and right, bouncing up and down, circling), the default's gap on the
+strict reader (issue 20 item 4): a model's strict motion on the periodic scenes among the first ``--n`` validation
+scenes, at one or more guidance settings, why each miss failed, and how many bounces jump (move more than a third of the
+canvas between two frames, which a true bounce never does). A screen for ideas before a full
+validation read (benchmarks/sampling_steps.py), four times cheaper because it skips the motions already right.
+
+    python benchmarks/periodic_motion.py --n 400 --runs 3 2 1.5 3@800 5@800 --out benchmarks/results/periodic-guidance-val.json
+
+A run is ``SCALE`` (classifier-free guidance at that scale on every step) or ``SCALE@TMAX``: guidance only on the
+steps with t <= TMAX and the conditional model alone above (the limited guidance interval of Kynkaenniemi et al.,
+2024, which leaves the noisiest steps, where a clip's path is decided, unguided).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import time
+from pathlib import Path
+
+PERIODIC = ("bouncing left and right", "bouncing up and down", "circling")
+
+
+def parse_run(run: str) -> tuple[float, float | None]:
+    scale, _, tmax = run.partition("@")
+    try:
+        return float(scale), (float(tmax) if tmax else None)
+    except ValueError:
+        raise ValueError(f"a run is SCALE or SCALE@TMAX (e.g. 3 or 3@800), got {run!r}") from None
+
+
+def interval_guidance(pipe, tmax: float | None):
+    """``pipe.denoiser`` with guidance only at t <= ``tmax`` (None: every step, the pipeline's own)."""
+    own = type(pipe).denoiser.__get__(pipe)
+    if tmax is None:
+        return own
+
+    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+        guided = own(prompts, guidance, negative_prompt, cond, cond_scale)(None)
+        plain = own(prompts, 1.0, negative_prompt, cond, cond_scale)(None)  # scale 1: the conditional model alone
+
+        def fn(x, t):
+            return guided(x, t) if float(t.flatten()[0]) <= tmax else plain(x, t)
+
+        return lambda frames=None: fn
+
+    return denoiser
+
+
+JUMP = 1 / 3  # of the canvas between two frames: a true quick bounce moves at most 0.7 / 3, a normal one 0.7 / 8
+
+
+def largest_step(video, caption: str) -> float:
+    """The largest move of a one-object clip's object between two frames where it is seen, along the caption's
+    bouncing axis, as a fraction of the canvas (0 when it is seen in fewer than two frames)."""
+    import numpy as np
+
+    from vidiff.shapes.reader import COLOR_NAMES, as_unit_cthw, parse_caption, segment
+    from vidiff.shapes.strict_reader import _track
+
+    obj = parse_caption(caption)[0]
+    v = as_unit_cthw(video)
+    _, centres, _, _ = _track(segment(v), COLOR_NAMES.index(obj["color"]), obj["motion"], v)
+    axis = 0 if obj["motion"].endswith("left and right") else 1
+    x = np.array([c[axis] for c in centres])
+    return float(np.abs(np.diff(x)).max()) if len(x) > 1 else 0.0
+
+
+SAMPLING = ("num_inference_steps", "sampler", "logsnr_min", "guidance_scale")
+
+
+def like_sampling(pipe, folder: str) -> None:
+    """Give ``pipe`` the sampling defaults of the model folder ``folder``."""
+    from vidiff.pipelines.folder import read_meta, resolve_defaults
+    from vidiff.registry import resolve_model
+
+    other = resolve_defaults(read_meta(resolve_model(folder)).get("defaults"))
+    pipe.defaults.update({k: other[k] for k in SAMPLING})
+    pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])
+
+
+def main() -> None:
+    from shapes_quality import common_arguments  # (this folder is on the path when run as a script)
+
+    p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
+    p.set_defaults(n=400)
+    p.add_argument("--runs", nargs="+", default=["3"], help="SCALE or SCALE@TMAX, each a row")
+    p.add_argument("--steps", type=int, default=None, help="default: the model's")
+    p.add_argument("--like", default=None, help="sample with this model folder's sampling defaults (steps, sampler, "
+                   "log-SNR floor, guidance): a fine-tune's run folder keeps its recipe's, not the model it started from")
+    args = p.parse_args()
+    runs = [(r, *parse_run(r)) for r in args.runs]
+
+    import torch
+
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.shapes.strict_reader import score_video_strict, summarize_strict
+    from vidiff.shapes.suites import generate_scenes, suite_scenes
+
+    scenes = [s for s in suite_scenes("test", args.n, first_scene=args.first_scene) if s.objects[0].motion in PERIODIC]
+    pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    if args.like:
+        like_sampling(pipe, args.like)
+    steps = pipe.settings(num_inference_steps=args.steps)["num_inference_steps"]
+    out = {"model": args.model, "scanned": args.n, "n": len(scenes), "first_scene": args.first_scene, "seed": args.seed,
+           "like": args.like, "steps": steps, "sampler": pipe.defaults["sampler"],
+           "logsnr_min": pipe.defaults["logsnr_min"], "bf16": args.bf16, "threads": torch.get_num_threads(),
+           "load_avg": os.getloadavg()[0], "rows": []}
+    for name, scale, tmax in runs:
+        pipe.denoiser = interval_guidance(pipe, tmax)
+        t0, scores, why, jumps = time.time(), collections.defaultdict(list), collections.Counter(), collections.Counter()
+        for chunk, videos in generate_scenes(pipe, scenes, steps, scale, args.seed, bf16=args.bf16):
+            for sc, v in zip(chunk, videos.numpy()):
+                st = score_video_strict(v, sc.caption)[0]
+                o = sc.objects[0]
+                scores[o.motion].append(st)
+                why[f"{o.motion}: {st.why or 'ok'}"] += 1
+                if o.motion != "circling":
+                    jumps[f"{o.speed} bouncing: {largest_step(v, sc.caption) > JUMP}"] += 1
+        every = [x for v in scores.values() for x in v]
+        row = {"run": name, "guidance": scale, "guidance_tmax": tmax, "seconds": round(time.time() - t0, 1),
+               "strict": {k: summarize_strict(every)[k] for k in ("motion", "color", "shape", "present")},
+               "strict_per_motion": {m: summarize_strict(v)["motion"] for m, v in sorted(scores.items())},
+               "why": dict(why.most_common()),
+               "bounces_with_a_jump": {sp: f"{jumps[f'{sp} bouncing: True']} of "
+                                           f"{jumps[f'{sp} bouncing: True'] + jumps[f'{sp} bouncing: False']}"
+                                       for sp in ("quickly", "normal", "slowly")}}
+        out["rows"].append(row)
+        print(json.dumps({k: row[k] for k in ("run", "strict", "strict_per_motion", "bounces_with_a_jump")}), flush=True)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
