@@ -89,7 +89,8 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", default=["3"], help="SCALE or SCALE@TMAX, each a row")
     p.add_argument("--steps", type=int, default=None, help="default: the model's")
     p.add_argument("--like", default=None, help="sample with this model folder's sampling defaults (steps, sampler, "
-                   "log-SNR floor, guidance): a fine-tune's run folder keeps its recipe's, not the model it started from")
+                   "log-SNR floor, guidance), e.g. a fine-tune of the default trained before its run folder kept the "
+                   "sampler of the folder it started from (2026-12-01)")
     args = p.parse_args()
     runs = [(r, *parse_run(r)) for r in args.runs]
 
@@ -110,7 +111,8 @@ def main() -> None:
            "load_avg": os.getloadavg()[0], "rows": []}
     for name, scale, tmax in runs:
         pipe.denoiser = interval_guidance(pipe, tmax)
-        t0, scores, why, jumps = time.time(), collections.defaultdict(list), collections.Counter(), collections.Counter()
+        t0, scores, why = time.time(), collections.defaultdict(list), collections.Counter()
+        jumps = {sp: [0, 0] for sp in ("quickly", "normal", "slowly")}  # speed -> [bounces that jump, bounces]
         for chunk, videos in generate_scenes(pipe, scenes, steps, scale, args.seed, bf16=args.bf16):
             for sc, v in zip(chunk, videos.numpy()):
                 st = score_video_strict(v, sc.caption)[0]
@@ -118,15 +120,14 @@ def main() -> None:
                 scores[o.motion].append(st)
                 why[f"{o.motion}: {st.why or 'ok'}"] += 1
                 if o.motion != "circling":
-                    jumps[f"{o.speed} bouncing: {largest_step(v, sc.caption) > JUMP}"] += 1
+                    jumps[o.speed][0] += largest_step(v, sc.caption) > JUMP
+                    jumps[o.speed][1] += 1
         every = [x for v in scores.values() for x in v]
         row = {"run": name, "guidance": scale, "guidance_tmax": tmax, "seconds": round(time.time() - t0, 1),
                "strict": {k: summarize_strict(every)[k] for k in ("motion", "color", "shape", "present")},
                "strict_per_motion": {m: summarize_strict(v)["motion"] for m, v in sorted(scores.items())},
                "why": dict(why.most_common()),
-               "bounces_with_a_jump": {sp: f"{jumps[f'{sp} bouncing: True']} of "
-                                           f"{jumps[f'{sp} bouncing: True'] + jumps[f'{sp} bouncing: False']}"
-                                       for sp in ("quickly", "normal", "slowly")}}
+               "bounces_with_a_jump": {sp: f"{a} of {b}" for sp, (a, b) in jumps.items()}}
         out["rows"].append(row)
         print(json.dumps({k: row[k] for k in ("run", "strict", "strict_per_motion", "bounces_with_a_jump")}), flush=True)
         if args.out:
