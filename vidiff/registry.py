@@ -29,9 +29,9 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"model path {name!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
                          f"or one of: {', '.join(EMBEDDED)}")
     if not (p / "vidiff_pipeline.json").exists():
-        from vidiff.pipelines.folder import is_diffusers_image_folder
+        from vidiff.pipelines.folder import SUPPORTED_IMAGE_FOLDER, is_diffusers_image_folder
 
         if not is_diffusers_image_folder(p):  # a plain diffusers text-to-image folder is read as one (read_meta)
-            raise ValueError(f"{name!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing) nor a diffusers "
-                             f"text-to-image folder (unet/ with a UNet2DConditionModel, scheduler/)")
+            raise ValueError(f"{name!r} is not a vidiff pipeline folder (vidiff_pipeline.json missing) nor "
+                             f"{SUPPORTED_IMAGE_FOLDER}")
     return p

@@ -18,7 +18,6 @@ rather than ignored.
 
 from __future__ import annotations
 
-import json
 import os
 
 import torch
@@ -72,23 +71,9 @@ class MotionUNet(DiffusersContract, UNetMotionModel):
 
 def load_motion_adapter(path) -> MotionAdapter:
     """A diffusers ``MotionAdapter`` folder; ValueError naming what is wrong."""
-    from pathlib import Path
+    from vidiff.pipelines.folder import load_diffusers_model
 
-    from vidiff.pipelines.folder import weights_variant
-
-    path = Path(path)
-    try:
-        name = json.loads((path / "config.json").read_text(encoding="utf-8"))["_class_name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"{str(path)!r} is not a motion adapter folder (config.json with _class_name missing); "
-                         f"expected a diffusers MotionAdapter folder") from None
-    if name != "MotionAdapter":
-        raise ValueError(f"{str(path)!r} holds a {name}; expected a diffusers MotionAdapter")
-    try:
-        return MotionAdapter.from_pretrained(path, torch_dtype=torch.float32, variant=weights_variant(path))
-    except (OSError, RuntimeError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot load the motion adapter in {str(path)!r}: {first[:160]}") from None
+    return load_diffusers_model(path, MotionAdapter, "motion adapter")
 
 
 def check_text_reading(features: str, where: str) -> None:

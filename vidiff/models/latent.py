@@ -16,27 +16,13 @@ VAE_DIR = "vae"
 
 
 def load_vae(path: str | Path, dtype: torch.dtype = torch.float32):
-    """An ``AutoencoderKL`` from a diffusers folder; ValueError when it is not one."""
-    import json
-
+    """An ``AutoencoderKL`` from a diffusers folder (the default weights, else the fp16 variant of a download made
+    with ``variant="fp16"``); ValueError when it is not one."""
     from diffusers import AutoencoderKL
 
-    path = Path(path)
-    try:
-        name = json.loads((path / "config.json").read_text())["_class_name"]
-    except (OSError, ValueError, KeyError):
-        raise ValueError(f"{str(path)!r} holds no autoencoder (vae/config.json missing or unreadable)") from None
-    if name != "AutoencoderKL":
-        raise ValueError(f"{str(path)!r} holds a {name}; supported: diffusers AutoencoderKL")
-    from vidiff.pipelines.folder import weights_variant
+    from vidiff.pipelines.folder import load_diffusers_model
 
-    variant = weights_variant(path)  # the default file, else the fp16 variant of a download made with variant="fp16"
-    try:
-        vae = AutoencoderKL.from_pretrained(path, torch_dtype=dtype, variant=variant)
-    except (OSError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot load the autoencoder in {str(path)!r}: {first[:160]}") from None
-    return vae.eval().requires_grad_(False)
+    return load_diffusers_model(path, AutoencoderKL, "autoencoder", dtype).eval().requires_grad_(False)
 
 
 def vae_scale(config) -> int:

@@ -96,7 +96,7 @@ def read_lora(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as e:  # missing, truncated, a pickle, ...
         raise ValueError(f"{str(path)!r} is not a LoRA file (a safetensors file of LoRA weights: "
                          f"{type(e).__name__}: {str(e)[:80]})") from None
-    if state and all(_KOHYA.match(k) for k in state):
+    if is_kohya(state):
         return state
     if not state or not all(_KEY.match(k) for k in state):
         odd = next((k for k in state if not _KEY.match(k)), "no tensors")

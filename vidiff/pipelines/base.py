@@ -320,8 +320,7 @@ class VideoDiffusionPipeline:
         """The text encoder of another image model given to :meth:`with_image_model`: its own ``text_encoder/``
         where it has one and this pipeline reads a diffusers folder's encoder (a DreamBooth that trained its text
         encoder too, as Stable Diffusion fine-tunes often do), else this pipeline's."""
-        from vidiff.conditioning.text import TextEncoder
-        from vidiff.pipelines.folder import LOCAL_TEXT_ENCODER, read_meta
+        from vidiff.pipelines.folder import LOCAL_TEXT_ENCODER, load_text_encoder, read_meta
         from vidiff.registry import resolve_model
 
         path = resolve_model(image_path)
@@ -329,8 +328,7 @@ class VideoDiffusionPipeline:
         if (meta.get("text_encoder") != LOCAL_TEXT_ENCODER or not (path / LOCAL_TEXT_ENCODER).is_dir()
                 or getattr(self.text_encoder, "features", "last") != meta.get("text_features", "last")):
             return self.text_encoder
-        te = TextEncoder(path / LOCAL_TEXT_ENCODER, getattr(self.text_encoder, "max_length", 32),
-                         meta.get("text_features", "last"))
+        te = load_text_encoder(path, meta)  # its text_encoder/, read as its meta says (or its cache of it)
         if te.dim != self.text_encoder.dim:
             raise ValueError(f"{str(image_path)!r} has a {te.dim}-wide text encoder; this model reads {self.text_encoder.dim}")
         return te

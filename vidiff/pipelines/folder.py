@@ -87,6 +87,32 @@ def weight_files(path: Path) -> list[Path]:
     return [path / s for s in shards]
 
 
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most ``limit`` characters:
+    what a one-line error quotes of a library's failure."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]
+
+
+def load_diffusers_model(path: Path, cls, what: str, dtype: torch.dtype = torch.float32):
+    """A diffusers model folder of class ``cls`` (``config.json`` naming it, its weights: the default file, else the
+    fp16 variant, :func:`weights_variant`) loaded in ``dtype``; ValueError naming ``what`` was expected and what
+    was found."""
+    path = Path(path)
+    expected = cls.__name__
+    try:
+        name = json.loads((path / "config.json").read_text(encoding="utf-8"))["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{str(path)!r} holds no {what} (config.json with _class_name missing or unreadable); "
+                         f"expected a diffusers {expected} folder") from None
+    if name != expected:
+        raise ValueError(f"{str(path)!r} holds a {name}; expected a diffusers {expected}")
+    try:
+        return cls.from_pretrained(path, torch_dtype=dtype, variant=weights_variant(path))
+    except (OSError, ValueError, RuntimeError, TypeError) as e:
+        raise ValueError(f"cannot load the {what} in {str(path)!r}: {first_line(e)}") from None
+
+
 def load_unet(path: Path, dtype: torch.dtype):
     """Build the U-Net from its config and load its safetensors strictly: every key and shape must match
     (diffusers would silently re-initialise missing weights). The file is the one diffusers reads by default,
@@ -104,8 +130,8 @@ def load_unet(path: Path, dtype: torch.dtype):
         for f in files:
             state.update(load_file(str(f)))
     except Exception as e:  # safetensors header / JSON errors, a missing shard: not a loadable model
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): {first[:160]}") from None
+        raise ValueError(f"cannot load the weights in {str(files[0])!r} (truncated or not a vidiff model?): "
+                         f"{first_line(e)}") from None
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
