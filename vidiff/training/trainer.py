@@ -307,6 +307,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     torch.manual_seed(tc.seed)
     text_encoder = TextEncoder(cfg.text_encoder, features=cfg.text_features)
     check_init_schedule(cfg)
+    defaults = _defaults(cfg)  # read now, with the starting folder's other checks, not after the run
     model = build_model(cfg, text_encoder.dim)
     vae = init_vae(cfg)
     teacher = None
@@ -455,7 +456,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         if tc.distill_guidance:  # the guidance its one pass stands for
             extra["distilled_guidance_scale"] = tc.distill_guidance
         export = ema.model.to("cpu")
-        pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=_defaults(cfg),
+        pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=defaults,
                                                    extra=extra, vae=None if vae is None else vae.to("cpu"))
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
