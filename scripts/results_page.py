@@ -308,7 +308,7 @@ def page() -> str:
         if s.get("native_bf16") is False and not cap:
             note = "; a CPU with AVX512 but without AVX512-BF16 or AMX instructions (family 6 model 207), so fp32 only"
         out += [f"`{prefix}python benchmarks/speed_memory.py --rounds {s['rounds']}{' --dtype bf16' if dtype == 'bf16' else ''}"
-                f"{' --out benchmarks/results/speed-fp32-nobf16.json' if dtype == 'fp32-nobf16' else ''}` "
+                f" --out benchmarks/results/speed-{dtype}.json` "
                 f"({s['dtype']}{note}, one guided denoising step of a {s['clip']} clip, batch 2, and a training step of batch "
                 f"4; {s['threads']} threads, {s['cpu']}, torch {s['torch']}; minimum of {s['rounds']} interleaved rounds):",
                 "", "| model | params | GFLOP / step | denoising step | training step | vs STUNet: time / FLOPs |",
