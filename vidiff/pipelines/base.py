@@ -22,10 +22,11 @@ import torch
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
+from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
 from vidiff.pipelines.folder import (
     LOCAL_TEXT_ENCODER,
-    PIPELINE_FILE, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
+    PIPELINE_FILE, load_denoiser, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
     shared_encoder,
 )
 
@@ -127,13 +128,14 @@ class VideoDiffusionPipeline:
         torch_dtype = torch_dtype or dtype or torch.float32
         if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
             raise ValueError(f"torch_dtype must be a floating torch.dtype, got {torch_dtype!r}")
-        unet = load_unet(path / "unet", torch_dtype)
+        unet = load_denoiser(path, meta, torch_dtype)
         if text_encoder is None:
             text_encoder = load_text_encoder(path, meta)
         if text_encoder.dim != unet.text_dim:
             raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.text_dim}")
         extra = {k: v for k, v in meta.items()
-                 if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
+                 if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config",
+                              BOUNDARY_KEY)}
         vae = None
         if (path / VAE_DIR).is_dir():
             from vidiff.models.latent import load_vae
@@ -187,21 +189,28 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
         from vidiff.models.lora import LORA_FILE, fused, has_lora, save_lora
 
+        experts = self.unet if isinstance(self.unet, TimestepExperts) else None  # unet/ + high_noise_unet/
         lora = self.unet if has_lora(self.unet) else None  # a LoRA fine-tune: the folder holds the fused U-Net,
         unet = self.unet if lora is None else fused(lora)   # and the LoRA on its own
         if half:
             import copy
             unet = copy.deepcopy(unet).half()
+        if experts is not None:
+            unet, high = unet.low, unet.high
         features = getattr(self.text_encoder, "features", "last")
         local = local_text_encoder(self.text_encoder)  # a diffusers folder's text_encoder/ (+ tokenizer/): copied
         meta = {"task": self.task, "diffusion": self.diffusion.to_dict(),
                 "text_encoder": LOCAL_TEXT_ENCODER if local else self.text_encoder.name,
                 **({"text_features": features} if features != "last" else {}),
                 "defaults": recorded_defaults(self.defaults), **self.extra}
+        if experts is not None:
+            meta[BOUNDARY_KEY] = experts.boundary / self.diffusion.num_train_timesteps
         if train_config is not None:
             meta["train_config"] = train_config
         with atomic_path(path, overwrite=overwrite) as tmp:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
+            if experts is not None:
+                high.save_pretrained(tmp / HIGH_NOISE_DIR, safe_serialization=True)
             self.scheduler.save_config(tmp / "scheduler")  # diffusers' layout: scheduler/scheduler_config.json
             if self.vae is not None:
                 self.vae.save_pretrained(tmp / VAE_DIR, safe_serialization=True)
@@ -273,6 +282,10 @@ class VideoDiffusionPipeline:
         elif isinstance(self.unet, InflatedUNet) or isinstance(style, ImageUNet):
             raise ValueError(f"{str(style_path)!r} holds a {type(style).__name__}; a style of a model inflated from an "
                              f"image model is a fine-tune of that image model (a text-to-image folder)")
+        elif isinstance(self.unet, TimestepExperts):  # a style is a fine-tune of the low-noise U-Net (unet/), where
+            check_style_of(self.unet.low, style, style_path)  # a clip's look is drawn; the path planner is kept
+            low = interpolate_weights(self.unet.low, style, alpha).to(self.device)
+            unet = TimestepExperts(low, self.unet.high, self.unet.boundary)
         else:
             check_style_of(self.unet, style, style_path)
             unet = interpolate_weights(self.unet, style, alpha).to(self.device)

@@ -147,6 +147,23 @@ def load_unet(path: Path, dtype: torch.dtype):
     return torch.nn.Module.to(model, dtype)  # plain cast (diffusers' .to() warns about fp32-kept modules)
 
 
+def load_denoiser(path: Path, meta: dict, dtype: torch.dtype):
+    """A pipeline folder's U-Net (``unet/``), or, where the folder holds a high-noise expert beside it
+    (``high_noise_unet/`` and ``boundary_ratio`` in its vidiff_pipeline.json), both as one
+    :class:`~vidiff.models.experts.TimestepExperts`."""
+    from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
+
+    path = Path(path)
+    unet = load_unet(path / "unet", dtype)
+    if not (path / HIGH_NOISE_DIR).is_dir():
+        return unet
+    ratio, steps = meta.get(BOUNDARY_KEY), DiffusionConfig(**meta["diffusion"]).num_train_timesteps
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise ValueError(f"{str(path)!r} holds a high-noise expert ({HIGH_NOISE_DIR}/) but no valid {BOUNDARY_KEY} "
+                         f"(a fraction in (0, 1) of the diffusion time) in its {PIPELINE_FILE}, got {ratio!r}")
+    return TimestepExperts(unet, load_unet(path / HIGH_NOISE_DIR, dtype), round(ratio * steps))
+
+
 # The one home of every sampling default, under each folder's own ``defaults`` (vidiff_pipeline.json): a call's
 # argument left at None takes the folder's value, else this one. The CLI passes only what the user typed.
 BASE_DEFAULTS = {"num_frames": 16, "fps": 8.0, "height": 32, "width": 32, "guidance_scale": 4.0,

@@ -75,6 +75,11 @@ class TrainConfig:
     # train on noise levels shifted by log-SNR - 2 log(shift) (vidiff.diffusion.schedule.shift_timesteps): > 1 towards
     # more noise (where a clip's path is decided), < 1 towards less (where fine detail such as corners is drawn)
     timestep_shift: float = 1.0
+    # train on timesteps in [timestep_min, timestep_max] only, drawn uniformly (with timestep_shift 1): a noise-range
+    # expert (eDiff-I's ensemble of expert denoisers; Wan 2.2's high-noise model), sampled with the model it
+    # specialises through vidiff.models.experts.TimestepExperts; null max: the last timestep
+    timestep_min: int = 0
+    timestep_max: int | None = None
     # > 0: train a LoRA of this rank (peft, on the attention projections) of a text-to-image model instead of its
     # weights; the export holds the fused model and the LoRA file (vidiff.models.lora)
     lora_rank: int = 0
@@ -236,6 +241,31 @@ CHOICES = {"train.lr_schedule": ("cosine", "constant"), "train.checkpoint_format
            "diffusion.prediction_type": ("v_prediction", "epsilon", "sample")}
 
 
+def timestep_range(cfg: RunConfig) -> tuple[int, int]:
+    """The inclusive range of training timesteps."""
+    last = cfg.diffusion.num_train_timesteps - 1
+    return cfg.train.timestep_min, last if cfg.train.timestep_max is None else cfg.train.timestep_max
+
+
+def check_timestep_range(cfg: RunConfig) -> None:
+    lo, hi = timestep_range(cfg)
+    last = cfg.diffusion.num_train_timesteps - 1
+    if not (all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) and 0 <= lo <= hi <= last):
+        raise ValueError(f"train.timestep_min / train.timestep_max must be integers with 0 <= min <= max <= {last} "
+                         f"(diffusion.num_train_timesteps - 1; null max: {last}), got {lo!r} / {hi!r}")
+    if (lo, hi) == (0, last):
+        return
+    if lo > 0 and hi < last:
+        raise ValueError(f"train.timestep_min / train.timestep_max train an expert for the high-noise end (min > 0, max "
+                         f"{last} or null) or the low-noise end (min 0), not a middle band ({lo}-{hi})")
+    if not cfg.train.init_from:
+        raise ValueError("train.timestep_min / train.timestep_max train a noise-range expert of the model in "
+                         "train.init_from (exported beside it); set train.init_from")
+    if cfg.train.timestep_shift != 1.0:
+        raise ValueError("train.timestep_min / train.timestep_max draw timesteps uniformly in their range; set "
+                         f"train.timestep_shift to 1 (got {cfg.train.timestep_shift!r}) or leave the range whole")
+
+
 TEXT_FEATURES = TextEncoder.FEATURES
 TRACKERS = ("tensorboard", "wandb")  # accelerate's trackers vidiff names (each needs its package)
 
@@ -260,6 +290,7 @@ def check_ranges(cfg: RunConfig) -> None:
     g = cfg.diffusion.min_snr_gamma
     if g is not None and not (isinstance(g, (int, float)) and math.isfinite(g) and g > 0):
         raise ValueError(f"diffusion.min_snr_gamma must be a positive number or null, got {g!r}")
+    check_timestep_range(cfg)
     if not isinstance(cfg.model, dict) or not isinstance(cfg.sample, dict):
         raise ValueError("the model and sample sections must be mappings (key: value)")
     if not isinstance(cfg.output_dir, str) or not cfg.output_dir.strip():

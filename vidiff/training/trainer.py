@@ -25,7 +25,7 @@ from vidiff.training.checkpoints import (
     complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
 )
 from vidiff.training.accel import ema_update, flat_config, make_accelerator, sharded
-from vidiff.training.config import RunConfig
+from vidiff.training.config import RunConfig, timestep_range
 from vidiff.training.ema import EMA
 
 log = logging.getLogger("vidiff.train")
@@ -99,7 +99,13 @@ def build_model(cfg: RunConfig, text_dim: int):
         return build_unet(preset, text_dim=text_dim, **model_cfg)
     src = Path(cfg.train.init_from)
     read_meta(src)  # a clear error when it is not a pipeline folder
-    model = load_unet(src / "unet", torch.float32)
+    from vidiff.models.experts import HIGH_NOISE_DIR
+
+    high = timestep_range(cfg)[0] > 0 and (src / HIGH_NOISE_DIR).is_dir()  # a high-noise expert trained again
+    if (src / HIGH_NOISE_DIR).is_dir() and timestep_range(cfg) == (0, cfg.diffusion.num_train_timesteps - 1):
+        log.warning("%s holds a high-noise expert (%s/); this run trains its unet/ on every timestep and exports that "
+                    "alone", src, HIGH_NOISE_DIR)
+    model = load_unet(src / (HIGH_NOISE_DIR if high else "unet"), torch.float32)
     if "inflate" in model_cfg:  # model.inflate: ARCH (+ its options): a video model from init_from's image model
         if not isinstance(model, ImageUNet):
             raise ValueError(f"model.inflate needs a text-to-image model in train.init_from; {str(src)!r} holds a "
@@ -309,6 +315,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     check_init_schedule(cfg)
     defaults = _defaults(cfg)  # read now, with the starting folder's other checks, not after the run
     model = build_model(cfg, text_encoder.dim)
+    with_expert = other_expert(cfg)  # a noise-range expert: the starting folder's other U-Net, exported beside it
     vae = init_vae(cfg)
     teacher = None
     if tc.distill_guidance:  # a frozen copy of the starting point, taken before any freezing or LoRA
@@ -455,12 +462,31 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         extra = {"vocabulary": caption_words()} if cfg.data.kind == "shapes" else {}
         if tc.distill_guidance:  # the guidance its one pass stands for
             extra["distilled_guidance_scale"] = tc.distill_guidance
-        export = ema.model.to("cpu")
+        export = ema.model.to("cpu") if with_expert is None else with_expert(ema.model.to("cpu"))
         pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=defaults,
                                                    extra=extra, vae=None if vae is None else vae.to("cpu"))
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final
+
+
+def other_expert(cfg: RunConfig):
+    """A run on part of the diffusion time (``train.timestep_min`` / ``timestep_max``) trains a noise-range expert
+    of ``train.init_from``'s model; this returns how to export it: ``fn(trained) -> TimestepExperts`` with that
+    folder's U-Net for the rest of the range, so the folder samples as one model (read at the start of the run, with
+    the other reads of ``train.init_from``); None for a run on every timestep."""
+    from vidiff.models.experts import HIGH_NOISE_DIR, TimestepExperts
+    from vidiff.pipelines.folder import load_unet
+
+    lo, hi = timestep_range(cfg)
+    if (lo, hi) == (0, cfg.diffusion.num_train_timesteps - 1):
+        return None
+    src = Path(cfg.train.init_from)
+    if lo > 0:  # a high-noise expert; the starting folder's U-Net takes the lower timesteps
+        low = load_unet(src / "unet", torch.float32)
+        return lambda trained: TimestepExperts(low, trained, lo)
+    high = load_unet(src / HIGH_NOISE_DIR if (src / HIGH_NOISE_DIR).is_dir() else src / "unet", torch.float32)
+    return lambda trained: TimestepExperts(trained, high, hi + 1)
 
 
 def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict, m: int, rank: int,
@@ -483,8 +509,8 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
     captions = ["" if d else c for c, d in zip(batch["caption"], drop.tolist())]
     emb, mask = text_encoder.encode(captions)
     emb, mask = emb.to(device), mask.to(device)
-    timesteps = shift_timesteps(torch.randint(0, cfg.diffusion.num_train_timesteps, (x0.shape[0],), generator=g),
-                                scheduler, tc.timestep_shift)
+    lo, hi = timestep_range(cfg)
+    timesteps = shift_timesteps(torch.randint(lo, hi + 1, (x0.shape[0],), generator=g), scheduler, tc.timestep_shift)
     noise = torch.randn(x0.shape, generator=g)  # on the CPU: the same noise on every device
 
     def model_fn(x_t, t):  # accelerate's prepare wrapped the forward in the run's autocast
