@@ -5,10 +5,16 @@ canvas between two frames, which a true bounce never does). A screen for ideas b
 validation read (benchmarks/sampling_steps.py), four times cheaper because it skips the motions already right.
 
     python benchmarks/periodic_motion.py --n 400 --runs 3 2 1.5 3@800 5@800 --out benchmarks/results/periodic-guidance-val.json
+    python benchmarks/periodic_motion.py --sdedit 0.5 0.7 0.85 0.9 0.95 1 --out benchmarks/results/periodic-sdedit-val.json
+
+``--sdedit S ...``: each row starts from the scenes' true renders noised to strength ``S`` (SDEdit: the steps at
+t <= S * T of the model's schedule) at the model's guidance, instead of from noise: the noise level above which the
+model no longer keeps a true periodic path is where that path is decided.
 
 A run is ``SCALE`` (classifier-free guidance at that scale on every step) or ``SCALE@TMAX``: guidance only on the
 steps with t <= TMAX and the conditional model alone above (the limited guidance interval of Kynkaenniemi et al.,
-2024, which leaves the noisiest steps, where a clip's path is decided, unguided).
+2024, which leaves the noisiest steps, where a clip's path is decided, unguided); ``SCALE@TMAX/HIGH``: guidance
+``HIGH`` above TMAX instead (e.g. ``3@800/6``: stronger guidance only where the path is decided).
 """
 
 from __future__ import annotations
@@ -23,23 +29,26 @@ from pathlib import Path
 PERIODIC = ("bouncing left and right", "bouncing up and down", "circling")
 
 
-def parse_run(run: str) -> tuple[float, float | None]:
-    scale, _, tmax = run.partition("@")
+def parse_run(run: str) -> tuple[float, float | None, float]:
+    """``(scale, tmax, scale above tmax)``."""
+    scale, _, rest = run.partition("@")
+    tmax, _, high = rest.partition("/")
     try:
-        return float(scale), (float(tmax) if tmax else None)
+        return float(scale), (float(tmax) if tmax else None), (float(high) if high else 1.0)
     except ValueError:
-        raise ValueError(f"a run is SCALE or SCALE@TMAX (e.g. 3 or 3@800), got {run!r}") from None
+        raise ValueError(f"a run is SCALE, SCALE@TMAX or SCALE@TMAX/HIGH (e.g. 3, 3@800, 3@800/6), got {run!r}") from None
 
 
-def interval_guidance(pipe, tmax: float | None):
-    """``pipe.denoiser`` with guidance only at t <= ``tmax`` (None: every step, the pipeline's own)."""
+def interval_guidance(pipe, tmax: float | None, high: float = 1.0):
+    """``pipe.denoiser`` with its guidance at t <= ``tmax`` and ``high`` above (1: the conditional model alone; None
+    ``tmax``: every step, the pipeline's own)."""
     own = type(pipe).denoiser.__get__(pipe)
     if tmax is None:
         return own
 
     def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
         guided = own(prompts, guidance, negative_prompt, cond, cond_scale)(None)
-        plain = own(prompts, 1.0, negative_prompt, cond, cond_scale)(None)  # scale 1: the conditional model alone
+        plain = own(prompts, high, negative_prompt, cond, cond_scale)(None)  # 1: the conditional model alone
 
         def fn(x, t):
             return guided(x, t) if float(t.flatten()[0]) <= tmax else plain(x, t)
@@ -68,6 +77,24 @@ def largest_step(video, caption: str) -> float:
     return float(np.abs(np.diff(x)).max()) if len(x) > 1 else 0.0
 
 
+def edited_scenes(pipe, scenes, steps: int, strength: float, seed: int, bf16: bool, batch_size: int = 16):
+    """Yield ``(scenes, videos)`` as :func:`vidiff.shapes.suites.generate_scenes` does, each batch SDEdited from the
+    scenes' true renders at ``strength`` (noise from a generator seeded by ``seed`` + the batch's first clip)."""
+    import torch
+
+    from vidiff.hardware import autocast
+    from vidiff.shapes.scenes import render
+
+    h = pipe.defaults["height"]
+    for i in range(0, len(scenes), batch_size):
+        chunk = scenes[i: i + batch_size]
+        true = torch.stack([torch.from_numpy(render(sc, 16, 8.0, h)) for sc in chunk])
+        with autocast(pipe.device, "bf16" if bf16 else "fp32"):
+            out = pipe([sc.caption for sc in chunk], true, strength=strength, num_inference_steps=steps,
+                       generator=torch.Generator().manual_seed(seed + i))
+        yield chunk, out.videos.float()
+
+
 SAMPLING = ("num_inference_steps", "sampler", "logsnr_min", "guidance_scale")
 
 
@@ -86,22 +113,29 @@ def main() -> None:
 
     p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
     p.set_defaults(n=400)
-    p.add_argument("--runs", nargs="+", default=["3"], help="SCALE or SCALE@TMAX, each a row")
+    p.add_argument("--runs", nargs="+", default=["3"], help="SCALE, SCALE@TMAX or SCALE@TMAX/HIGH, each a row")
+    p.add_argument("--sdedit", nargs="+", type=float, default=None, metavar="S",
+                   help="rows from the true renders noised to these strengths (SDEdit) instead of --runs")
     p.add_argument("--steps", type=int, default=None, help="default: the model's")
     p.add_argument("--like", default=None, help="sample with this model folder's sampling defaults (steps, sampler, "
                    "log-SNR floor, guidance), e.g. a fine-tune of the default trained before its run folder kept the "
                    "sampler of the folder it started from (2026-12-01)")
     args = p.parse_args()
-    runs = [(r, *parse_run(r)) for r in args.runs]
+    runs = [(r, *parse_run(r)) for r in args.runs] if args.sdedit is None else \
+        [(f"sdedit {st:g}", None, None, 1.0) for st in args.sdedit]
 
     import torch
 
+    from vidiff.pipelines.edit import VideoEditPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.strict_reader import score_video_strict, summarize_strict
     from vidiff.shapes.suites import generate_scenes, suite_scenes
 
     scenes = [s for s in suite_scenes("test", args.n, first_scene=args.first_scene) if s.objects[0].motion in PERIODIC]
-    pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    if args.sdedit is not None and not all(0.0 <= st <= 1.0 for st in args.sdedit):
+        raise ValueError(f"--sdedit strengths must be in [0, 1], got {args.sdedit}")
+    cls = TextToVideoPipeline if args.sdedit is None else VideoEditPipeline
+    pipe = cls.from_pretrained(args.model, base_only=True)
     if args.like:
         like_sampling(pipe, args.like)
     steps = pipe.settings(num_inference_steps=args.steps)["num_inference_steps"]
@@ -109,11 +143,13 @@ def main() -> None:
            "like": args.like, "steps": steps, "sampler": pipe.defaults["sampler"],
            "logsnr_min": pipe.defaults["logsnr_min"], "bf16": args.bf16, "threads": torch.get_num_threads(),
            "load_avg": os.getloadavg()[0], "rows": []}
-    for name, scale, tmax in runs:
-        pipe.denoiser = interval_guidance(pipe, tmax)
+    for i, (name, scale, tmax, high) in enumerate(runs):
+        pipe.denoiser = interval_guidance(pipe, tmax, high)
         t0, scores, why = time.time(), collections.defaultdict(list), collections.Counter()
         jumps = {sp: [0, 0] for sp in ("quickly", "normal", "slowly")}  # speed -> [bounces that jump, bounces]
-        for chunk, videos in generate_scenes(pipe, scenes, steps, scale, args.seed, bf16=args.bf16):
+        batches = (generate_scenes(pipe, scenes, steps, scale, args.seed, bf16=args.bf16) if args.sdedit is None
+                   else edited_scenes(pipe, scenes, steps, args.sdedit[i], args.seed, args.bf16))
+        for chunk, videos in batches:
             for sc, v in zip(chunk, videos.numpy()):
                 st = score_video_strict(v, sc.caption)[0]
                 o = sc.objects[0]
@@ -123,7 +159,7 @@ def main() -> None:
                     jumps[o.speed][0] += largest_step(v, sc.caption) > JUMP
                     jumps[o.speed][1] += 1
         every = [x for v in scores.values() for x in v]
-        row = {"run": name, "guidance": scale, "guidance_tmax": tmax, "seconds": round(time.time() - t0, 1),
+        row = {"run": name, "guidance": scale, "guidance_tmax": tmax, "guidance_above_tmax": high, "seconds": round(time.time() - t0, 1),
                "strict": {k: summarize_strict(every)[k] for k in ("motion", "color", "shape", "present")},
                "strict_per_motion": {m: summarize_strict(v)["motion"] for m, v in sorted(scores.items())},
                "why": dict(why.most_common()),
