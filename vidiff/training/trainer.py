@@ -19,6 +19,7 @@ import torch
 
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
+from vidiff.models.experts import HIGH_NOISE_DIR
 from vidiff.models.latent import encode_frames
 from vidiff.tasks import get_task
 from vidiff.training.checkpoints import (
@@ -99,13 +100,11 @@ def build_model(cfg: RunConfig, text_dim: int):
         return build_unet(preset, text_dim=text_dim, **model_cfg)
     src = Path(cfg.train.init_from)
     read_meta(src)  # a clear error when it is not a pipeline folder
-    from vidiff.models.experts import HIGH_NOISE_DIR
-
-    high = timestep_range(cfg)[0] > 0 and (src / HIGH_NOISE_DIR).is_dir()  # a high-noise expert trained again
-    if (src / HIGH_NOISE_DIR).is_dir() and timestep_range(cfg) == (0, cfg.diffusion.num_train_timesteps - 1):
+    layout = expert_layout(cfg)
+    if layout is None and (src / HIGH_NOISE_DIR).is_dir():
         log.warning("%s holds a high-noise expert (%s/); this run trains its unet/ on every timestep and exports that "
                     "alone", src, HIGH_NOISE_DIR)
-    model = load_unet(src / (HIGH_NOISE_DIR if high else "unet"), torch.float32)
+    model = load_unet(src / (layout[0] if layout else "unet"), torch.float32)
     if "inflate" in model_cfg:  # model.inflate: ARCH (+ its options): a video model from init_from's image model
         if not isinstance(model, ImageUNet):
             raise ValueError(f"model.inflate needs a text-to-image model in train.init_from; {str(src)!r} holds a "
@@ -470,23 +469,35 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     return final
 
 
-def other_expert(cfg: RunConfig):
-    """A run on part of the diffusion time (``train.timestep_min`` / ``timestep_max``) trains a noise-range expert
-    of ``train.init_from``'s model; this returns how to export it: ``fn(trained) -> TimestepExperts`` with that
-    folder's U-Net for the rest of the range, so the folder samples as one model (read at the start of the run, with
-    the other reads of ``train.init_from``); None for a run on every timestep."""
-    from vidiff.models.experts import HIGH_NOISE_DIR, TimestepExperts
-    from vidiff.pipelines.folder import load_unet
-
+def expert_layout(cfg: RunConfig) -> tuple[str, str, int] | None:
+    """For a run on part of the diffusion time (``train.timestep_min`` / ``timestep_max``), which trains a
+    noise-range expert of ``train.init_from``'s model: ``(the subfolder of init_from it starts from, the one exported
+    beside it, the boundary timestep)``; None for a run on every timestep. A high-noise expert starts from the
+    folder's own one where it has one; a low-noise one from ``unet/``, keeping the folder's high-noise expert."""
     lo, hi = timestep_range(cfg)
     if (lo, hi) == (0, cfg.diffusion.num_train_timesteps - 1):
         return None
-    src = Path(cfg.train.init_from)
-    if lo > 0:  # a high-noise expert; the starting folder's U-Net takes the lower timesteps
-        low = load_unet(src / "unet", torch.float32)
-        return lambda trained: TimestepExperts(low, trained, lo)
-    high = load_unet(src / HIGH_NOISE_DIR if (src / HIGH_NOISE_DIR).is_dir() else src / "unet", torch.float32)
-    return lambda trained: TimestepExperts(trained, high, hi + 1)
+    has_high = (Path(cfg.train.init_from) / HIGH_NOISE_DIR).is_dir()
+    if lo > 0:
+        return HIGH_NOISE_DIR if has_high else "unet", "unet", lo
+    return "unet", HIGH_NOISE_DIR if has_high else "unet", hi + 1
+
+
+def other_expert(cfg: RunConfig):
+    """How a noise-range expert is exported (:func:`expert_layout`): ``fn(trained) -> TimestepExperts`` with
+    ``train.init_from``'s U-Net for the rest of the range, so the folder samples as one model (read at the start of
+    the run, with the other reads of ``train.init_from``); None for a run on every timestep."""
+    from vidiff.models.experts import TimestepExperts
+    from vidiff.pipelines.folder import load_unet
+
+    layout = expert_layout(cfg)
+    if layout is None:
+        return None
+    _, other_dir, boundary = layout
+    other = load_unet(Path(cfg.train.init_from) / other_dir, torch.float32)
+    if cfg.train.timestep_min > 0:  # the trained one is the high-noise expert
+        return lambda trained: TimestepExperts(other, trained, boundary)
+    return lambda trained: TimestepExperts(trained, other, boundary)
 
 
 def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict, m: int, rank: int,
