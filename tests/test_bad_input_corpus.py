@@ -209,6 +209,12 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         ("motion-weights-not-a-mapping", ok, ["--set", "data.motion_weights=3"], "data.motion_weights must be"),
         ("temporal-downsample-coarsest-level", ok, ["--set", "model.temporal_downsample_levels=[1]"],
          "temporal_downsample_levels must be distinct levels from 0 to 0"),
+        ("noise-prior-unknown", ok, ["--set", "diffusion.noise_prior=pyoco"], "diffusion.noise_prior must be one of"),
+        ("noise-prior-alpha-alone", ok, ["--set", "diffusion.noise_prior_alpha=1"], "without diffusion.noise_prior"),
+        ("noise-prior-alpha-negative", ok, ["--set", "diffusion.noise_prior=mixed", "--set",
+                                            "diffusion.noise_prior_alpha=-1"], "diffusion.noise_prior_alpha must be"),
+        ("noise-prior-alpha-nan", ok, ["--set", "diffusion.noise_prior=progressive", "--set",
+                                       "diffusion.noise_prior_alpha=.nan"], "diffusion.noise_prior_alpha must be"),
     ]
     ranges = {"train.steps": ["0", "-5"], "train.batch_size": ["0"], "train.lr": ["0", "-1e-4", ".nan", ".inf", "5"],
               "train.grad_clip": ["-1", ".nan"], "train.ema_decay": ["1.5", "-0.1"], "train.caption_dropout": ["2"],

@@ -30,6 +30,15 @@ class DiffusionConfig:
     # defaults (0.0001, 0.02). Recorded only when set, so older folders read the same.
     beta_start: float | None = None
     beta_end: float | None = None
+    # noise correlated across frames (vidiff.diffusion.noise_prior: PYoCo's "mixed" or "progressive", its alpha);
+    # None: i.i.d. noise. Training and sampling share it; recorded only when set.
+    noise_prior: str | None = None
+    noise_prior_alpha: float | None = None
+
+    def __post_init__(self):
+        from vidiff.diffusion.noise_prior import check_noise_prior
+
+        check_noise_prior(self.noise_prior, self.noise_prior_alpha)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "min_snr_gamma"}
@@ -50,7 +59,9 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++", logsnr_min: flo
     kw = cfg.schedule()
     if sampler == "ddpm":
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
-        return DDPMScheduler(**kw, clip_sample=True)
+        # clipping the predicted clean clip to [-1, 1] is not linear: under a noise prior the scheduler runs in
+        # whitened coordinates (vidiff.diffusion.noise_prior), where the clean clip's range is another
+        return DDPMScheduler(**kw, clip_sample=cfg.noise_prior is None)
     if sampler == "ddim":
         from diffusers.schedulers.scheduling_ddim import DDIMScheduler
         return DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
@@ -151,7 +162,9 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     if timesteps is None:
         timesteps = torch.randint(0, cfg.num_train_timesteps, (b,), generator=generator, device=x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        from vidiff.diffusion.noise_prior import sample_noise
+
+        noise = sample_noise(cfg, tuple(x0.shape), generator, x0.device, x0.dtype)
     x_t = scheduler.add_noise(x0, noise, timesteps)
     if target_fn is not None:
         target = target_fn(x_t, timesteps).float()

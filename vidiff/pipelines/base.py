@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vidiff.diffusion.noise_prior import check_scheduler, noise_prior, sample_noise, whitened
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
@@ -452,8 +453,11 @@ class VideoDiffusionPipeline:
         device = self.device
         scheduler = self.make_scheduler(sampler)
         ts = timesteps_for(scheduler, steps, strength)
-        # noise is drawn on the CPU so that a seed gives the same video on every device
-        noise = latents if latents is not None else torch.randn(shape, generator=generator)
+        # noise is drawn on the CPU so that a seed gives the same video on every device; under a noise prior it is
+        # correlated across frames, and the scheduler runs in whitened coordinates (vidiff.diffusion.noise_prior)
+        prior = noise_prior(self.diffusion, shape[2])
+        check_scheduler(prior, scheduler)
+        noise = latents if latents is not None else sample_noise(self.diffusion, shape, generator)
         if start is None or strength >= 1.0:
             x = noise.float() * scheduler.init_noise_sigma
         elif len(ts) == 0:  # strength 0: nothing to denoise
@@ -467,9 +471,13 @@ class VideoDiffusionPipeline:
             got = callback_on_step_end(self, i, t, {"latents": x})
             return got.get("latents", x) if isinstance(got, dict) else x
 
+        callback = callback if callback_on_step_end is not None else None
+        if prior is not None:
+            fn, project, callback = whitened(prior, fn, project, callback)
+            x = prior.whiten(x)
         x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
-                    callback=callback if callback_on_step_end is not None else None)
-        return self.to_pixels(x)
+                    callback=callback)
+        return self.to_pixels(x if prior is None else prior.correlate(x))
 
     # ------------------------------------------------------------------ latent models
     @property
@@ -495,11 +503,16 @@ class VideoDiffusionPipeline:
 
     def sampler_settings(self, sampler: str | None) -> dict:
         """What the sidecar records of the sampler: the name given, else that of ``pipe.scheduler``, and the
-        noisy end of DPM++'s log-SNR step grid where one is set."""
+        noisy end of DPM++'s log-SNR step grid where one is set, and the model's noise prior where it has one."""
+        from vidiff.diffusion.noise_prior import DEFAULT_ALPHA
+
         out = {"sampler": sampler if sampler is not None else sampler_name(self.scheduler)}
         used = self.scheduler if sampler is None else self.make_scheduler(sampler)
         if type(used).__name__ == "DPMSolverLogSNRScheduler":
             out["logsnr_min"] = used.config.lambda_min_clipped
+        if self.diffusion.noise_prior is not None:
+            alpha = self.diffusion.noise_prior_alpha
+            out["noise_prior"] = {"kind": self.diffusion.noise_prior, "alpha": DEFAULT_ALPHA if alpha is None else alpha}
         return out
 
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,

@@ -267,6 +267,8 @@ def read_meta(path: Path) -> dict:
         DiffusionConfig(**meta["diffusion"])
     except (KeyError, TypeError):
         raise ValueError(f"{str(meta_path)!r} lacks a valid 'diffusion' entry") from None
+    except ValueError as e:
+        raise ValueError(f"{str(meta_path)!r}: {e}") from None
     defaults = meta.get("defaults", {})
     if not isinstance(defaults, dict) or not all(
             isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)

@@ -34,7 +34,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  ssr_stride: int | None = None, ssr_steps: int | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
         """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
-        ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise)."""
+        ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise). ``latents``: the
+        start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames)."""
         check_output_type(output_type)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)

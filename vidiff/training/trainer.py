@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidiff.diffusion.noise_prior import sample_noise
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
 from vidiff.models.experts import HIGH_NOISE_DIR
@@ -522,7 +523,7 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
     emb, mask = emb.to(device), mask.to(device)
     lo, hi = timestep_range(cfg)
     timesteps = shift_timesteps(torch.randint(lo, hi + 1, (x0.shape[0],), generator=g), scheduler, tc.timestep_shift)
-    noise = torch.randn(x0.shape, generator=g)  # on the CPU: the same noise on every device
+    noise = sample_noise(cfg.diffusion, tuple(x0.shape), g)  # on the CPU: the same noise on every device
 
     def model_fn(x_t, t):  # accelerate's prepare wrapped the forward in the run's autocast
         return model(x_t, t, emb, mask, cond)
