@@ -26,7 +26,7 @@ import math
 import torch
 
 KINDS = ("mixed", "progressive")
-DEFAULT_ALPHA = 1.0  # PYoCo's mixed prior at a = 1: frames correlate by 0.5
+DEFAULT_ALPHA = 1.0  # the mixed prior's frames then correlate by 0.5
 
 
 def check_noise_prior(kind, alpha) -> None:
@@ -55,7 +55,7 @@ def frame_factor(kind: str, alpha: float | None, num_frames: int) -> torch.Tenso
         i = torch.arange(n, dtype=torch.float64)
         k = i[:, None] - i[None, :]
         # eps_i = rho^i z_0 + own * sum_{0 < j <= i} rho^(i-j) z_j
-        L = torch.where(k >= 0, rho ** k.clamp(min=0), torch.zeros(()))  # rho^(i-j) below the diagonal
+        L = torch.where(k >= 0, rho ** k.clamp(min=0), torch.zeros((), dtype=torch.float64))  # rho^(i-j) below the diagonal
         L[:, 1:] *= own
         return L
     raise ValueError(f"diffusion.noise_prior must be one of {', '.join(KINDS)}, got {kind!r}")
