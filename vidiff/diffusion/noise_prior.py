@@ -21,6 +21,7 @@ provides a frame-correlated prior.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -43,9 +44,13 @@ def check_noise_prior(kind, alpha) -> None:
         raise ValueError(f"diffusion.noise_prior_alpha must be a number in (0, 100] or null ({DEFAULT_ALPHA}), got {alpha!r}")
 
 
+def resolved_alpha(alpha: float | None) -> float:
+    return DEFAULT_ALPHA if alpha is None else float(alpha)
+
+
 def frame_factor(kind: str, alpha: float | None, num_frames: int) -> torch.Tensor:
     """The (num_frames, num_frames) lower-triangular L with L L^T the prior's frame covariance (float64)."""
-    a = DEFAULT_ALPHA if alpha is None else float(alpha)
+    a = resolved_alpha(alpha)
     n = num_frames
     if kind == "mixed":
         own, shared = 1.0 / (1.0 + a * a), a * a / (1.0 + a * a)
@@ -84,10 +89,23 @@ class NoisePrior:
 
 def noise_prior(diffusion, num_frames: int) -> NoisePrior | None:
     """The prior of a :class:`~vidiff.diffusion.schedule.DiffusionConfig` at ``num_frames``; None for i.i.d. noise
-    (no prior, or a single frame)."""
+    (no prior, or a single frame). Built once per setting: the trainer asks for it at every micro-batch and a
+    sampling call twice."""
     if diffusion.noise_prior is None or num_frames < 2:
         return None
-    return NoisePrior(diffusion.noise_prior, diffusion.noise_prior_alpha, num_frames)
+    return _prior(diffusion.noise_prior, diffusion.noise_prior_alpha, num_frames)
+
+
+@functools.lru_cache(maxsize=16)
+def _prior(kind: str, alpha: float | None, num_frames: int) -> NoisePrior:
+    return NoisePrior(kind, alpha, num_frames)
+
+
+def describe(diffusion) -> dict | None:
+    """The prior as an output's settings record it (alpha resolved), None for i.i.d. noise."""
+    if diffusion.noise_prior is None:
+        return None
+    return {"kind": diffusion.noise_prior, "alpha": resolved_alpha(diffusion.noise_prior_alpha)}
 
 
 def sample_noise(diffusion, shape: tuple[int, ...], generator: torch.Generator | None = None,

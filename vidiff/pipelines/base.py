@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vidiff.diffusion.noise_prior import check_scheduler, noise_prior, sample_noise, whitened
+from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
 from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
@@ -504,15 +504,13 @@ class VideoDiffusionPipeline:
     def sampler_settings(self, sampler: str | None) -> dict:
         """What the sidecar records of the sampler: the name given, else that of ``pipe.scheduler``, and the
         noisy end of DPM++'s log-SNR step grid where one is set, and the model's noise prior where it has one."""
-        from vidiff.diffusion.noise_prior import DEFAULT_ALPHA
-
         out = {"sampler": sampler if sampler is not None else sampler_name(self.scheduler)}
         used = self.scheduler if sampler is None else self.make_scheduler(sampler)
         if type(used).__name__ == "DPMSolverLogSNRScheduler":
             out["logsnr_min"] = used.config.lambda_min_clipped
-        if self.diffusion.noise_prior is not None:
-            alpha = self.diffusion.noise_prior_alpha
-            out["noise_prior"] = {"kind": self.diffusion.noise_prior, "alpha": DEFAULT_ALPHA if alpha is None else alpha}
+        prior = describe(self.diffusion)
+        if prior is not None:
+            out["noise_prior"] = prior
         return out
 
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
