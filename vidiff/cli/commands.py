@@ -214,6 +214,14 @@ def cmd_inflate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from vidiff.pipelines.single_file import convert_single_file
+
+    out = convert_single_file(args.checkpoint, args.config, args.out, overwrite=args.overwrite)
+    print(f"image model (diffusers folder): {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.real) != bool(args.fake):

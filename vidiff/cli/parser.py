@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from vidiff.cli.commands import (
-    cmd_conditional, cmd_edit, cmd_evaluate, cmd_generate, cmd_inflate, cmd_serve, cmd_train, cmd_upscale,
+    cmd_conditional, cmd_convert, cmd_edit, cmd_evaluate, cmd_generate, cmd_inflate, cmd_serve, cmd_train,
+    cmd_upscale,
 )
 from vidiff.cli.common import DEFAULT_MODEL
 
@@ -159,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("-o", "--out", required=True, help="the video model folder to write")
     inf.add_argument("--overwrite", action="store_true", help="replace an existing folder once the new one is complete")
     inf.set_defaults(func=cmd_inflate)
+
+    cv = sub.add_parser("convert", help="a single-file checkpoint (.safetensors, original Stable Diffusion layout) "
+                        "into a diffusers folder that inflate and --image-model read")
+    cv.add_argument("checkpoint", help="one .safetensors file in the LDM layout (model.diffusion_model.*, optionally "
+                    "first_stage_model.* and cond_stage_model.*), e.g. a community fine-tune of SD 1.5")
+    cv.add_argument("--config", required=True, help="a diffusers folder of the same layout (e.g. the Stable "
+                    "Diffusion 1.5 folder the file was fine-tuned from): its configs, tokenizer and scheduler")
+    cv.add_argument("-o", "--out", required=True, help="the diffusers folder to write")
+    cv.add_argument("--overwrite", action="store_true", help="replace an existing folder once the new one is complete")
+    cv.set_defaults(func=cmd_convert)
 
     e = sub.add_parser("evaluate", help="the metric suite: generate a Shapes suite, or score two folders of videos")
     e.add_argument("--model", default=None, help="pipeline folder or 'default': generate the suite with fixed seeds")

@@ -98,6 +98,11 @@ def read_lora(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                          f"{type(e).__name__}: {str(e)[:80]})") from None
     if is_kohya(state):
         return state
+    from vidiff.pipelines.single_file import convert_hint, is_ldm_checkpoint
+
+    if is_ldm_checkpoint(state):
+        raise ValueError(f"{str(path)!r} is a whole model in the original Stable Diffusion layout, not a LoRA; "
+                         f"{convert_hint(path)}, then pass the folder")
     if not state or not all(_KEY.match(k) for k in state):
         odd = next((k for k in state if not _KEY.match(k)), "no tensors")
         raise ValueError(f"{str(path)!r} is not a LoRA in diffusers', peft's or kohya's format ({odd!r}); supported: "

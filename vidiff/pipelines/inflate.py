@@ -29,6 +29,11 @@ def read_image_model(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     if not path.is_dir():
+        if path.is_file() and path.suffix.lower() == ".safetensors":
+            from vidiff.pipelines.single_file import convert_hint
+
+            raise ValueError(f"{str(path)!r} is a single file, not a folder; expected {SUPPORTED}: "
+                             f"{convert_hint(path)}")
         raise ValueError(f"{str(path)!r} is not a folder; expected {SUPPORTED}")
     unet_cfg = path / "unet" / "config.json"
     if not unet_cfg.is_file():

@@ -1,0 +1,230 @@
+"""Single-file checkpoints (one ``.safetensors`` in the original Stable Diffusion / LDM layout, as community
+fine-tunes are shared) into a diffusers text-to-image folder: :func:`convert_single_file`.
+
+diffusers does the conversion (``from_single_file``); what this adds is what a file without configs needs on a
+machine without a model hub: the configs come from a diffusers folder the user has (``config``: e.g. their
+Stable-Diffusion-1.5 folder, any folder of the same layout), the file is checked before anything loads (a pickle
+is refused, an SDXL or LoRA file is named as such), components the file lacks come from that folder, and the
+folder is written atomically and checked the way ``vidiff inflate`` reads it before it is put in place. The
+result is an ordinary diffusers folder (``StableDiffusionPipeline.from_pretrained`` loads it) that every vidiff
+command takes as an image model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+# the key prefixes of an LDM-layout checkpoint (CompVis' names; what diffusers' single-file loader reads)
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+TEXT_PREFIXES = ("cond_stage_model.transformer.", "cond_stage_model.model.")  # CLIP (SD 1.x), OpenCLIP (SD 2.x)
+SDXL_PREFIX = "conditioner.embedders."
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
+PROVENANCE_FILE = "vidiff_convert.json"
+SUPPORTED = ("a .safetensors checkpoint in the original Stable Diffusion (LDM) layout: U-Net keys 'model.diffusion_model.*', "
+             "optionally the VAE ('first_stage_model.*') and the text encoder ('cond_stage_model.*')")
+
+
+def convert_hint(path) -> str:
+    """The one clause an error about a single-file checkpoint given where a folder (or a LoRA) is read ends with."""
+    return f"convert it first: vidiff convert {str(path)!r} --config A_DIFFUSERS_FOLDER_OF_ITS_LAYOUT -o FOLDER"
+
+
+def is_ldm_checkpoint(keys) -> bool:
+    """Whether a file's tensor names are a whole model in the LDM layout (not a LoRA, not a diffusers state dict)."""
+    return any(k.startswith(UNET_PREFIX) for k in keys)
+
+
+def read_checkpoint_keys(path: str | os.PathLike) -> list[str]:
+    """The tensor names of a single-file checkpoint, read from its header only (nothing loads). ValueError when it is
+    not a readable safetensors file of a whole SD-1.x / 2.x model."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder; vidiff convert reads {SUPPORTED}")
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ValueError(f"{str(path)!r} is a pickle file ({path.suffix}), which runs code when loaded; vidiff reads "
+                         f".safetensors only (get the .safetensors release of the model)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as e:  # truncated, zero bytes, another format
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({type(e).__name__}: {str(e)[:80]}); "
+                         f"expected {SUPPORTED}") from None
+    if any(k.startswith(SDXL_PREFIX) for k in keys):
+        raise ValueError(f"{str(path)!r} is an SDXL checkpoint (keys '{SDXL_PREFIX}*'); supported: the SD-1.x / 2.x "
+                         f"layout (SDXL's added conditioning is not read)")
+    if not is_ldm_checkpoint(keys):
+        from vidiff.models.lora import is_kohya
+
+        kind = ("a LoRA (pass it as --image-model, or fuse it with train.lora_rank's export)"
+                if is_kohya(dict.fromkeys(keys)) or any("lora" in k.lower() for k in keys)
+                else f"no LDM U-Net (first key {keys[0]!r})" if keys else "no tensors")
+        raise ValueError(f"{str(path)!r} holds {kind}; expected {SUPPORTED}")
+    return keys
+
+
+def _config_folder(config: Path, stage: Path) -> Path:
+    """A copy of ``config``'s configs, tokenizer and ``model_index.json`` without its weights: what diffusers'
+    ``from_single_file(config=...)`` reads, assembled because a folder vidiff reads need not have a
+    ``model_index.json`` (vidiff's own folders and bare component folders do not)."""
+    stage.mkdir()
+    components = {}
+    for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        src = config / sub
+        if not src.is_dir():
+            continue
+        (stage / sub).mkdir()
+        for f in src.iterdir():
+            if f.is_file() and not f.name.lower().endswith(WEIGHT_SUFFIXES):
+                shutil.copy2(f, stage / sub / f.name)
+        components[sub] = src
+    index = config / "model_index.json"
+    if index.is_file():
+        shutil.copy2(index, stage / "model_index.json")
+    else:
+        import diffusers
+
+        libs = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+                "scheduler": ["diffusers", "PNDMScheduler"]}
+        if "scheduler" in components:
+            cls = json.loads((config / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+            libs["scheduler"] = ["diffusers", cls.get("_class_name", "PNDMScheduler")]
+        (stage / "model_index.json").write_text(json.dumps({
+            "_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+            **{k: libs[k] for k in components}, "safety_checker": [None, None], "feature_extractor": [None, None],
+            "requires_safety_checker": False}, indent=2))
+    return stage
+
+
+def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike, output: str | os.PathLike,
+                        overwrite: bool = False) -> Path:
+    """Write ``output``, a diffusers text-to-image folder (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
+    ``scheduler/``, ``model_index.json``), from ``checkpoint``, one ``.safetensors`` file in the original Stable
+    Diffusion layout, with the configs of ``config``, a diffusers folder of the same layout (its weights are not read
+    except for a VAE or text encoder the file lacks). The weights keep the file's precision. ``output`` must not
+    exist unless ``overwrite``; nothing is written when anything is wrong. Returns ``output``."""
+    import torch
+    from safetensors import safe_open
+
+    from vidiff import versions
+    from vidiff.io.atomic import atomic_path, exists_error
+    from vidiff.pipelines.inflate import read_image_model
+
+    checkpoint, config, output = Path(checkpoint), Path(config), Path(output)
+    keys = read_checkpoint_keys(checkpoint)
+    if not (config / "unet" / "config.json").is_file() or not (config / "scheduler").is_dir():
+        raise ValueError(f"--config {str(config)!r} is not a diffusers text-to-image folder (unet/config.json and "
+                         f"scheduler/ expected): give the folder of a model of the checkpoint's layout, e.g. the "
+                         f"Stable Diffusion 1.5 folder it was fine-tuned from")
+    if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
+        raise exists_error(output)
+    has_vae = any(k.startswith(VAE_PREFIX) for k in keys)
+    has_text = any(k.startswith(TEXT_PREFIXES) for k in keys)
+    for part, present in (("vae", has_vae), ("text_encoder", has_text)):
+        if not present and (config / part).is_dir() and not any(
+                f.suffix == ".safetensors" for f in (config / part).iterdir()):
+            raise ValueError(f"{str(checkpoint)!r} holds no {part} and {str(config / part)!r} has no safetensors "
+                             f"weights to take it from")
+    with safe_open(str(checkpoint), framework="pt") as f:
+        dtype = f.get_slice(next(k for k in keys if k.startswith(UNET_PREFIX))).get_dtype()
+    dtype = {"F16": torch.float16, "BF16": torch.bfloat16}.get(dtype, torch.float32)
+
+    with atomic_path(output, overwrite=overwrite) as tmp, _quiet():
+        tmp.mkdir()
+        pipe = _load(checkpoint, _config_folder(config, tmp / ".config"), config, has_vae, has_text, dtype)
+        shutil.rmtree(tmp / ".config")
+        pipe.unet.save_pretrained(tmp / "unet")
+        made = {"unet": "checkpoint"}
+        for part, present in (("vae", has_vae), ("text_encoder", has_text)):
+            if present:
+                getattr(pipe, part).save_pretrained(tmp / part)
+                made[part] = "checkpoint"
+            elif (config / part).is_dir():
+                shutil.copytree(config / part, tmp / part)
+                made[part] = f"copied from {str(config / part)!r}"
+        for part in ("tokenizer", "scheduler"):  # verbatim: the prediction type and schedule are the config's
+            if (config / part).is_dir():
+                shutil.copytree(config / part, tmp / part)
+                made[part] = f"copied from {str(config / part)!r}"
+        # model_index.json of what the folder holds (the config's may list a safety checker, which is not copied)
+        pipe.save_config(tmp)
+        (tmp / PROVENANCE_FILE).write_text(json.dumps({
+            "checkpoint": str(checkpoint.resolve()), "bytes": checkpoint.stat().st_size,
+            "config": str(config.resolve()), "dtype": str(dtype).replace("torch.", ""), "components": made,
+            "versions": versions()}, indent=2))
+        try:
+            read_image_model(tmp)  # what inflate reads: a layout vidiff cannot run is refused before it is in place
+        except ValueError as e:
+            raise ValueError(str(e).replace(str(tmp), str(output))) from None
+    return output
+
+
+@contextmanager
+def _quiet():
+    """diffusers' notes on the config's scheduler, transformers' on image processors the pipeline class imports and a
+    progress bar per component read or written are not the user's business; their settings are restored after."""
+    import warnings
+
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    levels = dlog.get_verbosity(), tlog.get_verbosity()
+    bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        dlog.set_verbosity(levels[0])
+        tlog.set_verbosity(levels[1])
+        for lib, on in zip((dlog, tlog), bars):
+            if on:
+                lib.enable_progress_bar()
+
+
+def _load(checkpoint: Path, staged: Path, config: Path, has_vae: bool, has_text: bool, dtype):
+    """diffusers' StableDiffusionPipeline.from_single_file on the staged configs, offline; the VAE / text encoder /
+    tokenizer the file lacks come from ``config`` itself."""
+    from diffusers import StableDiffusionPipeline
+
+    extra = {}
+    if not has_vae and (config / "vae").is_dir():
+        from diffusers import AutoencoderKL
+
+        extra["vae"] = AutoencoderKL.from_pretrained(config / "vae")
+    if not has_text and (config / "text_encoder").is_dir():
+        from transformers import AutoModel
+
+        extra["text_encoder"] = AutoModel.from_pretrained(config / "text_encoder")
+    if (config / "tokenizer").is_dir():
+        from transformers import AutoTokenizer
+
+        extra["tokenizer"] = AutoTokenizer.from_pretrained(config / "tokenizer")
+    try:
+        return StableDiffusionPipeline.from_single_file(
+            str(checkpoint), config=str(staged), local_files_only=True, torch_dtype=dtype, safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False, **extra)
+    except Exception as e:  # shapes that do not fit the configs, a key missing: the file is not of this layout
+        # diffusers: "Cannot load  because KEY expected shape A, but got B. If you want to ... (advice)"
+        first = re.sub(r"^Cannot load\s+\S*\s*because ", "", " ".join(str(e).split()).split(". If you want")[0])
+        first = first[:200] or type(e).__name__
+        raise ValueError(f"{str(checkpoint)!r} does not fit the layout of {str(config)!r} ({first}); give the "
+                         f"folder of the model it was fine-tuned from") from None
+
+
+__all__ = ["convert_hint", "convert_single_file", "is_ldm_checkpoint", "read_checkpoint_keys"]
