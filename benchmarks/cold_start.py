@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -65,16 +64,6 @@ def run_once(model: Path, out: Path) -> tuple[float, float]:
     return wall, rss_kb / 2**20
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
@@ -98,7 +87,7 @@ def main() -> None:
                 wall, rss = run_once(model, tmp / f"r{r}-{i}.mp4")
                 rows.setdefault(name, []).append((round(wall, 2), round(rss, 3)))
                 print(f"round {r}: {name}: {wall:.2f} s, {rss:.2f} GB", flush=True)
-    from vidiff.hardware import native_bf16
+    from vidiff.hardware import cpu_name, native_bf16
 
     cap = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
     report = {"prompt": PROMPT, "rounds": args.rounds, "cpu": cpu_name(), "native_bf16": native_bf16(),

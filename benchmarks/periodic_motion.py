@@ -9,7 +9,10 @@ validation read (benchmarks/sampling_steps.py), four times cheaper because it sk
 
 ``--sdedit S ...``: each row starts from the scenes' true renders noised to strength ``S`` (SDEdit: the steps at
 t <= S * T of the model's schedule) at the model's guidance, instead of from noise: the noise level above which the
-model no longer keeps a true periodic path is where that path is decided.
+model no longer keeps a true periodic path is where that path is decided. With ``--runs`` given too, a row per
+strength and run (``--sdedit 0.9 --runs 3 1 0``: guided, the conditional model alone, the unconditional model).
+Every row also counts the quick bounces' steady moves (not jumps) by sign along their axis: a sawtooth that ran
+towards one word of the caption would show it.
 
 A run is ``SCALE`` (classifier-free guidance at that scale on every step) or ``SCALE@TMAX``: guidance only on the
 steps with t <= TMAX and the conditional model alone above (the limited guidance interval of Kynkaenniemi et al.,
@@ -61,9 +64,9 @@ def interval_guidance(pipe, tmax: float | None, high: float = 1.0):
 JUMP = 1 / 3  # of the canvas between two frames: a true quick bounce moves at most 0.7 / 3, a normal one 0.7 / 8
 
 
-def largest_step(video, caption: str) -> float:
-    """The largest move of a one-object clip's object between two frames where it is seen, along the caption's
-    bouncing axis, as a fraction of the canvas (0 when it is seen in fewer than two frames)."""
+def axis_moves(video, caption: str):
+    """The moves of a one-object clip's object between consecutive frames where it is seen, along the caption's
+    bouncing axis (+: right or down), as fractions of the canvas."""
     import numpy as np
 
     from vidiff.shapes.reader import COLOR_NAMES, as_unit_cthw, parse_caption, segment
@@ -73,13 +76,14 @@ def largest_step(video, caption: str) -> float:
     v = as_unit_cthw(video)
     _, centres, _, _ = _track(segment(v), COLOR_NAMES.index(obj["color"]), obj["motion"], v)
     axis = 0 if obj["motion"].endswith("left and right") else 1
-    x = np.array([c[axis] for c in centres])
-    return float(np.abs(np.diff(x)).max()) if len(x) > 1 else 0.0
+    return np.diff(np.array([c[axis] for c in centres])) if len(centres) > 1 else np.zeros(0)
 
 
-def edited_scenes(pipe, scenes, steps: int, strength: float, seed: int, bf16: bool, batch_size: int = 16):
+def edited_scenes(pipe, scenes, steps: int, strength: float, seed: int, bf16: bool, batch_size: int = 16,
+                  guidance: float | None = None):
     """Yield ``(scenes, videos)`` as :func:`vidiff.shapes.suites.generate_scenes` does, each batch SDEdited from the
-    scenes' true renders at ``strength`` (noise from a generator seeded by ``seed`` + the batch's first clip)."""
+    scenes' true renders at ``strength`` (noise from a generator seeded by ``seed`` + the batch's first clip) at
+    ``guidance`` (None: the model's; 0: the unconditional model)."""
     import torch
 
     from vidiff.hardware import autocast
@@ -91,7 +95,7 @@ def edited_scenes(pipe, scenes, steps: int, strength: float, seed: int, bf16: bo
         true = torch.stack([torch.from_numpy(render(sc, 16, 8.0, h)) for sc in chunk])
         with autocast(pipe.device, "bf16" if bf16 else "fp32"):
             out = pipe([sc.caption for sc in chunk], true, strength=strength, num_inference_steps=steps,
-                       generator=torch.Generator().manual_seed(seed + i))
+                       guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + i))
         yield chunk, out.videos.float()
 
 
@@ -121,8 +125,12 @@ def main() -> None:
                    "log-SNR floor, guidance), e.g. a fine-tune of the default trained before its run folder kept the "
                    "sampler of the folder it started from (2026-12-01)")
     args = p.parse_args()
-    runs = [(r, *parse_run(r)) for r in args.runs] if args.sdedit is None else \
-        [(f"sdedit {st:g}", None, None, 1.0) for st in args.sdedit]
+    if args.sdedit is None:
+        runs = [(r, *parse_run(r), None) for r in args.runs]
+    elif args.runs == p.get_default("runs"):  # a row per strength at the model's guidance
+        runs = [(f"sdedit {st:g}", None, None, 1.0, st) for st in args.sdedit]
+    else:  # a row per strength and --runs setting (0: the unconditional model)
+        runs = [(f"sdedit {st:g} @ {r}", *parse_run(r), st) for st in args.sdedit for r in args.runs]
 
     import torch
 
@@ -143,12 +151,15 @@ def main() -> None:
            "like": args.like, "steps": steps, "sampler": pipe.defaults["sampler"],
            "logsnr_min": pipe.defaults["logsnr_min"], "bf16": args.bf16, "threads": torch.get_num_threads(),
            "load_avg": os.getloadavg()[0], "rows": []}
-    for i, (name, scale, tmax, high) in enumerate(runs):
+    for name, scale, tmax, high, strength in runs:
         pipe.denoiser = interval_guidance(pipe, tmax, high)
         t0, scores, why = time.time(), collections.defaultdict(list), collections.Counter()
         jumps = {sp: [0, 0] for sp in ("quickly", "normal", "slowly")}  # speed -> [bounces that jump, bounces]
+        # the quick bounces' steady moves (0.02-1/3 of the canvas a frame) by sign, per axis: does a sawtooth run
+        # one way (towards a word of the caption) or either way?
+        steady = {"left and right": [0, 0], "up and down": [0, 0]}  # [towards + (right / down), towards -]
         batches = (generate_scenes(pipe, scenes, steps, scale, args.seed, bf16=args.bf16) if args.sdedit is None
-                   else edited_scenes(pipe, scenes, steps, args.sdedit[i], args.seed, args.bf16))
+                   else edited_scenes(pipe, scenes, steps, strength, args.seed, args.bf16, guidance=scale))
         for chunk, videos in batches:
             for sc, v in zip(chunk, videos.numpy()):
                 st = score_video_strict(v, sc.caption)[0]
@@ -156,16 +167,24 @@ def main() -> None:
                 scores[o.motion].append(st)
                 why[f"{o.motion}: {st.why or 'ok'}"] += 1
                 if o.motion != "circling":
-                    jumps[o.speed][0] += largest_step(v, sc.caption) > JUMP
+                    d = axis_moves(v, sc.caption)
+                    jumps[o.speed][0] += bool(len(d)) and float(abs(d).max()) > JUMP
                     jumps[o.speed][1] += 1
+                    if o.speed == "quickly":
+                        calm = d[(abs(d) > 0.02) & (abs(d) <= JUMP)]
+                        ax = steady[o.motion.removeprefix("bouncing ")]
+                        ax[0] += int((calm > 0).sum())
+                        ax[1] += int((calm < 0).sum())
         every = [x for v in scores.values() for x in v]
         row = {"run": name, "guidance": scale, "guidance_tmax": tmax, "guidance_above_tmax": high, "seconds": round(time.time() - t0, 1),
                "strict": {k: summarize_strict(every)[k] for k in ("motion", "color", "shape", "present")},
                "strict_per_motion": {m: summarize_strict(v)["motion"] for m, v in sorted(scores.items())},
                "why": dict(why.most_common()),
-               "bounces_with_a_jump": {sp: f"{a} of {b}" for sp, (a, b) in jumps.items()}}
+               "bounces_with_a_jump": {sp: f"{a} of {b}" for sp, (a, b) in jumps.items()},
+               "quick_bounce_steady_moves_plus_minus": steady}
         out["rows"].append(row)
-        print(json.dumps({k: row[k] for k in ("run", "strict", "strict_per_motion", "bounces_with_a_jump")}), flush=True)
+        print(json.dumps({k: row[k] for k in ("run", "strict", "strict_per_motion", "bounces_with_a_jump",
+                                              "quick_bounce_steady_moves_plus_minus")}), flush=True)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(out, indent=1))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -150,16 +149,6 @@ def memory_worker(name: str, train: bool) -> dict:
     return {"peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
@@ -175,7 +164,7 @@ def main() -> None:
         return
     import torch
 
-    from vidiff.hardware import native_bf16
+    from vidiff.hardware import cpu_name, native_bf16
 
     names = available(a.models)
     report = {"clip": f"{T}x{H}x{H}x3", "dtype": a.dtype, "threads": torch.get_num_threads(), "cpu": cpu_name(),

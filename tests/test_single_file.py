@@ -1,9 +1,10 @@
 """Single-file checkpoints (the original Stable Diffusion / LDM layout) into diffusers folders: `vidiff convert`.
 
 No real checkpoint is on these machines, so the tests write one: a tiny SD-layout folder (test_inflation's) is
-turned into one LDM-layout safetensors file by :func:`to_ldm` below, the inverse of diffusers' single-file
-conversion written from CompVis' names. The round trip (file -> `vidiff convert` -> the folder's weights equal to
-the original's) checks both directions: a wrong name on either side leaves a key unloaded or a shape wrong.
+turned into one LDM-layout safetensors file by ``save_single_file`` (vidiff's inverse of diffusers' single-file
+conversion, from CompVis' names). The round trip (file -> `vidiff convert`, i.e. diffusers' own conversion -> the
+folder's weights equal to the original's) checks both directions: a wrong name on either side leaves a key unloaded
+or a shape wrong.
 """
 
 from __future__ import annotations
@@ -16,86 +17,11 @@ import torch
 
 from test_inflation import _cli, make_tiny_sd_folder
 
-# ---------------------------------------------------------------- diffusers -> LDM names (test-only writer)
-_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
-           ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
-
-
-def _unet_pairs(cfg) -> list[tuple[str, str]]:
-    n, per = len(cfg["block_out_channels"]), cfg["layers_per_block"]
-    pairs = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
-             ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
-             ("mid_block.attentions.0.", "middle_block.1."), ("mid_block.resnets.0.", "middle_block.0."),
-             ("mid_block.resnets.1.", "middle_block.2.")]
-    for i in range(n):
-        down_attn, up_attn = "CrossAttn" in cfg["down_block_types"][i], "CrossAttn" in cfg["up_block_types"][i]
-        for j in range(per):
-            pairs.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{(per + 1) * i + j + 1}.0."))
-            if down_attn:
-                pairs.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{(per + 1) * i + j + 1}.1."))
-        for j in range(per + 1):
-            pairs.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(per + 1) * i + j}.0."))
-            if up_attn:
-                pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(per + 1) * i + j}.1."))
-        if i < n - 1:
-            pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(per + 1) * (i + 1)}.0.op."))
-            pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(per + 1) * i + per}.{2 if up_attn else 1}."))
-    return pairs
-
-
-def _vae_pairs(cfg) -> list[tuple[str, str]]:
-    n, per = len(cfg["block_out_channels"]), cfg["layers_per_block"]
-    pairs = []
-    for side in ("encoder.", "decoder."):
-        pairs += [(side + "mid_block.resnets.0.", side + "mid.block_1."), (side + "mid_block.resnets.1.", side + "mid.block_2."),
-                  (side + "mid_block.attentions.0.", side + "mid.attn_1."), (side + "conv_norm_out.", side + "norm_out.")]
-    for i in range(n):
-        pairs += [(f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}.") for j in range(per)]
-        pairs += [(f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{n - 1 - i}.block.{j}.") for j in range(per + 1)]
-        if i < n - 1:
-            pairs += [(f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."),
-                      (f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{n - 1 - i}.upsample.")]
-    return pairs
-
-
-def to_ldm(folder: Path, parts=("unet", "vae", "text_encoder")) -> dict[str, torch.Tensor]:
-    """One LDM-layout state dict of a diffusers SD-1.x folder's ``parts``."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    out = {}
-    if "unet" in parts:
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet")
-        pairs = _unet_pairs(unet.config)
-        for key, v in unet.state_dict().items():
-            hf, ldm = next((hf, ldm) for hf, ldm in pairs if key.startswith(hf))
-            rest = key[len(hf):]
-            if ".resnets." in hf:
-                rest = next((b + rest[len(a):] for a, b in _RESNET if rest.startswith(a + ".")), rest)
-            out["model.diffusion_model." + ldm + rest] = v
-    if "vae" in parts:
-        vae = AutoencoderKL.from_pretrained(folder / "vae")
-        pairs = _vae_pairs(vae.config)
-        attn = {"group_norm.": "norm.", "to_q.": "q.", "to_k.": "k.", "to_v.": "v.", "to_out.0.": "proj_out."}
-        for key, v in vae.state_dict().items():
-            hf, ldm = next(((hf, ldm) for hf, ldm in pairs if key.startswith(hf)), ("", ""))
-            rest = key[len(hf):]
-            if ldm.endswith("mid.attn_1."):
-                a = next(a for a in attn if rest.startswith(a))
-                rest = attn[a] + rest[len(a):]
-                v = v[:, :, None, None] if v.ndim == 2 else v  # LDM's attention projections are 1x1 convs
-            out["first_stage_model." + (ldm + rest).replace("conv_shortcut", "nin_shortcut")] = v
-    if "text_encoder" in parts:  # transformers >= 5.6 saves CLIPTextModel without its "text_model." level
-        for key, v in CLIPTextModel.from_pretrained(folder / "text_encoder").state_dict().items():
-            out["cond_stage_model.transformer." + (key if key.startswith("text_model.") else "text_model." + key)] = v
-    return {k: v.contiguous() for k, v in out.items()}
-
 
 def write_checkpoint(folder: Path, path: Path, dtype=torch.float16, **kw) -> Path:
-    from safetensors.torch import save_file
+    from vidiff.pipelines.single_file import save_single_file
 
-    save_file({k: v.to(dtype) for k, v in to_ldm(folder, **kw).items()}, str(path))
-    return path
+    return save_single_file(folder, path, dtype=dtype, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +38,8 @@ def test_a_checkpoint_converts_to_the_same_weights_and_keeps_its_precision(sd, t
     from vidiff.pipelines.single_file import PROVENANCE_FILE, convert_single_file
 
     ckpt = write_checkpoint(sd, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="already exists"):
+        write_checkpoint(sd, ckpt)  # the writer is atomic and replaces nothing unasked
     import shutil
 
     config = shutil.copytree(sd, tmp_path / "sd15")  # with the model_index.json of SD 1.5's folder, safety checker too
@@ -208,6 +136,11 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
     cfg = json.loads((other / "unet" / "config.json").read_text())
     cfg["block_out_channels"] = [64, 64]
     (other / "unet" / "config.json").write_text(json.dumps(cfg))
+    unet_only = write_checkpoint(sd, tmp_path / "unet-only.safetensors", parts=("unet",))
+    broken_vae = shutil.copytree(sd, tmp_path / "broken_vae")  # the part the file lacks cannot be read from there
+    (broken_vae / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"not tensors")
+    no_tokenizer = shutil.copytree(sd, tmp_path / "no_tokenizer")
+    shutil.rmtree(no_tokenizer / "tokenizer")
     out = tmp_path / "out"
     cases = [
         ([str(tmp_path / "missing.safetensors"), "--config", str(sd)], "does not exist"),
@@ -220,6 +153,8 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
         ([str(sd), "--config", str(sd)], "is a folder"),
         ([str(good), "--config", str(tmp_path)], "not a diffusers text-to-image folder"),
         ([str(good), "--config", str(other)], "does not fit the layout"),
+        ([str(unet_only), "--config", str(broken_vae)], "could not be read"),
+        ([str(good), "--config", str(no_tokenizer)], "lacks tokenizer"),
     ]
     for args, says in cases:
         code, err = _cli(["convert", *args, "-o", str(out)], capsys)

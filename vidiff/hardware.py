@@ -11,6 +11,20 @@ from pathlib import Path
 import torch
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the machine line of a benchmark's figures."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def _onednn_bf16() -> bool:
     """oneDNN's own word: true on every AVX512 CPU, where it emulates what the CPU lacks."""
     try:

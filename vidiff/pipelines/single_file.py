@@ -131,11 +131,12 @@ def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike
         raise exists_error(output)
     has_vae = any(k.startswith(VAE_PREFIX) for k in keys)
     has_text = any(k.startswith(TEXT_PREFIXES) for k in keys)
-    for part, present in (("vae", has_vae), ("text_encoder", has_text)):
-        if not present and (config / part).is_dir() and not any(
-                f.suffix == ".safetensors" for f in (config / part).iterdir()):
-            raise ValueError(f"{str(checkpoint)!r} holds no {part} and {str(config / part)!r} has no safetensors "
-                             f"weights to take it from")
+    needs = {"vae/config.json": has_vae, "text_encoder/config.json": has_text, "tokenizer": has_text}
+    missing = [n for n, needed in needs.items() if needed and not (config / n).exists()]
+    if missing:
+        raise ValueError(f"{str(checkpoint)!r} holds a {'VAE' if 'vae/config.json' in missing else 'text encoder'} and "
+                         f"--config {str(config)!r} lacks {', '.join(missing)} to read it with; give a complete "
+                         f"diffusers folder of the checkpoint's layout")
     with safe_open(str(checkpoint), framework="pt") as f:
         dtype = f.get_slice(next(k for k in keys if k.startswith(UNET_PREFIX))).get_dtype()
     dtype = {"F16": torch.float16, "BF16": torch.bfloat16}.get(dtype, torch.float32)
@@ -203,18 +204,28 @@ def _load(checkpoint: Path, staged: Path, config: Path, has_vae: bool, has_text:
     from diffusers import StableDiffusionPipeline
 
     extra = {}
-    if not has_vae and (config / "vae").is_dir():
-        from diffusers import AutoencoderKL
+    # the VAE and text encoder when the file lacks them, the tokenizer always (a checkpoint never holds one)
+    for part, present in (("vae", has_vae), ("text_encoder", has_text), ("tokenizer", False)):
+        if present or not (config / part).is_dir():
+            continue
+        try:  # a part the file lacks, from the config folder (its fp16 variant where that is all it holds)
+            if part == "vae":
+                from vidiff.models.latent import load_vae
 
-        extra["vae"] = AutoencoderKL.from_pretrained(config / "vae")
-    if not has_text and (config / "text_encoder").is_dir():
-        from transformers import AutoModel
+                extra[part] = load_vae(config / part)
+            elif part == "text_encoder":
+                from transformers import AutoModel
 
-        extra["text_encoder"] = AutoModel.from_pretrained(config / "text_encoder")
-    if (config / "tokenizer").is_dir():
-        from transformers import AutoTokenizer
+                from vidiff.pipelines.folder import weights_variant
 
-        extra["tokenizer"] = AutoTokenizer.from_pretrained(config / "tokenizer")
+                extra[part] = AutoModel.from_pretrained(config / part, variant=weights_variant(config / part, "model"))
+            else:
+                from transformers import AutoTokenizer
+
+                extra[part] = AutoTokenizer.from_pretrained(config / part)
+        except Exception as e:
+            raise ValueError(f"{str(config / part)!r} could not be read ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:120]}); the checkpoint has no {part} of its own") from None
     try:
         return StableDiffusionPipeline.from_single_file(
             str(checkpoint), config=str(staged), local_files_only=True, torch_dtype=dtype, safety_checker=None,
@@ -227,4 +238,116 @@ def _load(checkpoint: Path, staged: Path, config: Path, has_vae: bool, has_text:
                          f"folder of the model it was fine-tuned from") from None
 
 
-__all__ = ["convert_hint", "convert_single_file", "is_ldm_checkpoint", "read_checkpoint_keys"]
+# ---------------------------------------------------------------- the inverse: a folder as one LDM-layout file
+# diffusers converts single files into folders (from_single_file) but ships the way back only as a repository
+# script (scripts/convert_diffusers_to_original_stable_diffusion.py, not installed); these are CompVis' names for
+# any number of blocks, written from that layout. The tests check them by converting a file written here back
+# with diffusers and comparing every weight.
+_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
+           ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_VAE_ATTN = {"group_norm.": "norm.", "to_q.": "q.", "to_k.": "k.", "to_v.": "v.", "to_out.0.": "proj_out."}
+
+
+def _unet_pairs(cfg) -> list[tuple[str, str]]:
+    n, per = len(cfg["block_out_channels"]), cfg["layers_per_block"]
+    pairs = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
+             ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
+             ("mid_block.attentions.0.", "middle_block.1."), ("mid_block.resnets.0.", "middle_block.0."),
+             ("mid_block.resnets.1.", "middle_block.2.")]
+    for i in range(n):
+        down_attn, up_attn = "CrossAttn" in cfg["down_block_types"][i], "CrossAttn" in cfg["up_block_types"][i]
+        for j in range(per):
+            pairs.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{(per + 1) * i + j + 1}.0."))
+            if down_attn:
+                pairs.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{(per + 1) * i + j + 1}.1."))
+        for j in range(per + 1):
+            pairs.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(per + 1) * i + j}.0."))
+            if up_attn:
+                pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(per + 1) * i + j}.1."))
+        if i < n - 1:
+            pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(per + 1) * (i + 1)}.0.op."))
+            pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(per + 1) * i + per}.{2 if up_attn else 1}."))
+    return pairs
+
+
+def _vae_pairs(cfg) -> list[tuple[str, str]]:
+    n, per = len(cfg["block_out_channels"]), cfg["layers_per_block"]
+    pairs = []
+    for side in ("encoder.", "decoder."):
+        pairs += [(side + "mid_block.resnets.0.", side + "mid.block_1."),
+                  (side + "mid_block.resnets.1.", side + "mid.block_2."),
+                  (side + "mid_block.attentions.0.", side + "mid.attn_1."), (side + "conv_norm_out.", side + "norm_out.")]
+    for i in range(n):
+        pairs += [(f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}.") for j in range(per)]
+        pairs += [(f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{n - 1 - i}.block.{j}.") for j in range(per + 1)]
+        if i < n - 1:
+            pairs += [(f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."),
+                      (f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{n - 1 - i}.upsample.")]
+    return pairs
+
+
+def ldm_state_dict(unet=None, vae=None, text_encoder=None) -> dict:
+    """One LDM-layout state dict of diffusers' ``UNet2DConditionModel`` (SD-1.x blocks), ``AutoencoderKL`` and a
+    transformers ``CLIPTextModel``, any of them None. ValueError on a weight of another layout."""
+    out = {}
+    if unet is not None:
+        pairs = _unet_pairs(unet.config)
+        for key, v in unet.state_dict().items():
+            hf, ldm = next(((hf, ldm) for hf, ldm in pairs if key.startswith(hf)), (None, None))
+            if hf is None:
+                raise ValueError(f"the U-Net weight {key!r} has no place in the SD-1.x layout")
+            rest = key[len(hf):]
+            if ".resnets." in hf:
+                rest = next((b + rest[len(a):] for a, b in _RESNET if rest.startswith(a + ".")), rest)
+            out[UNET_PREFIX + ldm + rest] = v
+    if vae is not None:
+        pairs = _vae_pairs(vae.config)
+        for key, v in vae.state_dict().items():
+            hf, ldm = next(((hf, ldm) for hf, ldm in pairs if key.startswith(hf)), ("", ""))
+            rest = key[len(hf):]
+            if ldm.endswith("mid.attn_1."):
+                a = next(a for a in _VAE_ATTN if rest.startswith(a))
+                rest = _VAE_ATTN[a] + rest[len(a):]
+                v = v[:, :, None, None] if v.ndim == 2 else v  # LDM's attention projections are 1x1 convs
+            out[VAE_PREFIX + (ldm + rest).replace("conv_shortcut", "nin_shortcut")] = v
+    if text_encoder is not None:  # transformers >= 5.6 saves CLIPTextModel without its "text_model." level
+        for key, v in text_encoder.state_dict().items():
+            out[TEXT_PREFIXES[0] + (key if key.startswith("text_model.") else "text_model." + key)] = v
+    return out
+
+
+def save_single_file(folder: str | os.PathLike, path: str | os.PathLike, dtype=None, overwrite: bool = False,
+                     parts=("unet", "vae", "text_encoder")) -> Path:
+    """Write the diffusers SD-1.x folder ``folder`` (its ``parts`` present) as one ``.safetensors`` in the original
+    Stable Diffusion layout, what the single-file tools (and :func:`convert_single_file`) read; ``dtype`` e.g.
+    torch.float16 (None: as loaded, fp32). Atomic; an existing ``path`` only with ``overwrite``."""
+    import torch
+    from safetensors.torch import save_file
+
+    from vidiff.io.atomic import atomic_path
+    from vidiff.pipelines.folder import load_diffusers_model
+
+    folder = Path(folder)
+    models = {}
+    for part in parts:
+        if not (folder / part).is_dir():
+            continue
+        if part == "text_encoder":
+            from transformers import CLIPTextModel
+
+            models[part] = CLIPTextModel.from_pretrained(folder / part)
+        else:
+            from diffusers import AutoencoderKL, UNet2DConditionModel
+
+            cls = UNet2DConditionModel if part == "unet" else AutoencoderKL
+            models[part] = load_diffusers_model(folder / part, cls, part, torch.float32)
+    if "unet" not in models:
+        raise ValueError(f"{str(folder)!r} has no unet/ to write")
+    state = {k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in ldm_state_dict(**models).items()}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        save_file(state, str(tmp))
+    return Path(path)
+
+
+__all__ = ["convert_hint", "convert_single_file", "is_ldm_checkpoint", "ldm_state_dict", "read_checkpoint_keys",
+           "save_single_file"]

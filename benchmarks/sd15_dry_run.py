@@ -1,0 +1,119 @@
+"""Stable Diffusion 1.5's layout at its real size, with random weights: the path a user with a community fine-tune
+takes (one .safetensors in the original layout -> `vidiff convert` -> `vidiff inflate` -> a clip), timed and its
+peak memory read, on the CPU. No SD weights are on these machines, so the folder is built from SD 1.5's published
+configs (U-Net 320/640/1280/1280, 2 layers a block, cross-attention 768; VAE 128/256/512/512; CLIP ViT-L/14's text
+tower, 12 layers of 768) with random weights; the tokenizer is MiniLM's (the ids fit CLIP's vocabulary; what a
+token means does not matter here). The clip is noise-like: this measures that the path runs at this size and what it
+costs, not what it draws.
+
+    python benchmarks/sd15_dry_run.py --out benchmarks/results/sd15-dry-run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_gb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
+def build_sd15_folder(path: Path) -> Path:
+    """A diffusers folder of SD 1.5's layout with random weights (fp16 files, as downloads usually are)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
+
+    from vidiff.conditioning.text import default_encoder_path
+
+    torch.manual_seed(0)
+    UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+                         layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
+                         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                         ).half().save_pretrained(path / "unet")
+    AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                  down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                  latent_channels=4, sample_size=512).half().save_pretrained(path / "vae")
+    CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                 num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                                 bos_token_id=0, eos_token_id=2)).half().save_pretrained(path / "text_encoder")
+    AutoTokenizer.from_pretrained(default_encoder_path(), model_max_length=77).save_pretrained(path / "tokenizer")
+    PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                  steps_offset=1).save_pretrained(path / "scheduler")
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default=None, help="a folder for the ~5 GB of files (default: a temporary one)")
+    p.add_argument("--frames", type=int, default=16,
+                   help="16: the fewest the STUNet of this layout takes (3 temporal halvings)")
+    p.add_argument("--size", type=int, default=128, help="pixels (the latent is an eighth)")
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--arch", nargs="+", default=["motion-module", "stunet"])
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+
+    import torch
+
+    from vidiff import versions
+    from vidiff.hardware import cpu_name
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.pipelines.single_file import convert_single_file, save_single_file
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    tmp = tempfile.TemporaryDirectory(dir=args.work)
+    work = Path(tmp.name)
+    out = {"cpu": cpu_name(), "threads": torch.get_num_threads(),
+           "versions": versions(), "frames": args.frames, "size": args.size, "steps": args.steps, "rows": {}}
+
+    def row(name, t0, **extra):
+        out["rows"][name] = {"seconds": round(time.time() - t0, 1), "peak_rss_gb": peak_rss_gb(), **extra}
+        print(name, json.dumps(out["rows"][name]), flush=True)
+
+    t0 = time.time()
+    sd = build_sd15_folder(work / "sd15")
+    row("build the SD-1.5-size folder (random weights, fp16 files)", t0)
+    t0 = time.time()
+    ckpt = save_single_file(sd, work / "model.safetensors", dtype=torch.float16)
+    row("write it as one LDM-layout file (save_single_file)", t0, gb=round(ckpt.stat().st_size / 2**30, 2))
+    t0 = time.time()
+    image = convert_single_file(ckpt, sd, work / "image")
+    from diffusers import UNet2DConditionModel
+
+    a = UNet2DConditionModel.from_pretrained(sd / "unet").state_dict()
+    b = UNet2DConditionModel.from_pretrained(image / "unet").state_dict()
+    same = set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    params = sum(v.numel() for v in a.values())
+    del a, b
+    row("vidiff convert (diffusers' from_single_file, offline)", t0, unet_params_M=round(params / 1e6, 1),
+        unet_weights_equal=same)
+    for arch in args.arch:
+        t0 = time.time()
+        inflate(image, arch, work / f"video-{arch}")
+        row(f"vidiff inflate --arch {arch}", t0)
+        t0 = time.time()
+        pipe = TextToVideoPipeline.from_pretrained(work / f"video-{arch}")
+        n = sum(q.numel() for q in pipe.unet.parameters())
+        row(f"load the {arch} folder", t0, params_M=round(n / 1e6, 1))
+        t0 = time.time()
+        clip = pipe("a corgi running on the beach", num_frames=args.frames, height=args.size, width=args.size,
+                    num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
+        v = clip.videos
+        row(f"generate {args.frames} x {args.size} x {args.size}, {args.steps} steps ({arch})", t0,
+            shape=list(v.shape), finite=bool(torch.isfinite(v).all()))
+        del pipe, clip
+    tmp.cleanup()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
