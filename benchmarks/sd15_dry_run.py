@@ -1,6 +1,6 @@
 """Stable Diffusion 1.5's layout at its real size, with random weights: the path a user with a community fine-tune
-takes (one .safetensors in the original layout -> `vidiff convert` -> `vidiff inflate` -> a clip), timed and its
-peak memory read, on the CPU. No SD weights are on these machines, so the folder is built from SD 1.5's published
+takes (one .safetensors in the original layout -> `vidiff convert` -> `vidiff inflate` -> a clip, and a few
+temporal-only training steps), timed and its peak memory read, on the CPU. No SD weights are on these machines, so the folder is built from SD 1.5's published
 configs (U-Net 320/640/1280/1280, 2 layers a block, cross-attention 768; VAE 128/256/512/512; CLIP ViT-L/14's text
 tower, 12 layers of 768) with random weights; the tokenizer is MiniLM's (the ids fit CLIP's vocabulary; what a
 token means does not matter here). The clip is noise-like: this measures that the path runs at this size and what it
@@ -49,6 +49,42 @@ def build_sd15_folder(path: Path) -> Path:
     return path
 
 
+def train_temporal(work: Path, video: Path, args) -> dict:
+    """A few temporal-only training steps of the inflated folder on random mp4 clips, through the trainer (fp32)."""
+    import numpy as np
+
+    from vidiff.io.video import write_video
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    data = work / "clips"
+    if not data.is_dir():
+        data.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(2):
+            write_video((rng.random((args.frames, args.size, args.size, 3)) * 255).astype(np.uint8), data / f"c{i}.mp4",
+                        fps=8, view_size=args.size)
+        (data / "train.csv").write_text("path,caption\nc0.mp4,a clip\nc1.mp4,another clip\n")
+    run = work / f"run-{video.name}"
+    cfg = config_from_dict({
+        "data": {"kind": "folder", "manifest": str(data / "train.csv"), "num_frames": args.frames,
+                 "resolution": args.size},
+        "diffusion": {"prediction_type": "epsilon", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                      "beta_end": 0.012},
+        "text_encoder": str(video / "text_encoder"), "text_features": "padded",
+        "train": {"steps": args.train_steps, "batch_size": 1, "checkpoint_every": args.train_steps,
+                  "mixed_precision": "no", "init_from": str(video)},
+        "output_dir": str(run)})
+    train(cfg, progress=False)
+    last = json.loads((run / "train_log.jsonl").read_text().splitlines()[-1])
+    from safetensors import safe_open
+
+    with safe_open(str(video / "motion_module.safetensors"), "pt") as f:  # the new layers alone: what trained
+        n = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+    last["trainable_params_M"] = round(n / 1e6, 1)
+    return last
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default=None, help="a folder for the ~5 GB of files (default: a temporary one)")
@@ -57,6 +93,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128, help="pixels (the latent is an eighth)")
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--arch", nargs="+", default=["motion-module", "stunet"])
+    p.add_argument("--train-steps", type=int, default=4, help="temporal-only training steps of each (0: none)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
 
@@ -109,6 +146,12 @@ def main() -> None:
         row(f"generate {args.frames} x {args.size} x {args.size}, {args.steps} steps ({arch})", t0,
             shape=list(v.shape), finite=bool(torch.isfinite(v).all()))
         del pipe, clip
+        if args.train_steps:
+            t0 = time.time()
+            log = train_temporal(work, work / f"video-{arch}", args)
+            row(f"train temporal-only, {args.train_steps} steps of 1 clip {args.frames} x {args.size} x {args.size} "
+                f"({arch}), export included", t0, seconds_in_steps=log["elapsed_s"], final_loss=log["loss"],
+                trainable_params_M=log["trainable_params_M"])
     tmp.cleanup()
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
