@@ -1,12 +1,12 @@
 """Stable Diffusion 1.5's layout at its real size, with random weights: the path a user with a community fine-tune
 takes (one .safetensors in the original layout -> `vidiff convert` -> `vidiff inflate` -> a clip, and a few
-temporal-only training steps), timed and its peak memory read, on the CPU. No SD weights are on these machines, so the folder is built from SD 1.5's published
-configs (U-Net 320/640/1280/1280, 2 layers a block, cross-attention 768; VAE 128/256/512/512; CLIP ViT-L/14's text
-tower, 12 layers of 768) with random weights; the tokenizer is MiniLM's (the ids fit CLIP's vocabulary; what a
-token means does not matter here). The clip is noise-like: this measures that the path runs at this size and what it
-costs, not what it draws.
+temporal-only training steps), timed and its peak memory read, on the CPU. No SD weights are on these machines,
+so the folder is built from SD 1.5's published configs (U-Net 320/640/1280/1280, 2 layers a block,
+cross-attention 768; VAE 128/256/512/512; CLIP ViT-L/14's text tower, 12 layers of 768) with random weights; the
+tokenizer is MiniLM's (the ids fit CLIP's vocabulary; what a token means does not matter here). The clip is
+noise-like: this measures that the path runs at this size and what it costs, not what it draws.
 
-    python benchmarks/sd15_dry_run.py --out benchmarks/results/sd15-dry-run.json
+    python benchmarks/sd15_dry_run.py --work /tmp --out benchmarks/results/sd15-dry-run.json
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ SDXL_PREFIX = "conditioner.embedders."
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
 PROVENANCE_FILE = "vidiff_convert.json"
-SUPPORTED = ("a .safetensors checkpoint in the original Stable Diffusion (LDM) layout: U-Net keys 'model.diffusion_model.*', "
-             "optionally the VAE ('first_stage_model.*') and the text encoder ('cond_stage_model.*')")
+SUPPORTED = ("a .safetensors checkpoint in the original Stable Diffusion (LDM) layout: U-Net keys "
+             "'model.diffusion_model.*', optionally the VAE ('first_stage_model.*') and the text encoder "
+             "('cond_stage_model.*')")
 
 
 def convert_hint(path) -> str:
@@ -58,7 +59,8 @@ def read_checkpoint_keys(path: str | os.PathLike) -> list[str]:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
     except Exception as e:  # truncated, zero bytes, another format
-        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({type(e).__name__}: {str(e)[:80]}); "
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:80]}); "
                          f"expected {SUPPORTED}") from None
     if any(k.startswith(SDXL_PREFIX) for k in keys):
         raise ValueError(f"{str(path)!r} is an SDXL checkpoint (keys '{SDXL_PREFIX}*'); supported: the SD-1.x / 2.x "
@@ -66,7 +68,7 @@ def read_checkpoint_keys(path: str | os.PathLike) -> list[str]:
     if not is_ldm_checkpoint(keys):
         from vidiff.models.lora import is_kohya
 
-        kind = ("a LoRA (pass it as --image-model, or fuse it with train.lora_rank's export)"
+        kind = ("a LoRA (pass it to --image-model as it is)"
                 if is_kohya(dict.fromkeys(keys)) or any("lora" in k.lower() for k in keys)
                 else f"no LDM U-Net (first key {keys[0]!r})" if keys else "no tensors")
         raise ValueError(f"{str(path)!r} holds {kind}; expected {SUPPORTED}")
@@ -266,7 +268,8 @@ def _unet_pairs(cfg) -> list[tuple[str, str]]:
                 pairs.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(per + 1) * i + j}.1."))
         if i < n - 1:
             pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(per + 1) * (i + 1)}.0.op."))
-            pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(per + 1) * i + per}.{2 if up_attn else 1}."))
+            upsampler = f"output_blocks.{(per + 1) * i + per}.{2 if up_attn else 1}."  # after the attention, if any
+            pairs.append((f"up_blocks.{i}.upsamplers.0.", upsampler))
     return pairs
 
 
@@ -276,7 +279,8 @@ def _vae_pairs(cfg) -> list[tuple[str, str]]:
     for side in ("encoder.", "decoder."):
         pairs += [(side + "mid_block.resnets.0.", side + "mid.block_1."),
                   (side + "mid_block.resnets.1.", side + "mid.block_2."),
-                  (side + "mid_block.attentions.0.", side + "mid.attn_1."), (side + "conv_norm_out.", side + "norm_out.")]
+                  (side + "mid_block.attentions.0.", side + "mid.attn_1."),
+                  (side + "conv_norm_out.", side + "norm_out.")]
     for i in range(n):
         pairs += [(f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}.") for j in range(per)]
         pairs += [(f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{n - 1 - i}.block.{j}.") for j in range(per + 1)]
