@@ -67,6 +67,33 @@ def test_a_checkpoint_converts_to_the_same_weights_and_keeps_its_precision(sd, t
     assert type(StableDiffusionPipeline.from_pretrained(out)).__name__ == "StableDiffusionPipeline"  # as diffusers reads it
 
 
+def test_a_stable_diffusion_2_layout_converts_too(sd, tmp_path):
+    """SD 2.x: OpenCLIP's names for the text encoder (q, k, v in one in_proj) and linear projections in the U-Net's
+    transformers; diffusers' conversion of the file written here gives every weight back."""
+    import shutil
+
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from vidiff.pipelines.single_file import convert_single_file, read_checkpoint_keys
+
+    sd2 = shutil.copytree(sd, tmp_path / "sd2")
+    shutil.rmtree(sd2 / "unet")
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel(**{**UNet2DConditionModel.load_config(sd / "unet"), "use_linear_projection": True})
+    unet.save_pretrained(sd2 / "unet")
+    ckpt = write_checkpoint(sd2, tmp_path / "sd2.safetensors", dtype=torch.float32, text_layout="open_clip")
+    assert any(k.startswith("cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight")
+               for k in read_checkpoint_keys(ckpt))
+    out = convert_single_file(ckpt, sd2, tmp_path / "out")
+    for sub, cls, want in (("unet", UNet2DConditionModel, unet.state_dict()),
+                           ("text_encoder", CLIPTextModel, CLIPTextModel.from_pretrained(sd / "text_encoder").state_dict())):
+        got = cls.from_pretrained(out / sub).state_dict()
+        assert set(got) == set(want), sub
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+
+
 def test_a_unet_only_checkpoint_takes_the_vae_and_text_encoder_from_the_config_folder(sd, tmp_path):
     from diffusers import UNet2DConditionModel
 

@@ -290,9 +290,33 @@ def _vae_pairs(cfg) -> list[tuple[str, str]]:
     return pairs
 
 
-def ldm_state_dict(unet=None, vae=None, text_encoder=None) -> dict:
-    """One LDM-layout state dict of diffusers' ``UNet2DConditionModel`` (SD-1.x blocks), ``AutoencoderKL`` and a
-    transformers ``CLIPTextModel``, any of them None. ValueError on a weight of another layout."""
+def _open_clip(text: dict) -> dict:
+    """A ``CLIPTextModel``'s weights in OpenCLIP's names (SD 2.x's text encoder): q, k, v in one ``in_proj``."""
+    import torch
+
+    t = {k.removeprefix("text_model."): v for k, v in text.items()}
+    out = {"token_embedding.weight": t["embeddings.token_embedding.weight"],
+           "positional_embedding": t["embeddings.position_embedding.weight"],
+           "ln_final.weight": t["final_layer_norm.weight"], "ln_final.bias": t["final_layer_norm.bias"]}
+    layers = sorted({int(k.split(".")[2]) for k in t if k.startswith("encoder.layers.")})
+    for i in layers:
+        src, dst = f"encoder.layers.{i}.", f"transformer.resblocks.{i}."
+        for a, b in (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("self_attn.out_proj", "attn.out_proj"),
+                     ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
+            for w in ("weight", "bias"):
+                out[f"{dst}{b}.{w}"] = t[f"{src}{a}.{w}"]
+        for w in ("weight", "bias"):
+            out[f"{dst}attn.in_proj_{w}"] = torch.cat([t[f"{src}self_attn.{q}_proj.{w}"] for q in "qkv"])
+    return out
+
+
+def ldm_state_dict(unet=None, vae=None, text_encoder=None, text_layout: str = "clip") -> dict:
+    """One LDM-layout state dict of diffusers' ``UNet2DConditionModel`` (SD-1.x / 2.x blocks), ``AutoencoderKL`` and a
+    transformers ``CLIPTextModel``, any of them None; ``text_layout`` "clip" (SD 1.x: the transformers names under
+    ``cond_stage_model.transformer.``) or "open_clip" (SD 2.x: OpenCLIP's under ``cond_stage_model.model.``).
+    ValueError on a weight of another layout."""
+    if text_layout not in ("clip", "open_clip"):
+        raise ValueError(f"unknown text_layout {text_layout!r}; allowed: clip (SD 1.x), open_clip (SD 2.x)")
     out = {}
     if unet is not None:
         pairs = _unet_pairs(unet.config)
@@ -314,17 +338,20 @@ def ldm_state_dict(unet=None, vae=None, text_encoder=None) -> dict:
                 rest = _VAE_ATTN[a] + rest[len(a):]
                 v = v[:, :, None, None] if v.ndim == 2 else v  # LDM's attention projections are 1x1 convs
             out[VAE_PREFIX + (ldm + rest).replace("conv_shortcut", "nin_shortcut")] = v
-    if text_encoder is not None:  # transformers >= 5.6 saves CLIPTextModel without its "text_model." level
+    if text_encoder is not None and text_layout == "open_clip":
+        out.update({TEXT_PREFIXES[1] + k: v for k, v in _open_clip(text_encoder.state_dict()).items()})
+    elif text_encoder is not None:  # transformers >= 5.6 saves CLIPTextModel without its "text_model." level
         for key, v in text_encoder.state_dict().items():
             out[TEXT_PREFIXES[0] + (key if key.startswith("text_model.") else "text_model." + key)] = v
     return out
 
 
 def save_single_file(folder: str | os.PathLike, path: str | os.PathLike, dtype=None, overwrite: bool = False,
-                     parts=("unet", "vae", "text_encoder")) -> Path:
-    """Write the diffusers SD-1.x folder ``folder`` (its ``parts`` present) as one ``.safetensors`` in the original
-    Stable Diffusion layout, what the single-file tools (and :func:`convert_single_file`) read; ``dtype`` e.g.
-    torch.float16 (None: as loaded, fp32). Atomic; an existing ``path`` only with ``overwrite``."""
+                     parts=("unet", "vae", "text_encoder"), text_layout: str = "clip") -> Path:
+    """Write the diffusers SD-1.x / 2.x folder ``folder`` (its ``parts`` present) as one ``.safetensors`` in the
+    original Stable Diffusion layout, what the single-file tools (and :func:`convert_single_file`) read; ``dtype`` e.g.
+    torch.float16 (None: as loaded, fp32); ``text_layout``: "clip" (SD 1.x) or "open_clip" (SD 2.x). Atomic; an
+    existing ``path`` only with ``overwrite``."""
     import torch
     from safetensors.torch import save_file
 
@@ -347,7 +374,8 @@ def save_single_file(folder: str | os.PathLike, path: str | os.PathLike, dtype=N
             models[part] = load_diffusers_model(folder / part, cls, part, torch.float32)
     if "unet" not in models:
         raise ValueError(f"{str(folder)!r} has no unet/ to write")
-    state = {k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in ldm_state_dict(**models).items()}
+    state = {k: (v.to(dtype) if dtype is not None else v).contiguous()
+             for k, v in ldm_state_dict(**models, text_layout=text_layout).items()}
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file(state, str(tmp))
     return Path(path)
