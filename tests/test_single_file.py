@@ -168,6 +168,8 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
     (broken_vae / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"not tensors")
     no_tokenizer = shutil.copytree(sd, tmp_path / "no_tokenizer")
     shutil.rmtree(no_tokenizer / "tokenizer")
+    bad_scheduler = shutil.copytree(sd, tmp_path / "bad_scheduler")
+    (bad_scheduler / "scheduler" / "scheduler_config.json").write_text("{not json")
     out = tmp_path / "out"
     cases = [
         ([str(tmp_path / "missing.safetensors"), "--config", str(sd)], "does not exist"),
@@ -182,6 +184,7 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
         ([str(good), "--config", str(other)], "does not fit the layout"),
         ([str(unet_only), "--config", str(broken_vae)], "could not be read"),
         ([str(good), "--config", str(no_tokenizer)], "lacks tokenizer"),
+        ([str(good), "--config", str(bad_scheduler)], "not a JSON object"),
     ]
     for args, says in cases:
         code, err = _cli(["convert", *args, "-o", str(out)], capsys)

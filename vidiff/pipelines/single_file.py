@@ -100,8 +100,13 @@ def _config_folder(config: Path, stage: Path) -> Path:
                 "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
                 "scheduler": ["diffusers", "PNDMScheduler"]}
         if "scheduler" in components:
-            cls = json.loads((config / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
-            libs["scheduler"] = ["diffusers", cls.get("_class_name", "PNDMScheduler")]
+            sched = config / "scheduler" / "scheduler_config.json"
+            try:
+                name = json.loads(sched.read_text(encoding="utf-8")).get("_class_name", "PNDMScheduler")
+            except (OSError, ValueError, AttributeError):
+                raise ValueError(f"{str(sched)!r} is missing or not a JSON object; expected a diffusers scheduler "
+                                 f"config") from None
+            libs["scheduler"] = ["diffusers", name]
         (stage / "model_index.json").write_text(json.dumps({
             "_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
             **{k: libs[k] for k in components}, "safety_checker": [None, None], "feature_extractor": [None, None],
