@@ -7,6 +7,7 @@ tokenizer is MiniLM's (the ids fit CLIP's vocabulary; what a token means does no
 noise-like: this measures that the path runs at this size and what it costs, not what it draws.
 
     python benchmarks/sd15_dry_run.py --work /tmp --out benchmarks/results/sd15-dry-run.json
+    python benchmarks/sd15_dry_run.py --device cuda --precision bf16 --size 512 --steps 25   # on a GPU
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def train_temporal(work: Path, video: Path, args) -> dict:
                       "beta_end": 0.012},
         "text_encoder": str(video / "text_encoder"), "text_features": "padded",
         "train": {"steps": args.train_steps, "batch_size": 1, "checkpoint_every": args.train_steps,
-                  "mixed_precision": "no", "init_from": str(video)},
+                  "mixed_precision": {"fp32": "no"}.get(args.precision, args.precision), "init_from": str(video)},
         "output_dir": str(run)})
     train(cfg, progress=False)
     last = json.loads((run / "train_log.jsonl").read_text().splitlines()[-1])
@@ -94,23 +95,34 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--arch", nargs="+", default=["motion-module", "stunet"])
     p.add_argument("--train-steps", type=int, default=4, help="temporal-only training steps of each (0: none)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:N; training "
+                   "runs where the trainer runs (CUDA when there is one)")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (CUDA): sampling autocast and training's "
+                   "mixed precision")
     p.add_argument("--out", default=None)
     args = p.parse_args()
 
     import torch
 
     from vidiff import versions
-    from vidiff.hardware import cpu_name
+    from vidiff.hardware import autocast, check_precision, cpu_name, resolve_device
     from vidiff.pipelines.inflate import inflate
     from vidiff.pipelines.single_file import convert_single_file, save_single_file
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    device = resolve_device(args.device)
+    check_precision(args.precision, device)
     tmp = tempfile.TemporaryDirectory(dir=args.work)
     work = Path(tmp.name)
-    out = {"cpu": cpu_name(), "threads": torch.get_num_threads(),
+    out = {"cpu": cpu_name(), "device": str(device), "precision": args.precision,
+           "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+           "threads": torch.get_num_threads(),
            "versions": versions(), "frames": args.frames, "size": args.size, "steps": args.steps, "rows": {}}
 
     def row(name, t0, **extra):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            extra["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         out["rows"][name] = {"seconds": round(time.time() - t0, 1), "peak_rss_gb": peak_rss_gb(), **extra}
         print(name, json.dumps(out["rows"][name]), flush=True)
 
@@ -136,12 +148,13 @@ def main() -> None:
         inflate(image, arch, work / f"video-{arch}")
         row(f"vidiff inflate --arch {arch}", t0)
         t0 = time.time()
-        pipe = TextToVideoPipeline.from_pretrained(work / f"video-{arch}")
+        pipe = TextToVideoPipeline.from_pretrained(work / f"video-{arch}").to(device)
         n = sum(q.numel() for q in pipe.unet.parameters())
         row(f"load the {arch} folder", t0, params_M=round(n / 1e6, 1))
         t0 = time.time()
-        clip = pipe("a corgi running on the beach", num_frames=args.frames, height=args.size, width=args.size,
-                    num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
+        with autocast(device, args.precision):
+            clip = pipe("a corgi running on the beach", num_frames=args.frames, height=args.size, width=args.size,
+                        num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
         v = clip.videos
         row(f"generate {args.frames} x {args.size} x {args.size}, {args.steps} steps ({arch})", t0,
             shape=list(v.shape), finite=bool(torch.isfinite(v).all()))
