@@ -171,25 +171,25 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
     bad_scheduler = shutil.copytree(sd, tmp_path / "bad_scheduler")
     (bad_scheduler / "scheduler" / "scheduler_config.json").write_text("{not json")
     out = tmp_path / "out"
-    cases = [
-        ([str(tmp_path / "missing.safetensors"), "--config", str(sd)], "does not exist"),
-        ([str(pickle), "--config", str(sd)], "pickle file"),
-        ([str(empty), "--config", str(sd)], "not a readable safetensors"),
-        ([str(truncated), "--config", str(sd)], "not a readable safetensors"),
-        ([str(sdxl), "--config", str(sd)], "SDXL"),
-        ([str(lora), "--config", str(sd)], "a LoRA"),
-        ([str(diffusers_sd), "--config", str(sd)], "no LDM U-Net"),
-        ([str(sd), "--config", str(sd)], "is a folder"),
-        ([str(good), "--config", str(tmp_path)], "not a diffusers text-to-image folder"),
-        ([str(good), "--config", str(other)], "does not fit the layout"),
-        ([str(unet_only), "--config", str(broken_vae)], "could not be read"),
-        ([str(good), "--config", str(no_tokenizer)], "lacks tokenizer"),
-        ([str(good), "--config", str(bad_scheduler)], "not a JSON object"),
+    cases = [  # (checkpoint, --config, what the one line says)
+        (tmp_path / "missing.safetensors", sd, "does not exist"),
+        (pickle, sd, "pickle file"),
+        (empty, sd, "not a readable safetensors"),
+        (truncated, sd, "not a readable safetensors"),
+        (sdxl, sd, "SDXL"),
+        (lora, sd, "a LoRA"),
+        (diffusers_sd, sd, "no LDM U-Net"),
+        (sd, sd, "is a folder"),
+        (good, tmp_path, "not a diffusers text-to-image folder"),
+        (good, other, "does not fit the layout"),
+        (unet_only, broken_vae, "could not be read"),
+        (good, no_tokenizer, "lacks tokenizer"),
+        (good, bad_scheduler, "not a JSON object"),
     ]
-    for args, says in cases:
-        code, err = _cli(["convert", *args, "-o", str(out)], capsys)
-        assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
-        assert not out.exists() and not list(tmp_path.glob(".out*")), args
+    for ckpt, config, says in cases:
+        code, err = _cli(["convert", str(ckpt), "--config", str(config), "-o", str(out)], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, (ckpt, config, err)
+        assert not out.exists() and not list(tmp_path.glob(".out*")), (ckpt, config)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     code, err = _cli(["convert", str(good), "--config", str(sd), "-o", str(out)], capsys)
