@@ -125,7 +125,7 @@ def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike
     from safetensors import safe_open
 
     from vidiff import versions
-    from vidiff.io.atomic import atomic_path, exists_error
+    from vidiff.io.atomic import atomic_path
     from vidiff.pipelines.inflate import read_image_model
 
     checkpoint, config, output = Path(checkpoint), Path(config), Path(output)
@@ -134,8 +134,6 @@ def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike
         raise ValueError(f"--config {str(config)!r} is not a diffusers text-to-image folder (unet/config.json and "
                          f"scheduler/ expected): give the folder of a model of the checkpoint's layout, e.g. the "
                          f"Stable Diffusion 1.5 folder it was fine-tuned from")
-    if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
-        raise exists_error(output)
     has_vae = any(k.startswith(VAE_PREFIX) for k in keys)
     has_text = any(k.startswith(TEXT_PREFIXES) for k in keys)
     needs = {"vae/config.json": has_vae, "text_encoder/config.json": has_text, "tokenizer": has_text}
@@ -148,6 +146,7 @@ def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike
         dtype = f.get_slice(next(k for k in keys if k.startswith(UNET_PREFIX))).get_dtype()
     dtype = {"F16": torch.float16, "BF16": torch.bfloat16}.get(dtype, torch.float32)
 
+    # atomic_path refuses an existing output (unless overwrite) before the conversion starts
     with atomic_path(output, overwrite=overwrite) as tmp, _quiet():
         tmp.mkdir()
         pipe = _load(checkpoint, _config_folder(config, tmp / ".config"), config, has_vae, has_text, dtype)
