@@ -17,6 +17,7 @@ Sections (each bounded in time; one that fails is recorded with its error and th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -126,8 +127,10 @@ def generate(device: torch.device, out: Path, quick: bool) -> dict:
     from vidiff.hardware import autocast
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    # an mp4 where PyAV is installed; PNG frames where it is not (the device kit leaves it behind: scripts/device_kit.py)
+    has_av = importlib.util.find_spec("av") is not None
+    clip = out / ("default-clip.mp4" if has_av else "default-clip")
     t0 = time.time()
-    clip = out / "default-clip.mp4"
     r = subprocess.run([sys.executable, "-m", "vidiff", "generate", "a red circle moving left", "--device",
                         device.type, "-q", "--overwrite", "-o", str(clip)], capture_output=True, text=True, timeout=300)
     if r.returncode:
@@ -145,7 +148,8 @@ def generate(device: torch.device, out: Path, quick: bool) -> dict:
             _sync(device)
             times.append(time.perf_counter() - t1)
         warm[precision] = round(min(times), 3)
-    return {"cold_process_s": round(cold, 2), "warm_call_s": warm, "steps": pipe.defaults["num_inference_steps"]}
+    return {"cold_process_s": round(cold, 2), "warm_call_s": warm, "steps": pipe.defaults["num_inference_steps"],
+            "written": "mp4" if has_av else "PNG frames (no PyAV)"}
 
 
 def ssr128(device: torch.device, frames: int) -> dict:

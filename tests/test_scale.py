@@ -321,3 +321,49 @@ def test_folder_batches_from_workers_equal_in_process_ones_and_count_skips(tmp_p
     for a, b in zip(here, there):
         assert a["caption"] == b["caption"] and torch.equal(a["video"], b["video"]) and a["skipped"] == b["skipped"]
     assert sum(b["skipped"] for b in here) > 0  # the unreadable rows were met, skipped and counted
+
+
+# ---------------------------------------------------------------- the lent GPU machine's working tree
+def test_device_kit_leaves_models_behind_for_one_call_and_restores_the_index(tmp_path):
+    """scripts/device_kit.py: the device tool sends tracked and unignored files (64 MiB at most); the kit takes the
+    shipped models the GPU check does not load out of git's index, ignored, files kept on disk, and puts the index
+    back exactly; a second prepare, staged changes and a restore with nothing to restore are refused."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    try:
+        import device_kit as kit
+    finally:
+        sys.path.pop(0)
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    sizes = {"vidiff/weights/default/w.safetensors": 3000, "vidiff/weights/ssr/w.safetensors": 2000, "code.py": 10}
+    sizes.update({f"{p}/w.safetensors": 5000 for p in kit.LEFT_BEHIND})
+    for name, n in sizes.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x" * n)
+    git("add", "-A")
+    git("commit", "-q", "-m", "init")
+    index = git("ls-files", "-s")
+    assert kit.travelling_bytes(tmp_path)[0] == sum(sizes.values())
+
+    kit.untrack(tmp_path)
+    assert kit.is_prepared(tmp_path)
+    assert kit.travelling_bytes(tmp_path)[0] == 5010  # the models left behind neither tracked nor unignored
+    assert all((tmp_path / f"{p}/w.safetensors").is_file() for p in kit.LEFT_BEHIND)  # still on disk
+    assert git("status", "--porcelain", "--untracked-files=all").count("D  ") == len(kit.LEFT_BEHIND)
+    with pytest.raises(SystemExit, match="already prepared"):
+        kit.untrack(tmp_path)
+
+    assert kit.retrack(tmp_path) == ""
+    assert git("ls-files", "-s") == index and git("status", "--porcelain") == ""
+    assert "device_kit" not in kit.exclude_file(tmp_path).read_text()
+    with pytest.raises(SystemExit, match="nothing to restore"):
+        kit.retrack(tmp_path)
+    (tmp_path / "code.py").write_text("changed")
+    git("add", "code.py")
+    with pytest.raises(SystemExit, match="staged changes"):
+        kit.untrack(tmp_path)
