@@ -6,6 +6,7 @@ validation read (benchmarks/sampling_steps.py), four times cheaper because it sk
 
     python benchmarks/periodic_motion.py --n 400 --runs 3 2 1.5 3@800 5@800 --out benchmarks/results/periodic-guidance-val.json
     python benchmarks/periodic_motion.py --sdedit 0.5 0.7 0.85 0.9 0.95 1 --out benchmarks/results/periodic-sdedit-val.json
+    python benchmarks/periodic_motion.py --runs 3 --skip-guidance attn:1 --out benchmarks/results/periodic-stg-attn1-val.json
 
 ``--sdedit S ...``: each row starts from the scenes' true renders noised to strength ``S`` (SDEdit: the steps at
 t <= S * T of the model's schedule) at the model's guidance, instead of from noise: the noise level above which the
@@ -55,6 +56,54 @@ def interval_guidance(pipe, tmax: float | None, high: float = 1.0):
 
         def fn(x, t):
             return guided(x, t) if float(t.flatten()[0]) <= tmax else plain(x, t)
+
+        return lambda frames=None: fn
+
+    return denoiser
+
+
+SKIPPED = {"attn": ("TemporalAttention",), "conv": ("TemporalConvBlock",), "all": ("TemporalAttention", "TemporalConvBlock")}
+
+
+def skip_guidance(pipe, kind: str, strength: float):
+    """``pipe.denoiser`` with spatiotemporal skip guidance (STG, Hyung et al. 2024) beside classifier-free guidance:
+    eps = eps(null) + s (eps(text) - eps(null)) + ``strength`` (eps(text) - eps_weak(text)), where the weak model is
+    the same U-Net with its residual temporal layers of ``kind`` skipped (forward hooks return their input: temporal
+    attention, temporal convs or both), a model that does not hold a clip together in time. One more U-Net pass a
+    step."""
+    import contextlib
+
+    import torch
+
+    from vidiff.diffusion.sampling import _match_null
+    from vidiff.models import blocks
+
+    if kind not in SKIPPED:
+        raise ValueError(f"--skip-guidance takes KIND:STRENGTH with KIND one of {', '.join(SKIPPED)}, got {kind!r}")
+    kinds = tuple(getattr(blocks, name) for name in SKIPPED[kind])
+
+    @contextlib.contextmanager
+    def skipped(model):
+        hooks = [m.register_forward_hook(lambda mod, inp, out: inp[0]) for m in model.modules() if isinstance(m, kinds)]
+        try:
+            yield
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+        text, mask = pipe.text_encoder.encode(prompts)
+        null, null_mask = pipe.text_encoder.encode([negative_prompt])
+        text, mask, null, null_mask = _match_null(text.to(pipe.device, pipe.dtype), mask.to(pipe.device),
+                                                  null.to(pipe.device, pipe.dtype), null_mask.to(pipe.device))
+        both, both_mask = torch.cat([null, text]), torch.cat([null_mask, mask])
+
+        def fn(x, t):
+            uncond, cond_ = pipe.unet(torch.cat([x, x]), torch.cat([t, t]) if t.dim() else t, both, both_mask,
+                                      None).float().chunk(2)
+            with skipped(pipe.unet):
+                weak = pipe.unet(x, t, text, mask, None).float()
+            return uncond + guidance * (cond_ - uncond) + strength * (cond_ - weak)
 
         return lambda frames=None: fn
 
@@ -124,6 +173,9 @@ def main() -> None:
     p.add_argument("--like", default=None, help="sample with this model folder's sampling defaults (steps, sampler, "
                    "log-SNR floor, guidance), e.g. a fine-tune of the default trained before its run folder kept the "
                    "sampler of the folder it started from (2026-12-01)")
+    p.add_argument("--skip-guidance", default=None, metavar="KIND:STRENGTH",
+                   help="add spatiotemporal skip guidance to every run: KIND attn, conv or all (the temporal layers "
+                   "skipped in the weak model), e.g. attn:1")
     args = p.parse_args()
     if args.sdedit is None:
         runs = [(r, *parse_run(r), None) for r in args.runs]
@@ -151,8 +203,18 @@ def main() -> None:
            "like": args.like, "steps": steps, "sampler": pipe.defaults["sampler"],
            "logsnr_min": pipe.defaults["logsnr_min"], "bf16": args.bf16, "threads": torch.get_num_threads(),
            "load_avg": os.getloadavg()[0], "rows": []}
+    skip = None
+    if args.skip_guidance:
+        kind, _, st = args.skip_guidance.partition(":")
+        try:
+            skip = (kind, float(st))
+        except ValueError:
+            raise ValueError(f"--skip-guidance takes KIND:STRENGTH (e.g. attn:1), got {args.skip_guidance!r}") from None
+        if args.sdedit is not None or any(tmax is not None for _, _, tmax, _, _ in runs):
+            raise ValueError("--skip-guidance goes with plain runs (SCALE) from noise only")
+    out["skip_guidance"] = args.skip_guidance
     for name, scale, tmax, high, strength in runs:
-        pipe.denoiser = interval_guidance(pipe, tmax, high)
+        pipe.denoiser = skip_guidance(pipe, *skip) if skip else interval_guidance(pipe, tmax, high)
         t0, scores, why = time.time(), collections.defaultdict(list), collections.Counter()
         jumps = {sp: [0, 0] for sp in ("quickly", "normal", "slowly")}  # speed -> [bounces that jump, bounces]
         # the quick bounces' steady moves (0.02-1/3 of the canvas a frame) by sign, per axis: does a sawtooth run

@@ -49,6 +49,9 @@ def main() -> None:
     p.add_argument("--suite", default="test")
     p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS[:ode|sde|ddpm], each a row")
     p.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    p.add_argument("--interpolate", nargs=2, metavar=("FOLDER", "ALPHA"), default=None,
+                   help="read the model with U-Net weights (1 - ALPHA) W + ALPHA W_FOLDER, FOLDER a fine-tune of it "
+                   "(WiSE-FT, Wortsman et al. 2022: the weights between a model and its fine-tune)")
     args = p.parse_args()
 
     import torch
@@ -58,8 +61,15 @@ def main() -> None:
     from vidiff.shapes.suites import evaluate_pipeline
 
     pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    if args.interpolate:
+        from vidiff.models.surgery import interpolate_weights
+        from vidiff.pipelines.folder import load_unet
+        from vidiff.registry import resolve_model
+
+        other = load_unet(resolve_model(args.interpolate[0]) / "unet", pipe.dtype)
+        pipe.unet = interpolate_weights(pipe.unet, other, float(args.interpolate[1])).to(pipe.device)
     guidance = pipe.settings(guidance_scale=args.guidance)["guidance_scale"]  # None: the folder's
-    report = {"model": args.model, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
+    report = {"model": args.model, "interpolate": args.interpolate, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
               "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
     for run in args.runs:

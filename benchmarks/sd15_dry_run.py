@@ -13,6 +13,7 @@ noise-like: this measures that the path runs at this size and what it costs, not
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import tempfile
@@ -125,6 +126,12 @@ def main() -> None:
             extra["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         out["rows"][name] = {"seconds": round(time.time() - t0, 1), "peak_rss_gb": peak_rss_gb(), **extra}
         print(name, json.dumps(out["rows"][name]), flush=True)
+        save()
+
+    def save():  # after every row: a run stopped at a time limit keeps what it measured
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(out, indent=1))
 
     t0 = time.time()
     sd = build_sd15_folder(work / "sd15")
@@ -159,16 +166,17 @@ def main() -> None:
         row(f"generate {args.frames} x {args.size} x {args.size}, {args.steps} steps ({arch})", t0,
             shape=list(v.shape), finite=bool(torch.isfinite(v).all()))
         del pipe, clip
-        if args.train_steps:
+        if args.train_steps and importlib.util.find_spec("av") is None:  # the clips are mp4 files
+            out["rows"][f"train temporal-only ({arch})"] = {"skipped": "PyAV is not installed (scripts/device_kit.py "
+                                                                      "leaves it behind)"}
+            save()
+        elif args.train_steps:
             t0 = time.time()
             log = train_temporal(work, work / f"video-{arch}", args)
             row(f"train temporal-only, {args.train_steps} steps of 1 clip {args.frames} x {args.size} x {args.size} "
                 f"({arch}), export included", t0, seconds_in_steps=log["elapsed_s"], final_loss=log["loss"],
                 trainable_params_M=log["trainable_params_M"])
     tmp.cleanup()
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
