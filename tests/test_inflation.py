@@ -465,7 +465,9 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     assert side["zero_shot"]["motion"] == [[0.0, 1.0]]
     for args, says in ((["--model", str(tiny_pipeline_dir), "--zero-shot"], "is a video model"),
                        (["--model", str(image_dir)], "add --zero-shot"),
-                       (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY")):
+                       (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY"),
+                       (["--model", str(image_dir), "--zero-shot", "--motion", "nan,1"], "two finite numbers"),
+                       (["--model", str(image_dir), "--zero-shot", "--motion", "0,1e30"], "at most the frame's size")):
         code, err = _cli(["generate", "a red circle", *args, "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
         assert not (tmp_path / "bad.mp4").exists()
@@ -896,6 +898,13 @@ def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, 
     other = make_image_folder(tmp_path / "other", tiny_text_encoder, block_out_channels=(32, 64))
     for model, image, says in ((video, other, "another layout"), (tiny_pipeline_dir, styled_dir, "needs a model inflated")):
         code, err = _cli(["generate", "a red circle", "--model", str(model), "--image-model", str(image), "-q",
+                          "-o", str(tmp_path / "bad.mp4")], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad.mp4").exists()
+    # --style: an image model is a style of an inflated model only, and an inflated model takes only an image model's
+    for model, style, says in ((tiny_pipeline_dir, styled_dir, "is a text-to-image model, not a style of this video"),
+                               (video, tiny_pipeline_dir, "a style of a model inflated from an image model")):
+        code, err = _cli(["generate", "a red circle", "--model", str(model), "--style", str(style), "-q",
                           "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / "bad.mp4").exists()

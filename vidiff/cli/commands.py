@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,8 @@ def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool
             dx, dy = (float(v) for v in args.motion.split(","))
         except ValueError:
             raise ValueError(f"--motion takes DX,DY in pixels per frame (e.g. -1,0), got {args.motion!r}") from None
+        if not (math.isfinite(dx) and math.isfinite(dy)):  # before the model loads; its size bounds them after
+            raise ValueError(f"--motion takes two finite numbers of pixels per frame, got {args.motion!r}")
         motion = (dx, dy)
     if not args.zero_shot:
         raise ValueError("--motion needs --zero-shot")

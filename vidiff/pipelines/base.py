@@ -280,9 +280,13 @@ class VideoDiffusionPipeline:
 
         if isinstance(self.unet, InflatedUNet) and isinstance(style, ImageUNet):  # a style of the image model
             unet = with_image_weights(self.unet, style, alpha)
-        elif isinstance(self.unet, InflatedUNet) or isinstance(style, ImageUNet):
+        elif isinstance(self.unet, InflatedUNet):
             raise ValueError(f"{str(style_path)!r} holds a {type(style).__name__}; a style of a model inflated from an "
                              f"image model is a fine-tune of that image model (a text-to-image folder)")
+        elif isinstance(style, ImageUNet):
+            raise ValueError(f"{str(style_path)!r} is a text-to-image model, not a style of this video model: a style "
+                             f"is a fine-tune of this model's spatial weights (train.freeze_temporal), e.g. "
+                             f"style-outlined for the default")
         elif isinstance(self.unet, TimestepExperts):  # a style is a fine-tune of the low-noise U-Net (unet/), where
             check_style_of(self.unet.low, style, style_path)  # a clip's look is drawn; the path planner is kept
             low = interpolate_weights(self.unet.low, style, alpha).to(self.device)

@@ -19,6 +19,7 @@ has no idea of motion, so "moving left" can only come from here.
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -93,6 +94,19 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         prompts = self.check_inputs(prompt, 1, s["height"], s["width"], s["num_inference_steps"],
                                     s["guidance_scale"], None)
         m, b = s["num_frames"], len(prompts)
+        side = min(s["height"], s["width"])
+        if not (math.isfinite(motion_speed) and abs(motion_speed) <= side):
+            raise ValueError(f"motion_speed must be a finite number of pixels per frame, at most the frame's size "
+                             f"({side}), got {motion_speed}")
+        if motion is not None:
+            try:
+                dx, dy = (float(v) for v in motion)
+            except (TypeError, ValueError):
+                raise ValueError(f"motion must be (dx, dy) in pixels per frame, got {motion!r}") from None
+            if not all(math.isfinite(v) and abs(v) <= side for v in (dx, dy)):
+                raise ValueError(f"motion must be two finite numbers of pixels per frame, each at most the frame's "
+                                 f"size ({side}; the translation wraps at the border), got {motion!r}")
+            motion = (dx, dy)
         moves = [motion if motion is not None else motion_from_caption(p, motion_speed) for p in prompts]
         scheduler = self.make_scheduler("ddim")
         ts = timesteps_for(scheduler, s["num_inference_steps"])
