@@ -110,17 +110,20 @@ def test_frame_position_switched_on_in_a_trained_model_changes_nothing_at_init()
     assert not torch.allclose(src(x, t, text), clocked(x, t, text), atol=1e-4)
 
 
-def test_temporal_attention_added_to_a_trained_model_changes_nothing_at_init():
-    from vidiff.models.surgery import add_temporal_attention
+@pytest.mark.parametrize("key,marker", [("temporal_attention_levels", ".tattn."),
+                                        ("spacetime_attention_levels", ".stattn.")])
+def test_attention_added_to_a_trained_model_changes_nothing_at_init(key, marker):
+    from vidiff.models import surgery
     torch.manual_seed(0)
     src = build_unet("stunet-tiny", channels=(8, 16, 16))
     with torch.no_grad():  # a "trained" model: no zero-initialised layer left
         for p in src.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    grown = add_temporal_attention(src, [1])
-    assert grown.config.temporal_attention_levels == (1,) and src.config.temporal_attention_levels == ()
+    add = surgery.add_temporal_attention if key.startswith("temporal") else surgery.add_spacetime_attention
+    grown = add(src, [1])
+    assert grown.config[key] == (1,) and src.config[key] == ()
     new = set(grown.state_dict()) - set(src.state_dict())
-    assert new and all(".tattn." in k and (k.startswith("down.1.") or k.startswith("up.1.")) for k in new)
+    assert new and all(marker in k and (k.startswith("down.1.") or k.startswith("up.1.")) for k in new)
     x, text = torch.randn(2, 3, 8, 16, 16), torch.randn(2, 5, 8)
     t = torch.tensor([10, 500])
     assert torch.allclose(src(x, t, text), grown(x, t, text), atol=1e-6)
@@ -129,11 +132,11 @@ def test_temporal_attention_added_to_a_trained_model_changes_nothing_at_init():
             if name in new:
                 p.normal_(std=0.1)
     assert not torch.allclose(src(x, t, text), grown(x, t, text), atol=1e-4)
-    assert add_temporal_attention(grown, [1]) is grown
+    assert add(grown, [1]) is grown
     with pytest.raises(ValueError, match="cannot be removed"):
-        add_temporal_attention(grown, [0])
+        add(grown, [0])
     with pytest.raises(ValueError, match="levels 0-1"):
-        add_temporal_attention(src, [2])
+        add(src, [2])
 
 
 def _run(model, b=2, t=4, hw=8, seed=0):

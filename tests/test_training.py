@@ -120,15 +120,17 @@ def test_a_fine_tune_samples_with_its_starting_models_sampler(tmp_path, tiny_tex
     assert "sampler" not in got and "logsnr_min" not in got
 
 
-def test_fine_tune_adds_temporal_attention(tmp_path, tiny_text_dir, tiny_pipeline_dir):
+@pytest.mark.parametrize("key,marker,proj", [("temporal_attention_levels", "tattn", ".proj."),
+                                             ("spacetime_attention_levels", "stattn", ".proj1.")])
+def test_fine_tune_adds_attention_levels(tmp_path, tiny_text_dir, tiny_pipeline_dir, key, marker, proj):
     cfg = tiny_config(tmp_path, tiny_text_dir, steps=2, init_from=str(tiny_pipeline_dir))
-    cfg["model"] = {"temporal_attention_levels": [0]}
+    cfg["model"] = {key: [0]}
     train(config_from_dict(cfg), progress=False)
     trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
-    new = [k for k in trained if k.startswith(("down.0.tattn.", "up.1.tattn."))]
-    assert new and any(trained[k].abs().sum() > 0 for k in new if ".proj." in k)  # started at zero, trained
+    new = [k for k in trained if k.startswith((f"down.0.{marker}.", f"up.1.{marker}."))]
+    assert new and any(trained[k].abs().sum() > 0 for k in new if proj in k)  # started at zero, trained
     for bad, words in (([1], "levels 0-0"), ("all", "list of level indices")):
-        cfg["model"] = {"temporal_attention_levels": bad}
+        cfg["model"] = {key: bad}
         with pytest.raises(ValueError, match=words):
             train(config_from_dict({**cfg, "output_dir": str(tmp_path / f"bad-{bad}")}), progress=False)
 

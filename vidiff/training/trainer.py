@@ -86,7 +86,7 @@ def build_model(cfg: RunConfig, text_dim: int):
     ``model.frame_position_embedding`` asks for it, and temporal attention at more levels when
     ``model.temporal_attention_levels`` lists them."""
     from vidiff.models.surgery import (
-        add_cond_adapter, add_frame_position, add_temporal_attention, widen_input, widen_text,
+        add_cond_adapter, add_frame_position, add_spacetime_attention, add_temporal_attention, widen_input, widen_text,
     )
     from vidiff.models.image import IMAGE_PRESETS, ImageUNet, build_image_unet
     from vidiff.models.inflated import InflatedUNet
@@ -131,11 +131,12 @@ def build_model(cfg: RunConfig, text_dim: int):
             raise ValueError(f"{str(src)!r} reads {model.text_dim}-wide text; the recipe's text encoder gives {text_dim}")
         return model
     other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels",
-                              "temporal_attention_levels"}
+                              "temporal_attention_levels", "spacetime_attention_levels"}
     if other:
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
                          f"(adding one), model.frame_position_embedding (switching it on) and "
-                         f"model.temporal_attention_levels (adding levels) can change, not {sorted(other)}")
+                         f"model.temporal_attention_levels / spacetime_attention_levels (adding levels) can change, "
+                         f"not {sorted(other)}")
     if text_dim != model.config.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
         model = widen_text(model, text_dim)
     if model_cfg.get("cond_channels", model.config.cond_channels) != model.config.cond_channels:
@@ -149,6 +150,8 @@ def build_model(cfg: RunConfig, text_dim: int):
         model = add_frame_position(model)
     if "temporal_attention_levels" in model_cfg:
         model = add_temporal_attention(model, model_cfg["temporal_attention_levels"])
+    if "spacetime_attention_levels" in model_cfg:
+        model = add_spacetime_attention(model, model_cfg["spacetime_attention_levels"])
     return model
 
 
