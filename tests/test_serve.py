@@ -95,6 +95,24 @@ def test_serve_bad_port_is_one_line_exit_2():
         "vidiff: error: the port must be a whole number in [1, 65535], got 99999"]
 
 
+@pytest.mark.parametrize("argv,words", [
+    (["--host", ""], "--host must be an address"),
+    (["--host", "bad host name"], "--host must be an address"),
+    (["--host", "nosuchhost.invalid"], "cannot resolve --host 'nosuchhost.invalid'"),
+    (["--conditional", "default"], "--conditional 'default' is a text-to-video model; the page needs a conditional"),
+    (["--model", "conditional"], "--model 'conditional' is a conditional model"),
+    (["--model", "t2i-shapes"], "--model 't2i-shapes' is a text-to-image model"),
+    (["--style", "ssr"], "--style 'ssr' is a super-resolution model"),
+])
+def test_serve_refuses_a_bad_host_or_the_wrong_kind_of_model_before_anything_starts(argv, words, capsys):
+    # an empty host would make the server listen on every interface; the wrong model would fail on the first click
+    from vidiff.cli import main
+
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

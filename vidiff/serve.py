@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 from functools import lru_cache
@@ -26,10 +27,45 @@ if TYPE_CHECKING:
 DEFAULT_MODELS = {"text-to-video": "default", "conditional": "conditional", "style": "style-outlined"}
 
 
+# what each of the page's models must be (read from its vidiff_pipeline.json), and the CLI flag that names it
+ROLES = {"text-to-video": ("text-to-video", "--model"), "conditional": ("conditional", "--conditional"),
+         "style": ("text-to-video", "--style")}
+
+
 def check_port(port: int) -> int:
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise ValueError(f"the port must be a whole number in [1, 65535], got {port!r}")
     return port
+
+
+def check_host(host: str) -> str:
+    """The address to listen on: a host name or address this machine resolves. An empty one would make the
+    web server listen on every interface, which only an explicit 0.0.0.0 (or ::) should do."""
+    allowed = "give an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+    if not isinstance(host, str) or not host or host != host.strip() or not host.isprintable() or " " in host:
+        raise ValueError(f"--host must be an address or host name without spaces, got {host!r}; {allowed}")
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ValueError(f"cannot resolve --host {host!r} ({e}); {allowed}") from None
+    return host
+
+
+def check_models(models: dict) -> None:
+    """Before anything loads: each of the page's models exists and is the kind its tabs run (a text-to-video
+    model for generating, editing and styles, a conditional one for image-to-video, inpainting, cinemagraphs)."""
+    from vidiff.pipelines.folder import read_meta, unet_class_name
+
+    for role, (task, flag) in ROLES.items():
+        if not models.get(role):
+            continue
+        folder = resolve_model(models[role])
+        got = read_meta(folder).get("task", "text-to-video")
+        if got != task:
+            raise ValueError(f"{flag} {models[role]!r} is a {got} model; the page needs a {task} model there")
+        if role == "text-to-video" and unet_class_name(folder) == "UNet2DConditionModel":
+            raise ValueError(f"{flag} {models[role]!r} is a text-to-image model; the page needs a video model (make "
+                             f"one of it with 'vidiff inflate')")
 
 
 @lru_cache(maxsize=4)
@@ -271,7 +307,9 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
 
 def serve(host: str = "127.0.0.1", port: int = 7860, models: dict | None = None, block: bool = True):
     """Start the page; returns (app, url). ``block=False`` returns at once (tests)."""
+    check_host(host)
     check_port(port)
+    check_models({**DEFAULT_MODELS, **(models or {})})
     app = build_app(models)
     try:
         _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,

@@ -272,14 +272,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- serve
 def cmd_serve(args: argparse.Namespace) -> int:
-    from vidiff.serve import check_port, serve
+    from vidiff.serve import check_host, check_models, check_port, serve
 
+    check_host(args.host)
     check_port(args.port)
     style = None if args.style.lower() in ("", "none") else args.style
     models = {"text-to-video": args.model, "conditional": args.conditional, "style": style}
-    for m in models.values():
-        if m:
-            resolve_model(m)
+    check_models(models)
     from vidiff.hardware import resolve_device
 
     models["device"] = str(resolve_device(args.device))
