@@ -295,6 +295,18 @@ def page() -> str:
                 f"benchmarks/results/cold-start-nobf16.json` and, capped, `{prefix} python benchmarks/cold_start.py "
                 f"--rounds {intel['rounds']} --out benchmarks/results/cold-start-nobf16-avx2cap.json` (no distilled "
                 "folder on that machine)."]
+    amx, amx_cap = load("cold-start-amx.json"), load("cold-start-amx-avx2cap.json")
+    out += ["", f"A third machine, {amx['date']}: an {amx['cpu']} of the same family and model that lists AMX and "
+                "AVX512-BF16, slower in fp32 than the two above and uneven from run to run (docs/speed.md); the same "
+                "command, in fp32 (`vidiff generate` samples in fp32 unless told `--bf16`):", "",
+            "| setting | Intel Xeon with AMX | kernels capped to AVX2 |", "|---|---|---|"]
+    for name, c in amx["settings"].items():
+        k = amx_cap["settings"][name]
+        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s | {k['min_s']:.2f} / {k['median_s']:.2f} s |")
+    out += ["", f"{amx['threads']} threads, torch {amx['torch']}, {amx['rounds']} rounds: `python benchmarks/cold_start.py "
+                f"--rounds {amx['rounds']} --out benchmarks/results/cold-start-amx.json` and, capped, `{prefix} python "
+                f"benchmarks/cold_start.py --rounds {amx_cap['rounds']} --out "
+                "benchmarks/results/cold-start-amx-avx2cap.json`."]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]

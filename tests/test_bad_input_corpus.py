@@ -209,6 +209,22 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         ("motion-weights-not-a-mapping", ok, ["--set", "data.motion_weights=3"], "data.motion_weights must be"),
         ("temporal-downsample-coarsest-level", ok, ["--set", "model.temporal_downsample_levels=[1]"],
          "temporal_downsample_levels must be distinct levels from 0 to 0"),
+        # the U-Net's own arguments, before anything loads (a level it does not have was dropped without a word)
+        ("model-channels-empty", ok, ["--set", "model.channels=[]"], "model.channels must be a non-empty list"),
+        ("model-heads-zero", ok, ["--set", "model.heads=0"], "model.heads must be a whole number"),
+        ("model-heads-not-dividing", ok, ["--set", "model.heads=3"], "must divide every width"),
+        ("model-patch-size-zero", ok, ["--set", "model.patch_size=0"], "model.patch_size must be"),
+        ("model-layers-zero", ok, ["--set", "model.layers_per_level=0"], "model.layers_per_level must be"),
+        ("model-dropout-one-and-a-half", ok, ["--set", "model.dropout=1.5"], "model.dropout must be a probability"),
+        ("model-cross-attention-missing-level", ok, ["--set", "model.cross_attention_levels=[2]"],
+         "model.cross_attention_levels must be a list of distinct levels from 0 to 1"),
+        ("model-spacetime-attention-coarsest", ok, ["--set", "model.spacetime_attention_levels=[1]"],
+         "the coarsest has its own"),
+        ("model-temporal-attention-twice", ok, ["--set", "model.temporal_attention_levels=[0, 0]"],
+         "model.temporal_attention_levels must be a list of distinct levels"),
+        # clips the model cannot take: found once it is built, before the run folder is touched
+        ("clip-frames-not-fitting", ok, ["--set", "data.num_frames=3"], "do not fit the model: num_frames"),
+        ("clip-size-not-fitting", ok, ["--set", "data.resolution=6"], "do not fit the model: height and width"),
         ("noise-prior-unknown", ok, ["--set", "diffusion.noise_prior=pyoco"], "diffusion.noise_prior must be one of"),
         ("noise-prior-alpha-alone", ok, ["--set", "diffusion.noise_prior_alpha=1"], "without diffusion.noise_prior"),
         ("noise-prior-alpha-negative", ok, ["--set", "diffusion.noise_prior=mixed", "--set",
@@ -475,7 +491,7 @@ def test_every_bad_recipe_is_one_line_and_exit_2(name, recipe, extra, words, cor
         path.write_bytes(recipe)
     else:
         path.write_text(_fill([recipe], subs)[0])
-    early = name not in ("init-from-missing", "text-encoder-missing")
+    early = name not in ("init-from-missing", "text-encoder-missing", "clip-frames-not-fitting", "clip-size-not-fitting")
     _check(capsys, ["train", "--config", str(path), *_fill(extra, subs), "-q"], words, early, model_loads, [tmp_path])
     assert not (tmp_path / "run").exists()
 

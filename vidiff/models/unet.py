@@ -65,6 +65,45 @@ def with_defaults(cfg: dict) -> dict:
     return {**defaults, **cfg}
 
 
+def check_unet_args(cfg: dict) -> None:
+    """Raise ValueError naming the argument when a VideoUNet of ``cfg`` (its arguments, a config or a preset's
+    overrides over the defaults) cannot be built or would silently ignore part of it: widths, counts and sizes
+    that must be positive, widths that the attention heads must divide, and level lists that must name levels
+    the U-Net has (a level it does not have was dropped without a word)."""
+    import math
+
+    cfg = with_defaults(cfg)
+
+    def whole(v, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    ch = cfg["channels"]
+    if not isinstance(ch, (list, tuple)) or not ch or not all(whole(c, 1) for c in ch):
+        raise ValueError(f"model.channels must be a non-empty list of positive widths, one per level, got {ch!r}")
+    for key, low in (("patch_size", 1), ("layers_per_level", 1), ("heads", 1), ("emb_dim", 1), ("text_dim", 1),
+                     ("in_channels", 1), ("out_channels", 1), ("cond_channels", 0), ("cond_adapter_channels", 0),
+                     ("mid_temporal_attention_layers", 0), ("mid_spacetime_layers", 0)):
+        if not whole(cfg[key], low):
+            raise ValueError(f"model.{key} must be a whole number >= {low}, got {cfg[key]!r}")
+    if any(c % cfg["heads"] for c in ch):
+        raise ValueError(f"model.heads ({cfg['heads']}) must divide every width in model.channels ({list(ch)})")
+    d = cfg["dropout"]
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or not 0 <= d < 1:
+        raise ValueError(f"model.dropout must be a probability in [0, 1), got {d!r}")
+    for key, top, note in (("cross_attention_levels", len(ch), ""), ("self_attention_levels", len(ch), ""),
+                           ("temporal_attention_levels", len(ch) - 1, "; the coarsest has its own, "
+                            "model.mid_temporal_attention_layers"),
+                           ("spacetime_attention_levels", len(ch) - 1, "; the coarsest has its own, "
+                            "model.mid_spacetime_layers")):
+        v = cfg[key]
+        if not isinstance(v, (list, tuple)) or not all(whole(i, 0) and i < top for i in v) \
+                or len(set(v)) != len(v):
+            span = f"from 0 to {top - 1}" if top > 0 else "(none: a one-level U-Net)"
+            raise ValueError(f"model.{key} must be a list of distinct levels {span} (this U-Net has {len(ch)}"
+                             f"{note}), got {v!r}")
+    temporal_levels(len(ch), cfg["temporal_downsample"], cfg["temporal_downsample_levels"])
+
+
 def temporal_levels(levels: int, temporal_downsample: bool, which=None) -> tuple[int, ...]:
     """The levels after which the clip is halved in time (and doubled back on the way up): every level but the
     coarsest in Lumiere's STUNet (``which=None``), the given ones otherwise, none without temporal down-sampling.
@@ -150,6 +189,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
                  cond_adapter_channels: int = 0):
         super().__init__()
+        check_unet_args({k: v for k, v in locals().items() if k in inspect.signature(VideoUNet.__init__).parameters
+                         and k != "self"})
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         cfg = self.config  # diffusers' config (register_to_config): the one form, saved as config.json
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1

@@ -318,13 +318,12 @@ def check_ranges(cfg: RunConfig) -> None:
             raise ValueError("data.motion_weights re-weights the motions of Shapes scenes (data.kind: shapes)")
         from vidiff.shapes.scenes import check_motion_weights
         check_motion_weights(cfg.data.motion_weights, "data.motion_weights")
-    if cfg.model.get("temporal_downsample_levels") is not None and not cfg.train.init_from:
-        # checked here too, before the text encoder loads (the U-Net's constructor raises the same error)
-        from vidiff.models.unet import PRESETS, temporal_levels, with_defaults
-        resolved = with_defaults({**PRESETS.get(cfg.model.get("preset", "stunet-shapes"), {}), **cfg.model})
-        if isinstance(resolved["channels"], (list, tuple)):
-            temporal_levels(len(resolved["channels"]), resolved["temporal_downsample"],
-                            resolved["temporal_downsample_levels"])
+    preset = cfg.model.get("preset", "stunet-shapes")
+    from vidiff.models.unet import PRESETS, check_unet_args
+
+    if not cfg.train.init_from and preset in PRESETS and "inflate" not in cfg.model:
+        # a new video U-Net's arguments, checked before the text encoder loads (its constructor raises the same)
+        check_unet_args({**PRESETS[preset], **{k: v for k, v in cfg.model.items() if k != "preset"}})
     if cfg.data.lowres and cfg.data.lowres >= cfg.data.resolution:
         raise ValueError(f"data.lowres ({cfg.data.lowres}) must be below data.resolution ({cfg.data.resolution})")
 

@@ -320,6 +320,13 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     model = build_model(cfg, text_encoder.dim)
     with_expert = other_expert(cfg)  # a noise-range expert: the starting folder's other U-Net, exported beside it
     vae = init_vae(cfg)
+    if vae is None:  # a pixel model sees the clips (or their crops) as they come: a size it cannot take fails here
+        side = cfg.data.crop_size or cfg.data.resolution
+        try:
+            model.check_input_size(cfg.data.num_frames, side, side)
+        except ValueError as e:
+            raise ValueError(f"the recipe's clips ({cfg.data.num_frames} frames of {side} x {side}: data.num_frames, "
+                             f"data.resolution or data.crop_size) do not fit the model: {e}") from None
     teacher = None
     if tc.distill_guidance:  # a frozen copy of the starting point, taken before any freezing or LoRA
         from vidiff.training.distill import GuidedTeacher
