@@ -109,6 +109,46 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     assert len(back) == 4 and abs(back.mean() / 255 - big.mean()) < 0.03
 
 
+@pytest.mark.parametrize("kwargs,words", [
+    ({"prompt": None}, "prompt must be a string or a list of strings, got NoneType"),
+    ({"prompt": 5}, "prompt must be a string or a list of strings, got int"),
+    ({"generator": 3}, "generator must be a torch.Generator"),
+    ({"negative_prompt": ["a", "b"]}, "negative_prompt must be one string"),
+    ({"latents": torch.zeros(1, 3, 2, 2, 2)}, r"latents must be a tensor of shape \(1, 3, 4, 8, 8\)"),
+    ({"latents": "noise"}, "latents must be a tensor"),
+    ({"callback_on_step_end": 5}, "callback_on_step_end must be callable"),
+])
+def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
+    # diffusers' own pipelines raise ValueError for these; a TypeError or RuntimeError from deep in torch is not a
+    # message a user can act on
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    kwargs = {"prompt": "a red circle", **kwargs}
+    with pytest.raises(ValueError, match=words):
+        pipe(kwargs.pop("prompt"), num_inference_steps=2, **kwargs)
+
+
+def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_dir):
+    import numpy as np
+
+    from vidiff.pipelines.conditional import ImageToVideoPipeline, VideoInpaintPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    for image in (None, "frame.png", np.zeros((1, 3, 8, 8), np.float32), torch.full((1, 3, 8, 8), float("nan")),
+                  torch.zeros(0, 3, 8, 8)):  # a NaN image passed the range check (NaN < 0 is False)
+        with pytest.raises(ValueError, match="the image must be a float tensor"):
+            i2v("a red circle", image, num_inference_steps=2)
+    for video in (None, torch.full((1, 3, 4, 8, 8), float("nan"))):
+        with pytest.raises(ValueError, match="the video must be a float tensor"):
+            VideoEditPipeline.from_pretrained(tiny_pipeline_dir)("a red circle", video, num_inference_steps=2)
+    with pytest.raises(ValueError, match="the low-resolution video must be a float tensor"):
+        SuperResolutionPipeline.from_pretrained(tiny_ssr_dir)("a red circle", None)
+    with pytest.raises(ValueError, match="a mask must be a tensor"):
+        VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)("a red circle", torch.rand(1, 3, 4, 8, 8), None,
+                                                                   num_inference_steps=2)
+
+
 def test_a_swapped_scheduler_is_used(tiny_pipeline_dir):
     from diffusers import DDIMScheduler, EulerDiscreteScheduler
 

@@ -29,7 +29,9 @@ def condition_input(video: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 
 def check_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Raise ValueError unless ``mask`` is binary; return it as float."""
+    """Raise ValueError unless ``mask`` is a binary tensor; return it as float."""
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"a mask must be a tensor of 0 and 1 (1 = the region), got {type(mask).__name__}")
     if not torch.all((mask == 0) | (mask == 1)):
         raise ValueError("a mask must be binary (0 or 1 everywhere); threshold it first (e.g. > 0.5)")
     return mask.float()

@@ -69,8 +69,11 @@ def check_output_type(output_type: str) -> str:
 
 
 def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
-    """Raise ValueError unless ``x`` is a float tensor in [0, 1]; return it as float32."""
-    if not torch.is_floating_point(x) or x.min() < 0 or x.max() > 1:
+    """Raise ValueError unless ``x`` is a float tensor in [0, 1] (finite); return it as float32."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"the {name} must be a float tensor with values in [0, 1], got {type(x).__name__} "
+                         f"(vidiff.io.inputs.read_image / read_clip read files into one)")
+    if not torch.is_floating_point(x) or x.numel() == 0 or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise ValueError(f"the {name} must be a float tensor with values in [0, 1]")
     return x.float()
 
@@ -382,6 +385,8 @@ class VideoDiffusionPipeline:
         and the sizes, steps, guidance and sampler (None: ``pipe.scheduler``)."""
         from vidiff.conditioning.captions import check_caption
 
+        if not isinstance(prompt, (str, list, tuple)):
+            raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("the caption is empty; give a text prompt such as 'a red circle moving left'")
@@ -426,6 +431,9 @@ class VideoDiffusionPipeline:
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
                  cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
         """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
+        if not isinstance(negative_prompt, str):  # one for the whole batch, as the guidance has one null branch
+            raise ValueError(f"negative_prompt must be one string (shared by every caption of the call), got "
+                             f"{type(negative_prompt).__name__}")
         text, mask = self.text_encoder.encode(prompts)
         null, null_mask = self.text_encoder.encode([negative_prompt])
         device, dtype = self.device, self.dtype
@@ -454,6 +462,16 @@ class VideoDiffusionPipeline:
         returned ``"latents"`` replaces the sample. Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, got "
+                             f"{type(generator).__name__}")
+        if latents is not None and (not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape)):
+            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"latents must be a tensor of shape {tuple(shape)} (batch, channels, frames, height, "
+                             f"width of what the model denoises), got {got}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(f"callback_on_step_end must be callable (pipe, i, t, kwargs) -> dict, got "
+                             f"{type(callback_on_step_end).__name__}")
         device = self.device
         scheduler = self.make_scheduler(sampler)
         ts = timesteps_for(scheduler, steps, strength)

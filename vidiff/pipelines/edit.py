@@ -33,9 +33,9 @@ class VideoEditPipeline(TextToVideoPipeline):
         strength = float(self.defaults["strength"] if strength is None else strength)
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
+        video = check_unit_range("video", video)
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
-        video = check_unit_range("video", video)
         if self.unet.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
         b, _, t, h, w = video.shape

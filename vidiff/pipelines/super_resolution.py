@@ -34,9 +34,9 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         if self.unet.cond_channels != LOWRES_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not a "
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
+        lowres = check_unit_range("low-resolution video", lowres)
         if lowres.dim() != 5 or lowres.shape[1] != 3:
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
-        lowres = check_unit_range("low-resolution video", lowres)
         b, _, t, h, w = lowres.shape
         s = self.settings(height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
