@@ -105,7 +105,7 @@ def test_serve_bad_port_is_one_line_exit_2():
     (["--style", "ssr"], "--style 'ssr' is a super-resolution model"),
 ])
 def test_serve_refuses_a_bad_host_or_the_wrong_kind_of_model_before_anything_starts(argv, words, capsys):
-    # an empty host would make the server listen on every interface; the wrong model would fail on the first click
+    # gradio swapped an empty host for 127.0.0.1 or $GRADIO_SERVER_NAME unsaid; a wrong model failed on first click
     from vidiff.cli import main
 
     assert main(["serve", *argv]) == 2

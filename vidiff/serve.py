@@ -39,8 +39,8 @@ def check_port(port: int) -> int:
 
 
 def check_host(host: str) -> str:
-    """The address to listen on: a host name or address this machine resolves. An empty one would make the
-    web server listen on every interface, which only an explicit 0.0.0.0 (or ::) should do."""
+    """The address to listen on: a host name or address this machine resolves. gradio replaces an empty one with
+    127.0.0.1 (or $GRADIO_SERVER_NAME) without a word, while the command announced an address without a host."""
     allowed = "give an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
     if not isinstance(host, str) or not host or host != host.strip() or not host.isprintable() or " " in host:
         raise ValueError(f"--host must be an address or host name without spaces, got {host!r}; {allowed}")
