@@ -98,24 +98,24 @@ def add_temporal_attention(model: VideoUNet, levels) -> VideoUNet:
     """A copy of ``model`` with temporal attention at ``levels`` (those it has plus new ones; the coarsest level
     has its own, ``mid_temporal_attention_layers``). The new layers keep :class:`TemporalAttention`'s init, whose
     output projections are zero, so the copy's output equals the source's."""
-    return _add_attention_levels(model, "temporal_attention_levels", levels, ".tattn.")
+    return _add_attention_levels(model, "temporal_attention_levels", levels, ".tattn.", "temporal attention")
 
 
 def add_spacetime_attention(model: VideoUNet, levels) -> VideoUNet:
     """A copy of ``model`` with joint space-time attention (:class:`SpaceTimeTransformer`) after the blocks of
     ``levels`` (those it has plus new ones; the coarsest level has its own, ``mid_spacetime_layers``). The new
     layers keep their init, whose output projections are zero, so the copy's output equals the source's."""
-    return _add_attention_levels(model, "spacetime_attention_levels", levels, ".stattn.")
+    return _add_attention_levels(model, "spacetime_attention_levels", levels, ".stattn.", "space-time attention")
 
 
-def _add_attention_levels(model: VideoUNet, key: str, levels, marker: str) -> VideoUNet:
+def _add_attention_levels(model: VideoUNet, key: str, levels, marker: str, what: str) -> VideoUNet:
     if not isinstance(levels, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in levels):
         raise ValueError(f"model.{key} must be a list of level indices, got {levels!r}")
     have = tuple(model.config[key])
     want = tuple(sorted(set(levels)))
     last = len(model.config.channels) - 1
     if not set(have) <= set(want):
-        raise ValueError(f"{key.replace('_', ' ')[:-7]} cannot be removed: the model has it at levels {list(have)}, "
+        raise ValueError(f"{what} cannot be removed: the model has it at levels {list(have)}, "
                          f"asked for {list(want)}")
     if any(not 0 <= i < last for i in want):
         raise ValueError(f"model.{key} are levels 0-{last - 1} of this {last + 1}-level model "
