@@ -285,6 +285,11 @@ EVALUATE_CASES = [
     ("frames-0", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--frames", "0"], "frames"),
     ("video-features-bogus", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--video-features", "magic"],
      "video"),
+    # a text file as I3D weights ended in an IndexError from deep in torch's unpickler
+    ("video-features-i3d-text", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--video-features",
+                                 "i3d:{D}/user-folder/thesis.tex"], "neither a TorchScript file nor an I3D state dict"),
+    ("classifier-i3d-random-bytes", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--classifier",
+                                     "i3d:{D}/junk.safetensors"], "neither a TorchScript file nor an I3D state dict"),
 ]
 
 
@@ -503,7 +508,8 @@ def test_every_bad_evaluation_is_one_line_and_exit_2(name, extra, words, corpus,
     argv = ["evaluate", *_fill(extra, corpus), "-q"]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "report")]
-    _check(capsys, argv, words, name not in ("all-unreadable", "video-features-bogus"), model_loads, [tmp_path])
+    late = ("all-unreadable", "video-features-bogus", "video-features-i3d-text", "classifier-i3d-random-bytes")
+    _check(capsys, argv, words, name not in late, model_loads, [tmp_path])
 
 
 def test_corpus_size():

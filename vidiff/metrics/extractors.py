@@ -142,7 +142,11 @@ class I3DFeatures(nn.Module):
             self.net = torch.jit.load(str(path), map_location="cpu").eval()
             self.kind = "torchscript"
         except (RuntimeError, ValueError):
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+            except Exception as e:  # arbitrary bytes fail anywhere in the unpickler (IndexError, EOFError, ...)
+                raise ValueError(f"{path} is neither a TorchScript file nor an I3D state dict "
+                                 f"({type(e).__name__} reading it)") from None
             if not isinstance(state, dict):
                 raise ValueError(f"{path} is neither a TorchScript file nor an I3D state dict")
             state = state.get("state_dict", state)
