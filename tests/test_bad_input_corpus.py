@@ -71,6 +71,11 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate--alpha=2", GEN + ["--style", "{T2V}", "--alpha", "2"], "--alpha")
     add("generate--alpha=nan", GEN + ["--style", "{T2V}", "--alpha", "nan"], "--alpha")
     add("generate--sampler=bogus", GEN + ["--sampler", "bogus"], "sampler", early=False)
+    # options of the super-resolution stage with --base-only, which skips it (they were ignored without a word)
+    add("generate-base-only-with-ssr", GEN + ["--base-only", "--ssr", "{SSR}"], "which --base-only skips")
+    add("animate-base-only-with-ssr-steps", ANIMATE + ["--base-only", "--ssr-steps", "2"], "which --base-only skips")
+    add("edit-base-only-with-window", EDIT + ["--base-only", "--window", "4", "--stride", "2"],
+        "--window, --stride set the super-resolution stage")
     add("generate-frames-4-on-a-3-level-model", GEN + ["--model", "{T2V3}", "--frames", "4"], "num_frames")
     add("generate-frames-not-multiple", GEN + ["--frames", "3"], "num_frames")
     add("generate-size-not-multiple", GEN + ["--size", "6"], "multiples")

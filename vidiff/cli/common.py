@@ -45,6 +45,12 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     check_caption(args.prompt)
     if getattr(args, "negative_prompt", ""):
         check_caption(args.negative_prompt, "the negative prompt")
+    if getattr(args, "base_only", False) and getattr(getattr(args, "func", None), "__name__", "") != "cmd_upscale":
+        given = [f for f, key in (("--ssr", "ssr"), ("--window", "window"), ("--stride", "stride"),
+                                  ("--ssr-steps", "ssr_steps")) if getattr(args, key, None) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the super-resolution stage, "
+                             f"which --base-only skips; drop one or the other")
     _check_ranges(args)
     from vidiff.io.outputs import check_outputs
 
