@@ -458,6 +458,11 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     out = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, generator=torch.Generator().manual_seed(0))
     assert out.videos.shape == (1, 3, 4, 16, 16) and out.settings["zero_shot"]["motion"] == [[-0.5, 0.0]]
     assert {n: type(p) for n, p in pipe.unet.attn_processors.items()} == {n: type(p) for n, p in procs.items()}
+    # its own sampling loop checks what the caller gives as the shared one does (a TypeError from torch before)
+    for bad, says in (({"generator": 3}, "generator must be a torch.Generator"),
+                      ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape")):
+        with pytest.raises(ValueError, match=says):
+            pipe("a red circle moving left", num_frames=4, num_inference_steps=10, **bad)
     code, err = _cli(["generate", "a red circle moving left", "--model", str(image_dir), "--zero-shot", "--frames", "4",
                       "--steps", "10", "--motion", "0,1", "-q", "-o", str(tmp_path / "z.mp4")], capsys)
     assert code == 0, err

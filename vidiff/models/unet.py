@@ -189,8 +189,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
                  cond_adapter_channels: int = 0):
         super().__init__()
-        check_unet_args({k: v for k, v in locals().items() if k in inspect.signature(VideoUNet.__init__).parameters
-                         and k != "self"})
+        check_unet_args(unet_kwargs(self))  # the arguments, as register_to_config recorded them
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
         cfg = self.config  # diffusers' config (register_to_config): the one form, saved as config.json
         p, ch, n, last = patch_size, cfg.channels, layers_per_level, len(cfg.channels) - 1
@@ -208,8 +207,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             # Lumiere: factorized space-time convs at every level but the coarsest; temporal attention there
             return dict(temporal_conv=i != last, cross=i in cfg.cross_attention_levels,
                         self_attn=i in cfg.self_attention_levels,
-                        temporal_attn=i in cfg.temporal_attention_levels and i != last,
-                        spacetime_attn=i in cfg.spacetime_attention_levels and i != last)
+                        temporal_attn=i in cfg.temporal_attention_levels,  # (check_unet_args: never the coarsest)
+                        spacetime_attn=i in cfg.spacetime_attention_levels)
 
         self.down = nn.ModuleList()
         self.down_sample = nn.ModuleList()

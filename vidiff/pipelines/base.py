@@ -78,6 +78,21 @@ def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, callback_on_step_end=None) -> None:
+    """The arguments every sampling path takes from the caller, checked before any noise is drawn: ValueError
+    naming the argument (diffusers' pipelines do the same), not a TypeError from deep in torch."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, got "
+                         f"{type(generator).__name__}")
+    if latents is not None and (not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape)):
+        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise ValueError(f"latents must be a tensor of shape {tuple(shape)} (batch, channels, frames, height, "
+                         f"width of what the model denoises), got {got}")
+    if callback_on_step_end is not None and not callable(callback_on_step_end):
+        raise ValueError(f"callback_on_step_end must be callable (pipe, i, t, kwargs) -> dict, got "
+                         f"{type(callback_on_step_end).__name__}")
+
+
 def local_text_encoder(encoder) -> list[Path]:
     """The folders to copy when ``encoder`` is a diffusers-layout text encoder (``.../text_encoder`` with
     ``tokenizer/`` beside it), so that a saved pipeline holds its own encoder; else []."""
@@ -462,16 +477,7 @@ class VideoDiffusionPipeline:
         returned ``"latents"`` replaces the sample. Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, got "
-                             f"{type(generator).__name__}")
-        if latents is not None and (not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape)):
-            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise ValueError(f"latents must be a tensor of shape {tuple(shape)} (batch, channels, frames, height, "
-                             f"width of what the model denoises), got {got}")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError(f"callback_on_step_end must be callable (pipe, i, t, kwargs) -> dict, got "
-                             f"{type(callback_on_step_end).__name__}")
+        check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
         scheduler = self.make_scheduler(sampler)
         ts = timesteps_for(scheduler, steps, strength)

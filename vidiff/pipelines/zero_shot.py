@@ -77,7 +77,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
-        from vidiff.pipelines.base import check_output_type
+        from vidiff.pipelines.base import check_output_type, check_sampling_args
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
@@ -116,6 +116,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         if i0 >= len(ts):
             raise ValueError(f"{s['num_inference_steps']} steps are too few for t0={t0}")
         shape = self.sample_shape(b, 1, s["height"], s["width"])
+        check_sampling_args(shape, generator, latents)
         noise = latents if latents is not None else torch.randn(shape, generator=generator)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         fn = window(None)

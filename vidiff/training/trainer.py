@@ -83,8 +83,8 @@ def build_model(cfg: RunConfig, text_dim: int):
     """A new model from ``cfg.model`` (a preset and overrides), or ``train.init_from``'s U-Net, widened when
     ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2), given a conditioning adapter
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
-    ``model.frame_position_embedding`` asks for it, and temporal attention at more levels when
-    ``model.temporal_attention_levels`` lists them."""
+    ``model.frame_position_embedding`` asks for it, and temporal or space-time attention at more levels when
+    ``model.temporal_attention_levels`` / ``model.spacetime_attention_levels`` list them."""
     from vidiff.models.surgery import (
         add_cond_adapter, add_frame_position, add_spacetime_attention, add_temporal_attention, widen_input, widen_text,
     )
