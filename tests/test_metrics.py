@@ -95,6 +95,16 @@ def test_inception_score_bounds():
     constant = VideoInceptionScore(Identity(k))
     constant.update(torch.zeros(50, k))
     assert float(constant.compute()[0]) == pytest.approx(1.0, abs=1e-4)
+    # saturated logits: three classes used, seven that every video gives probability 0.0 in float32 (torchmetrics'
+    # own compute reads NaN here: 0 * (finite - log 0))
+    saturated = VideoInceptionScore(Identity(k))
+    saturated.update(torch.eye(k)[[0, 1, 2] * 4] * 1000.0)
+    mean, std = saturated.compute()
+    assert float(mean) == pytest.approx(3.0, rel=1e-3) and torch.isnan(std)
+    split = VideoInceptionScore(Identity(k), splits=2)
+    split.update(torch.eye(k)[[0, 1] * 4 + [0] * 8] * 50.0)  # 2 classes in the first split, 1 in the second
+    mean, std = split.compute()
+    assert float(mean) == pytest.approx(1.5, rel=1e-3) and float(std) == pytest.approx(0.7071, rel=1e-3)
 
 
 def test_frame_fid_counts_every_frame():

@@ -10,11 +10,12 @@ from vidiff.evaluation.report_files import _sheet, markdown, sample_warnings
 
 
 def test_small_samples_are_warned_about_and_large_ones_are_not():
-    small = sample_warnings(16, 16, {"fvd": 3.0, "kvd": -0.02, "kvd_std": 0.05, "is_std": math.nan})
+    small = sample_warnings(16, 16, {"fvd": 3.0, "kvd": -0.02, "kvd_std": 0.05, "is": 1.5, "is_std": None})
     text = " ".join(small)
     assert "FVD from 16 videos" in text and "--samples 256" in text
     assert "KVD is -0.02 < 0" in text and "no spread" in text
-    assert sample_warnings(512, 512, {"fvd": 3.0, "kvd": 0.01, "is_std": 0.1}) == []
+    assert sample_warnings(512, 512, {"fvd": 3.0, "kvd": 0.01, "is": 1.5, "is_std": 0.1}) == []
+    assert "no spread" in " ".join(sample_warnings(512, 512, {"is": 1.5, "is_std": math.nan}))
     report = {"metrics": {"fvd": 1.0}, "extractors": {}, "seconds": {"total": 1}, "warnings": small}
     assert "## Warnings" in markdown(report) and small[0] in markdown(report)
 

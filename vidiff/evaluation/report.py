@@ -66,7 +66,7 @@ class MetricSuite:
         is_f, is_f_std = self.is_fake.compute()
         is_r, is_r_std = self.is_real.compute()
         out = {"fvd": float(self.fvd.compute()), "kvd": float(kvd), "kvd_std": float(kvd_std),
-               "is": float(is_f), "is_std": float(is_f_std), "is_real": float(is_r),
+               "is": float(is_f), "is_std": _finite(is_f_std), "is_real": float(is_r),
                "frame_fid": float(self.fid.compute()), "frame_kid": float(kid), "frame_kid_std": float(kid_std)}
         if self.clip is not None:
             if int(self.clipsim_fake.count):
@@ -75,6 +75,13 @@ class MetricSuite:
             out["frame_consistency"] = float(self.consistency_fake.compute())
             out["frame_consistency_real"] = float(self.consistency_real.compute())
         return out
+
+
+def _finite(x) -> float | None:
+    """A spread as a float, None (null in metrics.json, which has no NaN) where there is none (one split)."""
+    import math
+
+    return float(x) if math.isfinite(float(x)) else None
 
 
 def _real_floor(vf, scenes_a, scenes_b, kvd_subset: int) -> dict:

@@ -34,10 +34,9 @@ def sample_warnings(n_real: int, n_fake: int, metrics: dict, frames_per_video: i
         if v is not None and v < 0:
             out.append(f"{k.upper().replace('FRAME_', 'frame ')} is {v:.3g} < 0: an unbiased estimate below its noise "
                        f"on {n} videos; read it as 0 +- {metrics.get(k + '_std', float('nan')):.2g} and use more samples")
-    for k in ("is_std",):
-        v = metrics.get(k)
-        if v is not None and isinstance(v, float) and math.isnan(v):
-            out.append(f"the Inception Score has no spread from {n} videos (one split); use at least 20")
+    if "is" in metrics and (metrics.get("is_std") is None or math.isnan(metrics["is_std"])):
+        out.append(f"the Inception Score has no spread: one split of {n} videos (TGANv2's protocol); compare it only "
+                   f"with scores from as many videos")
     return out
 
 

@@ -78,6 +78,22 @@ class VideoInceptionScore(InceptionScore):
     def __init__(self, classifier: nn.Module, splits: int = 1, **kwargs):
         super().__init__(feature=_check_extractor(classifier), splits=splits, **kwargs)
 
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of the score over the splits (std NaN for one split). torchmetrics' own compute takes the
+        log of the mean softmax, which is -inf as soon as every video gives a class probability 0.0 in float32
+        (confident or saturated logits), and the score is then NaN; this is the same score in log space, in
+        float64. The splits are the videos in the order given (torchmetrics shuffles them with the global RNG,
+        which makes a report's spread change from run to run)."""
+        from torchmetrics.utilities.data import dim_zero_cat
+
+        scores = []
+        for logits in dim_zero_cat(self.features).double().chunk(self.splits, dim=0):
+            log_p = logits.log_softmax(dim=1)
+            log_mean = torch.logsumexp(log_p, dim=0, keepdim=True) - np.log(len(log_p))
+            scores.append((log_p.exp() * (log_p - log_mean)).sum(dim=1).mean().exp())
+        kl = torch.stack(scores).float()
+        return kl.mean(), (kl.std() if len(kl) > 1 else torch.tensor(float("nan")))
+
 
 class FrameFID(FrechetInceptionDistance):
     """Per-frame FID: every frame of every video is one sample of an image feature network
