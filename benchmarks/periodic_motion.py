@@ -162,7 +162,7 @@ def like_sampling(pipe, folder: str) -> None:
 
 
 def main() -> None:
-    from shapes_quality import common_arguments  # (this folder is on the path when run as a script)
+    from shapes_quality import apply_free_init, common_arguments  # (this folder is on the path as a script)
 
     p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
     p.set_defaults(n=400)
@@ -199,7 +199,8 @@ def main() -> None:
     if args.like:
         like_sampling(pipe, args.like)
     steps = pipe.settings(num_inference_steps=args.steps)["num_inference_steps"]
-    out = {"model": args.model, "scanned": args.n, "n": len(scenes), "first_scene": args.first_scene, "seed": args.seed,
+    free_init = apply_free_init(pipe, args.free_init)
+    out = {"model": args.model, "free_init": free_init, "scanned": args.n, "n": len(scenes), "first_scene": args.first_scene, "seed": args.seed,
            "like": args.like, "steps": steps, "sampler": pipe.defaults["sampler"],
            "logsnr_min": pipe.defaults["logsnr_min"], "bf16": args.bf16, "threads": torch.get_num_threads(),
            "load_avg": os.getloadavg()[0], "rows": []}

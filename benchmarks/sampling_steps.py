@@ -43,7 +43,7 @@ def scheduler_for(pipe, spacing: str, form: str = "ode"):
 
 
 def main() -> None:
-    from shapes_quality import common_arguments  # (this folder is on the path when run as a script)
+    from shapes_quality import apply_free_init, common_arguments  # (this folder is on the path as a script)
 
     p = common_arguments(argparse.ArgumentParser(), first_scene=100000)
     p.add_argument("--suite", default="test")
@@ -69,7 +69,8 @@ def main() -> None:
         other = load_unet(resolve_model(args.interpolate[0]) / "unet", pipe.dtype)
         pipe.unet = interpolate_weights(pipe.unet, other, float(args.interpolate[1])).to(pipe.device)
     guidance = pipe.settings(guidance_scale=args.guidance)["guidance_scale"]  # None: the folder's
-    report = {"model": args.model, "interpolate": args.interpolate, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
+    free_init = apply_free_init(pipe, args.free_init)
+    report = {"model": args.model, "interpolate": args.interpolate, "free_init": free_init, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
               "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
     for run in args.runs:

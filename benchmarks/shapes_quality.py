@@ -21,7 +21,23 @@ def common_arguments(p: argparse.ArgumentParser, first_scene: int = 0) -> argpar
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--free-init", default=None, metavar="N[:fast][:TSTOP]",
+                   help="sample with FreeInit: N samplings in all, coarse to fine with ':fast', temporal stop "
+                   "frequency TSTOP (default 0.25), e.g. 3 or 3:fast or 3:0.5")
     return p
+
+
+def apply_free_init(pipe, spec: str | None) -> dict | None:
+    """Turn on FreeInit on ``pipe`` as ``--free-init`` says; its resolved settings for the report."""
+    if not spec:
+        return None
+    n, *rest = spec.split(":")
+    kw = {"use_fast_sampling": "fast" in rest}
+    stops = [r for r in rest if r != "fast"]
+    if stops:
+        kw["temporal_stop_frequency"] = float(stops[0])
+    pipe.enable_free_init(int(n), **kw)
+    return pipe.free_init.as_dict()
 
 
 def main() -> None:
@@ -37,9 +53,10 @@ def main() -> None:
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     pipe = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
+    free_init = apply_free_init(pipe, args.free_init)
     args.steps = pipe.settings(num_inference_steps=args.steps)["num_inference_steps"]  # None: the folder's
     report = {"model": args.model, "n": args.n, "steps": args.steps, "seed": args.seed, "bf16": args.bf16,
-              "first_scene": args.first_scene, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
+              "first_scene": args.first_scene, "free_init": free_init, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0],
               "runs": []}
     for guidance in args.guidance:
         for suite in args.suites:

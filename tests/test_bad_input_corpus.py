@@ -49,12 +49,13 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     # --- numeric flags at 0, negative, huge, NaN, inf
     ints = {"frames": ["0", "-4", "100000"], "size": ["0", "-8", "100000"], "steps": ["0", "-1", "5000"],
             "seed": ["-1", str(2**70)], "threads": ["-1", "100000"], "window": ["0", "-2", "99999"],
-            "stride": ["0", "-2", "99999"], "ssr-steps": ["0", "-1", "5000"]}
+            "stride": ["0", "-2", "99999"], "ssr-steps": ["0", "-1", "5000"], "free-init": ["0", "-1", "11"]}
     floats = {"guidance": ["-1", "1e9", "nan", "inf"], "fps": ["0", "-8", "1e-9", "1e9", "nan", "inf"]}
     common = ["steps", "seed", "threads", "guidance", "fps", "window", "stride", "ssr-steps"]
-    flags = {"generate": common + ["frames", "size", "base-window", "base-stride"],
-             "animate": common + ["frames", "condition-guidance"], "cinemagraph": common + ["condition-guidance"],
-             "inpaint": common + ["border", "condition-guidance"], "edit": common + ["strength"],
+    flags = {"generate": common + ["frames", "size", "base-window", "base-stride", "free-init"],
+             "animate": common + ["frames", "condition-guidance", "free-init"],
+             "cinemagraph": common + ["condition-guidance", "free-init"],
+             "inpaint": common + ["border", "condition-guidance", "free-init"], "edit": common + ["strength"],
              "upscale": ["seed", "threads", "fps", "window", "stride", "ssr-steps", "frames"]}
     ints.update({"base-window": ["0", "-1", "99999"], "base-stride": ["0", "-1", "99999"], "border": ["0", "-2"]})
     floats.update({"condition-guidance": ["-1", "1e9", "nan", "inf"], "strength": ["-0.1", "1.5", "nan", "inf"]})

@@ -459,6 +459,10 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     assert out.videos.shape == (1, 3, 4, 16, 16) and out.settings["zero_shot"]["motion"] == [[-0.5, 0.0]]
     assert {n: type(p) for n, p in pipe.unet.attn_processors.items()} == {n: type(p) for n, p in procs.items()}
     # its own sampling loop checks what the caller gives as the shared one does (a TypeError from torch before)
+    pipe.enable_free_init(2)
+    with pytest.raises(ValueError, match="without FreeInit"):
+        pipe("a red circle moving left", num_frames=4, num_inference_steps=10)
+    pipe.disable_free_init()
     for bad, says in (({"generator": 3}, "generator must be a torch.Generator"),
                       ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape")):
         with pytest.raises(ValueError, match=says):
@@ -472,7 +476,8 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
                        (["--model", str(image_dir)], "add --zero-shot"),
                        (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY"),
                        (["--model", str(image_dir), "--zero-shot", "--motion", "nan,1"], "two finite numbers"),
-                       (["--model", str(image_dir), "--zero-shot", "--motion", "0,1e30"], "at most the frame's size")):
+                       (["--model", str(image_dir), "--zero-shot", "--motion", "0,1e30"], "at most the frame's size"),
+                       (["--model", str(image_dir), "--zero-shot", "--free-init", "2"], "does not take --free-init")):
         code, err = _cli(["generate", "a red circle", *args, "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
         assert not (tmp_path / "bad.mp4").exists()

@@ -117,14 +117,35 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"latents": torch.zeros(1, 3, 2, 2, 2)}, r"latents must be a tensor of shape \(1, 3, 4, 8, 8\)"),
     ({"latents": "noise"}, "latents must be a tensor"),
     ({"callback_on_step_end": 5}, "callback_on_step_end must be callable"),
+    # sizes and steps were passed through int() and guidance through float(): 2.5 steps ran 2, True frames ran 1
+    ({"num_inference_steps": 2.5}, "num_inference_steps must be an integer, got 2.5"),
+    ({"num_frames": True}, "num_frames must be an integer, got True"),
+    ({"height": "8"}, "height must be an integer, got '8'"),
+    ({"guidance_scale": "3"}, "guidance_scale must be a number, got '3'"),
 ])
 def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
     # diffusers' own pipelines raise ValueError for these; a TypeError or RuntimeError from deep in torch is not a
     # message a user can act on
     pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
-    kwargs = {"prompt": "a red circle", **kwargs}
+    kwargs = {"prompt": "a red circle", "num_inference_steps": 2, **kwargs}
     with pytest.raises(ValueError, match=words):
-        pipe(kwargs.pop("prompt"), num_inference_steps=2, **kwargs)
+        pipe(kwargs.pop("prompt"), **kwargs)
+
+
+def test_bad_models_devices_and_style_weights_are_value_errors(tiny_pipeline_dir, tiny_cascade_dir):
+    for bad in (None, 3):  # a TypeError from os.fspath before
+        with pytest.raises(ValueError, match="a model is a folder path"):
+            TextToVideoPipeline.from_pretrained(bad)
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    if not torch.cuda.is_available():  # torch's AssertionError 'Torch not compiled with CUDA enabled' before
+        with pytest.raises(ValueError, match="no CUDA device"):
+            pipe.to("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        pipe.to(5)
+    for alpha in ("0.5", True):  # "0.5" was read as 0.5
+        with pytest.raises(ValueError, match="alpha must be a number"):
+            pipe.with_style(tiny_pipeline_dir, alpha=alpha)
+    assert pipe.with_style(tiny_pipeline_dir, alpha=np.float32(0.5)).style["alpha"] == 0.5
 
 
 def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_dir):

@@ -22,6 +22,8 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """A pipeline folder, a plain diffusers text-to-image folder (Stable Diffusion as downloaded), or the name of
     an embedded one (:data:`EMBEDDED`). Raises ValueError when it is none of these."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ValueError(f"a model is a folder path or one of: {', '.join(EMBEDDED)}; got {type(name_or_path).__name__}")
     name = os.fspath(name_or_path)
     p = model_path(name)
     if not p.exists():

@@ -86,6 +86,8 @@ def _load(cls, model: str, args: argparse.Namespace):
         pipe = pipe.with_image_model(args.image_model)
     if getattr(args, "style", None):
         pipe = pipe.with_style(args.style, args.alpha)
+    if getattr(args, "free_init", None):
+        pipe.enable_free_init(args.free_init)
     return pipe.to(_device(args))
 
 
@@ -169,6 +171,7 @@ LIMITS = {
     "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0), "window": (1, 1024),
     "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024), "base_stride": (1, 1024),
     "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000), "sweep_samples": (1, 100000),
+    "free_init": (1, 10),
 }
 
 

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(GPUs; CPUs with AMX or AVX512-BF16, elsewhere it warns and runs fp32), fp16 (CUDA only)")
         c.add_argument("--bf16", action="store_true", help="the same as --dtype bf16")
 
-    def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True) -> None:
+    def sampling_args(c: argparse.ArgumentParser, model: str, frames: bool = True, from_noise: bool = True) -> None:
         c.add_argument("-o", "--output", default="video.mp4", help="output .mp4/.webm/.gif, or a folder for PNG frames")
         c.add_argument("--model", default=model, help=f"pipeline folder or embedded name (default: {model})")
         if frames:
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (model default)")
         c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (default: the model's; "
                        "dpm++: DPM-Solver++ 2M; dpm++-sde: its SDE form, the embedded default's)")
+        if from_noise:
+            c.add_argument("--free-init", type=int, default=None, metavar="N",
+                           help="FreeInit: sample N times, each start re-initialised from the low frequencies of the "
+                           "last result (N times the base stage's time; default: once, off)")
         c.add_argument("--seed", type=int, default=0, help="the random seed: the same seed, arguments and model "
                        "give the same video (default 0)")
         c.add_argument("--fps", type=float, default=None, help="frames per second written in the file (default: "
@@ -118,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "the video to edit", "the new caption")
     ed.add_argument("--strength", type=float, default=None, help="0: return the input; 1: ignore it (model "
                     "default: 0.6)")
-    sampling_args(ed, DEFAULT_MODEL)
+    sampling_args(ed, DEFAULT_MODEL, from_noise=False)
     ed.set_defaults(func=cmd_edit)
 
     u = application("upscale", "spatial super-resolution of a low-resolution video (MultiDiffusion windows)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -128,6 +129,21 @@ class VideoDiffusionPipeline:
         self.super_resolution: "VideoDiffusionPipeline | None" = None
         self.style: dict | None = None  # {"style": folder, "alpha": a} on a pipeline made by with_style
         self.path: Path | None = None  # the folder it was loaded from
+        self.free_init = None  # a vidiff.diffusion.free_init.FreeInit while enable_free_init is on
+
+    def enable_free_init(self, num_iters: int = 3, use_fast_sampling: bool = False, method: str = "butterworth",
+                         order: int = 4, spatial_stop_frequency: float = 0.25,
+                         temporal_stop_frequency: float = 0.25) -> None:
+        """Sample from noise ``num_iters`` times, each start re-initialised from the low frequencies of the last
+        result (FreeInit, Wu et al. 2023; diffusers' ``enable_free_init`` with its names and defaults).
+        ``num_iters`` times the sampling cost, or about half that more with ``use_fast_sampling``."""
+        from vidiff.diffusion.free_init import FreeInit
+
+        self.free_init = FreeInit(num_iters, use_fast_sampling, method, order, spatial_stop_frequency,
+                                  temporal_stop_frequency)
+
+    def disable_free_init(self) -> None:
+        self.free_init = None
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -267,10 +283,12 @@ class VideoDiffusionPipeline:
             device, dtype = None, device
         if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
             raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        try:
-            device = None if device is None else torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"unknown device {device!r}; e.g. 'cpu', 'cuda', 'cuda:1'") from None
+        if device is not None:
+            from vidiff.hardware import resolve_device
+
+            if not isinstance(device, (str, torch.device)):
+                raise ValueError(f"unknown device {device!r}; e.g. 'cpu', 'cuda', 'cuda:1'")
+            device = resolve_device(device)  # one line for a CUDA device this machine lacks (torch asserts)
         torch.nn.Module.to(self.unet, device=device, dtype=dtype)  # plain (diffusers' .to() warns on fp32-kept modules)
         if self.vae is not None:
             torch.nn.Module.to(self.vae, device=device, dtype=dtype)
@@ -289,7 +307,10 @@ class VideoDiffusionPipeline:
         meta = read_meta(style_path)
         if meta.get("task", "text-to-video") != self.task:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
-        alpha = float(resolve_defaults(meta.get("defaults"))["alpha"] if alpha is None else alpha)
+        alpha = resolve_defaults(meta.get("defaults"))["alpha"] if alpha is None else alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):  # "0.5" went through float() before
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        alpha = float(alpha)
         if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         style = load_unet(style_path / "unet", self.dtype)
@@ -318,6 +339,7 @@ class VideoDiffusionPipeline:
         """This pipeline with another U-Net (a style, another image model), its super-resolution stage kept."""
         other = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
         other.path, other.super_resolution, other.style = self.path, self.super_resolution, style
+        other.free_init = self.free_init
         return other
 
     def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
@@ -390,7 +412,13 @@ class VideoDiffusionPipeline:
         out = {k: (d[k] if given.get(k) is None else given[k]) for k in
                ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
         for k in ("num_frames", "height", "width", "num_inference_steps"):
+            v = out[k]  # 2.5 or "32" went through int() before; 16.0 (a folder's JSON may hold one) loses nothing
+            if isinstance(v, bool) or not (isinstance(v, numbers.Integral)
+                                           or (isinstance(v, float) and v.is_integer())):
+                raise ValueError(f"{k} must be an integer, got {v!r}")
             out[k] = int(out[k])
+        if isinstance(out["guidance_scale"], bool) or not isinstance(out["guidance_scale"], numbers.Real):
+            raise ValueError(f"guidance_scale must be a number, got {out['guidance_scale']!r}")
         out["guidance_scale"] = float(out["guidance_scale"])
         return out
 
@@ -480,7 +508,11 @@ class VideoDiffusionPipeline:
         check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
         scheduler = self.make_scheduler(sampler)
-        ts = timesteps_for(scheduler, steps, strength)
+        free_init = self.free_init
+        if free_init is not None and (start is not None or strength < 1.0):
+            raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
+                             "the given video; disable it (pipe.disable_free_init()) for edits")
+        ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength)
         # noise is drawn on the CPU so that a seed gives the same video on every device; under a noise prior it is
         # correlated across frames, and the scheduler runs in whitened coordinates (vidiff.diffusion.noise_prior)
         prior = noise_prior(self.diffusion, shape[2])
@@ -505,7 +537,19 @@ class VideoDiffusionPipeline:
             x = prior.whiten(x)
         x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
                     callback=callback)
-        return self.to_pixels(x if prior is None else prior.correlate(x))
+        x = x if prior is None else prior.correlate(x)
+        for i in range(1, 1 if free_init is None else free_init.num_iters):
+            from vidiff.diffusion.free_init import reinitialise
+
+            ts = timesteps_for(scheduler, free_init.steps(steps, i))
+            fresh = sample_noise(self.diffusion, shape, generator)
+            x = reinitialise(x.cpu(), noise, fresh, scheduler, ts[0], free_init) * scheduler.init_noise_sigma
+            if prior is not None:
+                x = prior.whiten(x)
+            x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
+                        callback=callback)
+            x = x if prior is None else prior.correlate(x)
+        return self.to_pixels(x)
 
     # ------------------------------------------------------------------ latent models
     @property
@@ -539,6 +583,8 @@ class VideoDiffusionPipeline:
         prior = describe(self.diffusion)
         if prior is not None:
             out["noise_prior"] = prior
+        if self.free_init is not None:
+            out["free_init"] = self.free_init.as_dict()
         return out
 
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,

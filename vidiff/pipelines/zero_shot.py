@@ -81,6 +81,9 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
+        if self.free_init is not None:
+            raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
+                             "(pipe.disable_free_init())")
         if not (0.0 < t0 < t1 <= 1.0):
             raise ValueError(f"zero-shot needs 0 < t0 < t1 <= 1, got t0={t0}, t1={t1}")
         from vidiff.models.image import DeviceAttnProcessor, ImageUNet
