@@ -136,7 +136,7 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     videos = {"missing.mp4": "not found", "zero-byte.mp4": "cannot decode", "corrupt.mp4": "cannot decode",
               "truncated.mp4": "cannot decode", "short.mp4": "has 2 frames", "wide": "aspect ratio",
               "empty-folder": "no frames", "mixed-sizes": "differ in size", "corrupt-frame": "cannot read",
-              "fifo.mp4": "not a regular file"}
+              "fifo.mp4": "not a regular file", "audio-only.mp4": "no video stream"}
     for name, words in videos.items():
         for cmd in ("inpaint", "edit", "upscale"):
             if cmd == "upscale" and name == "short.mp4":
@@ -350,7 +350,15 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
     write_video(_clip(2), vd / "short.mp4", view_size=8)
     write_video(_clip(6, 8, 32), vd / "wide")
     write_video(_clip(6, 64, 64), vd / "big")
-    import av  # a stream at 5,000 fps: more than an output can store
+    import av
+
+    with av.open(str(vd / "audio-only.mp4"), "w") as c:  # was 'cannot decode video ...: IndexError'
+        s = c.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for pkt in [*s.encode(frame), *s.encode()]:
+            c.mux(pkt)
+    # a stream at 5,000 fps: more than an output can store
     with av.open(str(vd / "fps-huge.mp4"), "w") as c:
         s = c.add_stream("libx264", rate=5000)
         s.width, s.height, s.pix_fmt = 8, 8, "yuv420p"

@@ -162,18 +162,18 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
         raise ValueError(f"{str(path)!r} is not a regular file (a FIFO, device or socket); give a video file")
     import av
 
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 8)
-            out = []
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        fps = float(stream.average_rate or stream.guessed_rate or 8)
+        out = []
+        try:
             for i, frame in enumerate(container.decode(stream)):
                 if i >= start and (i - start) % stride == 0:
                     out.append(frame.to_ndarray(format="rgb24"))
                     if num_frames and len(out) == num_frames:
                         break
-    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, OSError, ValueError) as e:
-        raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None
+        except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
+            raise ValueError(_undecodable(path, e)) from None
     if not out:
         raise ValueError(f"video {str(path)!r} has no frames")
     return np.stack(out), fps
@@ -184,11 +184,34 @@ def count_frames(path: str | os.PathLike) -> int:
 
     if not Path(path).is_file():
         raise ValueError(f"{str(path)!r} is not a regular file")
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        if stream.frames:
+            return int(stream.frames)
+        try:
             return sum(1 for _ in container.decode(stream))
-    except (av.error.FFmpegError, IndexError, OSError, ValueError) as e:
-        raise ValueError(f"cannot decode video {str(path)!r}: {type(e).__name__}") from None
+        except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
+            raise ValueError(_undecodable(path, e)) from None
+
+
+def _open_video(path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise ValueError(_undecodable(path, e)) from None
+
+
+def _video_stream(container, path):
+    """The first video stream, or one ValueError for a file without one (an audio-only .mp4)."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no"]
+        raise ValueError(f"{str(path)!r} has no video stream ({', '.join(kinds)} streams only); give a video file")
+    return container.streams.video[0]
+
+
+def _undecodable(path, e: Exception) -> str:
+    """One line for a file FFmpeg cannot read: its reason, without the path FFmpeg repeats."""
+    reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return f"cannot decode video {str(path)!r}: {str(reason).replace(str(path), '').strip(': ')}"
