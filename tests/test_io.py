@@ -136,6 +136,17 @@ def test_odd_but_valid_images_read_as_they_look(tmp_path):
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
     with pytest.raises(ValueError, match="at least 2x2"):
         open_image(tmp_path / "dot.png")
+    # a camera JPEG: pixels stored 16 wide x 8 high, left half red, with EXIF orientation 6 (shown turned 90 degrees
+    # clockwise, as every viewer shows it: 8 wide x 16 high, the red half on top)
+    raw = np.zeros((8, 16, 3), np.uint8)
+    raw[:, :8, 0] = 255
+    im = Image.fromarray(raw)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "camera.jpg", exif=exif, quality=100)
+    out = open_image(tmp_path / "camera.jpg")
+    assert out.shape == (16, 8, 3)
+    assert out[:6, :, 0].min() > 200 and out[10:, :, 0].max() < 60
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, tiny_pipeline_dir):

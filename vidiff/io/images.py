@@ -14,7 +14,7 @@ MIN_SIDE = 2  # a picture needs at least 2 x 2 pixels; 1 x 1 is a colour, not an
 
 def open_image(path: str | os.PathLike, mode: str = "RGB", what: str = "image") -> np.ndarray:
     """uint8 (h, w, 3) for ``mode`` 'RGB', (h, w) for 'L'. Raises ValueError naming the file and the problem."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -23,7 +23,9 @@ def open_image(path: str | os.PathLike, mode: str = "RGB", what: str = "image") 
     try:
         with Image.open(path) as img:
             img.load()
-            img = _to_8bit(img)
+            # a camera's JPEG stores its pixels sideways with an EXIF orientation that every viewer applies; read
+            # raw, a portrait photo was animated lying on its side (or refused for an aspect the user never saw)
+            img = _to_8bit(ImageOps.exif_transpose(img))
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
