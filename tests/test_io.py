@@ -149,6 +149,30 @@ def test_odd_but_valid_images_read_as_they_look(tmp_path):
     assert out[:6, :, 0].min() > 200 and out[10:, :, 0].max() < 60
 
 
+def test_a_phone_video_is_read_turned_as_players_show_it(tmp_path):
+    """An .mp4 whose track header carries a 90-degree display rotation (as a phone stores a portrait video) reads
+    turned, as every player shows it; PyAV decodes the stored, landscape pixels."""
+    import struct
+
+    from vidiff.io.video import read_video, write_video
+
+    raw = np.zeros((16, 16, 32, 3), np.uint8)
+    raw[:, :, :16, 0] = 255  # stored 32 wide x 16 high, left half red
+    write_video(raw, tmp_path / "stored.mp4", view_size=0)
+    data = bytearray((tmp_path / "stored.mp4").read_bytes())
+    i = data.find(b"tkhd")
+    assert data[i + 4] == 0  # version 0: the matrix is 40 bytes after the box's version and flags
+    off = i + 4 + 4 + 20 + 8 + 8
+    assert struct.unpack(">9i", data[off:off + 36]) == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)  # identity
+    data[off:off + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # rotate 90 clockwise
+    (tmp_path / "phone.mp4").write_bytes(bytes(data))
+    shown, _ = read_video(tmp_path / "phone.mp4")
+    assert shown.shape == (16, 32, 16, 3)  # 16 wide x 32 high
+    assert shown[:, :12, :, 0].min() > 200 and shown[:, 20:, :, 0].max() < 60  # the left half is now on top
+    stored, _ = read_video(tmp_path / "stored.mp4")
+    assert stored.shape == (16, 16, 32, 3)
+
+
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, tiny_pipeline_dir):
     """RLIMIT_FSIZE makes every write past 2 kB fail with EFBIG, as a full disk fails with ENOSPC (Python
     ignores SIGXFSZ, so the write raises instead of killing the process)."""

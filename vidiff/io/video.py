@@ -169,7 +169,7 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if i >= start and (i - start) % stride == 0:
-                    out.append(frame.to_ndarray(format="rgb24"))
+                    out.append(_as_shown(frame))
                     if num_frames and len(out) == num_frames:
                         break
         except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
@@ -192,6 +192,14 @@ def count_frames(path: str | os.PathLike) -> int:
             return sum(1 for _ in container.decode(stream))
         except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
             raise ValueError(_undecodable(path, e)) from None
+
+
+def _as_shown(frame) -> np.ndarray:
+    """A decoded frame as players show it: turned by the stream's display matrix (a phone's portrait video is stored
+    landscape with a 90-degree rotation that every player applies; PyAV reports it, counterclockwise, and leaves it)."""
+    arr = frame.to_ndarray(format="rgb24")
+    k = round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
 
 def _open_video(path):
