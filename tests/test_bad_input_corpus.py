@@ -160,7 +160,9 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
                "{D}/existing.mp4": "already exists", "{D}/sidecar.mp4": "sidecar.json", "": "current folder",
                ".": "current folder", "..": "current folder", "/proc/forbidden/a.mp4": "output folder",
                "{D}/img.png/a.mp4": "cannot", "{D}/a\nb.mp4": "control characters", "x" * 300 + ".mp4": "bytes long",
-               "{D}/user-folder": "holds other files", "{D}/name\udcff.mp4": "UTF-8"}
+               "{D}/user-folder": "holds other files", "{D}/name\udcff.mp4": "UTF-8",
+               # a folder of PNG frames named '-' or '.mp4' was written
+               "-": "standard output", "{D}/.mp4": "no name before its extension"}
     for out, words in outputs.items():
         for cmd in ("generate", "animate", "edit"):
             reads = {"{D}/clip": "edit", "{D}/img.png": "animate"}.get(out)

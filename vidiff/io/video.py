@@ -20,6 +20,11 @@ FORMATS = {".mp4": "mp4", ".gif": "gif", ".webm": "webm", "": "png"}
 
 def output_format(path: str | os.PathLike) -> str:
     """'mp4', 'gif', 'webm', or 'png' (a folder of frames: no suffix)."""
+    name = Path(path).name
+    if str(path) == "-":  # a folder of PNG frames named '-' was written
+        raise ValueError("vidiff cannot write a video to standard output ('-'); give a file name such as clip.mp4")
+    if name.lower() in FORMATS and name:  # '.mp4' is a hidden name without a suffix: it became a folder of PNGs
+        raise ValueError(f"the output {str(path)!r} has no name before its extension; give one such as clip{name}")
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"unsupported output {str(path)!r}; allowed: .mp4, .gif, .webm, or a folder name for PNG frames")
