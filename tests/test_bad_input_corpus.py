@@ -261,7 +261,9 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
                  "no-caption": "lacks", "null-caption": "lacks", "empty-caption": "empty",
                  "control-caption": "control", "number-caption": "must be strings", "bad-json": "not valid JSON",
                  "no-rows": "lists no videos", "wrong-suffix": "must be .csv or .jsonl", "non-utf8": "not UTF-8",
-                 "manifest-is-fifo": "not a regular file"}
+                 "manifest-is-fifo": "not a regular file",
+                 # an internal error after the run folder was made / 'lists no videos' before
+                 "all-missing": "gives a clip", "all-unreadable": "gives a clip"}
     for name, words in manifests.items():
         recipe = ok.replace("data: {kind: shapes", "data: {kind: folder, manifest: '{D}/manifests/" + name +
                             (".csv" if name in ("wrong-suffix",) else ".txt" if name == "wrong-suffix" else ".jsonl")
@@ -270,6 +272,8 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
             recipe = ok.replace("data: {kind: shapes", "data: {kind: folder, manifest: '{D}/manifests/list.txt'")
         cases.append((f"manifest-{name}", recipe, [], words))
     cases.append(("manifest-unset", ok.replace("kind: shapes", "kind: folder"), [], "data.manifest"))
+    cases.append(("manifest-csv-without-header", ok.replace("data: {kind: shapes", "data: {kind: folder, manifest: "
+                                                           "'{D}/manifests/no-header.csv'"), [], "'path,caption'"))
     return cases
 
 
@@ -417,11 +421,14 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
             "no-caption": [{"path": "a.mp4"}], "null-caption": [{"path": "a.mp4", "caption": None}],
             "empty-caption": [{"path": "a.mp4", "caption": " "}],
             "control-caption": [{"path": "a.mp4", "caption": "a red\x1bcircle"}],
-            "number-caption": [{"path": "a.mp4", "caption": 5}], "no-rows": []}
+            "number-caption": [{"path": "a.mp4", "caption": 5}], "no-rows": [],
+            "all-missing": [{"path": "nothere.mp4", "caption": "a red circle"}],
+            "all-unreadable": [{"path": "list.txt", "caption": "a red circle"}]}
     for name, rs in rows.items():
         (mf / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rs))
     (mf / "bad-json.jsonl").write_text('{"path": "a.mp4", "caption": \n')
     (mf / "list.txt").write_text("a.mp4 a red circle\n")
+    (mf / "no-header.csv").write_text("a.mp4,a red circle\n")
     (mf / "non-utf8.jsonl").write_bytes(b'{"path": "a.mp4", "caption": "\xff"}\n')
     os.mkfifo(mf / "manifest-is-fifo.jsonl")
 

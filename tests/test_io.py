@@ -109,8 +109,21 @@ def test_folder_dataset_trains_through_the_batch_sampler(tmp_path):
 
 def test_manifest_errors(tmp_path):
     (tmp_path / "m.csv").write_text("file,text\na.mp4,x\n")
-    with pytest.raises(ValueError, match="lacks 'path'"):
+    with pytest.raises(ValueError, match="not a header naming the columns path and caption"):
         read_manifest(tmp_path / "m.csv")
+    # no header line, or another delimiter: 'lists no videos' / 'row 1 lacks' before
+    for name, text in (("noheader.csv", "a.mp4,a clip\n"), ("semicolon.csv", "path;caption\na.mp4;a clip\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match="'path,caption'"):
+            read_manifest(tmp_path / name)
+    # a spreadsheet's "CSV UTF-8" starts with a byte-order mark (it was read into the first column's name)
+    (tmp_path / "bom.csv").write_text("path, caption\na.mp4,a clip\n", encoding="utf-8-sig")
+    assert read_manifest(tmp_path / "bom.csv") == [{"path": str(tmp_path / "a.mp4"), "caption": "a clip"}]
+    jsonl = tmp_path / "none.jsonl"  # every row missing or unreadable: one ValueError when the dataset is made
+    jsonl.write_text(json.dumps({"path": "nothere.mp4", "caption": "x"}) + "\n" + json.dumps({"path": "none.jsonl",
+                                                                                             "caption": "y"}) + "\n")
+    with pytest.raises(ValueError, match="none of its 2 videos gives a clip .first: video file .* not found"):
+        FolderVideoDataset(jsonl, num_frames=4, resolution=8)
     with pytest.raises(ValueError, match="must be .csv or .jsonl"):
         (tmp_path / "m.txt").write_text("x")
         read_manifest(tmp_path / "m.txt")

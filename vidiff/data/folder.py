@@ -42,11 +42,19 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
                 except json.JSONDecodeError:
                     raise ValueError(f"{path}:{n} is not valid JSON") from None
     elif path.suffix.lower() == ".csv":
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
+        try:  # utf-8-sig: spreadsheets' "CSV UTF-8" starts with a byte-order mark, which was read into 'path'
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                header = reader.fieldnames or []
+                rows = [{(k.strip() if isinstance(k, str) else k): v for k, v in r.items()} for r in reader]
         except (UnicodeDecodeError, csv.Error) as e:
             raise ValueError(f"manifest {str(path)!r} is not a readable UTF-8 CSV: {e}") from None
+        if header and not {"path", "caption"} <= {str(h).strip() for h in header}:
+            # no header line (its first row was taken as one) or another delimiter: 'lists no videos' / 'row 1
+            # lacks path' before
+            raise ValueError(f"manifest {str(path)!r}: its first line {','.join(map(str, header))[:80]!r} is not a "
+                             f"header naming the columns path and caption; a CSV manifest starts with the line "
+                             f"'path,caption' (comma-separated)")
     else:
         raise ValueError(f"manifest {str(path)!r} must be .csv or .jsonl")
     from vidiff.conditioning.captions import check_caption
@@ -90,6 +98,28 @@ class FolderVideoDataset:
         self.stride_max = max(frame_stride, frame_stride_max)
         self.random_start, self.seed = random_start, seed
         self.skipped: Counter = Counter()
+        self._check_readable(manifest)
+
+    PROBE = 16  # rows read when the dataset is made
+
+    def _check_readable(self, manifest) -> None:
+        """One ValueError, before a run folder exists, when none of the first :attr:`PROBE` rows gives a clip (so a
+        manifest of missing or unreadable files, or of clips all shorter than ``num_frames``, is refused whole; it
+        was an internal error after the run folder was made). Later bad rows are skipped and counted in training."""
+        reasons = []
+        for row in self.rows[: self.PROBE]:
+            try:
+                frames, _ = read_video(row["path"], self.num_frames, self.stride)
+            except ValueError as e:
+                reasons.append(str(e))
+                continue
+            if len(frames) >= self.num_frames:
+                return
+            reasons.append(f"{row['path']!r} has {len(frames)} frames at stride {self.stride}, fewer than "
+                           f"data.num_frames {self.num_frames}")
+        n = len(reasons)
+        which = f"its {n} videos" if n == len(self.rows) else f"the first {n} of its {len(self.rows)} videos"
+        raise ValueError(f"manifest {str(manifest)!r}: none of {which} gives a clip (first: {reasons[0]})")
 
     def __len__(self) -> int:
         return len(self.rows)
