@@ -107,6 +107,17 @@ def test_folder_dataset_trains_through_the_batch_sampler(tmp_path):
     assert set(batch["caption"]) <= {"a clip", "too short"}
 
 
+def test_a_dataset_whose_files_vanish_mid_run_is_one_value_error(tmp_path):
+    from vidiff.training.trainer import batch_for_step
+
+    write_video(np.zeros((4, 8, 8, 3), np.uint8), tmp_path / "a.mp4", view_size=0)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"path": "a.mp4", "caption": "a clip"}) + "\n")
+    ds = FolderVideoDataset(tmp_path / "m.jsonl", num_frames=4, resolution=8)
+    (tmp_path / "a.mp4").unlink()  # an internal RuntimeError before
+    with pytest.raises(ValueError, match="no readable video left in the dataset"):
+        batch_for_step(ds, step=0, rank=0, world=1, batch_size=2, seed=0)
+
+
 def test_manifest_errors(tmp_path):
     (tmp_path / "m.csv").write_text("file,text\na.mp4,x\n")
     with pytest.raises(ValueError, match="not a header naming the columns path and caption"):

@@ -67,7 +67,8 @@ def batch_for_step(dataset, step: int, rank: int, world: int, batch_size: int, s
         i += 1
         if item is None:  # unreadable file, already counted by the dataset
             if i > 10 * batch_size + n:
-                raise RuntimeError("no readable item in the dataset")
+                raise ValueError(f"no readable video left in the dataset: the last {i} items tried were skipped "
+                                 f"({dict(getattr(dataset, 'skipped', {}))}); were its files moved or deleted?")
             continue
         videos.append(torch.as_tensor(item["video"]))
         captions.append(item["caption"])
