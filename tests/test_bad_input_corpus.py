@@ -302,6 +302,9 @@ EVALUATE_CASES = [
                                  "i3d:{D}/user-folder/thesis.tex"], "neither a TorchScript file nor an I3D state dict"),
     ("classifier-i3d-random-bytes", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--classifier",
                                      "i3d:{D}/junk.safetensors"], "neither a TorchScript file nor an I3D state dict"),
+    # CLIPSIM and the Shapes scores were left out without a word
+    ("captions-naming-no-video", ["--real", "{D}/eval/real", "--fake", "{D}/eval/real", "--captions",
+                                  "{D}/eval/other-captions.csv"], "names none of the 3 generated videos"),
 ]
 
 
@@ -438,6 +441,7 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
     for i in range(3):
         write_video(_clip(16, 8, 8, seed=i), ev / "real" / f"{i}.mp4", view_size=8)
         (ev / "broken" / f"{i}.mp4").write_bytes(os.urandom(500))
+    (ev / "other-captions.csv").write_text("path,caption\nclip-a.mp4,a red circle moving left\n")
     three_level = md / "three-level"
     return {"{D}": str(d), "{T2V}": str(tiny_pipeline_dir), "{COND}": str(tiny_conditional_dir),
             "{SSR}": str(tiny_ssr_dir), "{T2V3}": str(three_level), "{TEXT}": str(tiny_text_dir)}

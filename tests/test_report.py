@@ -27,3 +27,35 @@ def test_contact_sheets_are_captioned(tmp_path):
     plain, captioned = (np.asarray(Image.open(tmp_path / f)) for f in ("plain.png", "captioned.png"))
     assert captioned.shape[0] == plain.shape[0] + 2 * 14  # one caption line per clip
     assert captioned[:14].max() > 200  # the caption is drawn (light text on black)
+
+
+def test_a_folder_report_is_strict_json_and_says_how_many_clips_its_captions_cover(tmp_path):
+    """Clips with no object read NaN area spread (np.nanmean warned 'Mean of empty slice'), which metrics.json wrote
+    as NaN, a token JSON parsers other than Python's reject; captions naming only some clips were used silently."""
+    import json
+
+    from vidiff.evaluation.report import evaluate_folders
+    from vidiff.io.video import write_video
+
+    rng = np.random.default_rng(0)
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), tmp_path / folder / f"c{i}.mp4",
+                        view_size=0)
+    (tmp_path / "caps.csv").write_text("path,caption\nc0.mp4,a red circle moving left\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no 'Mean of empty slice'
+        report = evaluate_folders(tmp_path / "real", tmp_path / "fake", tmp_path / "report",
+                                  captions=tmp_path / "caps.csv", progress=False)
+    assert any("names 1 of the 3 generated videos" in w for w in report["warnings"])
+
+    def refuse(token):
+        raise AssertionError(f"{token} in metrics.json")
+
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text(), parse_constant=refuse)
+    assert saved["shapes"]["all"]["area_cv"] is None and saved["metrics"]["is_std"] is None
+    for line in (tmp_path / "report" / "samples.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)

@@ -251,6 +251,11 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     if len(real_files) < 2 or len(fake_files) < 2:
         raise ValueError("each folder needs at least 2 videos for the distribution metrics")
     caps = _read_captions(captions)
+    captioned = sum(p.stem in caps for p in fake_files)
+    if caps and not captioned:  # CLIPSIM and the Shapes scores were left out without a word
+        raise ValueError(f"the captions manifest {str(captions)!r} names none of the {len(fake_files)} generated "
+                         f"videos (rows match videos by file name without extension: the manifest has "
+                         f"{sorted(caps)[0]!r}, ..., the folder {fake_files[0].stem!r}, ...)")
     skipped: dict[str, list[str]] = {}
 
     def load(p: Path) -> torch.Tensor | None:
@@ -301,6 +306,9 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
               "seconds": {"total": round(time.time() - t0, 1)},
               "warnings": sample_warnings(n_real, len(fake_by_stem), result, frames)}
+    if caps and captioned < len(fake_files):
+        report["warnings"].append(f"the captions manifest names {captioned} of the {len(fake_files)} generated videos; "
+                                  f"CLIPSIM and the Shapes scores are over those {captioned}")
     stack = torch.cat([_to_32(v) for v in fake_by_stem.values()])  # every clip has `frames` frames (_load)
     write_report(Path(out_dir), report, shapes.records if report["shapes"] else [], stack, overwrite=overwrite)
     return report

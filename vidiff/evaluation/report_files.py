@@ -40,6 +40,18 @@ def sample_warnings(n_real: int, n_fake: int, metrics: dict, frames_per_video: i
     return out
 
 
+def _json_safe(x):
+    """``x`` with NaN and infinite floats as None: JSON has no NaN, and other tools' parsers reject the token
+    Python writes for it (a reading of clips with no object has no area spread, for one)."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)) and not math.isfinite(float(x)):
+        return None
+    return x
+
+
 def _fmt(x) -> str:
     if isinstance(x, float):
         return "nan" if math.isnan(x) else (f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}")
@@ -203,7 +215,7 @@ def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch
                    [records[i]["score"] for i in idx], overwrite)
         report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
                                     "worst": [records[i]["caption"] for i in worst]}
-        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records), overwrite)
+        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(_json_safe(r), default=float) + "\n" for r in records), overwrite)
     report["plots"] = _plots(out_dir, report, overwrite)
     write_text_atomic(out_dir / "report.md", markdown(report), overwrite)
-    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=2, default=float), overwrite)
+    write_text_atomic(out_dir / "metrics.json", json.dumps(_json_safe(report), indent=2, default=float), overwrite)

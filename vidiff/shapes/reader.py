@@ -214,9 +214,15 @@ def summarize(results: list[dict]) -> dict[str, float]:
         "speed": float(np.mean(speeds)) if speeds else float("nan"),
         "present_all": float(np.mean([o.present_all for o in objs])),
         "shape_stable": float(np.mean([o.shape_stable for o in objs])),
-        "area_cv": float(np.nanmean([o.area_cv for o in objs])),
+        "area_cv": _mean_finite([o.area_cv for o in objs]),
         "background_flicker": float(np.mean([r["background_flicker"] for r in results])),
     }
+
+
+def _mean_finite(values) -> float:
+    """The mean of the finite values, NaN when there are none (np.nanmean warns 'Mean of empty slice' there)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 __all__ = ["segment", "measure", "classify_motion", "score_video", "summarize", "parse_caption", "SPEEDS"]
