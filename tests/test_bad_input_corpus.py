@@ -148,6 +148,7 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("upscale-larger-than-output", ["upscale", "{D}/videos/big", "a red circle", "--model", "{SSR}"], "crop it")
     add("inpaint-mask-wrong-aspect", INPAINT[:4] + ["{D}/images/wide.png"] + INPAINT[5:], "aspect ratio")
     add("inpaint-mask-empty", INPAINT[:4] + ["{D}/images/black.png"] + INPAINT[5:], "empty", early=False)
+    add("inpaint-mask-and-border", INPAINT + ["--border", "2"], "--mask and --border both give")
     add("inpaint-mask-video-short", INPAINT[:4] + ["{D}/videos/short.mp4"] + INPAINT[5:], "has 2 frames")
     add("inpaint-mask-and-border", INPAINT + ["--border", "2"], "--mask FILE")
     add("inpaint-no-region", INPAINT[:3] + INPAINT[5:], "--mask FILE")

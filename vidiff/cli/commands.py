@@ -116,7 +116,8 @@ def _with_input_fps(args: argparse.Namespace, notes: dict) -> None:
 def cmd_conditional(args: argparse.Namespace) -> int:
     """animate / inpaint / cinemagraph: one conditional model, a different <C, M> each (Lumiere 4.2)."""
     if args.command == "inpaint" and (args.mask is None) == (args.border is None):
-        raise ValueError("give the region to fill with --mask FILE (white = fill) or --border PIXELS (outpainting; "
+        both = "--mask and --border both give the region to fill; give one: " if args.mask is not None else "give "
+        raise ValueError(f"{both}the region to fill with --mask FILE (white = fill) or --border PIXELS (outpainting; "
                          "in the model's pixels, before super-resolution)")
     out, t0 = _prepare(args)
     inputs, notes = _read_inputs(args, "conditional")
