@@ -215,7 +215,8 @@ def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch
                    [records[i]["score"] for i in idx], overwrite)
         report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
                                     "worst": [records[i]["caption"] for i in worst]}
-        write_text_atomic(out_dir / "samples.jsonl", "".join(json.dumps(_json_safe(r), default=float) + "\n" for r in records), overwrite)
+        lines = "".join(json.dumps(_json_safe(r), default=float) + "\n" for r in records)
+        write_text_atomic(out_dir / "samples.jsonl", lines, overwrite)
     report["plots"] = _plots(out_dir, report, overwrite)
     write_text_atomic(out_dir / "report.md", markdown(report), overwrite)
     write_text_atomic(out_dir / "metrics.json", json.dumps(_json_safe(report), indent=2, default=float), overwrite)
