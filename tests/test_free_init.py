@@ -127,3 +127,34 @@ def test_the_command_line_samples_with_free_init_and_records_it(tiny_pipeline_di
     plain, free = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "free"))
     assert "free_init" not in plain
     assert free["free_init"]["num_iters"] == 2 and free["free_init"]["method"] == "butterworth"
+
+
+def test_under_a_noise_prior_the_new_start_is_made_in_the_prior_s_space(tiny_pipeline_dir, monkeypatch):
+    """The sampler runs in whitened coordinates under a frame-correlated prior (vidiff.diffusion.noise_prior): the
+    result is correlated back, re-initialised with the prior's noise (the first and the generator's next draw),
+    and whitened again for the next sampling."""
+    from vidiff.diffusion.noise_prior import noise_prior
+    from vidiff.diffusion.schedule import DiffusionConfig
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir, base_only=True)
+    pipe.diffusion = DiffusionConfig(noise_prior="mixed")
+    pipe.enable_free_init(2)
+    calls = []
+
+    def fake_denoise(fn, scheduler, x, ts, **kw):
+        calls.append((x.clone(), ts.clone()))
+        return torch.linspace(-0.5, 0.5, x.numel()).reshape(x.shape)  # a "result" in whitened coordinates
+
+    monkeypatch.setattr(base, "denoise", fake_denoise)
+    s = pipe.settings()
+    shape = pipe.sample_shape(1, s["num_frames"], s["height"], s["width"])
+    pipe("a red circle moving left", num_inference_steps=4, sampler="dpm++", generator=torch.Generator().manual_seed(2))
+    prior = noise_prior(pipe.diffusion, shape[2])
+    g = torch.Generator().manual_seed(2)
+    noise, fresh = sample_noise(pipe.diffusion, shape, g), sample_noise(pipe.diffusion, shape, g)
+    assert torch.allclose(calls[0][0], prior.whiten(noise), atol=1e-5)
+    sch = pipe.make_scheduler("dpm++")
+    timesteps_for(sch, 4)
+    result = prior.correlate(torch.linspace(-0.5, 0.5, noise.numel()).reshape(shape))
+    want = prior.whiten(reinitialise(result, noise, fresh, sch, calls[1][1][0], pipe.free_init))
+    assert torch.allclose(calls[1][0], want, atol=1e-5)
