@@ -30,6 +30,23 @@ def weights(path: Path) -> dict:
     return load_file(str(path))
 
 
+def test_resume_refuses_a_recipe_that_changes_the_run(tmp_path, tiny_text_dir):
+    """A resumed run keeps its model, diffusion process and text encoder (a changed prediction type trained the
+    checkpoint on towards another target, silently); steps, data and the loss weighting may change."""
+    train(config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir, steps=3)), progress=False)
+    for key, value in (("diffusion.prediction_type", "epsilon"), ("model.channels", [16, 16, 16]),
+                       ("diffusion.beta_schedule", "linear")):
+        cfg = config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir, steps=6), {key: value})
+        with pytest.raises(ValueError, match=f"trained with {key.split('.')[0]}"):
+            train(cfg, resume="latest", progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["diffusion"]["prediction_type"] == "v_prediction" and saved["train"]["steps"] == 3  # untouched
+    cfg = config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir, steps=4, batch_size=4),
+                           {"diffusion.min_snr_gamma": 5.0})
+    train(cfg, resume="latest", progress=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["steps"] == 4
+
+
 def test_resume_reaches_the_same_weights(tmp_path, tiny_text_dir):
     shift = {"timestep_shift": 3.0}  # as the default recipe
     full = train(config_from_dict(tiny_config(tmp_path / "full", tiny_text_dir, **shift)), progress=False)

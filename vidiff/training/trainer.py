@@ -311,6 +311,7 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
 
     dataset = build_dataset(cfg)  # a bad manifest is reported before any model loads
     check_run_dir(out, resume)
+    check_resume_recipe(out, cfg, resume)
     check_lora_target(cfg)
 
     # 1. model, text encoder, diffusion
@@ -554,6 +555,47 @@ def check_run_dir(out: Path, resume: str | None) -> None:
                              f"with --resume latest, or set another output_dir")
     elif resume != "latest":
         resolve_resume(out, resume)
+
+
+# what a resumed run must share with the run it continues: the weights' layout (task, model, LoRA), what they
+# predict under which noise (the diffusion process) and the text features they read; the data, steps, learning
+# rate, batch and the loss weighting may change on resume, as in diffusers' training scripts
+RUN_DEFINING = ("task", "model", "text_encoder", "diffusion.num_train_timesteps", "diffusion.beta_schedule",
+                "diffusion.prediction_type", "diffusion.beta_start", "diffusion.beta_end", "diffusion.noise_prior",
+                "diffusion.noise_prior_alpha", "train.lora_rank", "train.lora_targets")
+
+
+def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
+    """On ``--resume``, one ValueError when the recipe changes a :data:`RUN_DEFINING` setting of the run whose
+    checkpoint it continues (that run's config.json): the checkpoint's weights were trained under the old one (a
+    changed prediction type or schedule trained them on, silently, towards another target, and the run's config.json
+    was rewritten to say so)."""
+    ckpt = resolve_resume(out, resume)
+    if ckpt is None:
+        return
+    try:
+        saved = json.loads((ckpt.parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a run without a readable recipe: nothing to compare against
+    now = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved lists
+    missing = object()
+
+    def get(d, key):
+        for part in key.split("."):
+            if not isinstance(d, dict) or part not in d:
+                return missing
+            d = d[part]
+        return d
+
+    changed = [(k, get(saved, k), get(now, k)) for k in RUN_DEFINING
+               if get(saved, k) is not missing and get(saved, k) != get(now, k)]
+    if changed:
+        k, old, new = changed[0]
+        more = f" (and {', '.join(c[0] for c in changed[1:])})" if len(changed) > 1 else ""
+        raise ValueError(f"--resume continues the run in {str(ckpt.parent)!r}, trained with {k} = {json.dumps(old)}; "
+                         f"this recipe says {json.dumps(new)}{more}. A resumed run keeps the model, its diffusion "
+                         f"process and text encoder: resume with the run's recipe, or train into another output_dir "
+                         f"with train.init_from")
 
 
 # what a fine-tune samples with unless its recipe's sample section says otherwise: the sampler of the model it
