@@ -206,6 +206,30 @@ def test_a_fresh_start_never_replaces_an_earlier_run(tmp_path, tiny_text_dir):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_training_never_writes_over_a_users_files_in_output_dir(tmp_path, tiny_text_dir):
+    """The user's own config.json in output_dir was replaced by the run's recipe, exit 0; a fresh start among other
+    files of the user's is refused too (as a report folder is); a run folder of vidiff's own is still continued."""
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "config.json").write_text('{"lr": 0.1}')
+    with pytest.raises(ValueError, match="config.json that is not a vidiff run's"):
+        train(_tiny(run, tiny_text_dir, 2), progress=False)
+    assert (run / "config.json").read_text() == '{"lr": 0.1}'
+    for resume in (None, "latest"):
+        with pytest.raises(ValueError, match="not a vidiff run's"):
+            train(_tiny(run, tiny_text_dir, 2), resume=resume, progress=False)
+    (run / "config.json").unlink()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"files that are not a training run's \(notes.txt\)"):
+        train(_tiny(run, tiny_text_dir, 2), progress=False)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    fresh = tmp_path / "fresh"
+    train(_tiny(fresh, tiny_text_dir, 2), progress=False)
+    (fresh / "notes.txt").write_text("added later")  # a note beside a run does not block its resume
+    train(_tiny(fresh, tiny_text_dir, 3), resume="latest", progress=False)
+    assert (fresh / "notes.txt").read_text() == "added later"
+
+
 def test_resume_after_a_hard_kill_is_exact_over_120_steps(tmp_path, tiny_text_dir, monkeypatch):
     """Caption dropout and a shuffled finite caption set make batch-mates change between the two runs: the
     embeddings must not depend on them (they did, up to 7e-6, when captions were encoded in padded batches)."""

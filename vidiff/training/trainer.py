@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
@@ -545,9 +546,35 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
                           noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond), target_fn=target_fn).mean()
 
 
+RUN_ENTRIES = ("config.json", "train_log.jsonl", "final", "logs", "snapshots")  # what a run writes in its folder
+
+
+def _is_recipe(path: Path) -> bool:
+    """Whether ``path`` is a run's config.json (a recipe vidiff wrote), not a file of the user's."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and {"task", "model", "diffusion", "data", "train"} <= set(d)
+
+
 def check_run_dir(out: Path, resume: str | None) -> None:
     """A run folder holding an earlier run's checkpoints or export is continued only on ``--resume``: a fresh
-    start there would replace them."""
+    start there would replace them. A fresh start goes into a new or empty folder or a run folder only, and no run
+    writes its config.json over a file of that name that is not a run's (the user's own config.json in
+    output_dir was replaced, exit 0)."""
+    from vidiff.io.atomic import _SIBLING
+
+    if out.is_dir() and (out / "config.json").exists() and not _is_recipe(out / "config.json"):
+        raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a vidiff run's, which training "
+                         f"would replace; set another output_dir")
+    if resume in (None, "", "none") and out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES
+                         and not re.fullmatch(r"checkpoint-\d+", p.name) and not _SIBLING.match(p.name))
+        if foreign:
+            raise ValueError(f"output_dir {str(out)!r} holds files that are not a training run's "
+                             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); train into a new or "
+                             f"empty folder")
     if resume in (None, "", "none"):
         earlier = [p.name for p in complete_checkpoints(out)] + (["final"] if (out / "final").exists() else [])
         if earlier:
