@@ -555,7 +555,7 @@ def _is_recipe(path: Path) -> bool:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(d, dict) and {"task", "model", "diffusion", "data", "train"} <= set(d)
+    return isinstance(d, dict) and {"model", "data", "train"} <= set(d)  # (older runs' recipes lack later sections)
 
 
 def check_run_dir(out: Path, resume: str | None) -> None:
