@@ -158,3 +158,29 @@ def test_under_a_noise_prior_the_new_start_is_made_in_the_prior_s_space(tiny_pip
     result = prior.correlate(torch.linspace(-0.5, 0.5, noise.numel()).reshape(shape))
     want = prior.whiten(reinitialise(result, noise, fresh, sch, calls[1][1][0], pipe.free_init))
     assert torch.allclose(calls[1][0], want, atol=1e-5)
+
+
+def test_coarse_to_fine_pastes_the_known_pixels_on_each_sampling_s_own_step_grid(tiny_conditional_dir, monkeypatch):
+    """Image-to-video pastes the given frame back after every step (keep_known) at the noise level of the next step;
+    with coarse-to-fine FreeInit every sampling has its own grid (3 / 6 / 9 steps), and the pasting must follow it
+    (it was built once, on the first sampling's 3 steps)."""
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+
+    pipe = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir, base_only=True)
+    pipe.enable_free_init(3, use_fast_sampling=True)
+    grids, pasted = [], []
+    real_keep_known = base.keep_known
+
+    def recording_keep_known(scheduler, timesteps, *args):
+        pasted.append(len(timesteps))
+        return real_keep_known(scheduler, timesteps, *args)
+
+    def fake_denoise(fn, scheduler, x, ts, project=None, **kw):
+        grids.append(len(ts))
+        return x
+
+    monkeypatch.setattr(base, "keep_known", recording_keep_known)
+    monkeypatch.setattr(base, "denoise", fake_denoise)
+    pipe("a red circle moving left", torch.rand(1, 3, 8, 8), num_inference_steps=9, sampler="dpm++",
+         generator=torch.Generator().manual_seed(0))
+    assert grids == [3, 6, 9] and pasted == grids

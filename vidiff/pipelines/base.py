@@ -525,30 +525,26 @@ class VideoDiffusionPipeline:
         else:
             x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
-        project = None if known is None else keep_known(scheduler, ts, known[0].float(), known[1].float(), noise.float())
 
         def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             got = callback_on_step_end(self, i, t, {"latents": x})
             return got.get("latents", x) if isinstance(got, dict) else x
 
         callback = callback if callback_on_step_end is not None else None
-        if prior is not None:
-            fn, project, callback = whitened(prior, fn, project, callback)
-            x = prior.whiten(x)
-        x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
-                    callback=callback)
-        x = x if prior is None else prior.correlate(x)
-        for i in range(1, 1 if free_init is None else free_init.num_iters):
-            from vidiff.diffusion.free_init import reinitialise
+        for i in range(1 if free_init is None else free_init.num_iters):
+            if i:  # FreeInit: the next start from the low frequencies of this result, on this sampling's step grid
+                from vidiff.diffusion.free_init import reinitialise
 
-            ts = timesteps_for(scheduler, free_init.steps(steps, i))
-            fresh = sample_noise(self.diffusion, shape, generator)
-            x = reinitialise(x.cpu(), noise, fresh, scheduler, ts[0], free_init) * scheduler.init_noise_sigma
-            if prior is not None:
-                x = prior.whiten(x)
-            x = denoise(fn, scheduler, x.to(device), ts, generator=generator, progress=progress, project=project,
-                        callback=callback)
-            x = x if prior is None else prior.correlate(x)
+                ts = timesteps_for(scheduler, free_init.steps(steps, i))
+                fresh = sample_noise(self.diffusion, shape, generator)
+                x = reinitialise(x.cpu(), noise, fresh, scheduler, ts[0], free_init) * scheduler.init_noise_sigma
+            # pasting the known pixels back follows the step grid of each sampling (coarse to fine changes it)
+            project = None if known is None else keep_known(scheduler, ts, known[0].float(), known[1].float(),
+                                                            noise.float())
+            f, p, c = (fn, project, callback) if prior is None else whitened(prior, fn, project, callback)
+            y = x if prior is None else prior.whiten(x)
+            y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=progress, project=p, callback=c)
+            x = y if prior is None else prior.correlate(y)
         return self.to_pixels(x)
 
     # ------------------------------------------------------------------ latent models
