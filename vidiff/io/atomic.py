@@ -20,6 +20,11 @@ _OLD = ".old"
 _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of vidiff's temporaries or moved-aside olds (``.NAME.tmpPID`` / ``.NAME.oldPID``)."""
+    return _SIBLING.match(name) is not None
+
+
 def _sibling(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.name}{kind}{os.getpid()}{path.suffix}")
 

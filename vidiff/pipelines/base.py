@@ -416,7 +416,7 @@ class VideoDiffusionPipeline:
             if isinstance(v, bool) or not (isinstance(v, numbers.Integral)
                                            or (isinstance(v, float) and v.is_integer())):
                 raise ValueError(f"{k} must be an integer, got {v!r}")
-            out[k] = int(out[k])
+            out[k] = int(v)
         if isinstance(out["guidance_scale"], bool) or not isinstance(out["guidance_scale"], numbers.Real):
             raise ValueError(f"guidance_scale must be a number, got {out['guidance_scale']!r}")
         out["guidance_scale"] = float(out["guidance_scale"])

@@ -563,25 +563,23 @@ def check_run_dir(out: Path, resume: str | None) -> None:
     start there would replace them. A fresh start goes into a new or empty folder or a run folder only, and no run
     writes its config.json over a file of that name that is not a run's (the user's own config.json in
     output_dir was replaced, exit 0)."""
-    from vidiff.io.atomic import _SIBLING
+    from vidiff.io.atomic import is_temporary
 
     if out.is_dir() and (out / "config.json").exists() and not _is_recipe(out / "config.json"):
         raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a vidiff run's, which training "
                          f"would replace; set another output_dir")
-    if resume in (None, "", "none") and out.is_dir():
+    if resume in (None, "", "none"):
         foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES
-                         and not re.fullmatch(r"checkpoint-\d+", p.name) and not _SIBLING.match(p.name))
+                         and not re.fullmatch(r"checkpoint-\d+", p.name) and not is_temporary(p.name)) \
+            if out.is_dir() else []
         if foreign:
             raise ValueError(f"output_dir {str(out)!r} holds files that are not a training run's "
                              f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); train into a new or "
                              f"empty folder")
-    if resume in (None, "", "none"):
         earlier = [p.name for p in complete_checkpoints(out)] + (["final"] if (out / "final").exists() else [])
         if earlier:
             raise ValueError(f"output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[-2:])}); continue it "
                              f"with --resume latest, or set another output_dir")
-    elif resume != "latest":
-        resolve_resume(out, resume)
 
 
 # what a resumed run must share with the run it continues: the weights' layout (task, model, LoRA), what they
@@ -596,7 +594,7 @@ def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
     """On ``--resume``, one ValueError when the recipe changes a :data:`RUN_DEFINING` setting of the run whose
     checkpoint it continues (that run's config.json): the checkpoint's weights were trained under the old one (a
     changed prediction type or schedule trained them on, silently, towards another target, and the run's config.json
-    was rewritten to say so)."""
+    was rewritten to say so). A named checkpoint that is not one is refused here too (resolve_resume)."""
     ckpt = resolve_resume(out, resume)
     if ckpt is None:
         return
@@ -614,8 +612,8 @@ def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
             d = d[part]
         return d
 
-    changed = [(k, get(saved, k), get(now, k)) for k in RUN_DEFINING
-               if get(saved, k) is not missing and get(saved, k) != get(now, k)]
+    changed = [(k, old, new) for k, old, new in ((k, get(saved, k), get(now, k)) for k in RUN_DEFINING)
+               if old is not missing and old != new]
     if changed:
         k, old, new = changed[0]
         more = f" (and {', '.join(c[0] for c in changed[1:])})" if len(changed) > 1 else ""
