@@ -71,7 +71,9 @@ if args.sampler is not None or args.logsnr_min is not None:
     pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])  # the scheduler/ config the folder ships
 if args.condition_guidance_scale is not None:
     pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale
-pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite)
+card = dst / "README.md"  # the model card of a shipped folder stays with the new weights
+pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite,
+                     extra_files=[card] if args.overwrite and card.is_file() else ())
 print(f"exported {src} -> {dst}")
 if pipe.task in ("text-to-video", "conditional") and not args.no_text_cache:
     write_cache(dst, overwrite=True)

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vidiff.io.lock import LOCK_NAME
+
 RECIPE = """model: {{preset: stunet-tiny}}
 data: {{kind: shapes, num_frames: 4, fps: 8, resolution: 8}}
 train: {{steps: {steps}, batch_size: 2, lr: 0.001, warmup_steps: 5, checkpoint_every: {every},
@@ -103,7 +105,7 @@ def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: st
             raise RuntimeError(f"the run failed on its own (exit {proc.returncode}); see {work / 'log.txt'}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        leftovers = sorted(p.name for p in run.glob(".*"))
+        leftovers = sorted(p.name for p in run.glob(".*") if p.name != LOCK_NAME)  # (the run's lock file stays)
         after = _steps_done(run)
         events.append({"mode": mode, "resumed_with": resume, "checkpoint_before": before, "checkpoint_after": after,
                        "leftovers_at_kill": leftovers, "landed": hit})
@@ -117,7 +119,7 @@ def campaign(kills: int, steps: int, every: int, seed: int, work: Path, text: st
     log.close()
     text_log = (work / "log.txt").read_text()
     skipped = text_log.count("skipping checkpoint-")
-    leftovers = sorted(p.name for p in run.glob(".*"))
+    leftovers = sorted(p.name for p in run.glob(".*") if p.name != LOCK_NAME)
     worst = 0.0
     for name in ("model.safetensors", "ema.safetensors"):
         a = load_file(str(ref_dir / f"checkpoint-{steps}" / name))

@@ -249,3 +249,124 @@ def test_resume_after_a_hard_kill_is_exact_over_120_steps(tmp_path, tiny_text_di
         assert worst == 0.0, (name, worst)
     a, b = (load_file(str(next((p / "unet").glob("*.safetensors")))) for p in (full, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_report_folder_left_by_a_killed_evaluate_takes_the_rerun(tmp_path):
+    """A kill -9 while the report was written left vidiff's temporary in the folder, and the rerun with --overwrite
+    was refused over it ("holds other files"): a dead process's temporaries are tidied, a live one's and the
+    user's files are not."""
+    from vidiff.evaluation.report_files import check_report_dir
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text("{}")
+    (report / ".metrics.json.tmp999999999.json").write_text('{"par')  # its writer is gone
+    check_report_dir(report, overwrite=True)
+    assert sorted(p.name for p in report.iterdir()) == ["metrics.json"]
+    only_stale = tmp_path / "only-stale"
+    only_stale.mkdir()
+    (only_stale / ".samples.jsonl.tmp999999999.jsonl").write_text("x")
+    check_report_dir(only_stale)  # empty once tidied: a fresh report may go there
+    live = report / f".report.md.tmp{os.getpid()}.md"  # another evaluate writing there now
+    live.write_text("x")
+    with pytest.raises(ValueError, match="holds other files"):
+        check_report_dir(report, overwrite=True)
+    assert live.exists()
+    live.unlink()
+    (report / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds other files"):
+        check_report_dir(report, overwrite=True)
+    assert (report / "notes.txt").read_text() == "mine"
+
+
+def test_an_output_whose_overwrite_was_killed_gets_its_old_version_back(tmp_path):
+    """A kill between moving an old output folder aside and renaming the new one in left the user's folder hidden
+    as .NAME.oldPID, and a rerun wrote a new one beside it: the next write of that path puts the old one back
+    first (and then refuses to replace it without overwrite), and removes the dead writer's temporaries."""
+    (tmp_path / ".frames.old999999999").mkdir()
+    (tmp_path / ".frames.old999999999" / "mine.png").write_text("user data")
+    (tmp_path / ".clip.mp4.tmp999999999.mp4").write_text("half a video")
+    (tmp_path / ".other.old999999999").mkdir()  # another output's: left for that output's own next write
+    with pytest.raises(ValueError, match="already exists"):
+        with atomic_path(tmp_path / "frames") as tmp:
+            tmp.mkdir()
+    assert (tmp_path / "frames" / "mine.png").read_text() == "user data"
+    with atomic_path(tmp_path / "clip.mp4") as tmp:
+        tmp.write_text("video")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.old999999999", "clip.mp4", "frames"]
+
+
+def test_the_output_check_brings_back_an_output_whose_overwrite_was_killed(tmp_path):
+    """check_outputs runs before any model loads: the old version comes back there, so a rerun is refused at once
+    rather than after the work."""
+    from vidiff.io.outputs import check_outputs
+
+    (tmp_path / ".clip.old999999999").mkdir()
+    (tmp_path / ".clip.old999999999" / "frame_0000.png").write_bytes(b"png")
+    with pytest.raises(ValueError, match="already exists"):
+        check_outputs([tmp_path / "clip"])
+    assert (tmp_path / "clip" / "frame_0000.png").read_bytes() == b"png"
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_holder_frees_it(tmp_path, tiny_text_dir):
+    """Three `vidiff train` into one output_dir, started seconds apart (one with --resume latest), all trained,
+    interleaved their logs (duplicate steps) and replaced each other's checkpoints and export, exit 0 each."""
+    import signal
+    import subprocess
+    import sys
+
+    from vidiff.io.lock import LOCK_NAME
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vidiff.io.lock import folder_lock\n"
+                               f"with folder_lock({str(out)!r}):\n print('held', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for resume in (None, "latest"):
+            with pytest.raises(ValueError, match=f"is in use by another run \\(process {holder.pid}\\)"):
+                train(_tiny(out, tiny_text_dir, 3), resume=resume, progress=False)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written beside the lock
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the kernel drops a killed holder's lock: no stale lock to clean
+        holder.wait()
+    final = train(_tiny(out, tiny_text_dir, 3), progress=False)
+    assert final.is_dir()
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [3]
+    from vidiff.io.lock import folder_lock
+
+    with folder_lock(out, "output_dir"):  # the same process, a second open of the lock: refused as well
+        with pytest.raises(ValueError, match="in use"):
+            train(_tiny(out, tiny_text_dir, 6), resume="latest", progress=False)
+    train(_tiny(out, tiny_text_dir, 6), resume="latest", progress=False)  # released after a run and after a failure
+
+
+def test_files_of_the_users_in_a_runs_final_folder_survive_a_resumed_run(tmp_path, tiny_text_dir, monkeypatch):
+    """Notes or samples kept in a run's final/ were deleted, exit 0, when the run was resumed for more steps and
+    exported again (the export replaced any vidiff pipeline folder)."""
+    import vidiff.training.trainer as trainer
+
+    run = tmp_path / "run"
+    train(_tiny(run, tiny_text_dir, 3), progress=False)
+    (run / "final" / "NOTES.md").write_text("my notes")
+    with pytest.raises(ValueError, match=r"final' holds files that a pipeline export does not write \(NOTES.md\)"):
+        train(_tiny(run, tiny_text_dir, 6), resume="latest", progress=False)
+    assert not (run / "checkpoint-6").exists()  # refused before it trained
+    (run / "final" / "NOTES.md").unlink()
+    real = trainer.ema_update
+
+    def user_writes_during_the_run(accelerator, model, ema, step):  # the user saves a sample there meanwhile
+        if step == 5:
+            (run / "final" / "sample.mp4").write_bytes(b"mine")
+        return real(accelerator, model, ema, step)
+
+    monkeypatch.setattr(trainer, "ema_update", user_writes_during_the_run)
+    with pytest.raises(ValueError, match=r"\(sample.mp4\).*--resume latest to export the weights kept in .*checkpoint-6"):
+        train(_tiny(run, tiny_text_dir, 6), resume="latest", progress=False)
+    monkeypatch.setattr(trainer, "ema_update", real)
+    assert (run / "final" / "sample.mp4").read_bytes() == b"mine" and (run / "checkpoint-6").is_dir()
+    (run / "final" / "sample.mp4").unlink()
+    final = train(_tiny(run, tiny_text_dir, 6), resume="latest", progress=False)  # exports the kept weights
+    assert json.loads((final / "vidiff_pipeline.json").read_text())["train_config"]["train"]["steps"] == 6

@@ -405,6 +405,29 @@ def test_bad_image_models_are_one_line_errors_and_write_nothing(tmp_path, capsys
     assert code == 2 and "exists" in err and not any(out.iterdir())
 
 
+def test_inflate_overwrite_never_replaces_the_image_model_or_a_users_file(tmp_path, capsys, image_dir):
+    """`vidiff inflate t2i -o t2i --overwrite` replaced the image model by the video model, exit 0; a video model
+    folder with the user's notes in it was replaced with them, and only after the models had loaded."""
+    import shutil
+
+    image = shutil.copytree(image_dir, tmp_path / "image")
+    before = sorted(str(p.relative_to(image)) for p in image.rglob("*"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for out, says in ((image, "is the input"), (image / "unet" / "..", "is the input"), (notes, "is a file")):
+        code, err = _cli(["inflate", str(image), "-o", str(out), "--overwrite"], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+    assert sorted(str(p.relative_to(image)) for p in image.rglob("*")) == before and notes.read_text() == "mine"
+    video = tmp_path / "video"
+    assert _cli(["inflate", str(image), "-o", str(video)], capsys)[0] == 0
+    (video / "NOTES.md").write_text("mine")
+    code, err = _cli(["inflate", str(image), "-o", str(video), "--overwrite"], capsys)
+    assert code == 2 and "a pipeline export does not write (NOTES.md)" in err
+    assert (video / "NOTES.md").read_text() == "mine"
+    (video / "NOTES.md").unlink()
+    assert _cli(["inflate", str(image), "-o", str(video), "--overwrite"], capsys)[0] == 0
+
+
 @torch.no_grad()
 def test_parity_at_initialisation_on_the_shipped_image_model():
     """The shipped Shapes image model (vidiff/weights/t2i-shapes), inflated both ways, in fp32."""

@@ -196,6 +196,33 @@ def test_bad_checkpoints_are_one_line_errors_and_write_nothing(sd, tmp_path, cap
     assert code == 2 and "already exists" in err and (out / "keep.txt").read_text() == "mine"
 
 
+def test_convert_overwrite_replaces_only_an_earlier_conversion_never_an_input(sd, tmp_path, capsys):
+    """`vidiff convert sd/model.safetensors --config sd -o sd --overwrite` deleted the checkpoint being converted and
+    everything else in the folder, exit 0; --overwrite replaced any folder or file."""
+    import shutil
+
+    folder = shutil.copytree(sd, tmp_path / "sd")
+    (folder / "README.md").write_text("the model card")
+    ckpt = write_checkpoint(sd, folder / "model.safetensors")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "thesis.tex").write_text("mine")
+    (tmp_path / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in folder.iterdir())
+    for out, says in ((folder, "contains the input"), (tmp_path / "user", "no model_index.json"),
+                      (tmp_path / "notes.txt", "is a file")):
+        code, err = _cli(["convert", str(ckpt), "--config", str(folder), "-o", str(out), "--overwrite"], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in folder.iterdir()) == before and (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "user" / "thesis.tex").read_text() == "mine"
+    out = tmp_path / "converted"
+    assert _cli(["convert", str(ckpt), "--config", str(folder), "-o", str(out)], capsys)[0] == 0
+    (out / "samples").mkdir()
+    code, err = _cli(["convert", str(ckpt), "--config", str(folder), "-o", str(out), "--overwrite"], capsys)
+    assert code == 2 and "a conversion does not write (samples)" in err and (out / "samples").is_dir()
+    (out / "samples").rmdir()
+    assert _cli(["convert", str(ckpt), "--config", str(folder), "-o", str(out), "--overwrite"], capsys)[0] == 0
+
+
 def test_a_checkpoint_where_a_folder_or_lora_is_read_says_to_convert_it(sd, tmp_path, capsys, tiny_pipeline_dir):
     ckpt = write_checkpoint(sd, tmp_path / "model.safetensors")
     code, err = _cli(["inflate", str(ckpt), "-o", str(tmp_path / "video")], capsys)

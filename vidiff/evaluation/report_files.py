@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.io.atomic import write_text_atomic
+from vidiff.io.atomic import clean_stale, write_text_atomic
 
 FEATURE_DIM = 128  # the Shapes encoder's video and frame features (FVD / frame FID covariances are 128 x 128)
 
@@ -188,10 +188,14 @@ REPORT_FILES = ("metrics.json", "report.md", "samples.jsonl", "best.png", "worst
 
 
 def check_report_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report."""
+    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report.
+
+    What a killed report write left (vidiff's temporaries of a process that is gone, an old file moved aside) is
+    tidied first, so that the rerun it calls for is not refused over it."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the report folder {str(out_dir)!r} is a file; choose a folder name")
+    clean_stale(out_dir)
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
     if not overwrite:

@@ -42,6 +42,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False):
     ``path`` must not exist unless ``overwrite``; checked before the work starts and again before the rename.
     On failure (or interruption) the temporary is removed and ``path`` is untouched."""
     path = Path(path)
+    clean_stale(path.parent, name=path.name)  # a killed earlier write of this path: its old version comes back
     if not overwrite and _occupied(path, folder=None):
         raise exists_error(path)
     tmp = _sibling(path, _TMP)
@@ -115,22 +116,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(folder: str | os.PathLike) -> list[str]:
-    """Tidy what killed writers left in ``folder``: temporaries of dead processes are removed, and an old
-    version moved aside whose replacement never arrived is renamed back. Returns what was done."""
+def clean_stale(folder: str | os.PathLike, name: str | None = None) -> list[str]:
+    """Tidy what killed writers left in ``folder`` (of the entry ``name`` only, if given): temporaries of dead
+    processes are removed, and an old version moved aside whose replacement never arrived is renamed back.
+    Returns what was done."""
     folder = Path(folder)
     done: list[str] = []
     if not folder.is_dir():
         return done
     for p in sorted(folder.iterdir()):
         m = _SIBLING.match(p.name)
-        if not m or _pid_alive(int(m["pid"])):
+        if not m or (name is not None and m["name"] != name) or _pid_alive(int(m["pid"])):
             continue
-        name = m["name"]
-        target = folder / name
+        target = folder / m["name"]
         if m["kind"] == "old" and not (target.exists() or target.is_symlink()):
             os.rename(p, target)
-            done.append(f"restored {name}")
+            done.append(f"restored {m['name']}")
         else:
             remove_path(p)
             done.append(f"removed {p.name}")

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from vidiff.io.atomic import exists_error
+from vidiff.io.atomic import clean_stale, exists_error, is_temporary
 
 FRAME_FILE = re.compile(r"^frame_\d{4,}\.png$")
 
@@ -43,6 +43,27 @@ def _real(p: Path) -> Path:
         return p
 
 
+def check_not_an_input(output: str | os.PathLike, inputs: list[str | os.PathLike | None]) -> None:
+    """ValueError if ``output`` is one of ``inputs`` (None entries ignored) or a folder holding one, its symlinks
+    followed: replacing it would destroy what the command reads."""
+    out = absolute(output)
+    for i in (absolute(i) for i in inputs if i is not None):
+        if _inside(_real(i), _real(out)) or _inside(i, out):
+            what = "is" if _real(i) == _real(out) else "contains"
+            raise ValueError(f"{str(out)!r} {what} the input {str(i)!r}; vidiff never writes over its inputs: "
+                             f"choose another output name")
+
+
+def check_replaceable_folder(path: str | os.PathLike, ours, kind: str,
+                             remedy: str = "move them out, or choose another folder") -> None:
+    """ValueError unless the folder ``path`` holds nothing but entries named in ``ours`` (what ``kind`` writes) and
+    vidiff's own temporaries: an --overwrite replaces the whole folder, and must not delete a file of the user's."""
+    foreign = sorted(p.name for p in Path(path).iterdir() if p.name not in ours and not is_temporary(p.name))
+    if foreign:
+        raise ValueError(f"{str(path)!r} holds files that {kind} does not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}), which replacing the folder would delete; {remedy}")
+
+
 def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLike | None] = (),
                   overwrite: bool = False) -> list[Path]:
     """Raise ValueError naming the first output that would destroy something; return the outputs as absolute
@@ -64,11 +85,8 @@ def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLi
                              f"{name_max - 24} for it")
         if _inside(cwd, out) or _inside(_real(cwd), _real(out)):
             raise ValueError(f"{str(out)!r} is the current folder or one above it; give a new name for the output")
-        for i in ins:
-            if _inside(_real(i), _real(out)) or _inside(i, out):
-                what = "is" if _real(i) == _real(out) else "contains"
-                raise ValueError(f"{str(out)!r} {what} the input {str(i)!r}; vidiff never writes over its inputs: "
-                                 f"choose another output name")
+        check_not_an_input(out, ins)
+        clean_stale(out.parent, name=out.name)  # a killed earlier write of it: the old version back, temporaries out
         if not (out.exists() or out.is_symlink()):
             continue
         if out.is_dir() and not out.is_symlink():

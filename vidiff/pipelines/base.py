@@ -104,6 +104,28 @@ def local_text_encoder(encoder) -> list[Path]:
     return []
 
 
+def pipeline_entries() -> set[str]:
+    """What :meth:`VideoDiffusionPipeline.save_pretrained` writes in a folder, of every kind of model."""
+    from vidiff.conditioning.text import CACHE_FILE
+    from vidiff.models.animatediff import ADAPTER_DIR
+    from vidiff.models.inflated import MOTION_FILE
+    from vidiff.models.lora import LORA_FILE
+
+    return {PIPELINE_FILE, "unet", HIGH_NOISE_DIR, "scheduler", VAE_DIR, LOCAL_TEXT_ENCODER, "tokenizer", MOTION_FILE,
+            ADAPTER_DIR, LORA_FILE, CACHE_FILE}
+
+
+def check_replaceable(path: Path, extra=(), remedy: str = "move them out, or choose another folder") -> None:
+    """ValueError unless the folder ``path`` is a vidiff pipeline holding only what an export writes (and the
+    names in ``extra``): replacing it must not delete a file of the user's (notes or samples kept in a run's
+    final/ were deleted when the run was resumed and exported again)."""
+    from vidiff.io.outputs import check_replaceable_folder
+
+    if not (path / PIPELINE_FILE).exists():
+        raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
+    check_replaceable_folder(path, pipeline_entries() | set(extra), "a pipeline export", remedy)
+
+
 class VideoDiffusionPipeline:
     """A video U-Net, a text encoder, a diffusers scheduler and the folder's defaults; subclasses name their
     ``task``. Pipelines whose folder names a ``super_resolution`` stage run it after the base model (the
@@ -220,8 +242,8 @@ class VideoDiffusionPipeline:
         ``overwrite`` and it is a vidiff pipeline folder (then it is replaced once the new one is complete).
         ``extra_files``: files copied into the folder beside the model (a text cache)."""
         path = Path(path)
-        if overwrite and path.is_dir() and any(path.iterdir()) and not (path / PIPELINE_FILE).exists():
-            raise ValueError(f"{str(path)!r} holds files that are not a vidiff pipeline; choose another folder")
+        if overwrite and path.is_dir() and any(path.iterdir()):
+            check_replaceable(path, extra=[Path(f).name for f in extra_files])
         from vidiff.models.lora import LORA_FILE, fused, has_lora, save_lora
 
         experts = self.unet if isinstance(self.unet, TimestepExperts) else None  # unet/ + high_noise_unet/

@@ -83,9 +83,17 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
         raise ValueError(f"--arch animatediff takes no inflation options, got {sorted(arch_kwargs)}")
     found = read_image_model(image_model)
     if output is not None:
+        from vidiff.io.outputs import check_not_an_input
+        from vidiff.pipelines.base import check_replaceable
+
         output = Path(output)
+        check_not_an_input(output, [image_model, motion_module, motion_adapter])  # the image model was replaced
         if output.exists() and not overwrite:
             raise ValueError(f"{str(output)!r} exists; choose another folder (or overwrite=True / --overwrite)")
+        if output.is_file() or output.is_symlink():
+            raise ValueError(f"{str(output)!r} is a file; the video model is a folder: choose another name")
+        if output.is_dir() and any(output.iterdir()):
+            check_replaceable(output)  # before the models load, not after
     if motion_module is not None and not Path(motion_module).is_file():
         raise ValueError(f"motion module {str(motion_module)!r} does not exist")
     meta = found["meta"]

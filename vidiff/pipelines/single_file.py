@@ -114,6 +114,10 @@ def _config_folder(config: Path, stage: Path) -> Path:
     return stage
 
 
+# what convert_single_file writes in its folder: --overwrite replaces a folder holding nothing else
+CONVERTED = ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler", PROVENANCE_FILE)
+
+
 def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike, output: str | os.PathLike,
                         overwrite: bool = False) -> Path:
     """Write ``output``, a diffusers text-to-image folder (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
@@ -126,9 +130,18 @@ def convert_single_file(checkpoint: str | os.PathLike, config: str | os.PathLike
 
     from vidiff import versions
     from vidiff.io.atomic import atomic_path
+    from vidiff.io.outputs import check_not_an_input, check_replaceable_folder
     from vidiff.pipelines.inflate import read_image_model
 
     checkpoint, config, output = Path(checkpoint), Path(config), Path(output)
+    check_not_an_input(output, [checkpoint, config])  # '-o' the config folder deleted it, and the checkpoint in it
+    if overwrite and (output.is_file() or output.is_symlink()):
+        raise ValueError(f"{str(output)!r} is a file; the converted model is a folder: choose another name")
+    if overwrite and output.is_dir() and any(output.iterdir()):
+        if not (output / "model_index.json").is_file():
+            raise ValueError(f"{str(output)!r} is not a diffusers model folder (no model_index.json), which "
+                             f"--overwrite would replace; choose another folder")
+        check_replaceable_folder(output, CONVERTED, "a conversion")
     keys = read_checkpoint_keys(checkpoint)
     if not (config / "unet" / "config.json").is_file() or not (config / "scheduler").is_dir():
         raise ValueError(f"--config {str(config)!r} is not a diffusers text-to-image folder (unet/config.json and "

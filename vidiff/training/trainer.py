@@ -7,6 +7,7 @@ killed and resumed from its last checkpoint reaches the same weights as an unint
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -21,6 +22,7 @@ import torch
 from vidiff.diffusion.noise_prior import sample_noise
 from vidiff.diffusion.schedule import diffusion_loss, make_scheduler, shift_timesteps
 from vidiff.io.atomic import atomic_path, write_text_atomic
+from vidiff.io.lock import LOCK_NAME, check_not_in_use, folder_lock
 from vidiff.models.experts import HIGH_NOISE_DIR
 from vidiff.models.latent import encode_frames
 from vidiff.tasks import get_task
@@ -291,7 +293,14 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``.
 
     One optimizer step takes ``train.batch_size`` clips: ``batch_size / (processes x gradient_accumulation_steps)``
-    per micro-batch, built by ``train.num_workers`` DataLoader workers (:mod:`vidiff.training.loader`)."""
+    per micro-batch, built by ``train.num_workers`` DataLoader workers (:mod:`vidiff.training.loader`). The main
+    process holds ``output_dir``'s lock (:mod:`vidiff.io.lock`) from the first write there to the export: a second
+    run into the same folder is one ValueError."""
+    with contextlib.ExitStack() as hold:
+        return _train(cfg, resume, progress, hold)
+
+
+def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.ExitStack) -> Path:
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
@@ -355,9 +364,10 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
     groups = param_groups(model, tc.spatial_lr_scale)
     # the run folder is touched only once the recipe, the model and the data are known to be good
     if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(folder_lock(out, "output_dir"))
         for what in tidy_run_dir(out):
             log.info("%s: %s (left by a killed run)", out, what)
-        out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2), overwrite=True)
     accelerator.wait_for_everyone()
     scheduler = make_scheduler(cfg.diffusion, "ddpm")
@@ -478,6 +488,11 @@ def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> P
         export = ema.model.to("cpu") if with_expert is None else with_expert(ema.model.to("cpu"))
         pipe = get_task(cfg.task).pipeline_class()(export, text_encoder, cfg.diffusion, defaults=defaults,
                                                    extra=extra, vae=None if vae is None else vae.to("cpu"))
+        if final.is_dir() and any(final.iterdir()):  # files of the user's put in final/ during the run
+            from vidiff.pipelines.base import check_replaceable
+
+            check_replaceable(final, remedy=f"move them out, then run again with --resume latest to export the "
+                                            f"weights kept in {out / f'checkpoint-{step}'}")
         pipe.save_pretrained(final, train_config=cfg.to_dict(), overwrite=True)  # the run's own export
     accelerator.wait_for_everyone()
     return final
@@ -546,7 +561,8 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
                           noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond), target_fn=target_fn).mean()
 
 
-RUN_ENTRIES = ("config.json", "train_log.jsonl", "final", "logs", "snapshots")  # what a run writes in its folder
+# what a run writes in its folder (besides its checkpoints)
+RUN_ENTRIES = ("config.json", "train_log.jsonl", "final", "logs", "snapshots", LOCK_NAME)
 
 
 def _is_recipe(path: Path) -> bool:
@@ -565,6 +581,7 @@ def check_run_dir(out: Path, resume: str | None) -> None:
     output_dir was replaced, exit 0)."""
     from vidiff.io.atomic import is_temporary
 
+    check_not_in_use(out, "output_dir")
     if out.is_dir() and (out / "config.json").exists() and not _is_recipe(out / "config.json"):
         raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a vidiff run's, which training "
                          f"would replace; set another output_dir")
@@ -580,6 +597,10 @@ def check_run_dir(out: Path, resume: str | None) -> None:
         if earlier:
             raise ValueError(f"output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[-2:])}); continue it "
                              f"with --resume latest, or set another output_dir")
+    elif (out / "final").is_dir():  # a resumed run exports there again when it ends
+        from vidiff.pipelines.base import check_replaceable
+
+        check_replaceable(out / "final", remedy="move them out first: the run exports its model there again")
 
 
 # what a resumed run must share with the run it continues: the weights' layout (task, model, LoRA), what they
