@@ -117,6 +117,13 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"latents": torch.zeros(1, 3, 2, 2, 2)}, r"latents must be a tensor of shape \(1, 3, 4, 8, 8\)"),
     ({"latents": "noise"}, "latents must be a tensor"),
     ({"callback_on_step_end": 5}, "callback_on_step_end must be callable"),
+    # NaN noise ran through the base model and was reported by the super-resolution stage as a bad "low-resolution
+    # video"; integer noise was taken; a callback's return that is not the dict was ignored
+    ({"latents": torch.full((1, 3, 4, 8, 8), float("nan"))}, "latents hold NaN or infinite values"),
+    ({"latents": torch.zeros((1, 3, 4, 8, 8), dtype=torch.int64)}, "latents must be a floating-point tensor"),
+    ({"callback_on_step_end": lambda *a: 5}, "must return a dict .* or None, got int"),
+    ({"callback_on_step_end": lambda p, i, t, kw: {"latents": kw["latents"][:, :1]}},
+     r"'latents' callback_on_step_end returned must be a float tensor of shape \(1, 3, 4, 8, 8\), got \(1, 1, 4"),
     # sizes and steps were passed through int() and guidance through float(): 2.5 steps ran 2, True frames ran 1
     ({"num_inference_steps": 2.5}, "num_inference_steps must be an integer, got 2.5"),
     ({"num_frames": True}, "num_frames must be an integer, got True"),

@@ -89,6 +89,11 @@ def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, ca
         got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
         raise ValueError(f"latents must be a tensor of shape {tuple(shape)} (batch, channels, frames, height, "
                          f"width of what the model denoises), got {got}")
+    if latents is not None and not latents.is_floating_point():
+        dtype = str(latents.dtype).replace("torch.", "")
+        raise ValueError(f"latents must be a floating-point tensor (noise), got {dtype}")
+    if latents is not None and not bool(torch.isfinite(latents).all()):
+        raise ValueError("latents hold NaN or infinite values")
     if callback_on_step_end is not None and not callable(callback_on_step_end):
         raise ValueError(f"callback_on_step_end must be callable (pipe, i, t, kwargs) -> dict, got "
                          f"{type(callback_on_step_end).__name__}")
@@ -550,7 +555,17 @@ class VideoDiffusionPipeline:
 
         def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             got = callback_on_step_end(self, i, t, {"latents": x})
-            return got.get("latents", x) if isinstance(got, dict) else x
+            if got is None:  # (diffusers requires the dict back; nothing returned changes nothing here)
+                return x
+            if not isinstance(got, dict):
+                raise ValueError(f"callback_on_step_end must return a dict (its 'latents' replace the sample) or "
+                                 f"None, got {type(got).__name__}")
+            new = got.get("latents", x)
+            if not isinstance(new, torch.Tensor) or new.shape != x.shape or not new.is_floating_point():
+                what = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+                raise ValueError(f"the 'latents' callback_on_step_end returned must be a float tensor of shape "
+                                 f"{tuple(x.shape)}, got {what}")
+            return new
 
         callback = callback if callback_on_step_end is not None else None
         for i in range(1 if free_init is None else free_init.num_iters):
