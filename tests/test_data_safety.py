@@ -370,3 +370,27 @@ def test_files_of_the_users_in_a_runs_final_folder_survive_a_resumed_run(tmp_pat
     (run / "final" / "sample.mp4").unlink()
     final = train(_tiny(run, tiny_text_dir, 6), resume="latest", progress=False)  # exports the kept weights
     assert json.loads((final / "vidiff_pipeline.json").read_text())["train_config"]["train"]["steps"] == 6
+
+
+def test_latest_is_the_last_save_after_going_back_to_an_older_checkpoint(tmp_path, tiny_text_dir):
+    """A run went back to checkpoint-2 (of 2, 4, 6) with a new learning rate and trained to step 3; `--resume latest`
+    then continued the abandoned checkpoint-6 instead of the run's own last save, and pruning removed the new
+    branch's checkpoints before the abandoned ones."""
+    run = tmp_path / "run"
+    train(_tiny(run, tiny_text_dir, 6, checkpoint_every=2, keep_checkpoints=3), progress=False)
+    branch = _tiny(run, tiny_text_dir, 3, checkpoint_every=2, keep_checkpoints=3, lr=1e-4)
+    train(branch, resume=str(run / "checkpoint-2"), progress=False)
+    assert [p.name for p in complete_checkpoints(run)] == ["checkpoint-4", "checkpoint-6", "checkpoint-3"]
+    from vidiff.training.checkpoints import resolve_resume
+
+    assert resolve_resume(run, "latest").name == "checkpoint-3"
+    cont = _tiny(run, tiny_text_dir, 4, checkpoint_every=2, keep_checkpoints=3, lr=1e-4)
+    train(cont, resume="latest", progress=False)  # step 3 -> 4: checkpoint-4 saved again, the abandoned 6 pruned next
+    assert [p.name for p in complete_checkpoints(run)] == ["checkpoint-6", "checkpoint-3", "checkpoint-4"]
+    assert json.loads((run / "checkpoint-4" / "state.json").read_text())["save_index"] == 5
+    straight = tmp_path / "straight"  # the same path taken without the detour: 2 steps, then 2 at the new rate
+    train(_tiny(straight, tiny_text_dir, 6, checkpoint_every=2, keep_checkpoints=3), progress=False)
+    train(_tiny(straight, tiny_text_dir, 4, checkpoint_every=2, keep_checkpoints=3, lr=1e-4),
+          resume=str(straight / "checkpoint-2"), progress=False)
+    a, b = (load_file(str(p / "checkpoint-4" / "model.safetensors")) for p in (run, straight))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -3,8 +3,9 @@
 A checkpoint is written to a hidden ``.checkpoint-N.tmp<pid>`` folder and renamed, so a run killed mid-write
 never leaves a folder that ``latest`` would pick. Saving step N again (a rerun, or a resume from an older
 checkpoint) moves the old ``checkpoint-N`` aside only after the new one is complete; older checkpoints are
-pruned only after a good save. Resuming from ``latest`` tries the newest complete checkpoint and falls back
-to the next older one when its files do not load; what killed writers left behind is tidied first.
+pruned only after a good save. Resuming from ``latest`` tries the most recently saved complete checkpoint (its
+``save_index``; after a resume from an older checkpoint that is not the highest step) and falls back to the one
+saved before it when its files do not load; what killed writers left behind is tidied first.
 """
 
 from __future__ import annotations
@@ -25,8 +26,22 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 log = logging.getLogger("vidiff.train")
 
 
+def _save_index(path: Path) -> int:
+    """A checkpoint's ``save_index`` (state.json): 0 for checkpoints written before it existed, or unreadable."""
+    try:
+        index = json.loads((path / "state.json").read_text()).get("save_index", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return index if isinstance(index, int) else 0
+
+
 def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint folders of a run, oldest first (temporaries and folders lacking state.json skipped)."""
+    """Complete checkpoint folders of a run, least recently saved first (temporaries and folders lacking state.json
+    skipped).
+
+    The order is the order of the saves (``save_index``, then the step), not the step alone: after a resume from an
+    older checkpoint the run's newest save can have a lower step than checkpoints of the abandoned continuation,
+    which ``latest`` picked (and pruning removed the new branch's saves first)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
@@ -34,8 +49,13 @@ def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     for p in run_dir.iterdir():
         m = _NAME.match(p.name)
         if m and p.is_dir() and (p / "state.json").exists():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+            found.append((_save_index(p), int(m.group(1)), p))
+    return [p for *_, p in sorted(found)]
+
+
+def next_save_index(run_dir: Path) -> int:
+    """The ``save_index`` of the run's next checkpoint: one more than any it holds."""
+    return 1 + max((_save_index(p) for p in complete_checkpoints(run_dir)), default=0)
 
 
 def tidy_run_dir(run_dir: str | os.PathLike) -> list[str]:
@@ -82,13 +102,15 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
         if ema is not None:
             save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))  # written last
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step, "save_index": next_save_index(run_dir)},
+                                                   indent=2))  # written last
     _prune(run_dir, keep)
     return final
 
 
 def _prune(run_dir: Path, keep: int) -> None:
-    """Remove all but the newest ``keep`` complete checkpoints (0: keep all); called only after a good save."""
+    """Remove all but the ``keep`` most recently saved complete checkpoints (0: keep all); called only after a good
+    save."""
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -122,7 +144,8 @@ def save_state_checkpoint(accelerator, run_dir: str | os.PathLike, step: int, em
         if accelerator.is_main_process:
             if ema is not None:
                 save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
-            (tmp / "state.json").write_text(json.dumps({**state, "step": step, "format": ACCELERATE_FORMAT}, indent=2))
+            (tmp / "state.json").write_text(json.dumps({**state, "step": step, "format": ACCELERATE_FORMAT,
+                                                        "save_index": next_save_index(run_dir)}, indent=2))
             _put_in_place(tmp, final, overwrite=True)
             _prune(run_dir, keep)
     finally:
