@@ -59,3 +59,22 @@ def test_a_folder_report_is_strict_json_and_says_how_many_clips_its_captions_cov
     assert saved["shapes"]["all"]["area_cv"] is None and saved["metrics"]["is_std"] is None
     for line in (tmp_path / "report" / "samples.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=refuse)
+
+
+def test_videos_in_subfolders_are_named_not_silently_left_out(tmp_path):
+    """A folder organised in subfolders (by prompt or class) was read on its top level only, without a word, or
+    refused as holding "no videos"."""
+    import pytest
+
+    from vidiff.evaluation.report import evaluate_folders
+    from vidiff.io.video import write_video
+
+    rng = np.random.default_rng(0)
+    for name in ("real/a.mp4", "real/b.mp4", "fake/a.mp4", "fake/b.mp4", "fake/cats/c.mp4", "nested/x/a.mp4",
+                 "nested/y/b.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), tmp_path / name, view_size=0)
+    with pytest.raises(ValueError, match="no videos in .*nested.*2 video\\(s\\) in its subfolders are not read"):
+        evaluate_folders(tmp_path / "real", tmp_path / "nested", tmp_path / "r1", progress=False)
+    report = evaluate_folders(tmp_path / "real", tmp_path / "fake", tmp_path / "r2", progress=False)
+    assert report["n_fake"] == 2 and any("1 video(s) in its subfolders are not read" in w for w in report["warnings"])

@@ -203,13 +203,27 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
 
 
 # ---------------------------------------------------------------- folders
-def _list_videos(folder: Path) -> list[Path]:
+def _list_videos(folder: Path, warnings: list[str] | None = None) -> list[Path]:
+    """The videos in ``folder`` itself (files, PNG frame folders). Videos one level down, in subfolders that are not
+    frame folders, are not read: an error that names them when there is nothing else, else a warning in
+    ``warnings`` (a folder organised by class or prompt was scored on its top level only, without a word)."""
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of videos")
-    items = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in VIDEO_SUFFIXES or (p.is_dir() and any(p.glob("*.png"))))
+    items, nested = [], 0
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir():
+            items.append(p)
+        elif p.is_dir() and any(p.glob("*.png")):
+            items.append(p)
+        elif p.is_dir() and not p.is_symlink():
+            nested += sum(q.suffix.lower() in VIDEO_SUFFIXES for q in p.iterdir())
+    below = (f"{nested} video(s) in its subfolders are not read: evaluate reads the videos in the folder itself"
+             if nested else "")
     if not items:
-        raise ValueError(f"no videos in {folder} (allowed: {', '.join(VIDEO_SUFFIXES)} files or PNG frame folders)")
+        raise ValueError(f"no videos in {folder} (allowed: {', '.join(VIDEO_SUFFIXES)} files or PNG frame folders)"
+                         + (f"; {below}" if below else ""))
+    if below and warnings is not None:
+        warnings.append(f"{folder}: {below}")
     return items
 
 
@@ -247,7 +261,8 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     if not 1 <= frames <= 4096:
         raise ValueError(f"frames must be in [1, 4096], got {frames}")
     t0 = time.time()
-    real_files, fake_files = _list_videos(Path(real_dir)), _list_videos(Path(fake_dir))
+    listing: list[str] = []
+    real_files, fake_files = _list_videos(Path(real_dir), listing), _list_videos(Path(fake_dir), listing)
     if len(real_files) < 2 or len(fake_files) < 2:
         raise ValueError("each folder needs at least 2 videos for the distribution metrics")
     caps = _read_captions(captions)
@@ -305,7 +320,7 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
               "frames": frames, "extractors": metrics.specs, "metrics": result,
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
               "seconds": {"total": round(time.time() - t0, 1)},
-              "warnings": sample_warnings(n_real, len(fake_by_stem), result, frames)}
+              "warnings": listing + sample_warnings(n_real, len(fake_by_stem), result, frames)}
     if caps and captioned < len(fake_files):
         report["warnings"].append(f"the captions manifest names {captioned} of the {len(fake_files)} generated videos; "
                                   f"CLIPSIM and the Shapes scores are over those {captioned}")
