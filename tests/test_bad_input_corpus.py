@@ -254,7 +254,8 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
               "diffusion.beta_schedule": ["cosine"], "diffusion.min_snr_gamma": ["-5"],
               "train.gradient_accumulation_steps": ["0", "-1"], "train.num_workers": ["-1"],
               "train.log_with": ["csv"], "train.checkpoint_format": ["sharded"], "train.lora_rank": ["-1"],
-              "data.frame_stride_max": ["-1"], "train.timestep_min": ["-1", "5000"], "train.timestep_max": ["-3", "5000"]}
+              "data.frame_stride_max": ["-1"], "train.timestep_min": ["-1", "5000"], "train.timestep_max": ["-3", "5000"],
+              "train.temporal_diff_weight": ["-1", "nan"]}
     for key, values in ranges.items():
         for v in values:
             cases.append((f"{key}={v}", ok, ["--set", f"{key}={v}"], key))

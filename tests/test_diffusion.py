@@ -96,6 +96,22 @@ def test_pixel_weight_scales_the_error_where_it_is_set():
     assert torch.allclose(diffusion_loss(pred, x0, sch, cfg, timesteps=t, pixel_weight=w), torch.full((2,), 2.0))
 
 
+def test_the_temporal_difference_term_weighs_what_changes_between_frames():
+    cfg = DiffusionConfig(prediction_type="sample")
+    sch = make_scheduler(cfg, "ddpm")
+    x0, t = torch.randn(2, 3, 4, 4, 4), torch.tensor([100, 900])
+    still = lambda x, tt: x0 + 1.0  # the same error in every frame: no frame-to-frame difference  # noqa: E731
+    flicker = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(1, 1, 4, 1, 1)
+    jumping = lambda x, tt: x0 + flicker  # noqa: E731
+    for w in (0.0, 1.0, 2.5):
+        loss = lambda fn: diffusion_loss(fn, x0, sch, cfg, timesteps=t, temporal_weight=w)  # noqa: E731
+        assert torch.allclose(loss(still), torch.ones(2))
+        assert torch.allclose(loss(jumping), torch.full((2,), 1.0 + w * 4.0))  # each difference is 2: squared 4
+    image = torch.randn(2, 3, 1, 4, 4)  # one frame: nothing to difference
+    assert torch.allclose(diffusion_loss(lambda x, tt: image + 1.0, image, sch, cfg, timesteps=t, temporal_weight=3.0),
+                          torch.ones(2))
+
+
 @pytest.mark.parametrize("shift", [2.0, 3.0])
 def test_timestep_shift_moves_training_noise_by_two_log_shift(shift):
     import math

@@ -149,14 +149,16 @@ def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.T
 
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
                    timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   pixel_weight: torch.Tensor | None = None, target_fn=None) -> torch.Tensor:
+                   pixel_weight: torch.Tensor | None = None, target_fn=None,
+                   temporal_weight: float = 0.0) -> torch.Tensor:
     """Per-example weighted MSE of the denoiser on x_t = sqrt(a) x0 + sqrt(1-a) eps, t ~ U{0..T-1}.
 
     ``model_fn(x_t, t) -> prediction``. Returns a (b,) tensor. ``pixel_weight`` (broadcastable to x0)
     weights the squared error per element before the mean, e.g. more weight on known pixels. ``target_fn(x_t, t)``,
     if given, replaces the prediction target (a teacher's output, for distillation). With
     ``min_snr_gamma`` the weight is min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v and
-    min(SNR, gamma) for x0 (all relative to x0-MSE).
+    min(SNR, gamma) for x0 (all relative to x0-MSE). ``temporal_weight`` w > 0 (video, (b, c, t, h, w)) adds w times
+    the mean square of the error's differences between neighbouring frames, before the min-SNR weight.
     """
     b = x0.shape[0]
     if timesteps is None:
@@ -177,10 +179,13 @@ def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, 
     else:
         raise ValueError(f"unknown prediction_type {cfg.prediction_type!r}; allowed: epsilon, v_prediction, sample")
     pred = model_fn(x_t, timesteps).float()
-    err = (pred - target).pow(2)
+    diff = pred - target
+    err = diff.pow(2)
     if pixel_weight is not None:
         err = err * pixel_weight.to(err.dtype)
     mse = err.flatten(1).mean(1)
+    if temporal_weight and diff.dim() == 5 and diff.shape[2] > 1:
+        mse = mse + temporal_weight * (diff[:, :, 1:] - diff[:, :, :-1]).pow(2).flatten(1).mean(1)
     if cfg.min_snr_gamma is None:
         return mse
     ac = scheduler.alphas_cumprod.to(x0.device)[timesteps]

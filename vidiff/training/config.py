@@ -87,6 +87,10 @@ class TrainConfig:
     # its frozen starting point (train.init_from) gives with classifier-free guidance at this scale, so that it
     # samples at guidance 1 with half the U-Net work per step; 0: off
     distill_guidance: float = 0.0
+    # > 0: add this weight times the MSE of the frame-to-frame differences of the prediction error (in the prediction
+    # target's space) to the loss: the error's temporal spectrum weighted by 1 + w 4 sin^2(omega / 2), so what changes
+    # between neighbouring frames (a bounce's turn, an object that jumps) weighs up to 1 + 4w times a still part; 0: off
+    temporal_diff_weight: float = 0.0
     lora_targets: str = "to_q,to_k,to_v,to_out.0"  # comma-separated module names (diffusers' attention projections;
     # add conv1,conv2 for the ResNet convolutions, which a drawing style lives in)
 
@@ -224,7 +228,7 @@ RANGES = [
     ("train.ema_decay", 0.0, 1.0, ""), ("train.caption_dropout", 0.0, 1.0, ""),
     ("train.checkpoint_every", 1, None, ""), ("train.keep_checkpoints", 0, None, "0: keep all"),
     ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
-    ("train.threads", 0, 1024, "0: the default"),
+    ("train.threads", 0, 1024, "0: the default"), ("train.temporal_diff_weight", 0.0, 100.0, "0: off"),
     ("train.spatial_lr_scale", 1e-6, 1.0, "a fraction of train.lr; train.freeze_spatial freezes them"),
     ("train.distill_guidance", 0.0, 100.0, "0: off"), ("train.lora_rank", 0, 1024, "0: off"),
     ("train.gradient_accumulation_steps", 1, 4096, ""), ("train.num_workers", 0, 256, "0: in the training process"),

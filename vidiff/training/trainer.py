@@ -558,7 +558,8 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
 
     target_fn = None if teacher is None else teacher.target_fn(emb, mask, cond)
     return diffusion_loss(model_fn, x0, scheduler, cfg.diffusion, timesteps=timesteps.to(device),
-                          noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond), target_fn=target_fn).mean()
+                          noise=noise.to(device), pixel_weight=known_pixel_weight(cfg, cond), target_fn=target_fn,
+                          temporal_weight=cfg.train.temporal_diff_weight).mean()
 
 
 # what a run writes in its folder (besides its checkpoints)
