@@ -319,3 +319,22 @@ def test_fine_tune_onto_wider_text_features(tmp_path, tiny_text_dir, tiny_pipeli
     trained = weights(tmp_path / "checkpoint-2" / "model.safetensors")
     assert trained["text_pool.weight"][:, 8:].abs().sum() > 0  # the new columns started at zero and trained
     assert pipe("a red circle", num_inference_steps=2).videos.shape == (1, 3, 4, 8, 8)
+
+
+def test_checkpoints_and_exports_record_the_versions_that_wrote_them(tmp_path, tiny_text_dir):
+    """Every output carries the settings, seed and versions that made it: the video sidecars did, a run's checkpoints
+    and exported folder did not say which torch / diffusers / vidiff wrote them."""
+    import vidiff
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.training.trainer import train
+
+    final = train(config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir, steps=2, checkpoint_every=2)),
+                  progress=False)
+    want = vidiff.versions()
+    assert json.loads((tmp_path / "run" / "checkpoint-2" / "state.json").read_text())["versions"] == want
+    meta = json.loads((final / "vidiff_pipeline.json").read_text())
+    assert meta["versions"] == want and meta["train_config"]["train"]["seed"] == 0
+    pipe = TextToVideoPipeline.from_pretrained(final)
+    assert "versions" not in pipe.extra  # read as what wrote the folder, not carried as a setting
+    pipe.save_pretrained(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "vidiff_pipeline.json").read_text())["versions"] == want

@@ -197,7 +197,7 @@ class VideoDiffusionPipeline:
             raise ValueError(f"text encoder width {text_encoder.dim} does not match the model's text_dim {unet.text_dim}")
         extra = {k: v for k, v in meta.items()
                  if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config",
-                              BOUNDARY_KEY)}
+                              BOUNDARY_KEY, "versions")}
         vae = None
         if (path / VAE_DIR).is_dir():
             from vidiff.models.latent import load_vae
@@ -269,6 +269,9 @@ class VideoDiffusionPipeline:
             meta[BOUNDARY_KEY] = experts.boundary / self.diffusion.num_train_timesteps
         if train_config is not None:
             meta["train_config"] = train_config
+        from vidiff import versions
+
+        meta["versions"] = versions()  # what wrote the folder (the sidecar of every video says the same)
         with atomic_path(path, overwrite=overwrite) as tmp:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
             if experts is not None:

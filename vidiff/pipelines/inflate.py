@@ -113,7 +113,7 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
         raise ValueError(f"the text encoder gives {text_encoder.dim}-wide features; the image model reads "
                          f"{model.text_dim}")
     extra = {k: v for k, v in meta.items()
-             if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config")}
+             if k not in ("task", "diffusion", "text_encoder", "text_features", "defaults", "train_config", "versions")}
     extra["image_model"] = {"path": str(Path(image_model).resolve()), "arch": arch,
                             **({"motion_module": str(Path(motion_module).resolve())} if motion_module else {})}
     vae = None

@@ -662,7 +662,9 @@ def _defaults(cfg: RunConfig) -> dict:
 
 
 def _save(accelerator, out, step, model, ema, optimizer, elapsed, keep, fmt: str = "files") -> None:
-    state = {"elapsed_s": elapsed, "world_size": accelerator.num_processes}
+    from vidiff import versions
+
+    state = {"elapsed_s": elapsed, "world_size": accelerator.num_processes, "versions": versions()}
     if fmt == "accelerate":  # every rank writes its part
         save_state_checkpoint(accelerator, out, step, ema.model, state, keep=keep)
         return
