@@ -582,6 +582,9 @@ def check_run_dir(out: Path, resume: str | None) -> None:
     output_dir was replaced, exit 0)."""
     from vidiff.io.atomic import is_temporary
 
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():  # found once the model was built, as "File exists"
+        raise ValueError(f"output_dir {str(out)!r}: {str(existing)!r} is a file; set a folder for the run")
     check_not_in_use(out, "output_dir")
     if out.is_dir() and (out / "config.json").exists() and not _is_recipe(out / "config.json"):
         raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a vidiff run's, which training "
