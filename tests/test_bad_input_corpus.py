@@ -273,6 +273,7 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
         if name == "wrong-suffix":
             recipe = ok.replace("data: {kind: shapes", "data: {kind: folder, manifest: '{D}/manifests/list.txt'")
         cases.append((f"manifest-{name}", recipe, [], words))
+    cases.append(("config-is-a-folder", ok, ["--config", "{D}/user-folder"], "is a folder"))  # said "not found"
     # found once the model was built, as "cannot read or write ...: File exists"
     cases.append(("output-dir-is-a-file", ok.replace("{OUT}/run", "{D}/existing.mp4"), [], "is a file"))
     cases.append(("output-dir-under-a-file", ok.replace("{OUT}/run", "{D}/existing.mp4/run"), [], "is a file"))

@@ -148,6 +148,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
 
 
 def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
+    if path.is_dir():
+        raise ValueError(f"config file {str(path)!r} is a folder; give a recipe file in it (e.g. configs/*.yaml)")
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} not found")
     if path.resolve() in seen:
