@@ -362,7 +362,9 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
     if tc.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     groups = param_groups(model, tc.spatial_lr_scale)
-    # the run folder is touched only once the recipe, the model and the data are known to be good
+    # the run folder is touched only once the recipe, the model and the data are known to be good; every process has
+    # checked the folder's lock (check_run_dir) before the main one takes it, or a slow one would find it held
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         hold.enter_context(folder_lock(out, "output_dir"))
