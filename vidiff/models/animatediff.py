@@ -24,9 +24,9 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
 from vidiff.models.image import DiffusersContract, check_image_unet_config, use_device_attention
+from vidiff.pipelines.folder import ADAPTER_DIR  # noqa: F401  (the folder format's name, kept importable here)
 
 MOTION_KEY = "motion_modules"  # the parameters AnimateDiff adds (diffusers' names); everything else is the image model
-ADAPTER_DIR = "motion_adapter"  # a saved AnimateDiff video folder's adapter on its own (a diffusers MotionAdapter folder)
 
 
 class MotionUNet(DiffusersContract, UNetMotionModel):

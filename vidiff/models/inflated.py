@@ -328,9 +328,6 @@ def motion_signature(model: InflatedUNet) -> dict[str, str]:
             "image_layout": json.dumps(layout, sort_keys=True)}
 
 
-MOTION_FILE = "motion_module.safetensors"  # written beside unet/ in every inflated model's folder
-
-
 def save_motion_module(model: InflatedUNet, path, half: bool = True, overwrite: bool = False) -> None:
     """Write the new layers of ``model`` (a small safetensors file, fp16 by default) with the layout they fit."""
     from safetensors.torch import save_file

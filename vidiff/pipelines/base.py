@@ -27,7 +27,9 @@ from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
 from vidiff.pipelines.folder import (
+    ADAPTER_DIR,
     LOCAL_TEXT_ENCODER,
+    MOTION_FILE,
     PIPELINE_FILE, load_denoiser, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
     shared_encoder,
 )
@@ -112,8 +114,6 @@ def local_text_encoder(encoder) -> list[Path]:
 def pipeline_entries() -> set[str]:
     """What :meth:`VideoDiffusionPipeline.save_pretrained` writes in a folder, of every kind of model."""
     from vidiff.conditioning.text import CACHE_FILE
-    from vidiff.models.animatediff import ADAPTER_DIR
-    from vidiff.models.inflated import MOTION_FILE
     from vidiff.models.lora import LORA_FILE
 
     return {PIPELINE_FILE, "unet", HIGH_NOISE_DIR, "scheduler", VAE_DIR, LOCAL_TEXT_ENCODER, "tokenizer", MOTION_FILE,
@@ -283,12 +283,10 @@ class VideoDiffusionPipeline:
                 for d in local:
                     shutil.copytree(d, tmp / d.name)
             if hasattr(unet, "motion_state_dict"):  # an inflated model: its new layers also on their own
-                from vidiff.models.inflated import MOTION_FILE, save_motion_module
+                from vidiff.models.inflated import save_motion_module
 
                 save_motion_module(unet, tmp / MOTION_FILE, half=next(unet.parameters()).dtype != torch.float32)
             if hasattr(unet, "save_motion_modules"):  # AnimateDiff's: its motion adapter, as diffusers keeps one
-                from vidiff.models.animatediff import ADAPTER_DIR
-
                 unet.save_motion_modules(str(tmp / ADAPTER_DIR), safe_serialization=True)
             if lora is not None:
                 save_lora(lora, tmp / LORA_FILE)

@@ -13,6 +13,8 @@ import torch
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig
 
 PIPELINE_FILE = "vidiff_pipeline.json"
+MOTION_FILE = "motion_module.safetensors"  # written beside unet/ in every inflated model's folder
+ADAPTER_DIR = "motion_adapter"  # a saved AnimateDiff video folder's adapter on its own (a diffusers MotionAdapter folder)
 LOCAL_TEXT_ENCODER = "text_encoder"  # vidiff_pipeline.json's name for the encoder in the folder's text_encoder/
 
 
