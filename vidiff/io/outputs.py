@@ -54,14 +54,29 @@ def check_not_an_input(output: str | os.PathLike, inputs: list[str | os.PathLike
                              f"choose another output name")
 
 
+def foreign_entries(folder: str | os.PathLike, ours, also_ours: re.Pattern | None = None) -> list[str]:
+    """The names in ``folder`` that a vidiff writer did not put there: neither in ``ours`` nor matched whole by
+    ``also_ours`` nor one of vidiff's temporaries, sorted; [] for a folder that does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name not in ours and not is_temporary(p.name)
+                  and not (also_ours is not None and also_ours.fullmatch(p.name)))
+
+
+def some(names: list[str], k: int = 3) -> str:
+    """The first ``k`` of ``names`` for a message, '...' after them when there are more."""
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
+
+
 def check_replaceable_folder(path: str | os.PathLike, ours, kind: str,
                              remedy: str = "move them out, or choose another folder") -> None:
     """ValueError unless the folder ``path`` holds nothing but entries named in ``ours`` (what ``kind`` writes) and
     vidiff's own temporaries: an --overwrite replaces the whole folder, and must not delete a file of the user's."""
-    foreign = sorted(p.name for p in Path(path).iterdir() if p.name not in ours and not is_temporary(p.name))
+    foreign = foreign_entries(path, ours)
     if foreign:
-        raise ValueError(f"{str(path)!r} holds files that {kind} does not write ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}), which replacing the folder would delete; {remedy}")
+        raise ValueError(f"{str(path)!r} holds files that {kind} does not write ({some(foreign)}), which replacing "
+                         f"the folder would delete; {remedy}")
 
 
 def check_outputs(outputs: list[str | os.PathLike], inputs: list[str | os.PathLike | None] = (),

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from vidiff.io.atomic import _put_in_place, _sibling, atomic_path, clean_stale, remove_path
 
-_NAME = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # a checkpoint folder's name
 log = logging.getLogger("vidiff.train")
 
 
@@ -42,20 +42,26 @@ def complete_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     The order is the order of the saves (``save_index``, then the step), not the step alone: after a resume from an
     older checkpoint the run's newest save can have a lower step than checkpoints of the abandoned continuation,
     which ``latest`` picked (and pruning removed the new branch's saves first)."""
+    return [p for *_, p in _in_save_order(run_dir)]
+
+
+def _in_save_order(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
+    """``(save_index, step, folder)`` of each complete checkpoint, least recently saved first."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
     found = []
     for p in run_dir.iterdir():
-        m = _NAME.match(p.name)
+        m = CHECKPOINT_NAME.match(p.name)
         if m and p.is_dir() and (p / "state.json").exists():
             found.append((_save_index(p), int(m.group(1)), p))
-    return [p for *_, p in sorted(found)]
+    return sorted(found)
 
 
 def next_save_index(run_dir: Path) -> int:
     """The ``save_index`` of the run's next checkpoint: one more than any it holds."""
-    return 1 + max((_save_index(p) for p in complete_checkpoints(run_dir)), default=0)
+    found = _in_save_order(run_dir)
+    return 1 + (found[-1][0] if found else 0)
 
 
 def tidy_run_dir(run_dir: str | os.PathLike) -> list[str]:

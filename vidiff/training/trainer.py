@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import math
-import re
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from vidiff.models.experts import HIGH_NOISE_DIR
 from vidiff.models.latent import encode_frames
 from vidiff.tasks import get_task
 from vidiff.training.checkpoints import (
-    complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
+    CHECKPOINT_NAME, complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
 )
 from vidiff.training.accel import ema_update, flat_config, make_accelerator, sharded
 from vidiff.training.config import RunConfig, timestep_range
@@ -582,7 +581,7 @@ def check_run_dir(out: Path, resume: str | None) -> None:
     start there would replace them. A fresh start goes into a new or empty folder or a run folder only, and no run
     writes its config.json over a file of that name that is not a run's (the user's own config.json in
     output_dir was replaced, exit 0)."""
-    from vidiff.io.atomic import is_temporary
+    from vidiff.io.outputs import foreign_entries, some
 
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():  # found once the model was built, as "File exists"
@@ -592,13 +591,10 @@ def check_run_dir(out: Path, resume: str | None) -> None:
         raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a vidiff run's, which training "
                          f"would replace; set another output_dir")
     if resume in (None, "", "none"):
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES
-                         and not re.fullmatch(r"checkpoint-\d+", p.name) and not is_temporary(p.name)) \
-            if out.is_dir() else []
+        foreign = foreign_entries(out, RUN_ENTRIES, also_ours=CHECKPOINT_NAME)
         if foreign:
-            raise ValueError(f"output_dir {str(out)!r} holds files that are not a training run's "
-                             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); train into a new or "
-                             f"empty folder")
+            raise ValueError(f"output_dir {str(out)!r} holds files that are not a training run's ({some(foreign)}); "
+                             f"train into a new or empty folder")
         earlier = [p.name for p in complete_checkpoints(out)] + (["final"] if (out / "final").exists() else [])
         if earlier:
             raise ValueError(f"output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[-2:])}); continue it "
