@@ -10,7 +10,12 @@ vidiff.diffusion.schedule.logsnr_timesteps), the embedded default's spacing sinc
 ``lu``: diffusers' ``use_lu_lambdas`` (uniform in log-SNR from t = 999), the spacing before 2026-11-30.
 A third field ``sde`` samples with DPM-Solver++(2M) SDE (``dpm++-sde``) instead of the ODE solver (``ode``);
 ``diffusers:STEPS:ddpm`` is ancestral DDPM sampling (fresh noise of the full posterior variance at every step) on
-diffusers' own step spacing.
+diffusers' own step spacing. A fourth field sets where guidance stops (the folder's ``guidance_min_t``): a timestep
+(guidance on the steps with t >= it, the conditional model alone below) or ``all`` (every step guided); without it
+the folder's own.
+
+    python benchmarks/sampling_steps.py --runs vidiff:20:sde:all vidiff:20:sde:100 vidiff:20:sde:250 \
+        vidiff:20:sde:400 vidiff:20:sde:700 --first-scene 100000 --bf16 --out benchmarks/results/guidance-min-t-val.json
 """
 
 from __future__ import annotations
@@ -73,23 +78,27 @@ def main() -> None:
     report = {"model": args.model, "interpolate": args.interpolate, "free_init": free_init, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
               "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
+    own_cut = pipe.defaults.get("guidance_min_t")
     for run in args.runs:
-        spacing, steps, form = (run.split(":") + ["ode"])[:3]
-        if not steps.isdigit():
-            raise ValueError(f"--runs takes SPACING:STEPS[:ode|sde|ddpm] (e.g. vidiff:14:sde), got {run!r}")
+        parts = run.split(":") + [""] * 3
+        spacing, steps, form, cut = parts[0], parts[1], parts[2] or "ode", parts[3]
+        if not steps.isdigit() or not (cut in ("", "all") or cut.isdigit()):
+            raise ValueError(f"--runs takes SPACING:STEPS[:ode|sde|ddpm[:T|all]] (e.g. vidiff:14:sde), got {run!r}")
         steps = int(steps)
+        pipe.defaults["guidance_min_t"] = own_cut if cut == "" else (None if cut == "all" else int(cut))
         pipe.scheduler = scheduler_for(pipe, spacing, form)
         ts = timesteps_for(pipe.make_scheduler(), steps)  # the steps the pipeline will take
         t0 = time.time()
         r = evaluate_pipeline(pipe, args.suite, args.n, steps, guidance, args.seed, bf16=args.bf16,
                               first_scene=args.first_scene, progress=False)
         st = r["strict"]
-        row = {"spacing": spacing, "steps": steps, "sampler": form, "timesteps": ts.tolist(),
+        row = {"spacing": spacing, "steps": steps, "sampler": form, "guidance_min_t": pipe.defaults["guidance_min_t"],
+               "timesteps": ts.tolist(),
                "seconds": round(time.time() - t0, 1), "strict": {k: st[k] for k in KEYS},
                "floor": st["floor"]["motion"], "strict_per_motion": st["per_motion"],
                "lenient": {k: r["summary"][k] for k in ("color", "shape", "motion", "present_all")}}
         report["rows"].append(row)
-        print(f"{spacing:7s} {steps:3d} steps {form} " + " ".join(f"{k}={st[k]:.3f}" for k in KEYS)
+        print(f"{spacing:7s} {steps:3d} steps {form} {cut} " + " ".join(f"{k}={st[k]:.3f}" for k in KEYS)
               + f" ({row['seconds']} s)", flush=True)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ p.add_argument("--steps", type=int, default=None, help="the default number of sa
                "validation scenes after training")
 p.add_argument("--logsnr-min", type=float, default=None, help="DPM++: space the steps uniformly in log-SNR above this "
                "(vidiff.diffusion.schedule.logsnr_timesteps)")
+p.add_argument("--guidance-min-t", type=float, default=None, help="classifier-free guidance only on the steps with "
+               "t >= this, the conditional model alone below (vidiff.diffusion.sampling.guidance_from)")
 p.add_argument("--sampler", choices=SAMPLERS, default=None, help="the default sampler, if chosen on validation scenes "
                "after training")
 p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
@@ -67,6 +69,10 @@ if args.sampler is not None:
     pipe.defaults["sampler"] = args.sampler
 if args.logsnr_min is not None:
     pipe.defaults["logsnr_min"] = args.logsnr_min
+if args.guidance_min_t is not None:
+    if not 0 <= args.guidance_min_t <= pipe.diffusion.num_train_timesteps:
+        raise SystemExit(f"--guidance-min-t is a timestep in 0..{pipe.diffusion.num_train_timesteps}, got {args.guidance_min_t}")
+    pipe.defaults["guidance_min_t"] = args.guidance_min_t
 if args.sampler is not None or args.logsnr_min is not None:
     pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])  # the scheduler/ config the folder ships
 if args.condition_guidance_scale is not None:

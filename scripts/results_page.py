@@ -89,7 +89,9 @@ def page() -> str:
             "previous default with the U-Net reading the text encoder's embedding layer beside its last layer "
             "(`text_features: last+embeddings`; see \"Direction words\"). Since 2026-11-30 it samples with DPM-Solver++(2M) "
             "SDE, 20 steps spaced uniformly in log-SNR above -8.5, guidance 3 (\"Sampling\" below: the same weights' "
-            "figures at their earlier sampling defaults are there and under \"Fewer sampling steps\"), and the strict "
+            "figures at their earlier sampling defaults are there and under \"Fewer sampling steps\"), since "
+            "2026-12-02 with the guidance on the 10 steps at t >= 400 only (\"Guidance only where the clip is "
+            "decided\" below), and the strict "
             "reader tells squares from circles by their outline (docs/evaluation.md). Read once on the test scenes with "
             f"`python benchmarks/shapes_quality.py --model vidiff/weights/default --n 200 --suites test heldout --bf16` "
             f"({about(d)}; guidance {d['runs'][0]['guidance']}).", "",
@@ -233,6 +235,28 @@ def page() -> str:
     out += ["", "The rows of `benchmarks/results/sampler-val.json` (above) and `python benchmarks/sampling_steps.py --runs "
                 "lu:14 vidiff:16 vidiff:12 vidiff:10 --first-scene 100000 --bf16 --out "
                 "benchmarks/results/sampling-steps-val-more.json`; the test rows are in the table above.", ""]
+    g = load("guidance-min-t-val.json")
+    prev = load("quality-default-guided-every-step.json")
+    out += ["**Guidance only where the clip is decided** (2026-12-02; `guidance_min_t` in a folder's defaults, "
+            "`vidiff.diffusion.sampling.guidance_from`): classifier-free guidance on the steps with t >= T only and the "
+            "conditional model alone below, one U-Net pass a step there instead of two (the limited guidance interval "
+            "of Kynkaenniemi et al. 2024, its clean end cut). The default's DPM++ SDE 20 steps, guidance 3, "
+            f"**validation** ({g['n']} scenes from scene {g['first_scene']}, {'bf16' if g['bf16'] else 'fp32'}, "
+            f"{g['threads']} threads); T = 400 leaves the 10 steps at t <= 370 unguided, 30 U-Net passes instead of "
+            "40, and is the default's since:", "", *steps_header("guidance on")]
+    for r in g["rows"]:
+        cut = r["guidance_min_t"]
+        label = "every step" if cut is None else f"t >= {cut} ({sum(t >= cut for t in r['timesteps'])} steps)"
+        out.append(f"| {label} | {r['steps']} | {run_cells(r)}")
+    t_prev = next(r for r in prev["runs"] if r["suite"] == "test")["strict"]
+    t_now = next(r for r in load("quality-default.json")["runs"] if r["suite"] == "test")["strict"]
+    out += ["", "`python benchmarks/sampling_steps.py --runs vidiff:20:sde:all vidiff:20:sde:100 vidiff:20:sde:250 "
+                "vidiff:20:sde:400 vidiff:20:sde:700 --first-scene 100000 --bf16 --out "
+                "benchmarks/results/guidance-min-t-val.json`. Read once on the test scenes (the table at the top; the "
+                "same weights guided on every step: `benchmarks/results/quality-default-guided-every-step.json`): "
+                + ", ".join(f"{name} {pct(t_prev[k])} -> {pct(t_now[k])}" for k, name in (
+                    ("color", "colour"), ("shape", "shape"), ("motion", "motion"), ("present", "present"),
+                    ("time_reversed", "backwards"))) + ".", ""]
     out += ["**Guidance distillation** (`configs/default-distilled.yaml`, docs/training.md): the default's guided "
             "output at guidance 3 learnt in one pass, sampled at guidance 1 (one U-Net pass a step instead of two), "
             "the same spacing, ODE sampler. Not shipped: within 2 points of the 25-step ODE default on validation scenes "
@@ -257,6 +281,27 @@ def page() -> str:
     out += ["", f"Bilinear upsampling: {load('ssr-steps-3-val.json')['bilinear']['psnr']:.2f} dB. "
             "`python benchmarks/lumiere_apps.py ssr --model vidiff/weights/ssr --n 32 --frames 16 --ssr-steps N "
             "--first-scene 100000 --out benchmarks/results/ssr-steps-N-val.json`."]
+    out += ["", "Since 2026-12-02 the stage runs a 16-frame clip as one 16-frame window (stride 8 for longer clips) in "
+            "2 steps: the same clips, timed in one sitting on the Intel Xeon with AMX (fp32, batches of 8), and the "
+            "chosen setting read once on 32 test clips beside the one it replaced; TDE excess: the frame-to-frame "
+            "error where windows meet over the error inside windows (none where one window covers the clip):", "",
+            "| clips | window, stride | SSR steps | PSNR | TDE excess | reader: colour / shape / motion | seconds |",
+            "|---|---|---|---|---|---|---|"]
+    for label, name in (("validation, 16 frames", "ssr-window-8-steps-3-val"), ("validation, 16 frames", "ssr-window-8-steps-2-val"),
+                        ("validation, 16 frames", "ssr-window-16-steps-3-val"),
+                        ("validation, 16 frames", "ssr-window-16-steps-2-val"),
+                        ("test (read once), 16 frames", "ssr-window-8-steps-3-test"),
+                        ("test (read once), 16 frames", "ssr-window-16-steps-2-test"),
+                        ("validation, 32 frames", "ssr-window-8-steps-3-32frames-val"),
+                        ("validation, 32 frames", "ssr-window-16-steps-2-32frames-val")):
+        d = load(name + ".json")
+        r, rd = d["overlap"], d["overlap"]["reader"]
+        excess = "-" if r["tde_excess"] is None else f"{r['tde_excess']:.3f}"
+        out.append(f"| {label} ({d['n']}) | {d['window']}, {r['stride']} | {d['steps']} | {r['psnr']:.3f} dB | {excess} | "
+                   f"{pct(rd['color'])} / {pct(rd['shape'])} / {pct(rd['motion'])} | {r['seconds']:.1f} |")
+    out += ["", "`python benchmarks/lumiere_apps.py ssr --model vidiff/weights/ssr --n 32 --frames 16 --window W "
+            "--ssr-steps N --first-scene 100000 --out benchmarks/results/ssr-window-W-steps-N-val.json` (the stride is "
+            "half the window; `--first-scene 0` for the test rows; `--n 16 --frames 32` for the 32-frame rows)."]
 
     # ------------------------------------------------------------ cold start
     out += ["", "## A default clip, cold", "",
@@ -307,6 +352,27 @@ def page() -> str:
                 f"--rounds {amx['rounds']} --out benchmarks/results/cold-start-amx.json` and, capped, `{prefix} python "
                 f"benchmarks/cold_start.py --rounds {amx_cap['rounds']} --out "
                 "benchmarks/results/cold-start-amx-avx2cap.json`."]
+
+    imp, imp_cap = load("cold-start-amx-imports.json"), load("cold-start-amx-imports-avx2cap.json")
+    before = imp["trees"]["before"]
+    out += ["", f"Fewer imports, a cheaper SSR pass and guidance where it counts ({imp['date']}, the same Intel Xeon "
+                f"with AMX on a slower, uneven day): the previous default's settings run by the code of commit {before} "
+                "(`[before]`) and by the current code, which builds a call's scheduler without diffusers' `from_config` "
+                "and imports diffusers' DPM-Solver module without scipy.stats; then the SSR stage as one 16-frame window "
+                "in 2 steps; then guidance on the base steps at t >= 400 only (docs/speed.md). All in turn in every "
+                "round:", "",
+            "| code, setting | Intel Xeon with AMX | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
+    for name, c in imp["settings"].items():
+        k = imp_cap["settings"][name]
+        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s | {k['min_s']:.2f} / {k['median_s']:.2f} s | "
+                   f"{max(c['peak_rss_gb'], k['peak_rss_gb']):.2f} GB |")
+    settings = " ".join(f'"{n}"' for n in imp["settings"] if not n.endswith("]"))
+    tree_settings = " ".join(f'"{n[:-len(" [before]")]}"' for n in imp["settings"] if n.endswith(" [before]"))
+    out += ["", f"{imp['threads']} threads, torch {imp['torch']}, {imp['rounds']} rounds: `git worktree add /tmp/before "
+                f"{before} && python benchmarks/cold_start.py --rounds {imp['rounds']} --settings {settings} --tree "
+                f"before=/tmp/before --tree-settings {tree_settings} --out benchmarks/results/cold-start-amx-imports.json` "
+                "and, capped, the same with "
+                f"`{prefix}` and `--out benchmarks/results/cold-start-amx-imports-avx2cap.json`."]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]

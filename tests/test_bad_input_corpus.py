@@ -99,7 +99,7 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     # --- model folders: missing, damaged, foreign
     models = {"missing": "does not exist", "no-json": "not a vidiff pipeline", "json-malformed": "not valid JSON",
               "json-list": "JSON object", "json-no-diffusion": "diffusion", "json-bad-task": "unknown task",
-              "json-bad-defaults": "defaults", "json-non-utf8": "not valid JSON"}
+              "json-bad-defaults": "defaults", "json-non-utf8": "not valid JSON", "json-bad-guidance-cut": "guidance_min_t"}
     for name, words in models.items():
         add(f"generate-model-{name}", GEN + ["--model", f"{{D}}/models/{name}"], words)
     late = {"no-unet": "no model", "zero-byte-weights": "cannot load", "truncated-weights": "cannot load",
@@ -392,7 +392,7 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
     md = d / "models"
     md.mkdir()
     for name in ("no-json", "json-malformed", "json-list", "json-no-diffusion", "json-bad-task", "json-bad-defaults",
-                 "json-non-utf8"):
+                 "json-non-utf8", "json-bad-guidance-cut"):
         shutil.copytree(tiny_pipeline_dir, md / name)
     (md / "no-json" / "vidiff_pipeline.json").unlink()
     (md / "json-malformed" / "vidiff_pipeline.json").write_text("{")
@@ -402,6 +402,8 @@ def corpus(tmp_path_factory, tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_d
     (md / "json-bad-task" / "vidiff_pipeline.json").write_text(json.dumps({**meta, "task": "painting"}))
     (md / "json-bad-defaults" / "vidiff_pipeline.json").write_text(json.dumps({**meta, "defaults": {"height": -8}}))
     (md / "json-non-utf8" / "vidiff_pipeline.json").write_bytes(b"\xff\xfe{")
+    (md / "json-bad-guidance-cut" / "vidiff_pipeline.json").write_text(
+        json.dumps({**meta, "defaults": {**meta["defaults"], "guidance_min_t": -5}}))
     weights = next((tiny_pipeline_dir / "unet").glob("*.safetensors"))
     for name in ("no-unet", "zero-byte-weights", "truncated-weights", "foreign-weights", "pickle-weights",
                  "config-malformed", "nan-weights", "text-encoder-missing", "no-weights"):

@@ -54,6 +54,58 @@ def test_dpm_steps_are_spent_below_the_pure_noise_end():
     assert timesteps_for(pickle.loads(pickle.dumps(sch)), 12).tolist() == timesteps_for(sch, 12).tolist()
 
 
+def test_dpm_solver_is_imported_without_scipy_stats_and_its_beta_sigmas_still_work():
+    """scipy.stats (about 1 s of a cold generate) loads only when diffusers' beta-sigma option is used, and that option
+    gives what it gives in a process that imported scipy.stats first; the schedulers that need scipy stay real."""
+    import subprocess
+    import sys
+
+    beta = ("from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler as D\n"
+            "b = D(use_beta_sigmas=True); b.set_timesteps(10); print(b.timesteps.tolist(), b.sigmas.tolist())\n")
+    deferred = ("import sys\nfrom vidiff.diffusion.schedule import DiffusionConfig, make_scheduler\n"
+                "make_scheduler(DiffusionConfig(), 'dpm++-sde', logsnr_min=-8.5).set_timesteps(20)\n"
+                "make_scheduler(DiffusionConfig(), 'dpm++').set_timesteps(20)\n"
+                "print('scipy.stats' in sys.modules)\n" + beta +
+                "from diffusers import LMSDiscreteScheduler; LMSDiscreteScheduler().set_timesteps(5); print('lms ok')\n")
+    first = "import scipy.stats\n" + beta
+
+    def run(code):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+
+    out, ref = run(deferred), run(first)
+    assert out[0] == "False" and out[1] == ref[0] and out[2] == "lms ok"
+
+
+def test_a_fresh_scheduler_equals_from_config_and_a_default_clip_imports_no_scipy_stats():
+    """A pipeline call's scheduler is built from the pipeline's without diffusers' from_config, which imports every
+    compatible scheduler and scipy.stats (about 1 s cold); same class, same config, none of the used one's state."""
+    import subprocess
+    import sys
+
+    from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
+    from vidiff.diffusion.schedule import fresh_scheduler
+
+    cfg = DiffusionConfig()
+    for sch in (make_scheduler(cfg, "dpm++-sde", logsnr_min=-8.5), make_scheduler(cfg, "dpm++"),
+                make_scheduler(cfg, "ddpm"), DDIMScheduler(**cfg.schedule(), timestep_spacing="trailing"),
+                DDPMScheduler.from_config({**DDPMScheduler().config, "some_other_key": 1}),
+                EulerDiscreteScheduler(**cfg.schedule()), UniPCMultistepScheduler(solver_order=3)):
+        sch.set_timesteps(7)
+        new, ref = fresh_scheduler(sch), type(sch).from_config(sch.config)
+        assert type(new) is type(sch) and dict(new.config) == dict(ref.config)
+        assert new.num_inference_steps is None and new is not sch
+        new.set_timesteps(9)
+        ref.set_timesteps(9)
+        assert new.timesteps.tolist() == ref.timesteps.tolist() and len(sch.timesteps) == 7
+    code = ("import sys, torch\nfrom vidiff import TextToVideoPipeline\n"
+            "pipe = TextToVideoPipeline.from_pretrained('default')\n"
+            "out = pipe('a red circle moving left', num_inference_steps=2, generator=torch.Generator().manual_seed(0))\n"
+            "print(tuple(out.frames.shape), 'scipy.stats' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "False", out
+
+
 def test_sdedit_strength_zero_returns_the_input_and_partial_starts_late():
     sch = make_scheduler(DiffusionConfig(), "ddim")
     assert len(timesteps_for(sch, 20, strength=0.0)) == 0
@@ -207,6 +259,53 @@ def test_a_folder_chooses_its_dpm_step_spacing(tmp_path, tiny_text_encoder):
     (spaced / "vidiff_pipeline.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="logsnr_min"):
         TextToVideoPipeline.from_pretrained(spaced)
+
+
+def test_a_folder_can_guide_only_the_noisier_steps(tmp_path, tiny_text_encoder):
+    """guidance_min_t: the guided batch (null and caption, 2 clips a caption) on the steps with t >= it, the caption
+    alone (1) below; the result equals a denoiser built by hand that way, and the sidecar says so."""
+    import json
+
+    from conftest import make_tiny_pipeline
+    from vidiff.diffusion.sampling import classifier_free_guidance, guidance_from
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    folder = make_tiny_pipeline(tmp_path / "cut", tiny_text_encoder, defaults={"guidance_min_t": 400, "guidance_scale": 3.0})
+    pipe = TextToVideoPipeline.from_pretrained(folder)
+    seen = []
+    pipe.unet.register_forward_pre_hook(lambda m, a: seen.append((a[0].shape[0], int(a[1].flatten()[0]))))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    out = pipe("a red circle", generator=g(), num_inference_steps=6)
+    assert len(seen) == 6 and all(b == (2 if t >= 400 else 1) for b, t in seen), seen
+    assert {b for b, _ in seen} == {1, 2}
+    assert out.settings["guidance_min_t"] == 400
+
+    every = pipe.denoiser  # by hand: the pipeline's denoiser with the cut made here instead of by the folder
+    pipe.defaults["guidance_min_t"] = None
+    seen.clear()
+    full = pipe("a red circle", generator=g(), num_inference_steps=6)
+    assert all(b == 2 for b, _ in seen) and "guidance_min_t" not in full.settings
+    assert not torch.equal(full.videos, out.videos)
+
+    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+        text, mask = pipe.text_encoder.encode(prompts)
+        null, null_mask = pipe.text_encoder.encode([negative_prompt])
+        fn = guidance_from(classifier_free_guidance(pipe.unet, text, mask, null, null_mask, guidance),
+                           classifier_free_guidance(pipe.unet, text, mask, null, null_mask, 1.0), 400)
+        return lambda frames=None: fn
+
+    pipe.denoiser = by_hand
+    assert torch.allclose(pipe("a red circle", generator=g(), num_inference_steps=6).videos, out.videos, atol=1e-6)
+    pipe.denoiser = every
+    pipe.defaults["guidance_min_t"] = "late"  # set by a library user: the call says what is allowed
+    with pytest.raises(ValueError, match="guidance_min_t.*0..1000"):
+        pipe("a red circle", num_inference_steps=2)
+    for bad in ("late", -1, 1001, float("nan"), True):
+        meta = json.loads((folder / "vidiff_pipeline.json").read_text())
+        meta["defaults"]["guidance_min_t"] = bad
+        (folder / "vidiff_pipeline.json").write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match="guidance_min_t"):
+            TextToVideoPipeline.from_pretrained(folder)
 
 
 def test_a_folder_can_sample_with_dpm_sde_reproducibly_from_its_generator(tmp_path, tiny_text_encoder):

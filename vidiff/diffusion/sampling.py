@@ -45,6 +45,18 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
     return fn
 
 
+def guidance_from(guided: Denoiser, plain: Denoiser, min_t: float) -> Denoiser:
+    """``guided`` on the steps with t >= ``min_t`` and ``plain`` (the conditional model alone: one U-Net pass instead
+    of two) below: classifier-free guidance in a limited interval (Kynkaenniemi et al. 2024), here only its clean end
+    cut, where a clip's layout and motion are already fixed (diffusers cuts it by step ratio, SDCFGCutoffCallback;
+    by timestep the cut does not move with the number of steps)."""
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return guided(x, t) if float(torch.as_tensor(t).flatten()[0]) >= min_t else plain(x, t)
+
+    return fn
+
+
 def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: float, cond: torch.Tensor,
                         cond_scale: float) -> Denoiser:
     """The three-branch denoiser of :func:`classifier_free_guidance` with ``cond_scale != 1`` (text and null

@@ -6,7 +6,10 @@ them from one :class:`DiffusionConfig`, so training and sampling always share be
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -75,9 +78,30 @@ def make_scheduler(cfg: DiffusionConfig, sampler: str = "dpm++", logsnr_min: flo
         solver = dict(algorithm_type=algorithm, solver_order=2, thresholding=False, final_sigmas_type="zero")
         if logsnr_min is not None:
             return dpm_solver_logsnr()(**kw, **solver, lambda_min_clipped=float(logsnr_min))
-        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
-        return DPMSolverMultistepScheduler(**kw, **solver, use_lu_lambdas=True)
+        return dpm_solver_module().DPMSolverMultistepScheduler(**kw, **solver, use_lu_lambdas=True)
     raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+
+
+def fresh_scheduler(scheduler):
+    """A new scheduler of ``scheduler``'s class and config, without its state (what a pipeline call starts from).
+
+    diffusers' ``from_config`` builds the same thing, but first imports every scheduler class it lists as compatible
+    (16 modules, and scipy.stats through the Euler one: about 1 s of a cold ``vidiff generate`` on a 2-core CPU,
+    docs/speed.md) to drop other classes' keys from a foreign config; a scheduler's own config has none. A class
+    whose ``__init__`` takes ``**kwargs`` goes through ``from_config`` as before."""
+    cls = type(scheduler)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return cls.from_config(scheduler.config)
+    config = dict(scheduler.config)
+    defaults = set(config.get("_use_default_values", ()))  # left to the class, as from_config does
+    kw = {k: v for k, v in config.items() if k in params and k != "self" and k not in defaults}
+    new = cls(**kw)
+    hidden = {k: v for k, v in config.items() if k not in kw}  # kept in the config, as from_config keeps them
+    if "_class_name" in hidden:
+        hidden["_class_name"] = cls.__name__
+    new.register_to_config(**hidden)
+    return new
 
 
 # A noisy end for DPM-Solver++'s log-SNR spacing (diffusers' ``lambda_min_clipped``), the embedded default's
@@ -107,7 +131,7 @@ def dpm_solver_logsnr():
     ``lambda_min_clipped`` (a class made on first use, so that importing this module imports no diffusers)."""
     global _DPMSolverLogSNR
     if _DPMSolverLogSNR is None:
-        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+        DPMSolverMultistepScheduler = dpm_solver_module().DPMSolverMultistepScheduler
 
         class DPMSolverLogSNRScheduler(DPMSolverMultistepScheduler):
             def set_timesteps(self, num_inference_steps=None, device=None, mu=None, timesteps=None):
@@ -123,6 +147,46 @@ def dpm_solver_logsnr():
 
 
 _DPMSolverLogSNR = None
+
+DPM_SOLVER_MODULE = "diffusers.schedulers.scheduling_dpmsolver_multistep"
+
+
+def dpm_solver_module():
+    """diffusers' DPM-Solver++ module, imported without importing scipy.stats until something uses it.
+
+    The module runs ``if is_scipy_available(): import scipy.stats`` at import, for one option only (``use_beta_sigmas``,
+    which no vidiff folder sets): 0.8-1.1 s of a cold ``vidiff generate`` of about 10 s on a 2-core CPU
+    (docs/speed.md). importlib's LazyLoader cannot defer it (Python 3.11's import statement reads a lazy module's
+    ``__spec__``, which loads it), so the module is imported with diffusers' availability check answering no, then
+    gets the real check back and a ``scipy`` that imports scipy.stats on first use: the beta-sigma option still works
+    (tested equal to a process that imported scipy.stats first). Only that module is imported inside the switch (its
+    package and imports are loaded before it); when it or scipy.stats is already loaded nothing is switched."""
+    if DPM_SOLVER_MODULE in sys.modules or "scipy.stats" in sys.modules:
+        return importlib.import_module(DPM_SOLVER_MODULE)
+    import diffusers.configuration_utils  # noqa: F401  everything the module imports, loaded outside the switch
+    import diffusers.schedulers.scheduling_utils  # noqa: F401
+    import diffusers.utils
+    import diffusers.utils.torch_utils  # noqa: F401
+
+    available = diffusers.utils.is_scipy_available
+    diffusers.utils.is_scipy_available = lambda: False
+    try:
+        module = importlib.import_module(DPM_SOLVER_MODULE)
+    finally:
+        diffusers.utils.is_scipy_available = available
+    if getattr(module, "is_scipy_available", None) is not None:
+        module.is_scipy_available = available
+    if "scipy" not in vars(module) and available():
+        module.scipy = _ScipyOnFirstUse()
+    return module
+
+
+class _ScipyOnFirstUse:
+    """Stands for the ``scipy`` package in diffusers' DPM-Solver module; the first attribute read imports scipy.stats."""
+
+    def __getattr__(self, name: str):
+        importlib.import_module("scipy.stats")
+        return getattr(importlib.import_module("scipy"), name)
 
 
 def __getattr__(name: str):

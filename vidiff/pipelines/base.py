@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
-from vidiff.diffusion.sampling import Denoiser, classifier_free_guidance, denoise, keep_known, timesteps_for
-from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, make_scheduler, sampler_name
+from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
+                                      timesteps_for)
+from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
@@ -30,7 +31,8 @@ from vidiff.pipelines.folder import (
     ADAPTER_DIR,
     LOCAL_TEXT_ENCODER,
     MOTION_FILE,
-    PIPELINE_FILE, load_denoiser, load_text_encoder, load_unet, read_meta, recorded_defaults, resolve_defaults,
+    PIPELINE_FILE, check_guidance_min_t, load_denoiser, load_text_encoder, load_unet, read_meta, recorded_defaults,
+    resolve_defaults,
     shared_encoder,
 )
 
@@ -497,7 +499,7 @@ class VideoDiffusionPipeline:
         ``pipe.scheduler`` (whatever diffusers scheduler the user put there)."""
         if sampler is not None:
             return make_scheduler(self.diffusion, sampler, logsnr_min=self.defaults["logsnr_min"])
-        return type(self.scheduler).from_config(self.scheduler.config)
+        return fresh_scheduler(self.scheduler)
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
                  cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
@@ -513,10 +515,18 @@ class VideoDiffusionPipeline:
         if cond is not None:
             cond = cond.to(device, dtype)
 
+        min_t = self.defaults.get("guidance_min_t")
+        check_guidance_min_t(min_t, self.diffusion.num_train_timesteps)
+        guided_only_above = min_t is not None and (guidance != 1.0 or cond_scale != 1.0)
+
         def window(frames: slice | None = None) -> Denoiser:
             c = cond if cond is None or frames is None else cond[:, :, frames]
-            return classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c,
-                                            cond_scale=cond_scale)
+            guided = classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c,
+                                              cond_scale=cond_scale)
+            if not guided_only_above:
+                return guided
+            return guidance_from(guided, classifier_free_guidance(self.unet, text, mask, null, null_mask, 1.0, cond=c),
+                                 float(min_t))
 
         return window
 
@@ -614,6 +624,8 @@ class VideoDiffusionPipeline:
         used = self.scheduler if sampler is None else self.make_scheduler(sampler)
         if type(used).__name__ == "DPMSolverLogSNRScheduler":
             out["logsnr_min"] = used.config.lambda_min_clipped
+        if self.defaults.get("guidance_min_t") is not None:
+            out["guidance_min_t"] = self.defaults["guidance_min_t"]
         prior = describe(self.diffusion)
         if prior is not None:
             out["noise_prior"] = prior

@@ -177,9 +177,20 @@ NAMED_DEFAULTS = {"sampler": "dpm++",
                   # DPM++: steps uniform in log-SNR above this (vidiff.diffusion.schedule.logsnr_timesteps); None:
                   # diffusers' spacing from t = T - 1. The embedded default sets -8.5 (docs/results.md)
                   "logsnr_min": None,
+                  # classifier-free guidance only on the steps with t >= this, the conditional model alone below
+                  # (vidiff.diffusion.sampling.guidance_from); None: every step. The embedded default sets 400
+                  "guidance_min_t": None,
                   # long clips: overlapping base windows cross-faded (triangle) a quarter-window apart: the fewest
                   # seams measured (docs/applications.md)
                   "window_weighting": "triangle"}
+
+
+def check_guidance_min_t(value, num_train_timesteps: int) -> None:
+    """``guidance_min_t`` is None or a timestep in 0..num_train_timesteps."""
+    if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                  and math.isfinite(value) and 0 <= value <= num_train_timesteps):
+        raise ValueError(f"'guidance_min_t' must be a timestep in 0..{num_train_timesteps} or None (every step "
+                         f"guided), got {value!r}")
 
 
 def resolve_defaults(own: dict | None) -> dict:
@@ -282,6 +293,10 @@ def read_meta(path: Path) -> dict:
     lm = defaults.get("logsnr_min")
     if lm is not None and not (isinstance(lm, (int, float)) and not isinstance(lm, bool) and math.isfinite(lm)):
         raise ValueError(f"{str(meta_path)!r}: 'logsnr_min' must be a number or null, got {lm!r}")
+    try:
+        check_guidance_min_t(defaults.get("guidance_min_t"), meta["diffusion"].get("num_train_timesteps", 1000))
+    except ValueError as e:
+        raise ValueError(f"{str(meta_path)!r}: {e}") from None
     if not isinstance(meta.get("text_encoder", "minilm"), str):
         raise ValueError(f"{str(meta_path)!r}: 'text_encoder' must be a string")
     return meta
