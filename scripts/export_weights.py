@@ -17,24 +17,28 @@ from pathlib import Path
 
 from vidiff.diffusion import SAMPLERS
 from vidiff.tasks import pipeline_class
-from vidiff.pipelines.folder import read_meta
+from vidiff.pipelines.folder import check_guidance_min_t, read_meta
 
 p = argparse.ArgumentParser()
 p.add_argument("src", nargs="?", default="runs/stunet-shapes/final")
 p.add_argument("name", nargs="?", default="default")
 p.add_argument("--super-resolution", default=None, help="path of the SSR stage, relative to the exported folder")
-p.add_argument("--guidance-scale", type=float, default=None, help="the default guidance scale, if the recipe's "
-               "was replaced by one chosen on validation scenes")
-p.add_argument("--condition-guidance-scale", type=float, default=None, help="conditional models: the default "
-               "guidance scale on the conditioning video (1: none)")
-p.add_argument("--steps", type=int, default=None, help="the default number of sampling steps, if chosen on "
-               "validation scenes after training")
-p.add_argument("--logsnr-min", type=float, default=None, help="DPM++: space the steps uniformly in log-SNR above this "
-               "(vidiff.diffusion.schedule.logsnr_timesteps)")
-p.add_argument("--guidance-min-t", type=float, default=None, help="classifier-free guidance only on the steps with "
-               "t >= this, the conditional model alone below (vidiff.diffusion.sampling.guidance_from)")
-p.add_argument("--sampler", choices=SAMPLERS, default=None, help="the default sampler, if chosen on validation scenes "
-               "after training")
+# the sampling defaults an export can set, each chosen on validation scenes after training: flag -> (the folder's
+# defaults key, type, help); the one home of these defaults is then the exported folder's vidiff_pipeline.json
+DEFAULT_FLAGS = {
+    "--guidance-scale": ("guidance_scale", float, "the default guidance scale, if the recipe's was replaced"),
+    "--condition-guidance-scale": ("condition_guidance_scale", float,
+                                   "conditional models: the default guidance scale on the conditioning video (1: none)"),
+    "--steps": ("num_inference_steps", int, "the default number of sampling steps"),
+    "--logsnr-min": ("logsnr_min", float,
+                     "DPM++: space the steps uniformly in log-SNR above this (vidiff.diffusion.schedule.logsnr_timesteps)"),
+    "--guidance-min-t": ("guidance_min_t", float, "classifier-free guidance only on the steps with t >= this, the "
+                         "conditional model alone below (vidiff.diffusion.sampling.guidance_from)"),
+    "--sampler": ("sampler", str, f"the default sampler: {', '.join(SAMPLERS)}"),
+}
+for flag, (key, kind, text) in DEFAULT_FLAGS.items():
+    p.add_argument(flag, dest=key, type=kind, default=None, help=text,
+                   **({"choices": SAMPLERS} if key == "sampler" else {}))
 p.add_argument("--overwrite", action="store_true", help="replace an existing exported folder")
 p.add_argument("--no-text-cache", action="store_true", help="ship no text cache (a model whose captions the default's "
                "cache already holds: the encoder loads on first use)")
@@ -61,22 +65,15 @@ pipe = pipeline_class(read_meta(src).get("task", "text-to-video")).from_pretrain
 pipe.text_encoder.name = "minilm"
 if args.super_resolution:
     pipe.extra["super_resolution"] = args.super_resolution
-if args.guidance_scale is not None:
-    pipe.defaults["guidance_scale"] = args.guidance_scale
-if args.steps is not None:
-    pipe.defaults["num_inference_steps"] = args.steps
-if args.sampler is not None:
-    pipe.defaults["sampler"] = args.sampler
-if args.logsnr_min is not None:
-    pipe.defaults["logsnr_min"] = args.logsnr_min
-if args.guidance_min_t is not None:
-    if not 0 <= args.guidance_min_t <= pipe.diffusion.num_train_timesteps:
-        raise SystemExit(f"--guidance-min-t is a timestep in 0..{pipe.diffusion.num_train_timesteps}, got {args.guidance_min_t}")
-    pipe.defaults["guidance_min_t"] = args.guidance_min_t
+for key, *_ in DEFAULT_FLAGS.values():
+    if getattr(args, key) is not None:
+        pipe.defaults[key] = getattr(args, key)
+try:
+    check_guidance_min_t(pipe.defaults.get("guidance_min_t"), pipe.diffusion.num_train_timesteps)
+except ValueError as e:
+    raise SystemExit(f"--guidance-min-t: {e}") from None
 if args.sampler is not None or args.logsnr_min is not None:
     pipe.scheduler = pipe.make_scheduler(pipe.defaults["sampler"])  # the scheduler/ config the folder ships
-if args.condition_guidance_scale is not None:
-    pipe.defaults["condition_guidance_scale"] = args.condition_guidance_scale
 card = dst / "README.md"  # the model card of a shipped folder stays with the new weights
 pipe.save_pretrained(dst, train_config=None, half=True, overwrite=args.overwrite,
                      extra_files=[card] if args.overwrite and card.is_file() else ())
