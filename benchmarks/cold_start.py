@@ -3,7 +3,7 @@ every change's ratio comes from the same machine state (issue 20: a default clip
 
     python benchmarks/cold_start.py --rounds 3 --out benchmarks/results/cold-start.json
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/cold_start.py ...   # AVX2 kernels only
-    git worktree add /tmp/before COMMIT && python benchmarks/cold_start.py --settings "+ DPM++ SDE, 20 steps (the default)" \
+    git worktree add /tmp/before COMMIT && python benchmarks/cold_start.py --settings "+ DPM++ SDE, 20 steps" \
         --tree before=/tmp/before   # a change in the code: the same command run by another checkout, interleaved
 
 Each setting is a copy of the embedded default and its super-resolution folder in a temporary directory with
