@@ -60,6 +60,17 @@ def test_every_tab_runs(tmp_path, models):
         assert Path(video).is_file() and settings["num_frames"] == 4, kind
 
 
+def test_the_page_starts_at_the_models_own_steps_and_guidance(tmp_path, models):
+    # its steps slider started at 25, so a page clip took 25 steps where the model folder (and `vidiff generate`)
+    # takes its own number (20 for the default)
+    import gradio as gr
+
+    app = build_app(models, out_dir=tmp_path / "out")
+    sliders = [b for b in app.blocks.values() if isinstance(b, gr.Slider) and b.label.startswith(("denoising", "guid"))]
+    assert sliders and all(s.value == 0 and "the model's" in s.label for s in sliders), \
+        [(s.label, s.value) for s in sliders]
+
+
 def test_regions_and_bad_input(tmp_path, models):
     painted = np.zeros((16, 16, 4), np.uint8)
     painted[:8, :8, 3] = 255

@@ -252,7 +252,7 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             prompt = gr.Textbox(label="caption", value=default_prompt, elem_id=None)
             with gr.Row():
                 seed = gr.Number(label="seed", value=0, precision=0, minimum=0)
-                steps = gr.Slider(1, 100, value=25, step=1, label="denoising steps")
+                steps = gr.Slider(0, 100, value=0, step=1, label="denoising steps (0: the model's)")
                 guidance = gr.Slider(0, 20, value=0, step=0.5, label="guidance (0: the model's)")
             return prompt, seed, steps, guidance
 
