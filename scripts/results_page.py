@@ -308,7 +308,8 @@ def page() -> str:
             "`vidiff generate \"a red circle quickly bouncing left and right\" -o c.mp4 -q` as a user runs it (base "
             "clip, then the SSR stage to 128 px, fp32, model load and imports included), each setting a copy of the "
             "embedded folders with those sampling defaults, timed in turn in every round; wall seconds, minimum / "
-            "median of the rounds:", "",
+            "median of the rounds (\"the default\": the default of the day of each table; the current one, with "
+            "fewer imports, one SSR window and guidance on the noisier steps only, is the last table's):", "",
             "| setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | Intel Xeon, AVX512 without bf16 "
             "instructions | kernels capped to AVX2 | peak RSS |",
             "|---|---|---|---|---|---|"]
