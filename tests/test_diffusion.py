@@ -280,14 +280,14 @@ def test_a_folder_can_guide_only_the_noisier_steps(tmp_path, tiny_text_encoder):
     assert {b for b, _ in seen} == {1, 2}
     assert out.settings["guidance_min_t"] == 400
 
-    every = pipe.denoiser  # by hand: the pipeline's denoiser with the cut made here instead of by the folder
+    own = pipe.denoiser  # put back after the hand-made denoiser below
     pipe.defaults["guidance_min_t"] = None
     seen.clear()
     full = pipe("a red circle", generator=g(), num_inference_steps=6)
     assert all(b == 2 for b, _ in seen) and "guidance_min_t" not in full.settings
     assert not torch.equal(full.videos, out.videos)
 
-    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):  # the cut made here, not by the folder
         text, mask = pipe.text_encoder.encode(prompts)
         null, null_mask = pipe.text_encoder.encode([negative_prompt])
         fn = guidance_from(classifier_free_guidance(pipe.unet, text, mask, null, null_mask, guidance),
@@ -296,7 +296,7 @@ def test_a_folder_can_guide_only_the_noisier_steps(tmp_path, tiny_text_encoder):
 
     pipe.denoiser = by_hand
     assert torch.allclose(pipe("a red circle", generator=g(), num_inference_steps=6).videos, out.videos, atol=1e-6)
-    pipe.denoiser = every
+    pipe.denoiser = own
     pipe.defaults["guidance_min_t"] = "late"  # set by a library user: the call says what is allowed
     with pytest.raises(ValueError, match="guidance_min_t.*0..1000"):
         pipe("a red circle", num_inference_steps=2)
