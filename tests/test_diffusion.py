@@ -76,6 +76,32 @@ def test_dpm_solver_is_imported_without_scipy_stats_and_its_beta_sigmas_still_wo
     assert out[0] == "False" and out[1] == ref[0] and out[2] == "lms ok"
 
 
+def test_two_threads_importing_the_dpm_solver_at_once_leave_diffusers_scipy_check_real():
+    """The import switches diffusers' scipy check off for a moment; a second thread entering meanwhile must not take
+    the stand-in for the real check and put it back for good (the import is slowed so the two overlap)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, threading, time, sys\n"
+            "import diffusers.utils\n"
+            "from vidiff.diffusion import schedule\n"
+            "real = diffusers.utils.is_scipy_available\n"
+            "original = importlib.import_module\n"
+            "def slow(name, *a):\n"
+            "    if name == schedule.DPM_SOLVER_MODULE and name not in sys.modules:\n"
+            "        time.sleep(0.5)\n"
+            "    return original(name, *a)\n"
+            "importlib.import_module = slow\n"
+            "mods = []\n"
+            "threads = [threading.Thread(target=lambda: mods.append(schedule.dpm_solver_module())) for _ in range(2)]\n"
+            "for t in threads: t.start(); time.sleep(0.1)\n"
+            "for t in threads: t.join()\n"
+            "print(diffusers.utils.is_scipy_available is real, real(), mods[0] is mods[1],\n"
+            "      mods[0].is_scipy_available is real)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True", "True"]
+
+
 def test_a_fresh_scheduler_equals_from_config_and_a_default_clip_imports_no_scipy_stats():
     """A pipeline call's scheduler is built from the pipeline's without diffusers' from_config, which imports every
     compatible scheduler and scipy.stats (about 1 s cold); same class, same config, none of the used one's state."""

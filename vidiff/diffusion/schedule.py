@@ -10,6 +10,7 @@ import importlib
 import inspect
 import math
 import sys
+import threading
 from dataclasses import asdict, dataclass
 
 import torch
@@ -168,17 +169,25 @@ def dpm_solver_module():
     import diffusers.utils
     import diffusers.utils.torch_utils  # noqa: F401
 
-    available = diffusers.utils.is_scipy_available
-    diffusers.utils.is_scipy_available = lambda: False
-    try:
-        module = importlib.import_module(DPM_SOLVER_MODULE)
-    finally:
-        diffusers.utils.is_scipy_available = available
-    if getattr(module, "is_scipy_available", None) is not None:
-        module.is_scipy_available = available
-    if "scipy" not in vars(module) and available():
-        module.scipy = _ScipyOnFirstUse()
-    return module
+    # One switch at a time (the serve page builds its pipelines in gradio's worker threads, one per tab): a second thread entering while the
+    # first has the check switched off would take the stand-in for the real check and put it back for good.
+    with _SWITCH_LOCK:
+        if DPM_SOLVER_MODULE in sys.modules:
+            return sys.modules[DPM_SOLVER_MODULE]
+        available = diffusers.utils.is_scipy_available
+        diffusers.utils.is_scipy_available = lambda: False
+        try:
+            module = importlib.import_module(DPM_SOLVER_MODULE)
+        finally:
+            diffusers.utils.is_scipy_available = available
+        if getattr(module, "is_scipy_available", None) is not None:
+            module.is_scipy_available = available
+        if "scipy" not in vars(module) and available():
+            module.scipy = _ScipyOnFirstUse()
+        return module
+
+
+_SWITCH_LOCK = threading.Lock()
 
 
 class _ScipyOnFirstUse:
