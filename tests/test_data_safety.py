@@ -279,6 +279,48 @@ def test_a_report_folder_left_by_a_killed_evaluate_takes_the_rerun(tmp_path):
     assert (report / "notes.txt").read_text() == "mine"
 
 
+def test_a_second_evaluate_into_a_report_folder_in_use_is_refused_before_its_work(tmp_path, capsys):
+    """Two `vidiff evaluate` into one report folder both ran to the end; with --overwrite the folder was left with
+    one's report.md beside the other's metrics.json. A failed evaluation leaves no folder it created behind, and a
+    folder holding only the lock of a finished one takes the next report."""
+    import numpy as np
+
+    from vidiff.cli import main
+    from vidiff.evaluation.report import evaluate_folders
+    from vidiff.io.lock import LOCK_NAME, folder_lock
+    from vidiff.io.video import write_video
+
+    rng = np.random.default_rng(0)
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), tmp_path / folder / f"c{i}.mp4",
+                        view_size=0)
+    report = tmp_path / "report"
+    evaluate_folders(tmp_path / "real", tmp_path / "fake", report, progress=False)
+    first = (report / "metrics.json").read_text()
+    with folder_lock(report, "the report folder"):  # another evaluate writing there now
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="report folder .* is in use by another run"):
+                evaluate_folders(tmp_path / "real", tmp_path / "fake", report, overwrite=overwrite, progress=False)
+        code = main(["evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--out",
+                     str(report), "--overwrite", "--quiet"])
+        assert code == 2 and "in use by another run" in capsys.readouterr().err
+    assert (report / "metrics.json").read_text() == first
+    evaluate_folders(tmp_path / "real", tmp_path / "fake", report, overwrite=True, progress=False)  # released
+    fresh = tmp_path / "new" / "report"
+    with pytest.raises(ValueError, match="fewer than 2 readable videos"):
+        (tmp_path / "fake" / "c1.mp4").write_bytes(b"not a video")
+        evaluate_folders(tmp_path / "real", tmp_path / "fake", fresh, progress=False)
+    assert not (tmp_path / "new").exists()
+    only_lock = tmp_path / "only-lock"
+    only_lock.mkdir()
+    (only_lock / LOCK_NAME).write_text("")
+    (tmp_path / "fake" / "c2.mp4").write_bytes((tmp_path / "fake" / "c0.mp4").read_bytes())
+    evaluate_folders(tmp_path / "real", tmp_path / "fake", only_lock, progress=False)
+    assert (only_lock / "metrics.json").is_file()
+
+
 def test_an_output_whose_overwrite_was_killed_gets_its_old_version_back(tmp_path):
     """A kill between moving an old output folder aside and renaming the new one in left the user's folder hidden
     as .NAME.oldPID, and a rerun wrote a new one beside it: the next write of that path puts the old one back

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from vidiff.evaluation.report_files import check_report_dir, markdown, sample_warnings, write_report  # noqa: F401
+from vidiff.evaluation.report_files import (check_report_dir, markdown, one_writer, sample_warnings,  # noqa: F401
+                                           write_report)
 
 SUITES = {"shapes-test": "test", "shapes-heldout": "heldout"}
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv")
@@ -117,6 +118,7 @@ def _to_32(videos: torch.Tensor) -> torch.Tensor:
     return videos if videos.shape[-1] == 32 else prepare_video(videos, videos.shape[2])
 
 
+@one_writer
 def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: str | os.PathLike,
                    steps: int | None = None, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
                    sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
@@ -133,7 +135,6 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     from vidiff.shapes.scores import ShapesScore
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    check_report_dir(out_dir, overwrite)
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     if samples < 2:
@@ -244,6 +245,7 @@ def _read_captions(path: str | os.PathLike | None) -> dict[str, str]:
     return {Path(r["path"]).stem: r["caption"] for r in read_manifest(Path(path))}
 
 
+@one_writer
 def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, out_dir: str | os.PathLike,
                      captions: str | os.PathLike | None = None, frames: int = 16, video_features: str = "shapes",
                      image_features: str = "shapes", classifier: str = "shapes", clip: str | None = None,
@@ -257,7 +259,6 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
     from vidiff.shapes.scores import ShapesScore
 
-    check_report_dir(out_dir, overwrite)
     if not 1 <= frames <= 4096:
         raise ValueError(f"frames must be in [1, 4096], got {frames}")
     t0 = time.time()

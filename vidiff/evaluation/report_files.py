@@ -3,15 +3,19 @@ sheets of the best and worst clips; and the warnings a report carries when a sam
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vidiff.io.atomic import clean_stale, write_text_atomic
+from vidiff.io.lock import LOCK_NAME, check_not_in_use, folder_lock
 
 FEATURE_DIM = 128  # the Shapes encoder's video and frame features (FVD / frame FID covariances are 128 x 128)
 
@@ -188,23 +192,72 @@ REPORT_FILES = ("metrics.json", "report.md", "samples.jsonl", "best.png", "worst
 
 
 def check_report_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report.
+    """Before the work: a report folder is new or empty, or (``overwrite``) holds only an earlier report, and no
+    other evaluation is writing there.
 
     What a killed report write left (vidiff's temporaries of a process that is gone, an old file moved aside) is
     tidied first, so that the rerun it calls for is not refused over it."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the report folder {str(out_dir)!r} is a file; choose a folder name")
+    check_not_in_use(out_dir, "the report folder")
+    _check_contents(out_dir, overwrite)
+
+
+def _check_contents(out_dir: Path, overwrite: bool) -> None:
     clean_stale(out_dir)
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+    entries = [p for p in out_dir.iterdir() if p.name != LOCK_NAME] if out_dir.is_dir() else []
+    if not entries:
         return
     if not overwrite:
         raise ValueError(f"the report folder {str(out_dir)!r} is not empty; choose another, or pass --overwrite to "
                          f"replace the report in it")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
+    foreign = sorted(p.name for p in entries if p.name not in REPORT_FILES)
     if foreign:
         raise ValueError(f"the report folder {str(out_dir)!r} holds other files (e.g. {foreign[0]!r}); vidiff "
                          f"replaces only its own report files: choose another folder")
+
+
+@contextmanager
+def report_folder(out_dir: str | os.PathLike, overwrite: bool = False):
+    """Hold ``out_dir`` as a report folder for the ``with`` block: checked (``check_report_dir``), created, and
+    locked against a second evaluation (two ``vidiff evaluate`` into one folder both ran to the end and, with
+    --overwrite, left one's report.md beside the other's metrics.json). A folder this call created is removed
+    again (with the parents it created) when the block fails before anything was written into it."""
+    out_dir = Path(out_dir)
+    check_report_dir(out_dir, overwrite)
+    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # the deepest first
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(out_dir, "the report folder"):
+            _check_contents(out_dir, overwrite)  # again, holding the lock: a writer may have come and gone
+            try:
+                yield out_dir
+            except BaseException:
+                if created and [p.name for p in out_dir.iterdir()] == [LOCK_NAME]:
+                    (out_dir / LOCK_NAME).unlink()  # still holding it: a process opening it now is refused
+                raise
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+
+
+def one_writer(fn):
+    """Run an evaluation holding its report folder (the ``out_dir`` and ``overwrite`` arguments) for the whole
+    call: ``report_folder``."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        with report_folder(bound.arguments["out_dir"], bound.arguments["overwrite"]):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None,
