@@ -375,6 +375,24 @@ def page() -> str:
                 "and, capped, the same with "
                 f"`{prefix}` and `--out benchmarks/results/cold-start-amx-imports-avx2cap.json`."]
 
+    epyc, epyc_cap = load("cold-start-epyc.json"), load("cold-start-epyc-avx2cap.json")
+    out += ["", f"Every row again on a 2-core {epyc['cpu']} with AVX512-BF16 (family 25 model 17, no AMX), "
+                f"{epyc['date']}, with the current code; slower than the EPYC of the first table on its day (the "
+                "\"+ DPM++ SDE, 20 steps\" row: 6.24 s there, 9.38 s here). The capped column is a second run, started when the "
+                "first ended, so the two columns are not interleaved with each other:", "",
+            "| setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
+    first, first_cap = (next(iter(d["settings"].values())) for d in (epyc, epyc_cap))
+    for name, c in epyc["settings"].items():
+        k = epyc_cap["settings"][name]
+        ratio = "" if c is first else f" ({first['min_s'] / c['min_s']:.2f}x)"
+        ratio_cap = "" if k is first_cap else f" ({first_cap['min_s'] / k['min_s']:.2f}x)"
+        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s{ratio} | {k['min_s']:.2f} / "
+                   f"{k['median_s']:.2f} s{ratio_cap} | {max(c['peak_rss_gb'], k['peak_rss_gb']):.2f} GB |")
+    out += ["", f"{epyc['threads']} threads, torch {epyc['torch']}, {epyc['rounds']} rounds: `python "
+                f"benchmarks/cold_start.py --rounds {epyc['rounds']} --out benchmarks/results/cold-start-epyc.json` and "
+                f"`{prefix} python benchmarks/cold_start.py --rounds {epyc_cap['rounds']} --out "
+                "benchmarks/results/cold-start-epyc-avx2cap.json`."]
+
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
     for dtype in ("fp32", "bf16", "fp32-avx2cap", "fp32-nobf16"):
