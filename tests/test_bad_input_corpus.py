@@ -77,6 +77,16 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("animate-base-only-with-ssr-steps", ANIMATE + ["--base-only", "--ssr-steps", "2"], "which --base-only skips")
     add("edit-base-only-with-window", EDIT + ["--base-only", "--window", "4", "--stride", "2"],
         "--window, --stride set the super-resolution stage")
+    # the super-resolution stage's window against its own stride and window (refused after the base clip was made)
+    add("generate-ssr-window-under-its-stride", GEN + ["--ssr", "{SSR}", "--window", "1"],
+        "--window 1 is shorter than the super-resolution model's own stride")
+    add("generate-ssr-stride-over-its-window", GEN + ["--ssr", "{SSR}", "--stride", "6"],
+        "--stride (6) must not exceed the super-resolution model's own window")
+    add("generate-ssr-stride-over-the-given-window", GEN + ["--ssr", "{SSR}", "--window", "1", "--stride", "2"],
+        "--stride (2) must not exceed --window (1)")
+    add("generate-window-without-an-ssr-stage", GEN + ["--window", "4"], "names none; give --ssr PATH")
+    add("animate-ssr-window-under-its-stride", ANIMATE + ["--ssr", "{SSR}", "--window", "1"], "own stride")
+    add("upscale-window-under-its-stride", UPSCALE + ["--window", "1"], "--window 1 is shorter")
     add("generate-frames-4-on-a-3-level-model", GEN + ["--model", "{T2V3}", "--frames", "4"], "num_frames")
     add("generate-frames-not-multiple", GEN + ["--frames", "3"], "num_frames")
     add("generate-size-not-multiple", GEN + ["--size", "6"], "multiples")

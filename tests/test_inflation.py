@@ -500,7 +500,8 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
                        (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY"),
                        (["--model", str(image_dir), "--zero-shot", "--motion", "nan,1"], "two finite numbers"),
                        (["--model", str(image_dir), "--zero-shot", "--motion", "0,1e30"], "at most the frame's size"),
-                       (["--model", str(image_dir), "--zero-shot", "--free-init", "2"], "does not take --free-init")):
+                       (["--model", str(image_dir), "--zero-shot", "--free-init", "2"], "does not take --free-init"),
+                       (["--model", str(image_dir), "--zero-shot", "--window", "8"], "does not take --window")):
         code, err = _cli(["generate", "a red circle", *args, "-q", "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
         assert not (tmp_path / "bad.mp4").exists()

@@ -121,3 +121,28 @@ def test_embedded_names_resolve_in_the_library(tmp_path):
         TextToVideoPipeline.from_pretrained(tmp_path / "nothing")
     with pytest.raises(ValueError, match="not a vidiff pipeline folder"):
         TextToVideoPipeline.from_pretrained(tmp_path)
+
+
+def test_super_resolution_windows_are_checked_before_the_base_stage_runs(tiny_cascade_dir, monkeypatch):
+    """A window shorter than the SSR stage's own stride was refused only once the base clip was made (25 s of a
+    cold CLI run), in a message naming window and stride, arguments the caller had not used; ssr_steps=0 read as
+    num_inference_steps."""
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)  # its SSR stage: window 4, stride 2
+
+    def no_sampling(*a, **k):
+        raise AssertionError("the base stage ran before the check")
+
+    monkeypatch.setattr(pipe, "sample", no_sampling)
+    for kwargs, says in (({"ssr_window": 1}, "ssr_window 1 is shorter than the super-resolution model's own stride "
+                                            "(2 frames); give ssr_stride of at most 1"),
+                         ({"ssr_stride": 6}, "ssr_stride (6) must not exceed the super-resolution model's own window"),
+                         ({"ssr_window": 2, "ssr_stride": 3}, "ssr_stride (3) must not exceed ssr_window (2)"),
+                         ({"ssr_window": 0}, "ssr_window must be at least 1"),
+                         ({"ssr_window": 2.5}, "ssr_window must be an integer"),
+                         ({"ssr_steps": 0}, "ssr_steps must be in 1..1000"),
+                         ({"window": 3}, "window=3: each window is a clip the model denoises")):
+        with pytest.raises(ValueError, match=says.replace("(", "\\(").replace(")", "\\)")):
+            pipe("a red circle", **kwargs)
+    monkeypatch.undo()
+    out = pipe("a red circle", ssr_window=2, generator=torch.Generator().manual_seed(0))
+    assert out.settings["super_resolution"]["window"] == 2 and out.settings["super_resolution"]["stride"] == 2

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from vidiff.cli.common import (
-    _autocast, _check_ranges, _generator, _load, _prepare, _ssr_kwargs, _write,
+    _autocast, _check_ranges, _generator, _load, _prepare, _ssr_kwargs, _write, check_ssr_args,
 )
 from vidiff.registry import resolve_model
 
@@ -23,6 +23,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     is_image = _is_image_model(resolve_model(args.model))
     if args.zero_shot or args.motion is not None:
         return _generate_zero_shot(args, out, t0, is_image)
+    check_ssr_args(args, resolve_model(args.model))
     if is_image:
         raise ValueError(f"{args.model!r} is a text-to-image model: add --zero-shot (Text2Video-Zero), or make a video "
                          f"model of it with 'vidiff inflate'")
@@ -47,8 +48,8 @@ def _is_image_model(folder: Path) -> bool:
 def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool) -> int:
     if not is_image:
         raise ValueError(f"--zero-shot runs a text-to-image model; {args.model!r} is a video model")
-    unused = [f for f in ("base_window", "base_stride", "base_weighting", "ssr", "style", "sampler", "image_model",
-                          "free_init") if getattr(args, f, None) not in (None, False)]
+    unused = [f for f in ("base_window", "base_stride", "base_weighting", "ssr", "window", "stride", "ssr_steps",
+                          "style", "sampler", "image_model", "free_init") if getattr(args, f, None) not in (None, False)]
     if unused:
         raise ValueError(f"--zero-shot does not take {', '.join('--' + f.replace('_', '-') for f in unused)}")
     motion = None
@@ -82,6 +83,7 @@ def _read_inputs(args: argparse.Namespace, task: str) -> tuple[dict, dict]:
 
     model = resolve_model(args.model)
     d = check_folder(model, task, args.frames)
+    check_ssr_args(args, model)
     t, h, w = int(args.frames or d["num_frames"]), int(d["height"]), int(d["width"])
     got, notes = {}, {}
     if args.command in ("animate", "cinemagraph"):
@@ -164,6 +166,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from vidiff.pipelines.folder import check_folder
 
     d = check_folder(resolve_model(args.model), "super-resolution")
+    from vidiff.pipelines.super_resolution import ssr_windows
+
+    ssr_windows(d, args.window, args.stride, ("--window", "--stride"))
     frames, fps = read_lowres(args.input, num_frames=args.frames)
     h, w = frames.shape[1:3]
     H, W = int(d["height"]), int(d["width"])
@@ -235,7 +240,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.real and not args.model:
         raise ValueError("give --model PATH (or 'default') with --suite, or --real DIR --fake DIR")
     _check_ranges(args)
-    from vidiff.evaluation.report import SUITES, check_report_dir
+    from vidiff.evaluation.report import SUITES
+    from vidiff.evaluation.report_files import check_report_dir
 
     out = Path(args.out or (f"runs/eval-{args.suite}" if args.model else "runs/eval-folders"))
     check_report_dir(out, args.overwrite)

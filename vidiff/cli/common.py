@@ -71,6 +71,28 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, float]:
     return out, time.time()
 
 
+def check_ssr_args(args: argparse.Namespace, model: Path) -> None:
+    """--window / --stride against the super-resolution stage that will run (--ssr, else the one ``model``'s folder
+    names), read from its vidiff_pipeline.json before any model loads: a window shorter than the stage's own stride
+    was refused only after the base clip had been made."""
+    if getattr(args, "base_only", False) or (args.window is None and args.stride is None):
+        return
+    from vidiff.pipelines.folder import PIPELINE_FILE, check_folder, read_meta
+    from vidiff.pipelines.super_resolution import ssr_windows
+
+    if getattr(args, "ssr", None):
+        ssr = resolve_model(args.ssr)
+    else:
+        named = read_meta(model).get("super_resolution")
+        if named is None:
+            raise ValueError(f"--window / --stride set the super-resolution stage, and {str(model)!r} names none; "
+                             f"give --ssr PATH, or drop them")
+        ssr = (model / named).resolve()
+        if not (ssr / PIPELINE_FILE).exists():
+            return  # loading the model reports the missing stage, with what to do
+    ssr_windows(check_folder(ssr, "super-resolution"), args.window, args.stride, ("--window", "--stride"))
+
+
 def _load(cls, model: str, args: argparse.Namespace):
     """The pipeline as the user asked for it: the model, its super-resolution stage (--ssr, else the folder's,
     none with --base-only) and a style (--style, --alpha). Everything else is the library's defaults."""

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from vidiff.evaluation.report_files import (check_report_dir, markdown, one_writer, sample_warnings,  # noqa: F401
-                                           write_report)
+from vidiff.evaluation.report_files import markdown, one_writer, sample_warnings, write_report  # noqa: F401
 
 SUITES = {"shapes-test": "test", "shapes-heldout": "heldout"}
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv")

@@ -67,6 +67,15 @@ class VideoPipelineOutput:
         return (self.videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
 
 
+def whole(value, name: str) -> int:
+    """``value`` as an int, or ValueError naming ``name``: 2.5, "32" and True went through int() once; 16.0 (a
+    folder's JSON may hold one) loses nothing."""
+    if isinstance(value, bool) or not (isinstance(value, numbers.Integral)
+                                       or (isinstance(value, float) and value.is_integer())):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
 def check_output_type(output_type: str) -> str:
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"unknown output_type {output_type!r}; allowed: {', '.join(OUTPUT_TYPES)}")
@@ -442,11 +451,7 @@ class VideoDiffusionPipeline:
         out = {k: (d[k] if given.get(k) is None else given[k]) for k in
                ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
         for k in ("num_frames", "height", "width", "num_inference_steps"):
-            v = out[k]  # 2.5 or "32" went through int() before; 16.0 (a folder's JSON may hold one) loses nothing
-            if isinstance(v, bool) or not (isinstance(v, numbers.Integral)
-                                           or (isinstance(v, float) and v.is_integer())):
-                raise ValueError(f"{k} must be an integer, got {v!r}")
-            out[k] = int(v)
+            out[k] = whole(out[k], k)
         if isinstance(out["guidance_scale"], bool) or not isinstance(out["guidance_scale"], numbers.Real):
             raise ValueError(f"guidance_scale must be a number, got {out['guidance_scale']!r}")
         out["guidance_scale"] = float(out["guidance_scale"])
@@ -633,12 +638,28 @@ class VideoDiffusionPipeline:
             out["free_init"] = self.free_init.as_dict()
         return out
 
+    def check_super_resolution_args(self, base_only: bool, ssr_window: int | None = None,
+                                    ssr_stride: int | None = None, ssr_steps: int | None = None) -> None:
+        """ValueError unless the super-resolution stage's window, stride and steps fit it: checked before the base
+        stage runs (a window shorter than the stage's stride was refused only once the base clip was made)."""
+        if self.super_resolution is None or base_only:
+            if ssr_window is not None or ssr_stride is not None or ssr_steps is not None:
+                raise ValueError("ssr_window / ssr_stride / ssr_steps need a super-resolution stage, and this call "
+                                 "has none (base_only, or the model names none)")
+            return
+        from vidiff.pipelines.super_resolution import ssr_windows
+
+        ssr_windows(self.super_resolution.defaults, ssr_window, ssr_stride, ("ssr_window", "ssr_stride"))
+        if ssr_steps is not None and not 1 <= whole(ssr_steps, "ssr_steps") <= 1000:
+            raise ValueError(f"ssr_steps must be in 1..1000, got {ssr_steps}")
+
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
                generator: torch.Generator | None, progress: bool, callback_on_step_end: Callable | None = None,
                ssr_window: int | None = None, ssr_stride: int | None = None,
                ssr_steps: int | None = None) -> VideoPipelineOutput:
         """The base stage's ``videos`` through the super-resolution stage (unless ``base_only`` or there is none;
         its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings``."""
+        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         settings = {**settings, "fps": self.defaults["fps"]}
         if self.style:
             settings.update(self.style)
@@ -653,9 +674,6 @@ class VideoDiffusionPipeline:
             settings["super_resolution"] = {"model": str(self.super_resolution.path), **{
                 k: v for k, v in sr.settings.items() if k not in ("fps", "versions")}}
             videos = sr.videos
-        elif ssr_window is not None or ssr_stride is not None or ssr_steps is not None:
-            raise ValueError("ssr_window / ssr_stride / ssr_steps need a super-resolution stage, and this call has "
-                             "none (base_only, or the model names none)")
         from vidiff import versions
 
         settings.update(output_size=list(videos.shape[-2:]), versions=versions())

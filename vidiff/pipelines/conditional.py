@@ -59,6 +59,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
                                cond_scale=condition_guidance_scale)

@@ -42,6 +42,7 @@ class VideoEditPipeline(TextToVideoPipeline):
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,

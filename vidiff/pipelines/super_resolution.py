@@ -15,7 +15,31 @@ import torch
 
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
 from vidiff.io.inputs import check_aspect
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range,
+                                   whole)
+
+
+def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = None,
+                names: tuple[str, str] = ("window", "stride")) -> tuple[int, int]:
+    """The (window, stride) a super-resolution call runs: the given ones, else the folder's ``defaults`` (window 8;
+    stride half the window). ValueError naming the arguments as the caller knows them (``names``), and saying so
+    when the stride that does not fit is the folder's default rather than the caller's."""
+    w_name, s_name = names
+    own_window = window is None
+    window = whole(defaults.get("window", 8) if own_window else window, w_name)
+    from_folder = stride is None
+    stride = whole(defaults.get("stride", max(1, window // 2)) if from_folder else stride, s_name)
+    if window < 1:
+        raise ValueError(f"{w_name} must be at least 1 frame, got {window}")
+    if stride < 1:
+        raise ValueError(f"{s_name} must be at least 1 frame, got {stride}")
+    if stride > window:
+        if from_folder:
+            raise ValueError(f"{w_name} {window} is shorter than the super-resolution model's own stride ({stride} "
+                             f"frames); give {s_name} of at most {window} as well")
+        which = f"the super-resolution model's own window ({window} frames)" if own_window else f"{w_name} ({window})"
+        raise ValueError(f"{s_name} ({stride}) must not exceed {which}: frames would be skipped")
+    return window, stride
 
 
 class SuperResolutionPipeline(VideoDiffusionPipeline):
@@ -44,10 +68,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         if H < h or W < w:
             raise ValueError(f"the output ({H}x{W}) must not be smaller than the input ({h}x{w})")
         check_aspect(h, w, H, W, "the low-resolution video")
-        window = int(self.defaults.get("window", 8) if window is None else window)
-        stride = int(self.defaults.get("stride", max(1, window // 2)) if stride is None else stride)
-        if window < 1 or stride < 1 or stride > window:
-            raise ValueError(f"need 1 <= stride <= window, got window={window}, stride={stride}")
+        window, stride = ssr_windows(self.defaults, window, stride)
         prompts = self.check_inputs(prompt, min(window, t), H, W,  # every window is min(window, t) frames
                                     s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         noise_level = float(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level)

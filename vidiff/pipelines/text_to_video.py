@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from vidiff.models.latent import latent_size
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, whole
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -44,13 +44,18 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
+        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         temporal_window = None
         if window is not None:
             from vidiff.diffusion.multidiffusion import temporal_windows, window_weights
 
             stride = max(1, window // 4) if stride is None else stride  # a quarter window: the fewest seams measured
             window_weighting = window_weighting or self.defaults["window_weighting"]
-            self.unet.check_input_size(window, *latent_size(s["height"], s["width"], self.latent_scale))
+            window = whole(window, "window")
+            try:
+                self.unet.check_input_size(window, *latent_size(s["height"], s["width"], self.latent_scale))
+            except ValueError as e:
+                raise ValueError(f"window={window}: each window is a clip the model denoises, and {e}") from None
             temporal_windows(s["num_frames"], window, stride)  # ValueError on a bad window / stride
             window_weights(window, window_weighting)  # ValueError on an unknown weighting
             temporal_window = (window, stride, window_weighting)
