@@ -175,6 +175,19 @@ def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_co
     with pytest.raises(ValueError, match="a mask must be a tensor"):
         VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)("a red circle", torch.rand(1, 3, 4, 8, 8), None,
                                                                    num_inference_steps=2)
+    # tensors of the wrong rank were unpacked before any check ("not enough values to unpack (expected 5, got 4)")
+    from vidiff.pipelines.conditional import CinemagraphPipeline
+
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    inpaint = VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)
+    with pytest.raises(ValueError, match=r"the video must be \(b, 3, t, h, w\), got \(3, 4, 8, 8\)"):
+        inpaint("a red circle", torch.rand(3, 4, 8, 8), mask, num_inference_steps=2)
+    with pytest.raises(ValueError, match=r"the image must be \(b, 3, h, w\), got \(3, 8, 8\)"):
+        CinemagraphPipeline.from_pretrained(tiny_conditional_dir)("a red circle", torch.rand(3, 8, 8), mask,
+                                                                  num_inference_steps=2)
+    with pytest.raises(ValueError, match="a mask must be binary"):
+        i2v.generate("a red circle", torch.rand(1, 3, 4, 8, 8), torch.full((1, 1, 4, 8, 8), 0.5), num_inference_steps=2)
 
 
 def test_a_swapped_scheduler_is_used(tiny_pipeline_dir):

@@ -49,6 +49,10 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
         stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps)."""
         check_output_type(output_type)
+        video = check_unit_range("video", video)
+        if video.dim() != 5 or video.shape[1] != 3:
+            raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
+        known = check_mask(known)
         condition_guidance_scale = self.condition_guidance(condition_guidance_scale)
         if not 0.0 <= condition_guidance_scale <= 50.0:
             raise ValueError(f"condition_guidance_scale must be in [0, 50], got {condition_guidance_scale}")
@@ -95,6 +99,8 @@ class VideoInpaintPipeline(ConditionalVideoPipeline):
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, region: torch.Tensor, **kw) -> VideoPipelineOutput:
         video = check_unit_range("video", video)
+        if video.dim() != 5 or video.shape[1] != 3:
+            raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         region = check_mask(region)
         b, _, t, h, w = video.shape
         if region.shape[-2:] != (h, w) or region.shape[:2] != (b, 1) or (region.dim() == 5 and region.shape[2] != t):
@@ -112,6 +118,8 @@ class CinemagraphPipeline(ConditionalVideoPipeline):
     def __call__(self, prompt, image: torch.Tensor, region: torch.Tensor, num_frames: int | None = None,
                  **kw) -> VideoPipelineOutput:
         image = check_unit_range("image", image)
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
         region = check_mask(region)
         b, _, h, w = image.shape
         if region.shape != (b, 1, h, w):
