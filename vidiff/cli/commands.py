@@ -240,18 +240,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.real and not args.model:
         raise ValueError("give --model PATH (or 'default') with --suite, or --real DIR --fake DIR")
     _check_ranges(args)
-    from vidiff.evaluation.report import SUITES
+    from vidiff.evaluation.report import DEFAULT_SAMPLES, DEFAULT_SUITE, SUITES
     from vidiff.evaluation.report_files import check_report_dir
 
-    out = Path(args.out or (f"runs/eval-{args.suite}" if args.model else "runs/eval-folders"))
+    # each mode's options, given: the other mode's were ignored without a word (--frames with --model, --steps with
+    # --real/--fake); what is not given takes the library's defaults
+    for_model = {"--suite": args.suite, "--samples": args.samples, "--steps": args.steps, "--guidance": args.guidance,
+                 "--seed": args.seed, "--sweep-steps": args.sweep_steps, "--sweep-samples": args.sweep_samples,
+                 "--fp32": args.fp32 or None, "--device": None if args.device == "auto" else args.device}
+    for_folders = {"--captions": args.captions, "--frames": args.frames}
+    stray = [k for k, v in (for_model if args.real else for_folders).items() if v is not None]
+    if stray:
+        mode, other = (("scores two folders", "--model (generating a suite)") if args.real
+                       else ("generates a suite", "--real/--fake (scoring folders)"))
+        raise ValueError(f"{', '.join(stray)} appl{'ies' if len(stray) == 1 else 'y'} to {other}; this evaluation "
+                         f"{mode}: drop {'it' if len(stray) == 1 else 'them'}")
+    suite = args.suite or DEFAULT_SUITE
+    out = Path(args.out or (f"runs/eval-{suite}" if args.model else "runs/eval-folders"))
     check_report_dir(out, args.overwrite)
     from vidiff.hardware import resolve_device
 
     resolve_device(args.device)  # a device this machine has, before anything loads
     if args.model:
         resolve_model(args.model)
-        if args.suite not in SUITES:
-            raise ValueError(f"unknown suite {args.suite!r}; allowed: {', '.join(SUITES)}")
+        if suite not in SUITES:
+            raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     if args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -263,12 +276,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     common = dict(video_features=args.video_features, image_features=args.image_features,
                   classifier=args.classifier, clip=args.clip, progress=not args.quiet, overwrite=args.overwrite)
     if args.real:
-        report = evaluate_folders(args.real, args.fake, out, captions=args.captions, frames=args.frames, **common)
+        given = {k: v for k, v in (("frames", args.frames),) if v is not None}
+        report = evaluate_folders(args.real, args.fake, out, captions=args.captions, **given, **common)
     else:
         model_dir = resolve_model(args.model)
-        report = evaluate_model(model_dir, args.suite, args.samples, out, steps=args.steps, guidance=args.guidance,
-                                seed=args.seed, sweep_steps=tuple(args.sweep_steps), sweep_samples=args.sweep_samples,
-                                bf16=False if args.fp32 else None, device=args.device, **common)
+        given = {k: v for k, v in (("seed", args.seed), ("sweep_samples", args.sweep_samples),
+                                   ("sweep_steps", None if args.sweep_steps is None else tuple(args.sweep_steps)))
+                 if v is not None}
+        report = evaluate_model(model_dir, suite, args.samples or DEFAULT_SAMPLES, out, steps=args.steps,
+                                guidance=args.guidance, bf16=False if args.fp32 else None, device=args.device,
+                                **given, **common)
     for w in report.get("warnings", []):
         print(f"vidiff: warning: {w}", file=sys.stderr)
     if not args.quiet:

@@ -18,6 +18,7 @@ import torch
 from vidiff.evaluation.report_files import markdown, one_writer, sample_warnings, write_report  # noqa: F401
 
 SUITES = {"shapes-test": "test", "shapes-heldout": "heldout"}
+DEFAULT_SUITE, DEFAULT_SAMPLES = "shapes-test", 200  # what `vidiff evaluate --model M` generates when not told
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv")
 
 
@@ -329,4 +330,5 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     return report
 
 
-__all__ = ["evaluate_model", "evaluate_folders", "MetricSuite", "markdown", "SUITES"]
+__all__ = ["evaluate_model", "evaluate_folders", "MetricSuite", "markdown", "SUITES", "DEFAULT_SUITE",
+           "DEFAULT_SAMPLES"]
