@@ -173,6 +173,36 @@ def test_saving_a_step_again_keeps_the_old_checkpoint_until_the_new_one_is_compl
     assert clean_stale(tmp_path) == []
 
 
+def test_a_kill_while_pruning_leaves_no_half_removed_checkpoint(tmp_path, monkeypatch):
+    """Pruning removed the oldest checkpoint in place: a kill midway left checkpoint-N with its weights gone and its
+    state.json still there, which counted as complete (the fallback for a newest checkpoint that does not load)."""
+    import shutil
+
+    import vidiff.training.checkpoints as ck
+    from vidiff.io.atomic import is_temporary
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    for step in (2, 4):
+        save_checkpoint(tmp_path, step, model, None, opt, {"elapsed_s": 1.0})
+
+    def dying_rmtree(path, *a, **k):
+        os.remove(os.path.join(path, "model.safetensors"))  # the first file gone, then the kill
+        raise Killed
+
+    rmtree = shutil.rmtree
+    monkeypatch.setattr(ck.shutil, "rmtree", dying_rmtree)
+    with pytest.raises(Killed):
+        save_checkpoint(tmp_path, 6, model, None, opt, {"elapsed_s": 2.0})
+    monkeypatch.setattr(ck.shutil, "rmtree", rmtree)
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-4", "checkpoint-6"]
+    assert all((p / "model.safetensors").is_file() for p in complete_checkpoints(tmp_path))
+    left = [p for p in tmp_path.iterdir() if not p.name.startswith("checkpoint-")]
+    assert len(left) == 1 and is_temporary(left[0].name)
+    os.rename(left[0], tmp_path / ".checkpoint-2.tmp999999999")  # its process gone: the next start tidies it
+    assert tidy_run_dir(tmp_path) == ["removed .checkpoint-2.tmp999999999"]
+
+
 def test_a_newest_checkpoint_that_does_not_load_falls_back_to_the_older_one(tmp_path, tiny_text_dir, caplog):
     full = train(_tiny(tmp_path / "full", tiny_text_dir, 9), progress=False)
     run = tmp_path / "run"

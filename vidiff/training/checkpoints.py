@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidiff.io.atomic import _put_in_place, _sibling, atomic_path, clean_stale, remove_path
+from vidiff.io.atomic import _TMP, _put_in_place, _sibling, atomic_path, clean_stale, remove_path
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # a checkpoint folder's name
 log = logging.getLogger("vidiff.train")
@@ -118,7 +118,12 @@ def _prune(run_dir: Path, keep: int) -> None:
     """Remove all but the ``keep`` most recently saved complete checkpoints (0: keep all); called only after a good
     save."""
     for old in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        # out of the checkpoint names first (one rename), then removed: a kill during the removal left a
+        # checkpoint-N folder with part of its files gone, which still counted as complete if state.json remained;
+        # now it leaves a temporary of a dead process, which the next start tidies (tidy_run_dir)
+        aside = _sibling(old, _TMP)
+        os.rename(old, aside)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 ACCELERATE_FORMAT = "accelerate"  # state.json "format": written by accelerator.save_state (sharded under FSDP / DeepSpeed)
