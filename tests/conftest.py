@@ -86,6 +86,20 @@ def tiny_cascade_dir(tmp_path_factory, tiny_text_encoder, tiny_ssr_dir) -> Path:
                               extra={"super_resolution": os.path.relpath(tiny_ssr_dir, root / "base")})
 
 
+def random_clip_folders(root: Path, n: int, names=("real", "fake")) -> None:
+    """Folders ``root/real`` and ``root/fake`` of ``n`` random 16 x 32 x 32 mp4 clips each (c0.mp4, c1.mp4, ...)."""
+    import numpy as np
+
+    from vidiff.io.video import write_video
+
+    rng = np.random.default_rng(0)
+    for folder in names:
+        (root / folder).mkdir()
+        for i in range(n):
+            write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), root / folder / f"c{i}.mp4",
+                        view_size=0)
+
+
 def make_tiny_style(base_dir: Path, path: Path, seed: int = 9) -> Path:
     """A style fine-tune of ``base_dir`` as training makes one: spatial weights moved, temporal layers kept."""
     from vidiff.pipelines.text_to_video import TextToVideoPipeline

@@ -313,19 +313,13 @@ def test_a_second_evaluate_into_a_report_folder_in_use_is_refused_before_its_wor
     """Two `vidiff evaluate` into one report folder both ran to the end; with --overwrite the folder was left with
     one's report.md beside the other's metrics.json. A failed evaluation leaves no folder it created behind, and a
     folder holding only the lock of a finished one takes the next report."""
-    import numpy as np
+    from conftest import random_clip_folders
 
     from vidiff.cli import main
     from vidiff.evaluation.report import evaluate_folders
     from vidiff.io.lock import LOCK_NAME, folder_lock
-    from vidiff.io.video import write_video
 
-    rng = np.random.default_rng(0)
-    for folder in ("real", "fake"):
-        (tmp_path / folder).mkdir()
-        for i in range(2):
-            write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), tmp_path / folder / f"c{i}.mp4",
-                        view_size=0)
+    random_clip_folders(tmp_path, 2)
     report = tmp_path / "report"
     evaluate_folders(tmp_path / "real", tmp_path / "fake", report, progress=False)
     first = (report / "metrics.json").read_text()

@@ -34,15 +34,11 @@ def test_a_folder_report_is_strict_json_and_says_how_many_clips_its_captions_cov
     as NaN, a token JSON parsers other than Python's reject; captions naming only some clips were used silently."""
     import json
 
-    from vidiff.evaluation.report import evaluate_folders
-    from vidiff.io.video import write_video
+    from conftest import random_clip_folders
 
-    rng = np.random.default_rng(0)
-    for folder in ("real", "fake"):
-        (tmp_path / folder).mkdir()
-        for i in range(3):
-            write_video(rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), tmp_path / folder / f"c{i}.mp4",
-                        view_size=0)
+    from vidiff.evaluation.report import evaluate_folders
+
+    random_clip_folders(tmp_path, 3)
     (tmp_path / "caps.csv").write_text("path,caption\nc0.mp4,a red circle moving left\n")
     import warnings
 
