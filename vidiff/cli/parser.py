@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--real", default=None, help="folder of real videos (with --fake)")
     e.add_argument("--fake", default=None, help="folder of generated videos (with --real)")
     e.add_argument("--captions", default=None, help="CSV/JSONL manifest (path, caption) for CLIPSIM / Shapes scores")
-    e.add_argument("--frames", type=int, default=None, help="with --real/--fake: frames read from each video (default 16)")
+    e.add_argument("--frames", type=int, default=None,
+                   help="with --real/--fake: frames read from each video (default 16)")
     e.add_argument("--steps", type=int, default=None, help="denoising steps of the main run (default: the model's)")
     e.add_argument("--guidance", type=float, default=None, help="guidance scale (model default)")
     e.add_argument("--seed", type=int, default=None, help="the first noise seed (default 0)")

@@ -169,8 +169,9 @@ def dpm_solver_module():
     import diffusers.utils
     import diffusers.utils.torch_utils  # noqa: F401
 
-    # One switch at a time (the serve page builds its pipelines in gradio's worker threads, one per tab): a second thread entering while the
-    # first has the check switched off would take the stand-in for the real check and put it back for good.
+    # One switch at a time (the serve page builds its pipelines in gradio's worker threads, one per tab): a second
+    # thread entering while the first has the check switched off would take the stand-in for the real check and put
+    # it back for good.
     with _SWITCH_LOCK:
         if DPM_SOLVER_MODULE in sys.modules:
             return sys.modules[DPM_SOLVER_MODULE]
