@@ -409,6 +409,19 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_holder_frees_
     train(_tiny(out, tiny_text_dir, 6), resume="latest", progress=False)  # released after a run and after a failure
 
 
+def test_a_resume_whose_steps_end_before_its_checkpoint_is_refused(tmp_path, tiny_text_dir):
+    """`--resume latest --set train.steps=2` on a run at step 6 trained nothing, rewrote the run's config.json to say
+    2 steps and exported step 6's weights again as `final`, exit 0. Equal steps still export (a run killed after its
+    last checkpoint and before its export)."""
+    out = tmp_path / "run"
+    train(_tiny(out, tiny_text_dir, 6), progress=False)
+    recipe = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match="continues from checkpoint-6, at step 6, and train.steps is 2"):
+        train(_tiny(out, tiny_text_dir, 2), resume="latest", progress=False)
+    assert (out / "config.json").read_text() == recipe
+    assert train(_tiny(out, tiny_text_dir, 6), resume="latest", progress=False).is_dir()
+
+
 def test_files_of_the_users_in_a_runs_final_folder_survive_a_resumed_run(tmp_path, tiny_text_dir, monkeypatch):
     """Notes or samples kept in a run's final/ were deleted, exit 0, when the run was resumed for more steps and
     exported again (the export replaced any vidiff pipeline folder)."""

@@ -622,6 +622,13 @@ def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
     if ckpt is None:
         return
     try:
+        step = int(json.loads((ckpt / "state.json").read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        step = None  # loading the checkpoint reports it
+    if step is not None and cfg.train.steps < step:  # it exported the checkpoint again, its recipe saying fewer steps
+        raise ValueError(f"--resume continues from {ckpt.name}, at step {step}, and train.steps is {cfg.train.steps}: "
+                         f"nothing would be trained; give train.steps of at least {step} (more to train further)")
+    try:
         saved = json.loads((ckpt.parent / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # a run without a readable recipe: nothing to compare against
