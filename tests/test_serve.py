@@ -86,6 +86,9 @@ def test_regions_and_bad_input(tmp_path, models):
     for args, kw, match in ((("generate", "", 0, 2, None), {}, "caption"),
                             (("generate", "a red circle", -1, 2, None), {}, "seed"),
                             (("generate", "a red circle", 0, 0, None), {}, "steps"),
+                            (("generate", "a red circle", 2.5, 2, None), {}, "seed"),  # was taken as seed 2
+                            (("generate", "a red circle", float("nan"), 2, None), {}, "seed"),
+                            (("generate", "a red circle", 0, 2.5, None), {}, "steps"),
                             (("animate", "a red circle", 0, 2, None), {"image": None}, "upload an image"),
                             (("edit", "a red circle", 0, 2, None), {"video": None}, "upload a video")):
         model = models["conditional"] if args[0] == "animate" else t2v
