@@ -367,3 +367,21 @@ def test_evaluate_cli_errors(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"samples": 2.5}, "samples must be an integer"),  # TypeError from range()
+    ({"seed": 1.5}, "seed must be an integer"),  # torch's RuntimeError from manual_seed
+    ({"seed": -1}, "seed must be in [0, "),  # ran; the CLI refused it
+    ({"batch_size": 0}, "batch_size must be in [1, "),  # "range() arg 3 must not be zero"
+    ({"sweep_samples": 0}, "sweep_samples must be in [1, "),
+    ({"sweep_steps": (5, 0)}, "sweep_steps must be in [1, 1000], got 0"),
+])
+def test_evaluate_model_arguments_are_named_value_errors_before_any_model_loads(kwargs, msg, tmp_path, monkeypatch):
+    import vidiff.pipelines.text_to_video as t2v
+    from vidiff.evaluation.report import evaluate_model
+
+    monkeypatch.setattr(t2v.TextToVideoPipeline, "from_pretrained", None)  # a load would fail with a TypeError
+    with pytest.raises(ValueError) as e:
+        evaluate_model("default", "shapes-test", **{"samples": 4, **kwargs}, out_dir=tmp_path / "r", progress=False)
+    assert msg in str(e.value) and not (tmp_path / "r").exists()

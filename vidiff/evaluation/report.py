@@ -135,10 +135,22 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     from vidiff.shapes.scores import ShapesScore
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    from vidiff.pipelines.base import whole
+
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
+    # whole numbers in range, named: 2.5 samples, seed 1.5 or batch_size 0 failed deep inside (TypeError, torch's
+    # RuntimeError, "range() arg 3 must not be zero"), a negative seed ran
+    samples, seed = whole(samples, "samples"), whole(seed, "seed")
+    sweep_samples, batch_size = whole(sweep_samples, "sweep_samples"), whole(batch_size, "batch_size")
+    sweep_steps = tuple(whole(s, "sweep_steps") for s in sweep_steps)
     if samples < 2:
         raise ValueError(f"--samples must be at least 2 (distribution metrics), got {samples}")
+    for name, value, low, high in (("seed", seed, 0, 2**62), ("sweep_samples", sweep_samples, 1, 100000),
+                                   ("batch_size", batch_size, 1, 4096), *(("sweep_steps", s, 1, 1000)
+                                                                          for s in sweep_steps)):
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
     from vidiff.hardware import resolve_device
 
     device = resolve_device(device)
@@ -258,8 +270,9 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
 
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
     from vidiff.shapes.scores import ShapesScore
+    from vidiff.pipelines.base import whole
 
-    if not 1 <= frames <= 4096:
+    if not 1 <= whole(frames, "frames") <= 4096:
         raise ValueError(f"frames must be in [1, 4096], got {frames}")
     t0 = time.time()
     listing: list[str] = []
