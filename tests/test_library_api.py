@@ -188,6 +188,20 @@ def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_co
                                                                   num_inference_steps=2)
     with pytest.raises(ValueError, match="a mask must be binary"):
         i2v.generate("a red circle", torch.rand(1, 3, 4, 8, 8), torch.full((1, 1, 4, 8, 8), 0.5), num_inference_steps=2)
+    # numbers given as text went through float(), and keep_known="no" read as true
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline as SR
+
+    for call, says in ((lambda: VideoEditPipeline.from_pretrained(tiny_pipeline_dir)(
+                            "a red circle", torch.rand(1, 3, 4, 8, 8), strength="0.5", num_inference_steps=2),
+                        "strength must be a number, got '0.5'"),
+                       (lambda: i2v("a red circle", torch.rand(1, 3, 8, 8), condition_guidance_scale="2",
+                                    num_inference_steps=2), "condition_guidance_scale must be a number"),
+                       (lambda: i2v("a red circle", torch.rand(1, 3, 8, 8), keep_known="no", num_inference_steps=2),
+                        "keep_known must be True or False"),
+                       (lambda: SR.from_pretrained(tiny_ssr_dir)("a red circle", torch.rand(1, 3, 4, 8, 8),
+                                                                 noise_level=True), "noise_level must be a number")):
+        with pytest.raises(ValueError, match=says):
+            call()
 
 
 def test_a_swapped_scheduler_is_used(tiny_pipeline_dir):

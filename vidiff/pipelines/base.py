@@ -76,6 +76,13 @@ def whole(value, name: str) -> int:
     return int(value)
 
 
+def number(value, name: str) -> float:
+    """``value`` as a float, or ValueError naming ``name``: "0.5" went through float() and True read as 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def check_output_type(output_type: str) -> str:
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"unknown output_type {output_type!r}; allowed: {', '.join(OUTPUT_TYPES)}")

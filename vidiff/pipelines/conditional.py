@@ -24,7 +24,8 @@ import torch
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range,
+                                   number)
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -34,7 +35,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
     def condition_guidance(self, given: float | None = None) -> float:
         """The guidance scale on the conditioning video: ``given``, else the folder's default (1: none)."""
-        return float(self.defaults["condition_guidance_scale"] if given is None else given)
+        return number(self.defaults["condition_guidance_scale"] if given is None else given, "condition_guidance_scale")
 
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, negative_prompt: str = "", sampler: str | None = None,
@@ -49,6 +50,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
         stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps)."""
         check_output_type(output_type)
+        if not isinstance(keep_known, bool):  # "no" read as true
+            raise ValueError(f"keep_known must be True or False, got {keep_known!r}")
         video = check_unit_range("video", video)
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range, number
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -30,7 +30,7 @@ class VideoEditPipeline(TextToVideoPipeline):
                  progress: bool = False) -> VideoPipelineOutput:
         """``strength``: default the folder's (0.6)."""
         check_output_type(output_type)
-        strength = float(self.defaults["strength"] if strength is None else strength)
+        strength = number(self.defaults["strength"] if strength is None else strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         video = check_unit_range("video", video)

@@ -16,7 +16,7 @@ import torch
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
 from vidiff.io.inputs import check_aspect
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range,
-                                   whole)
+                                   number, whole)
 
 
 def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = None,
@@ -71,7 +71,8 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         window, stride = ssr_windows(self.defaults, window, stride)
         prompts = self.check_inputs(prompt, min(window, t), H, W,  # every window is min(window, t) frames
                                     s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
-        noise_level = float(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level)
+        noise_level = number(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level,
+                             "noise_level")
         if not 0.0 <= noise_level <= 1.0:
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")
         cond = lowres_condition(lowres * 2 - 1, H, W, noise_level, generator)  # (b, 3, t, H, W)
