@@ -487,7 +487,11 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
         pipe("a red circle moving left", num_frames=4, num_inference_steps=10)
     pipe.disable_free_init()
     for bad, says in (({"generator": 3}, "generator must be a torch.Generator"),
-                      ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape")):
+                      ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape"),
+                      ({"motion": "10"}, "motion must be \\(dx, dy\\)"),  # a string was iterated: (1, 0)
+                      ({"motion": ("1", "0")}, "motion must be \\(dx, dy\\)"),
+                      ({"motion_speed": "2"}, "motion_speed must be a number"),  # a TypeError from math.isfinite
+                      ({"t0": "0.5"}, "t0 must be a number")):
         with pytest.raises(ValueError, match=says):
             pipe("a red circle moving left", num_frames=4, num_inference_steps=10, **bad)
     code, err = _cli(["generate", "a red circle moving left", "--model", str(image_dir), "--zero-shot", "--frames", "4",

@@ -77,13 +77,14 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
-        from vidiff.pipelines.base import check_output_type, check_sampling_args
+        from vidiff.pipelines.base import check_output_type, check_sampling_args, number
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
         if self.free_init is not None:
             raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
                              "(pipe.disable_free_init())")
+        t0, t1, motion_speed = number(t0, "t0"), number(t1, "t1"), number(motion_speed, "motion_speed")
         if not (0.0 < t0 < t1 <= 1.0):
             raise ValueError(f"zero-shot needs 0 < t0 < t1 <= 1, got t0={t0}, t1={t1}")
         from vidiff.models.image import DeviceAttnProcessor, ImageUNet
@@ -102,8 +103,8 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
             raise ValueError(f"motion_speed must be a finite number of pixels per frame, at most the frame's size "
                              f"({side}), got {motion_speed}")
         if motion is not None:
-            try:
-                dx, dy = (float(v) for v in motion)
+            try:  # numbers only: a string was iterated, "10" read as (1, 0)
+                dx, dy = (number(v, "motion") for v in (None if isinstance(motion, str) else motion))
             except (TypeError, ValueError):
                 raise ValueError(f"motion must be (dx, dy) in pixels per frame, got {motion!r}") from None
             if not all(math.isfinite(v) and abs(v) <= side for v in (dx, dy)):
