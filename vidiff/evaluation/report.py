@@ -132,10 +132,9 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
 
     from vidiff.shapes.scenes import render
     from vidiff.shapes.suites import suite_scenes
-    from vidiff.shapes.scores import ShapesScore
-    from vidiff.pipelines.text_to_video import TextToVideoPipeline
-
     from vidiff.pipelines.base import whole
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+    from vidiff.shapes.scores import ShapesScore
 
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
@@ -269,8 +268,8 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     from tqdm.auto import tqdm
 
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
-    from vidiff.shapes.scores import ShapesScore
     from vidiff.pipelines.base import whole
+    from vidiff.shapes.scores import ShapesScore
 
     if not 1 <= whole(frames, "frames") <= 4096:
         raise ValueError(f"frames must be in [1, 4096], got {frames}")
