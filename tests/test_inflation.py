@@ -395,6 +395,7 @@ def test_bad_image_models_are_one_line_errors_and_write_nothing(tmp_path, capsys
              ([str(sdxl)], "added conditioning"),
              ([str(other_block)], "SimpleCrossAttnDownBlock2D"),
              ([str(image_dir), "--arch", "vdm"], "unknown --arch 'vdm'"),
+             ([str(image_dir), "--conv-inflation", "3d"], "unknown --conv-inflation '3d'"),  # named model.conv_inflation
              ([str(image_dir), "--motion-module", str(garbage)], "not a motion module")]
     for args, says in cases:
         code, err = _cli(["inflate", *args, "-o", str(out)], capsys)

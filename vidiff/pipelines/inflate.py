@@ -67,12 +67,15 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
     written (atomically; an existing one only with ``overwrite``). Nothing is written when anything is wrong."""
     from vidiff.conditioning.text import CACHE_FILE
     from vidiff.models.latent import VAE_DIR, load_vae
-    from vidiff.models.inflated import ARCHS, InflatedUNet, load_motion_module
+    from vidiff.models.inflated import ARCHS, CONV_INFLATIONS, InflatedUNet, load_motion_module
     from vidiff.pipelines.folder import load_text_encoder, load_unet
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     if arch not in ARCHS + ("animatediff",):
         raise ValueError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS + ('animatediff',))}")
+    conv = arch_kwargs.get("conv_inflation")
+    if conv is not None and conv not in CONV_INFLATIONS:  # named as the model config's key before
+        raise ValueError(f"unknown --conv-inflation {conv!r}; allowed: {', '.join(CONV_INFLATIONS)}")
     if motion_adapter is not None and arch != "animatediff":
         raise ValueError("a motion adapter (AnimateDiff's, diffusers' MotionAdapter) goes with --arch animatediff; "
                          "--motion-module takes vidiff's own motion modules")
