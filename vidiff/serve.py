@@ -164,7 +164,6 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
 
     from vidiff.conditioning.captions import check_caption
     from vidiff.io.inputs import read_clip
-
     from vidiff.pipelines.base import whole
 
     check_caption(prompt)

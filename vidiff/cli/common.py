@@ -77,19 +77,13 @@ def check_ssr_args(args: argparse.Namespace, model: Path) -> None:
     was refused only after the base clip had been made."""
     if getattr(args, "base_only", False) or (args.window is None and args.stride is None):
         return
-    from vidiff.pipelines.folder import PIPELINE_FILE, check_folder, read_meta
+    from vidiff.pipelines.folder import check_folder, named_super_resolution, read_meta
     from vidiff.pipelines.super_resolution import ssr_windows
 
-    if getattr(args, "ssr", None):
-        ssr = resolve_model(args.ssr)
-    else:
-        named = read_meta(model).get("super_resolution")
-        if named is None:
-            raise ValueError(f"--window / --stride set the super-resolution stage, and {str(model)!r} names none; "
-                             f"give --ssr PATH, or drop them")
-        ssr = (model / named).resolve()
-        if not (ssr / PIPELINE_FILE).exists():
-            return  # loading the model reports the missing stage, with what to do
+    ssr = resolve_model(args.ssr) if getattr(args, "ssr", None) else named_super_resolution(model, read_meta(model))
+    if ssr is None:
+        raise ValueError(f"--window / --stride set the super-resolution stage, and {str(model)!r} names none; "
+                         f"give --ssr PATH, or drop them")
     ssr_windows(check_folder(ssr, "super-resolution"), args.window, args.stride, ("--window", "--stride"))
 
 

@@ -31,8 +31,8 @@ from vidiff.pipelines.folder import (
     ADAPTER_DIR,
     LOCAL_TEXT_ENCODER,
     MOTION_FILE,
-    PIPELINE_FILE, check_guidance_min_t, load_denoiser, load_text_encoder, load_unet, read_meta, recorded_defaults,
-    resolve_defaults,
+    PIPELINE_FILE, check_guidance_min_t, load_denoiser, load_text_encoder, load_unet, named_super_resolution,
+    read_meta, recorded_defaults, resolve_defaults,
     shared_encoder,
 )
 
@@ -241,14 +241,7 @@ class VideoDiffusionPipeline:
     def named_super_resolution(self) -> Path | None:
         """The folder of the super-resolution stage this pipeline's folder names (``"super_resolution"`` in its
         vidiff_pipeline.json, relative to it), or None. Raises ValueError when it names a missing one."""
-        named = self.extra.get("super_resolution")
-        if named is None or self.path is None:
-            return None
-        path = (self.path / named).resolve()
-        if not (path / PIPELINE_FILE).exists():
-            raise ValueError(f"the model names a super-resolution stage {str(path)!r} that is missing; "
-                             "give another (--ssr PATH, super_resolution=) or skip it (--base-only, base_only=True)")
-        return path
+        return None if self.path is None else named_super_resolution(self.path, self.extra)
 
     def load_super_resolution(self, path: str | os.PathLike, torch_dtype: torch.dtype = torch.float32):
         """A super-resolution pipeline to run after this one, sharing this pipeline's text encoder where it reads
@@ -459,9 +452,7 @@ class VideoDiffusionPipeline:
                ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
         for k in ("num_frames", "height", "width", "num_inference_steps"):
             out[k] = whole(out[k], k)
-        if isinstance(out["guidance_scale"], bool) or not isinstance(out["guidance_scale"], numbers.Real):
-            raise ValueError(f"guidance_scale must be a number, got {out['guidance_scale']!r}")
-        out["guidance_scale"] = float(out["guidance_scale"])
+        out["guidance_scale"] = number(out["guidance_scale"], "guidance_scale")
         return out
 
     def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -335,6 +336,19 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
             model_class(cfg, path / "unet").from_config(cfg).check_input_size(t, h, w)
     return defaults
 
+
+
+def named_super_resolution(folder: str | os.PathLike, meta: dict) -> Path | None:
+    """The folder of the super-resolution stage a pipeline folder names (``"super_resolution"`` in its
+    vidiff_pipeline.json ``meta``, relative to it), or None. Raises ValueError when it names a missing one."""
+    named = meta.get("super_resolution")
+    if named is None:
+        return None
+    path = (Path(folder) / named).resolve()
+    if not (path / PIPELINE_FILE).exists():
+        raise ValueError(f"the model names a super-resolution stage {str(path)!r} that is missing; "
+                         "give another (--ssr PATH, super_resolution=) or skip it (--base-only, base_only=True)")
+    return path
 
 
 def reads_like(encoder, meta: dict) -> bool:

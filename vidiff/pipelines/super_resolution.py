@@ -25,16 +25,15 @@ def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = 
     stride half the window). ValueError naming the arguments as the caller knows them (``names``), and saying so
     when the stride that does not fit is the folder's default rather than the caller's."""
     w_name, s_name = names
-    own_window = window is None
+    own_window, own_stride = window is None, stride is None  # the folder's, not the caller's
     window = whole(defaults.get("window", 8) if own_window else window, w_name)
-    from_folder = stride is None
-    stride = whole(defaults.get("stride", max(1, window // 2)) if from_folder else stride, s_name)
+    stride = whole(defaults.get("stride", max(1, window // 2)) if own_stride else stride, s_name)
     if window < 1:
         raise ValueError(f"{w_name} must be at least 1 frame, got {window}")
     if stride < 1:
         raise ValueError(f"{s_name} must be at least 1 frame, got {stride}")
     if stride > window:
-        if from_folder:
+        if own_stride:
             raise ValueError(f"{w_name} {window} is shorter than the super-resolution model's own stride ({stride} "
                              f"frames); give {s_name} of at most {window} as well")
         which = f"the super-resolution model's own window ({window} frames)" if own_window else f"{w_name} ({window})"

@@ -49,9 +49,9 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         if window is not None:
             from vidiff.diffusion.multidiffusion import temporal_windows, window_weights
 
+            window = whole(window, "window")
             stride = max(1, window // 4) if stride is None else stride  # a quarter window: the fewest seams measured
             window_weighting = window_weighting or self.defaults["window_weighting"]
-            window = whole(window, "window")
             try:
                 self.unet.check_input_size(window, *latent_size(s["height"], s["width"], self.latent_scale))
             except ValueError as e:
