@@ -59,6 +59,31 @@ def steps_header(first: str) -> list[str]:
             "|---|---|---|---|---|---|---|---|"]
 
 
+def capped_rows(full: dict, cap: dict, rss: bool = True, ratios: bool = False) -> list[str]:
+    """Rows of a cold-start table: each setting's wall seconds (minimum / median) in ``full`` and in ``cap`` (the
+    kernels capped to AVX2), with the ratio to the first row of its run where ``ratios``, and the peak RSS."""
+    def cell(c: dict, first: dict) -> str:
+        ratio = f" ({first['min_s'] / c['min_s']:.2f}x)" if ratios and c is not first else ""
+        return f"{c['min_s']:.2f} / {c['median_s']:.2f} s{ratio}"
+
+    first, first_cap = (next(iter(d["settings"].values())) for d in (full, cap))
+    rows = []
+    for name, c in full["settings"].items():
+        k = cap["settings"][name]
+        peak = f" {max(c['peak_rss_gb'], k['peak_rss_gb']):.2f} GB |" if rss else ""
+        rows.append(f"| {name} | {cell(c, first)} | {cell(k, first_cap)} |{peak}")
+    return rows
+
+
+def cold_start_commands(full: dict, cap: dict, name: str, prefix: str, joiner: str = "and") -> str:
+    """The closing line of a cold-start table: threads, torch, rounds, and the two commands that wrote
+    benchmarks/results/``name``.json and its ``-avx2cap`` twin."""
+    return (f"{full['threads']} threads, torch {full['torch']}, {full['rounds']} rounds: `python "
+            f"benchmarks/cold_start.py --rounds {full['rounds']} --out benchmarks/results/{name}.json` {joiner} "
+            f"`{prefix} python benchmarks/cold_start.py --rounds {cap['rounds']} --out "
+            f"benchmarks/results/{name}-avx2cap.json`.")
+
+
 def sampler_table(files: list[str], label: str) -> list[str]:
     """One row per (spacing, steps, sampler) run of benchmarks/sampling_steps.py JSON files."""
     d0 = load(files[0])
@@ -362,13 +387,8 @@ def page() -> str:
                 "AVX512-BF16, slower in fp32 than the two above and uneven from run to run (docs/speed.md); the same "
                 "command, in fp32 (`vidiff generate` samples in fp32 unless told `--bf16`):", "",
             "| setting | Intel Xeon with AMX | kernels capped to AVX2 |", "|---|---|---|"]
-    for name, c in amx["settings"].items():
-        k = amx_cap["settings"][name]
-        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s | {k['min_s']:.2f} / {k['median_s']:.2f} s |")
-    out += ["", f"{amx['threads']} threads, torch {amx['torch']}, {amx['rounds']} rounds: `python benchmarks/cold_start.py "
-                f"--rounds {amx['rounds']} --out benchmarks/results/cold-start-amx.json` and, capped, `{prefix} python "
-                f"benchmarks/cold_start.py --rounds {amx_cap['rounds']} --out "
-                "benchmarks/results/cold-start-amx-avx2cap.json`."]
+    out += capped_rows(amx, amx_cap, rss=False)
+    out += ["", cold_start_commands(amx, amx_cap, "cold-start-amx", prefix, "and, capped,")]
 
     imp, imp_cap = load("cold-start-amx-imports.json"), load("cold-start-amx-imports-avx2cap.json")
     before = imp["trees"]["before"]
@@ -379,10 +399,7 @@ def page() -> str:
                 "in 2 steps; then guidance on the base steps at t >= 400 only (docs/speed.md). All in turn in every "
                 "round:", "",
             "| code, setting | Intel Xeon with AMX | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
-    for name, c in imp["settings"].items():
-        k = imp_cap["settings"][name]
-        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s | {k['min_s']:.2f} / {k['median_s']:.2f} s | "
-                   f"{max(c['peak_rss_gb'], k['peak_rss_gb']):.2f} GB |")
+    out += capped_rows(imp, imp_cap)
     settings = " ".join(f'"{n}"' for n in imp["settings"] if not n.endswith("]"))
     tree_settings = " ".join(f'"{n[:-len(" [before]")]}"' for n in imp["settings"] if n.endswith(" [before]"))
     out += ["", f"{imp['threads']} threads, torch {imp['torch']}, {imp['rounds']} rounds: `git worktree add /tmp/before "
@@ -397,17 +414,8 @@ def page() -> str:
                 "\"+ DPM++ SDE, 20 steps\" row: 6.24 s there, 9.38 s here). The capped column is a second run, started when the "
                 "first ended, so the two columns are not interleaved with each other:", "",
             "| setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
-    first, first_cap = (next(iter(d["settings"].values())) for d in (epyc, epyc_cap))
-    for name, c in epyc["settings"].items():
-        k = epyc_cap["settings"][name]
-        ratio = "" if c is first else f" ({first['min_s'] / c['min_s']:.2f}x)"
-        ratio_cap = "" if k is first_cap else f" ({first_cap['min_s'] / k['min_s']:.2f}x)"
-        out.append(f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s{ratio} | {k['min_s']:.2f} / "
-                   f"{k['median_s']:.2f} s{ratio_cap} | {max(c['peak_rss_gb'], k['peak_rss_gb']):.2f} GB |")
-    out += ["", f"{epyc['threads']} threads, torch {epyc['torch']}, {epyc['rounds']} rounds: `python "
-                f"benchmarks/cold_start.py --rounds {epyc['rounds']} --out benchmarks/results/cold-start-epyc.json` and "
-                f"`{prefix} python benchmarks/cold_start.py --rounds {epyc_cap['rounds']} --out "
-                "benchmarks/results/cold-start-epyc-avx2cap.json`."]
+    out += capped_rows(epyc, epyc_cap, ratios=True)
+    out += ["", cold_start_commands(epyc, epyc_cap, "cold-start-epyc", prefix)]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
