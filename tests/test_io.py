@@ -73,6 +73,49 @@ def test_bad_outputs_and_inputs(tmp_path):
         read_video(tmp_path / "missing.mp4")
 
 
+BAD_IO_CALLS = {  # each ended in a ZeroDivisionError, IndexError, RuntimeError, MemoryError, or ran as something else
+    "write no frames": (lambda d: write_video(np.zeros((0, 8, 8, 3), np.uint8), d / "z.mp4"), "at least one frame"),
+    "gif no frames": (lambda d: write_video(np.zeros((0, 8, 8, 3), np.uint8), d / "z.gif"), "at least one frame"),
+    "png folder no frames": (lambda d: write_video(np.zeros((0, 8, 8, 3), np.uint8), d / "z"), "at least one frame"),
+    "write zero height": (lambda d: write_video(np.zeros((4, 0, 8, 3), np.uint8), d / "h.mp4"), "1x1 pixels"),
+    "view_size huge": (lambda d: write_video(clip(2), d / "v.mp4", view_size=10**6), "view_size"),
+    "view_size negative": (lambda d: write_video(clip(2), d / "v.mp4", view_size=-5), "view_size"),
+    "view_size float": (lambda d: write_video(clip(2), d / "v.mp4", view_size=2.5), "view_size"),
+    "fps True": (lambda d: write_video(clip(2), d / "f.mp4", fps=True), "fps"),
+    "sheet no columns": (lambda d: contact_sheet(clip(2), d / "s.png", columns=0), "columns"),
+    "sheet negative scale": (lambda d: contact_sheet(clip(2), d / "s.png", scale=-1), "scale"),
+    "sheet no frames": (lambda d: contact_sheet(np.zeros((0, 8, 8, 3), np.uint8), d / "s.png"), "at least one frame"),
+    "sheet float frames": (lambda d: contact_sheet(clip(2).astype(float), d / "s.png"), "uint8"),
+    "read num_frames 0": (lambda d: read_video(d / "ok.gif", num_frames=0), "num_frames"),
+    "read num_frames -1": (lambda d: read_video(d / "ok.gif", num_frames=-1), "num_frames"),
+    "read stride 0": (lambda d: read_video(d / "ok.gif", stride=0), "stride"),
+    "read stride -1": (lambda d: read_video(d / "ok.gif", stride=-1), "stride"),
+    "read folder stride -1": (lambda d: read_video(d / "frames", stride=-1), "stride"),
+    "read start -2": (lambda d: read_video(d / "ok.gif", start=-2), "start"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_IO_CALLS))
+def test_the_io_helpers_refuse_bad_arguments_in_words_and_write_nothing(tmp_path, name):
+    """The library's writers and reader with an empty clip, a 0-pixel side, a view size of a million or a stride
+    of 0: one ValueError naming the argument, nothing new on disk."""
+    write_video(clip(4), tmp_path / "ok.gif")
+    write_video(clip(4), tmp_path / "frames")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    call, words = BAD_IO_CALLS[name]
+    with pytest.raises(ValueError, match=words):
+        call(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_wide_clip_is_upscaled_no_further_than_the_longest_side_allows(tmp_path):
+    from vidiff.io.video import MAX_VIEW, upscale
+
+    assert upscale(np.zeros((1, 2, 9000, 3), np.uint8), 256).shape == (1, 2, 9000, 3)
+    assert upscale(np.zeros((1, 32, 64, 3), np.uint8), 256).shape == (1, 256, 512, 3)
+    assert max(upscale(np.zeros((1, 16, 1000, 3), np.uint8), 256).shape[1:3]) <= MAX_VIEW
+
+
 def make_folder(tmp_path):
     write_video(clip(16), tmp_path / "good.mp4", view_size=32)
     write_video(clip(4, seed=2), tmp_path / "short.mp4", view_size=32)

@@ -164,7 +164,7 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
 
     from vidiff.conditioning.captions import check_caption
     from vidiff.io.inputs import read_clip
-    from vidiff.pipelines.base import whole
+    from vidiff.checks import whole
 
     check_caption(prompt)
     # whole numbers: the page's fields send floats, and 2.5 went through int() as 2 (a request made without the page)

@@ -132,7 +132,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
 
     from vidiff.shapes.scenes import render
     from vidiff.shapes.suites import suite_scenes
-    from vidiff.pipelines.base import whole
+    from vidiff.checks import whole
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.scores import ShapesScore
 
@@ -268,7 +268,7 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
     from tqdm.auto import tqdm
 
     from vidiff.metrics.pixel import MaskedPSNR, MaskedSSIM
-    from vidiff.pipelines.base import whole
+    from vidiff.checks import whole
     from vidiff.shapes.scores import ShapesScore
 
     if not 1 <= whole(frames, "frames") <= 4096:

@@ -13,9 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
+from vidiff.checks import whole_in
 from vidiff.io.atomic import atomic_path
 
 FORMATS = {".mp4": "mp4", ".gif": "gif", ".webm": "webm", "": "png"}
+MAX_VIEW = 4096  # the largest side the writers upscale to (a 1 x 9000 clip at view_size 256 asked for 10 TiB)
+
+
+def check_frames(frames, what: str = "frames") -> np.ndarray:
+    """``frames`` as a contiguous uint8 (t, h, w, 3) array with at least one frame of at least 1 x 1 pixels, or one
+    ValueError (an empty clip ended in an encoder's RuntimeError, a ZeroDivisionError, or an empty folder)."""
+    frames = np.ascontiguousarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"{what} must be uint8 (t, h, w, 3), got {frames.dtype} {frames.shape}")
+    if min(frames.shape[:3]) < 1:
+        raise ValueError(f"{what} must hold at least one frame of at least 1x1 pixels, got shape {frames.shape}")
+    return frames
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -49,17 +62,18 @@ def check_fps(fps: float) -> float:
     """Frames per second a container can hold: a finite number in (0, 1000] (FFmpeg keeps it as a fraction)."""
     import math
 
-    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
-        raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+        raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps!r}")
     if Fraction(fps).limit_denominator(1000) == 0:
         raise ValueError(f"fps {fps} is too small to store; give at least 0.001")
     return float(fps)
 
 
 def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:
-    """Nearest-neighbour upscale by an integer factor so the short side is at least ``min_size``."""
+    """Nearest-neighbour upscale by an integer factor so the short side is at least ``min_size``, as far as the long
+    side stays within :data:`MAX_VIEW`."""
     h, w = frames.shape[1:3]
-    k = max(1, -(-min_size // min(h, w)))
+    k = max(1, min(-(-min_size // min(h, w)), MAX_VIEW // max(h, w)))
     return frames.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else frames
 
 
@@ -68,9 +82,8 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, v
     """Write uint8 (t, h, w, 3) frames to ``path``: .mp4 (H.264 yuv420p, upscaled to ``view_size`` for
     browsers), .webm (VP9), .gif, or a folder of lossless PNG frames. An existing ``path`` is an error
     unless ``overwrite`` (see :func:`vidiff.io.outputs.check_outputs` for what may be replaced)."""
-    frames = np.ascontiguousarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (t, h, w, 3), got {frames.dtype} {frames.shape}")
+    frames = check_frames(frames)
+    view_size = whole_in(view_size, "view_size", 0, MAX_VIEW)
     path = Path(path)
     fmt = output_format(path)
     check_fps(fps)
@@ -128,6 +141,8 @@ def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8,
     """A PNG grid of the frames (upscaled by ``scale``), for a quick look."""
     from PIL import Image
 
+    frames = check_frames(frames)
+    columns, scale, pad = whole_in(columns, "columns", 1), whole_in(scale, "scale", 1, 64), whole_in(pad, "pad", 0, 64)
     t, h, w, _ = frames.shape
     big = frames.repeat(scale, 1).repeat(scale, 2)
     cols = min(columns, t)
@@ -147,6 +162,9 @@ def contact_sheet(frames: np.ndarray, path: str | os.PathLike, columns: int = 8,
 def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: int = 1, start: int = 0) -> tuple[np.ndarray, float]:
     """Decode frames ``start, start + stride, ...`` (up to ``num_frames``) as uint8 (t, h, w, 3), and the fps.
     A folder reads its PNG/JPG frames in name order (fps 8). Raises ValueError for an unreadable file."""
+    if num_frames is not None:  # 0 and -1 read the whole video
+        num_frames = whole_in(num_frames, "num_frames", 1)
+    stride, start = whole_in(stride, "stride", 1), whole_in(start, "start", 0)  # a negative one read backwards
     path = Path(path)
     if path.is_dir():
         from vidiff.io.images import open_image
@@ -180,7 +198,7 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, stride: i
         except (av.error.FFmpegError, UnicodeDecodeError, OSError, ValueError) as e:
             raise ValueError(_undecodable(path, e)) from None
     if not out:
-        raise ValueError(f"video {str(path)!r} has no frames")
+        raise ValueError(f"video {str(path)!r} has no frames" + (f" from frame {start} on" if start else ""))
     return np.stack(out), fps
 
 

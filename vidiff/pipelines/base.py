@@ -24,6 +24,7 @@ from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior,
 from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
                                       timesteps_for)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
+from vidiff.checks import number, whole
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
@@ -65,22 +66,6 @@ class VideoPipelineOutput:
     def to_uint8(self) -> np.ndarray:
         """uint8 (b, t, h, w, c): what the writers take (round(255 x), the conversion of every vidiff output)."""
         return (self.videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
-
-
-def whole(value, name: str) -> int:
-    """``value`` as an int, or ValueError naming ``name``: 2.5, "32" and True went through int() once; 16.0 (a
-    folder's JSON may hold one) loses nothing."""
-    if isinstance(value, bool) or not (isinstance(value, numbers.Integral)
-                                       or (isinstance(value, float) and value.is_integer())):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
-def number(value, name: str) -> float:
-    """``value`` as a float, or ValueError naming ``name``: "0.5" went through float() and True read as 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def check_output_type(output_type: str) -> str:

@@ -21,11 +21,11 @@ from typing import Callable
 
 import torch
 
+from vidiff.checks import number
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
-from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range,
-                                   number)
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):

@@ -12,7 +12,8 @@ from typing import Callable
 
 import torch
 
-from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range, number
+from vidiff.checks import number
+from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 

@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
+from vidiff.checks import number, whole
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
 from vidiff.io.inputs import check_aspect
-from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range,
-                                   number, whole)
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
 
 
 def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = None,

@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 
 from vidiff.models.latent import latent_size
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, whole
+from vidiff.checks import whole
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):

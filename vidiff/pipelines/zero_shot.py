@@ -77,7 +77,8 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
-        from vidiff.pipelines.base import check_output_type, check_sampling_args, number
+        from vidiff.checks import number
+        from vidiff.pipelines.base import check_output_type, check_sampling_args
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
