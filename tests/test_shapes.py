@@ -1,11 +1,15 @@
+import re
+
 import numpy as np
 import pytest
 
 from vidiff.shapes.scenes import (
-    HELD_OUT_COLOR_SHAPE, COLORS, Scene, ShapeObject, ShapesConfig, ShapesDataset, allowed_motions, ground_truth,
-    is_held_out, render, sample_scene,
+    HELD_OUT_COLOR_SHAPE, COLORS, Scene, ShapeObject, ShapesConfig, ShapesDataset, allowed_motions,
+    caption_vocabulary, ground_truth, is_held_out, render, sample_scene,
 )
 from vidiff.shapes.reader import parse_caption, score_video, summarize
+from vidiff.shapes.strict_reader import score_image_strict, score_video_strict
+from vidiff.shapes.suites import suite_scenes
 
 
 def test_same_seed_same_pixels_and_splits_differ():
@@ -137,3 +141,56 @@ def test_redrawn_scenes_keep_the_caption_and_move_the_objects():
         assert x.min() >= left - 1e-6 and x.max() <= 1 - right + 1e-6, again.caption
         assert y.min() >= top - 1e-6 and y.max() <= 1 - bottom + 1e-6, again.caption
     assert moved == 40
+
+
+def _clip():
+    return render(sample_scene(0, "test", num_objects=1), 16, 8.0, 32)
+
+
+BAD_SHAPES_CALLS = {  # each was a ZeroDivisionError, numpy's matmul error, or ran as something else
+    "scene seed 1.5": (lambda: sample_scene(1.5), "seed must be an integer"),
+    "scene 0 frames": (lambda: sample_scene(0, num_frames=0), "num_frames"),
+    "scene fps 0": (lambda: sample_scene(0, fps=0), "fps"),
+    "scene fps nan": (lambda: sample_scene(0, fps=float("nan")), "fps"),
+    "render 0 frames": (lambda: render(sample_scene(0), 0), "num_frames"),
+    "render resolution 0": (lambda: render(sample_scene(0), 4, 8.0, 0), "resolution"),
+    "render fps 0": (lambda: render(sample_scene(0), 4, 0.0, 32), "fps"),
+    "render style": (lambda: render(sample_scene(0), 4, 8.0, 32, style="dotted"), "style"),
+    "vocabulary 0 frames": (lambda: caption_vocabulary(0), "num_frames"),
+    "suite n -1": (lambda: suite_scenes("test", -1), "n must be"),
+    "suite first -5": (lambda: suite_scenes("test", 2, first_scene=-5), "first_scene"),
+    "score fps 0": (lambda: score_video(_clip(), "a red circle moving left", fps=0), "fps"),
+    "score no frames": (lambda: score_video(_clip()[:, :0], "a red circle moving left"), "at least one frame"),
+    "score NaN": (lambda: score_video(np.full((3, 4, 8, 8), np.nan, np.float32), "a red circle"), "NaN"),
+    "score channels last float": (lambda: score_video(_clip().transpose(1, 2, 3, 0), "a red circle"), "(3, t, h, w)"),
+    "score uint8 channels first": (lambda: score_video((_clip() * 255).astype(np.uint8), "a red circle"),
+                                   "(t, h, w, 3)"),
+    "strict fps 0": (lambda: score_video_strict(_clip(), "a red circle moving left", fps=0), "fps"),
+    "strict no frames": (lambda: score_video_strict(_clip()[:, :0], "a red circle"), "at least one frame"),
+    "strict image given a clip": (lambda: score_image_strict(_clip(), "a red circle"), "the image must be"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_SHAPES_CALLS))
+def test_the_benchmark_and_its_readers_refuse_bad_arguments_in_words(name):
+    call, words = BAD_SHAPES_CALLS[name]
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()
+
+
+def test_a_model_that_makes_nan_stops_the_evaluation_with_its_caption():
+    import torch
+
+    from vidiff.shapes.suites import generate_scenes
+
+    class NaNPipe:
+        defaults, device = {"height": 8}, torch.device("cpu")
+
+        def __call__(self, prompts, **kw):
+            v = torch.zeros(len(prompts), 3, kw["num_frames"], 8, 8)
+            v[1, 0, 0, 0, 0] = float("nan")
+            return type("Out", (), {"videos": v})()
+
+    scenes = suite_scenes("test", 2, 4)
+    with pytest.raises(ValueError, match=re.escape(f"{scenes[1].caption!r} (clip 1)")):
+        list(generate_scenes(NaNPipe(), scenes, 2, 1.0, num_frames=4))

@@ -31,8 +31,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from vidiff.metrics.frames import check_videos
 from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, SPEEDS
-from vidiff.metrics.frames import split_frames
 
 CLIP_FRAMES = 16
 RESOLUTION = 32
@@ -45,7 +45,7 @@ def joint_index(color: str, shape: str, motion: str) -> int:
 
 def prepare_video(video: torch.Tensor, frames: int = CLIP_FRAMES) -> torch.Tensor:
     """(b, 3, t, h, w) in [0, 1] -> (b, 3, frames, 32, 32) float32: first ``frames`` frames, area-resized."""
-    split_frames(video)  # shape check
+    check_videos(video)
     if video.shape[2] < frames:
         raise ValueError(f"the Shapes encoder needs at least {frames} frames, got {video.shape[2]}")
     v = video[:, :, :frames].float()
@@ -133,7 +133,7 @@ class FrameFeatures(_EncoderView):
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = prepare_video(frames[:, :, None], frames=1)[:, :, 0]
+        x = prepare_video(check_videos(frames, "frames", frames=True)[:, :, None], frames=1)[:, :, 0]
         return self.encoder.frame_features(x).float() / self.encoder.config.frame_scale
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidiff.io.video import check_fps
 from vidiff.shapes.scenes import COLORS, MOTIONS, SHAPES, SPEED_MOTIONS, SPEEDS
 
 PALETTE = np.asarray(list(COLORS.values()), dtype=np.float32) / 255.0  # (k, 3)
@@ -24,10 +25,21 @@ MIN_AREA = 0.004  # fraction of the frame: below this an object is absent
 
 
 def as_unit_cthw(video) -> np.ndarray:
-    """Accept uint8 (t, h, w, c) or float (c, t, h, w) in [0, 1] and return float32 (c, t, h, w)."""
+    """Accept uint8 (t, h, w, 3) or float (3, t, h, w) in [0, 1] and return float32 (3, t, h, w); anything else is
+    one ValueError (a clip in the other layout, or without frames, ended in numpy's matmul error or a score of
+    nothing; NaN frames were read as an empty canvas)."""
     v = np.asarray(video)
     if v.dtype == np.uint8:
-        return v.astype(np.float32).transpose(3, 0, 1, 2) / 255.0
+        if v.ndim != 4 or v.shape[-1] != 3:
+            raise ValueError(f"a uint8 video must be (t, h, w, 3), got shape {v.shape}")
+        v = v.astype(np.float32).transpose(3, 0, 1, 2) / 255.0
+    elif v.dtype.kind != "f" or v.ndim != 4 or v.shape[0] != 3:
+        raise ValueError(f"the video must be float (3, t, h, w) in [0, 1] or uint8 (t, h, w, 3), got {v.dtype} "
+                         f"{v.shape}")
+    if min(v.shape[1:]) < 1:
+        raise ValueError(f"the video must hold at least one frame of at least 1x1 pixels, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("the video holds NaN or infinite values")
     return v.astype(np.float32)
 
 
@@ -164,6 +176,7 @@ class ObjectScore:
 def score_video(video, caption: str, fps: float = 8.0) -> dict:
     """Score one video against its Shapes caption. Returns per-object scores and clip-level figures."""
     v = as_unit_cthw(video)
+    fps = check_fps(fps)
     labels = segment(v)
     objects = parse_caption(caption)
     total_area = np.array([(labels == k).mean() for k in range(len(PALETTE))])

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from vidiff.checks import whole_in
+from vidiff.io.video import check_fps
+
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
     "green": (0, 255, 0),
@@ -117,8 +120,15 @@ def is_held_out(obj: ShapeObject) -> bool:
     return (obj.color, obj.shape) in HELD_OUT_COLOR_SHAPE or (obj.shape, obj.motion) in HELD_OUT_SHAPE_MOTION
 
 
+def check_timing(num_frames: int, fps: float) -> tuple[int, float]:
+    """A clip length (whole, >= 1) and frame rate (finite, > 0) to draw scenes at, or one ValueError (fps 0 was a
+    ZeroDivisionError, NaN drew a scene, 0 frames rendered an empty clip)."""
+    return whole_in(num_frames, "num_frames", 1), check_fps(fps)
+
+
 def allowed_motions(num_frames: int, fps: float) -> list[str]:
     """Motions whose trajectory fits the clip ('moving' only while its travel fits the canvas)."""
+    num_frames, fps = check_timing(num_frames, fps)
     duration = num_frames / fps
     out = []
     for m in MOTIONS:
@@ -187,7 +197,9 @@ def sample_scene(seed: int, split: str = "train", num_frames: int = 16, fps: flo
     """
     if split not in SPLITS:
         raise ValueError(f"unknown Shapes split {split!r}; allowed: {sorted(SPLITS)}")
-    rng = np.random.default_rng([SPLITS[split], int(seed)])
+    seed = whole_in(seed, "seed", 0)  # 1.5 drew the scene of seed 1
+    num_frames, fps = check_timing(num_frames, fps)
+    rng = np.random.default_rng([SPLITS[split], seed])
     duration = num_frames / fps
     motions = allowed_motions(num_frames, fps)
     p = None
@@ -250,6 +262,7 @@ def _sdf(shape: str, px: np.ndarray, py: np.ndarray, r: np.ndarray) -> np.ndarra
 
 def ground_truth(scene: Scene, num_frames: int = 16, fps: float = 8.0) -> dict[str, np.ndarray]:
     """Per-frame ground truth: centre (n_obj, t, 2), scale (n_obj, t), visible (n_obj, t)."""
+    num_frames, fps = check_timing(num_frames, fps)
     t = np.arange(num_frames) / fps
     duration = num_frames / fps
     cs, ss = [], []
@@ -262,12 +275,18 @@ def ground_truth(scene: Scene, num_frames: int = 16, fps: float = 8.0) -> dict[s
             "visible": np.ones(centre.shape[:2], dtype=bool)}
 
 
+STYLES = ("filled", "outlined")
+
+
 def render(scene: Scene, num_frames: int = 16, fps: float = 8.0, resolution: int = 32,
            style: str = "filled") -> np.ndarray:
     """Render a scene to float32 ``(3, t, h, w)`` in [0, 1], anti-aliased by analytic (SDF) coverage.
 
     ``style``: "filled" (the benchmark) or "outlined" (a style variant: a 0.05-wide outline, 1.6 px at 32 px).
     """
+    resolution = whole_in(resolution, "resolution", 1)
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; allowed: {', '.join(STYLES)}")
     gt = ground_truth(scene, num_frames, fps)
     coords = (np.arange(resolution, dtype=np.float32) + 0.5) / resolution
     py, px = np.meshgrid(coords, coords, indexing="ij")  # (h, w)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidiff.io.video import check_fps
 from vidiff.shapes.scenes import CIRCLE_RADIUS, PERIOD, RADIUS, SPEED_MOTIONS, half_extents
 from vidiff.shapes.reader import COLOR_NAMES, PALETTE, as_unit_cthw, parse_caption, segment
 
@@ -274,7 +275,10 @@ def score_image_strict(image, caption: str) -> list[dict]:
     at a plausible size, the colour that dominates (one object), the shape. A caption's motion is ignored beyond
     the sizes it allows (a growing object may be small or large)."""
     img = np.asarray(image)
-    video = img[:, None] if img.ndim == 3 and img.shape[0] == 3 else img[None]
+    uint8 = img.dtype == np.uint8
+    if img.ndim != 3 or img.shape[-1 if uint8 else 0] != 3:  # a clip here was named "the video" and its time axis
+        raise ValueError(f"the image must be float (3, h, w) in [0, 1] or uint8 (h, w, 3), got {img.dtype} {img.shape}")
+    video = img[None] if uint8 else img[:, None]
     video = as_unit_cthw(video)
     labels = segment(video)
     objects = parse_caption(caption)
@@ -292,6 +296,7 @@ def score_image_strict(image, caption: str) -> list[dict]:
 def score_video_strict(video, caption: str, fps: float = 8.0) -> list[StrictScore]:
     """Score one video (float (c, t, h, w) in [0, 1] or uint8 (t, h, w, c)) against its Shapes caption."""
     v = as_unit_cthw(video)
+    fps = check_fps(fps)
     labels = segment(v)  # (t, h, w)
     nt = labels.shape[0]
     objects = parse_caption(caption)

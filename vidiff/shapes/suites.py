@@ -12,6 +12,7 @@ import collections
 import numpy as np
 import torch
 
+from vidiff.checks import whole_in
 from vidiff.shapes.scenes import sample_scene
 from vidiff.shapes.reader import score_video, summarize
 from vidiff.shapes.strict_reader import score_video_strict, shuffle_middle, summarize_strict
@@ -28,6 +29,7 @@ def suite_scenes(suite: str, n: int, num_frames: int = 16, fps: float = 8.0, fir
     sampling settings, apart from the reported seeds 0..n-1)."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
+    n, first_scene = whole_in(n, "n", 0), whole_in(first_scene, "first_scene", 0)  # n = -1 gave no scenes
     return [sample_scene(s, "test", num_frames, fps, num_objects=1, only_held_out=suite == "heldout")
             for s in range(first_scene, first_scene + n)]
 
@@ -48,7 +50,12 @@ def generate_scenes(pipe, scenes, num_inference_steps: int, guidance_scale: floa
             out = pipe([sc.caption for sc in chunk], num_frames=num_frames, num_inference_steps=num_inference_steps,
                        guidance_scale=guidance_scale, latents=latents,
                        generator=torch.Generator().manual_seed(seed + 1_000_000 + i))
-        yield chunk, out.videos.float()
+        videos = out.videos.float()
+        bad = [j for j in range(len(chunk)) if not torch.isfinite(videos[j]).all()]
+        if bad:  # the readers refuse such a clip; say which and why rather than score an empty canvas
+            raise ValueError(f"the model made NaN or infinite values for {chunk[bad[0]].caption!r} (clip {i + bad[0]}): "
+                             f"its weights or its precision{' (bf16)' if bf16 else ''} broke the sampling")
+        yield chunk, videos
 
 
 def evaluate_pipeline(pipe, suite: str = "test", n: int = 200, num_inference_steps: int = 25,
