@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -385,3 +386,45 @@ def test_evaluate_model_arguments_are_named_value_errors_before_any_model_loads(
     with pytest.raises(ValueError) as e:
         evaluate_model("default", "shapes-test", **{"samples": 4, **kwargs}, out_dir=tmp_path / "r", progress=False)
     assert msg in str(e.value) and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ bad input to the metrics themselves
+def _bad_metric_calls(enc_dir):
+    from vidiff.metrics import FrameFID, FrechetVideoDistance, KernelVideoDistance, MaskedPSNR, MaskedSSIM
+    from vidiff.metrics.distribution import frechet_distance
+    from vidiff.shapes.encoder import FrameFeatures, ShapesEncoder, VideoFeatures
+
+    enc = ShapesEncoder.from_pretrained(enc_dir)
+    vf, ff = VideoFeatures(enc), FrameFeatures(enc)
+    v = torch.rand(2, 3, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def filled(metric, real, fake):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+        return metric.compute()
+
+    return {  # each gave a figure (uint8 or 0-255 clips read 100 dB; NaN gave NaN) or another error than ValueError
+        "psnr uint8": (lambda: MaskedPSNR().update((v * 255).byte(), (v * 255).byte()), "divide 8-bit frames by 255"),
+        "psnr 0-255 floats": (lambda: MaskedPSNR().update(v * 255, v * 255), "must be in [0, 1]"),
+        "psnr NaN": (lambda: MaskedPSNR().update(v * float("nan"), v), "NaN"),
+        "psnr shapes differ": (lambda: MaskedPSNR().update(v, v[:, :, :8]), "differ in shape"),
+        "ssim 4x4 frames": (lambda: MaskedSSIM().update(v[..., :4, :4], v[..., :4, :4]), "at least 6x6 pixels"),
+        "frechet dims differ": (lambda: frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4)), "of one d"),
+        "frechet NaN": (lambda: frechet_distance(np.full(3, np.nan), np.eye(3), np.zeros(3), np.eye(3)), "NaN"),
+        "fvd real='no'": (lambda: FrechetVideoDistance(vf).update(v, real="no"), "real must be True or False"),
+        "fvd uint8": (lambda: FrechetVideoDistance(vf).update((v * 255).byte(), real=True), "divide 8-bit"),
+        "fvd [-1, 1]": (lambda: FrechetVideoDistance(vf).update(v * 2 - 1, real=True), "must be in [0, 1]"),
+        "fvd one clip each": (lambda: filled(FrechetVideoDistance(vf), v[:1], v[:1]), "at least 2 real and 2"),
+        "fvd nothing": (lambda: FrechetVideoDistance(vf).compute(), "got 0 and 0"),
+        "kvd one clip each": (lambda: filled(KernelVideoDistance(vf), v[:1], v[:1]), "at least 2 real and 2"),
+        "frame fid NaN": (lambda: FrameFID(ff).update(v * float("nan"), real=True), "NaN"),
+        "frame features 5-D": (lambda: ff(v), "frames (n, 3, h, w)"),
+    }
+
+
+def test_the_metrics_refuse_bad_input_in_words(tiny_encoder_dir):
+    """Every case one ValueError naming the problem (uint8 clips went through the feature network as 0-255 floats)."""
+    for name, (call, words) in _bad_metric_calls(tiny_encoder_dir).items():
+        with pytest.raises(ValueError, match=re.escape(words)):
+            call()
+        print("refused:", name)

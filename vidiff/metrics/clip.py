@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
-from vidiff.metrics.frames import split_frames
+from vidiff.metrics.frames import check_videos, split_frames
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -75,7 +75,7 @@ class CLIPSIM(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, videos: torch.Tensor, captions: list[str]) -> None:
-        frames, b, t = split_frames(videos)
+        frames, b, t = split_frames(check_videos(videos))
         if len(captions) != b:
             raise ValueError(f"{b} videos but {len(captions)} captions")
         img = self.clip.images(frames).reshape(b, t, -1)
@@ -105,7 +105,7 @@ class FrameConsistency(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, videos: torch.Tensor) -> None:
-        frames, b, t = split_frames(videos)
+        frames, b, t = split_frames(check_videos(videos))
         if t < 2:
             raise ValueError("frame consistency needs at least 2 frames")
         e = self.clip.images(frames).reshape(b, t, -1)

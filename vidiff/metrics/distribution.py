@@ -22,7 +22,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from vidiff.metrics.frames import split_frames
+from vidiff.metrics.frames import check_real, split_frames
 
 # torchmetrics warns at every KID / IS construction that features are kept in memory: that is the design (a
 # few thousand feature vectors here), and the warning would be the only noise on the command line
@@ -39,12 +39,48 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """The Fréchet distance between two Gaussians, the straightforward SciPy way (the reference in tests)."""
     from scipy import linalg
 
+    _check_gaussians(mu1, sigma1, mu2, sigma2)
     covmean = linalg.sqrtm(sigma1 @ sigma2)
     covmean = np.real(covmean)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-class FrechetVideoDistance(FrechetInceptionDistance):
+def _check_gaussians(mu1, sigma1, mu2, sigma2) -> None:
+    """Means (d,) and covariances (d, d) of one d, finite (numpy's matmul error, or NaN, before)."""
+    d = np.shape(mu1)[0] if np.ndim(mu1) == 1 else None
+    if d is None or np.shape(mu2) != (d,) or np.shape(sigma1) != (d, d) or np.shape(sigma2) != (d, d):
+        raise ValueError(f"frechet_distance needs means (d,) and covariances (d, d) of one d, got "
+                         f"{np.shape(mu1)}, {np.shape(sigma1)}, {np.shape(mu2)}, {np.shape(sigma2)}")
+    if not all(np.isfinite(a).all() for a in (mu1, sigma1, mu2, sigma2)):
+        raise ValueError("frechet_distance got NaN or infinite statistics")
+
+
+def _need_two(metric, what: str, real: int, fake: int) -> None:
+    """A distance between two sets of features needs 2 of each (torchmetrics raised a RuntimeError)."""
+    if real < 2 or fake < 2:
+        raise ValueError(f"{what} needs at least 2 real and 2 generated samples, got {real} and {fake}")
+
+
+class _VideoDistance:
+    """``update(videos, real)`` with the flag checked ("no" counted as real); the videos are the extractor's to
+    check (:func:`vidiff.metrics.frames.check_videos` in vidiff's own: a custom one may take features)."""
+
+    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
+        super().update(self._inputs(videos), check_real(real))
+
+    def _inputs(self, videos: torch.Tensor) -> torch.Tensor:
+        return videos
+
+
+class _FrechetCounts:
+    """torchmetrics' FID ``compute`` with its too-few-samples RuntimeError as a ValueError."""
+
+    def compute(self):  # noqa: D102
+        _need_two(self, type(self).__name__, int(self.real_features_num_samples), int(self.fake_features_num_samples))
+        return super().compute()
+
+
+class FrechetVideoDistance(_VideoDistance, _FrechetCounts, FrechetInceptionDistance):
     """FVD: Fréchet distance between the video features of real and generated clips.
 
     ``extractor``: videos (b, 3, t, h, w) in [0, 1] -> (b, d), with ``num_features = d``
@@ -55,7 +91,7 @@ class FrechetVideoDistance(FrechetInceptionDistance):
         super().__init__(feature=_check_extractor(extractor), reset_real_features=reset_real_features, **kwargs)
 
 
-class KernelVideoDistance(KernelInceptionDistance):
+class KernelVideoDistance(_VideoDistance, KernelInceptionDistance):
     """KVD: unbiased polynomial-kernel MMD between video features (mean over subsets; ``compute`` returns
     (mean, std)). The subset size is clamped to the number of samples held."""
 
@@ -65,8 +101,8 @@ class KernelVideoDistance(KernelInceptionDistance):
 
     def compute(self):  # noqa: D102
         n = min(sum(len(f) for f in self.real_features), sum(len(f) for f in self.fake_features))
-        if n < 2:
-            raise RuntimeError("KVD needs at least 2 real and 2 generated videos")
+        _need_two(self, type(self).__name__, sum(len(f) for f in self.real_features),
+                  sum(len(f) for f in self.fake_features))
         self.subset_size = min(self._max_subset, n)
         return super().compute()
 
@@ -95,22 +131,22 @@ class VideoInceptionScore(InceptionScore):
         return kl.mean(), (kl.std() if len(kl) > 1 else torch.tensor(float("nan")))
 
 
-class FrameFID(FrechetInceptionDistance):
+class FrameFID(_VideoDistance, _FrechetCounts, FrechetInceptionDistance):
     """Per-frame FID: every frame of every video is one sample of an image feature network
     (:class:`~vidiff.shapes.encoder.FrameFeatures`, :class:`~vidiff.metrics.extractors.InceptionFeatures`)."""
 
     def __init__(self, extractor: nn.Module, **kwargs):
         super().__init__(feature=_check_extractor(extractor), **kwargs)
 
-    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
-        super().update(split_frames(videos)[0], real)
+    def _inputs(self, videos: torch.Tensor) -> torch.Tensor:
+        return split_frames(videos)[0]
 
 
 class FrameKID(KernelVideoDistance):
     """Per-frame KID over an image feature network (unbiased MMD, subsets)."""
 
-    def update(self, videos: torch.Tensor, real: bool) -> None:  # noqa: D102
-        super().update(split_frames(videos)[0], real)
+    def _inputs(self, videos: torch.Tensor) -> torch.Tensor:
+        return split_frames(videos)[0]
 
 
 __all__ = ["FrechetVideoDistance", "KernelVideoDistance", "VideoInceptionScore", "FrameFID", "FrameKID",

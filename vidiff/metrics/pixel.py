@@ -17,12 +17,16 @@ import os
 import torch
 from torchmetrics import Metric
 
+from vidiff.metrics.frames import check_videos
+
 REGIONS = ("all", "masked", "unmasked")
+SSIM_MIN_SIDE = 6  # the 11 x 11 window is padded by 5 on each side, by reflection
 
 
 def _prepare(preds: torch.Tensor, target: torch.Tensor, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if preds.shape != target.shape or preds.ndim != 5 or preds.shape[1] != 3:
-        raise ValueError(f"preds and target must both be (b, 3, t, h, w), got {tuple(preds.shape)} and {tuple(target.shape)}")
+    preds, target = check_videos(preds, "preds"), check_videos(target, "target")  # uint8 or 0-255 read 100 dB
+    if preds.shape != target.shape:
+        raise ValueError(f"preds and target differ in shape: {tuple(preds.shape)} and {tuple(target.shape)}")
     b, c, t, h, w = preds.shape
     if mask is None:
         m = torch.zeros(b, 1, t, h, w)
@@ -80,6 +84,9 @@ class MaskedSSIM(_RegionMetric):
         from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
         p, t, m = _prepare(preds, target, mask)
+        if min(p.shape[-2:]) < SSIM_MIN_SIDE:  # torchmetrics' reflection padding failed with a RuntimeError
+            raise ValueError(f"SSIM's 11 x 11 window needs frames of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels, "
+                             f"got {p.shape[-1]}x{p.shape[-2]}")
         _, smap = ssim(p, t, data_range=1.0, return_full_image=True, reduction="none")
         smap = smap.mean(1, keepdim=True)  # (n, 1, h, w)
         for r, rm in _region_masks(m).items():
