@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -182,6 +183,19 @@ def test_manifest_errors(tmp_path):
         (tmp_path / "m.txt").write_text("x")
         read_manifest(tmp_path / "m.txt")
 
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"num_frames": 0}, "num_frames must be an integer >= 1"),  # was: none of its videos gives a clip
+    ({"resolution": 0}, "resolution must be"), ({"frame_stride": 0}, "frame_stride must be"),
+    ({"frame_stride": 4, "frame_stride_max": 2}, "frame_stride_max (2) must be 0 or >= frame_stride (4)"),
+    ({"random_start": "yes"}, "random_start must be True or False"), ({"seed": -1}, "seed must be"),
+    ({"num_frames": 2.5}, "num_frames must be an integer"),
+])
+def test_the_folder_dataset_checks_its_settings_before_its_files(tmp_path, kwargs, words):
+    manifest = make_folder(tmp_path) / "m.jsonl"
+    with pytest.raises(ValueError, match="^" + re.escape(words)):  # the setting itself, not "no video gives a clip"
+        FolderVideoDataset(manifest, **kwargs)
 
 def test_odd_but_valid_images_read_as_they_look(tmp_path):
     """16-bit greyscale is scaled (it read as white when Pillow clipped it), grey and palette images become RGB,

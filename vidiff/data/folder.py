@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidiff.checks import whole_in
 from vidiff.io.video import read_video
 
 log = logging.getLogger("vidiff.data")
@@ -91,6 +92,16 @@ def resize_crop(frames: np.ndarray, size: int) -> torch.Tensor:
 class FolderVideoDataset:
     def __init__(self, manifest: str | os.PathLike, num_frames: int = 16, resolution: int = 32, frame_stride: int = 1,
                  random_start: bool = False, seed: int = 0, frame_stride_max: int = 0):
+        # checked before the manifest's files are probed: num_frames 0 was reported as each video failing to give a
+        # clip, resolution 0 as a crop error in the first batch
+        num_frames, resolution = whole_in(num_frames, "num_frames", 1), whole_in(resolution, "resolution", 1)
+        frame_stride, frame_stride_max = whole_in(frame_stride, "frame_stride", 1), whole_in(frame_stride_max,
+                                                                                              "frame_stride_max", 0)
+        if frame_stride_max and frame_stride_max < frame_stride:  # the training config's rule, for direct use
+            raise ValueError(f"frame_stride_max ({frame_stride_max}) must be 0 or >= frame_stride ({frame_stride})")
+        if not isinstance(random_start, bool):
+            raise ValueError(f"random_start must be True or False, got {random_start!r}")
+        seed = whole_in(seed, "seed", 0)
         self.rows = read_manifest(manifest)
         if not self.rows:
             raise ValueError(f"manifest {str(manifest)!r} lists no videos")
