@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -109,3 +111,15 @@ def test_a_last_layer_view_is_exactly_the_last_layer_encoder(tiny_text_dir):
     assert shared_encoder(last, {"text_encoder": last.name, "text_features": "last+embeddings"}) is None
     with pytest.raises(ValueError, match="last\\+embeddings"):
         LastLayerView(last)
+
+
+def test_encode_takes_one_string_as_a_batch_of_one_and_refuses_what_is_not_captions(tiny_text_encoder):
+    """A string was iterated as captions, one per character (12 embeddings for "a red circle"); an empty list was
+    max()'s error, a None the tokenizer's."""
+    emb, mask = tiny_text_encoder.encode("a red circle")
+    ref, ref_mask = tiny_text_encoder.encode(["a red circle"])
+    assert emb.shape[0] == 1 and torch.equal(emb, ref) and torch.equal(mask, ref_mask)
+    for bad, words in (([], "non-empty list"), ([None], "must be strings, got None"), ([1, "a"], "got 1 (int)"),
+                       (None, "non-empty list")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            tiny_text_encoder.encode(bad)

@@ -114,7 +114,20 @@ class TextEncoder(nn.Module):
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings (b, l, d) float32 and mask (b, l) bool, padded to the batch's longest caption.
         Results are cached per caption, so a training loop over a finite caption set pays once."""
-        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+        return pad_embeddings([self.embed(c) for c in caption_batch(captions)], self.dim)
+
+
+def caption_batch(captions) -> list[str]:
+    """The captions of an ``encode`` call as a list: one string is a batch of one (diffusers' ``encode_prompt``
+    convention; it was iterated, one caption per character); an empty batch or a non-string is one ValueError."""
+    if isinstance(captions, str):
+        return [captions]
+    if not isinstance(captions, (list, tuple)) or not captions:
+        raise ValueError(f"captions must be a string or a non-empty list of strings, got {captions!r}"[:200])
+    bad = [c for c in captions if not isinstance(c, str)]
+    if bad:
+        raise ValueError(f"captions must be strings, got {bad[0]!r} ({type(bad[0]).__name__})"[:200])
+    return list(captions)
 
 
 def pad_embeddings(embs: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +159,7 @@ class LastLayerView:
         return self._inner.embed(caption)[:, : self.dim]
 
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+        return pad_embeddings([self.embed(c) for c in caption_batch(captions)], self.dim)
 
 
 CACHE_FILE = "text_cache.safetensors"
@@ -182,7 +195,7 @@ class CachedTextEncoder:
         return self._cache[caption]
 
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad_embeddings([self.embed(c) for c in captions], self.dim)
+        return pad_embeddings([self.embed(c) for c in caption_batch(captions)], self.dim)
 
 
 def write_text_cache(encoder: TextEncoder, captions: list[str], path: str | os.PathLike,
