@@ -129,6 +129,10 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"num_frames": True}, "num_frames must be an integer, got True"),
     ({"height": "8"}, "height must be an integer, got '8'"),
     ({"guidance_scale": "3"}, "guidance_scale must be a number, got '3'"),
+    # the library had no upper bound: 10^9 frames or a 10^6-pixel side was torch's allocation error
+    ({"num_frames": 10**9}, r"num_frames must be in \[1, 1024\], got 1000000000"),
+    ({"height": 10**6, "width": 8}, r"height must be in \[1, 8192\]"),
+    ({"guidance_scale": float("nan")}, "guidance_scale must be a finite number"),
 ])
 def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
     # diffusers' own pipelines raise ValueError for these; a TypeError or RuntimeError from deep in torch is not a

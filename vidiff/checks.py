@@ -9,6 +9,19 @@ from __future__ import annotations
 import math
 import numbers
 
+# The ranges of the settings a user gives, by the CLI flag's name (the library's argument in brackets where it
+# differs): (lowest, highest), every value also a finite number. The CLI checks its flags against them before any
+# model loads; the library checks the same names when it is called directly. Sizes are capped where a typo would
+# otherwise allocate without bound (10^9 frames was torch's allocation error). "side" is the library's height and
+# width (a latent model makes 1280 x 720); the CLI's square --size keeps to "size".
+LIMITS = {
+    "frames": (1, 1024), "size": (1, 1024), "side": (1, 8192), "steps": (1, 1000), "guidance": (0.0, 50.0),
+    "seed": (0, 2**62), "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0),
+    "window": (1, 1024), "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024),
+    "base_stride": (1, 1024), "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000),
+    "sweep_samples": (1, 100000), "free_init": (1, 10), "batch_size": (1, 4096),
+}
+
 
 def whole(value, name: str) -> int:
     """``value`` as an int, or ValueError naming ``name``: 2.5, "32" and True went through int() once; 16.0 (a
@@ -40,4 +53,15 @@ def finite(value, name: str) -> float:
     v = number(value, name)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v}")
+    return v
+
+
+def in_limits(value, limit: str, name: str | None = None):
+    """``value`` if it lies in ``LIMITS[limit]`` (an int range takes whole numbers only), else one ValueError naming
+    ``name`` (default: the limit's own name) and the range."""
+    low, high = LIMITS[limit]
+    name = name or limit
+    v = whole(value, name) if isinstance(low, int) else finite(value, name)
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {v}")
     return v

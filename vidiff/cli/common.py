@@ -180,19 +180,10 @@ def _write(result, pipe, args: argparse.Namespace, out: Path, settings: dict, t0
     return 0
 
 
-# flag: (lowest, highest); every value must also be a finite number. Sizes are capped where a typo would
-# otherwise allocate without bound.
-LIMITS = {
-    "frames": (1, 1024), "size": (1, 1024), "steps": (1, 1000), "guidance": (0.0, 50.0), "seed": (0, 2**62),
-    "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0), "window": (1, 1024),
-    "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024), "base_stride": (1, 1024),
-    "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000), "sweep_samples": (1, 100000),
-    "free_init": (1, 10),
-}
-
-
 def _check_ranges(args: argparse.Namespace) -> None:
     import math
+
+    from vidiff.checks import LIMITS
 
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
@@ -200,6 +191,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
             continue
         if not math.isfinite(v) or not low <= v <= high:
             raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {v}")
+    low, high = LIMITS["steps"]
     for v in getattr(args, "sweep_steps", None) or []:
-        if not 1 <= v <= 1000:
-            raise ValueError(f"--sweep-steps values must be in [1, 1000], got {v}")
+        if not low <= v <= high:
+            raise ValueError(f"--sweep-steps values must be in [{low}, {high}], got {v}")

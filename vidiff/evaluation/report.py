@@ -132,7 +132,7 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
 
     from vidiff.shapes.scenes import render
     from vidiff.shapes.suites import suite_scenes
-    from vidiff.checks import whole
+    from vidiff.checks import in_limits
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.scores import ShapesScore
 
@@ -140,16 +140,10 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     # whole numbers in range, named: 2.5 samples, seed 1.5 or batch_size 0 failed deep inside (TypeError, torch's
     # RuntimeError, "range() arg 3 must not be zero"), a negative seed ran
-    samples, seed = whole(samples, "samples"), whole(seed, "seed")
-    sweep_samples, batch_size = whole(sweep_samples, "sweep_samples"), whole(batch_size, "batch_size")
-    sweep_steps = tuple(whole(s, "sweep_steps") for s in sweep_steps)
-    if samples < 2:
-        raise ValueError(f"--samples must be at least 2 (distribution metrics), got {samples}")
-    for name, value, low, high in (("seed", seed, 0, 2**62), ("sweep_samples", sweep_samples, 1, 100000),
-                                   ("batch_size", batch_size, 1, 4096), *(("sweep_steps", s, 1, 1000)
-                                                                          for s in sweep_steps)):
-        if not low <= value <= high:
-            raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    # (the CLI's ranges, vidiff.checks.LIMITS; samples >= 2 for the distribution metrics)
+    samples, seed = in_limits(samples, "samples"), in_limits(seed, "seed")
+    sweep_samples, batch_size = in_limits(sweep_samples, "sweep_samples"), in_limits(batch_size, "batch_size")
+    sweep_steps = tuple(in_limits(s, "steps", "sweep_steps") for s in sweep_steps)
     from vidiff.hardware import resolve_device
 
     device = resolve_device(device)

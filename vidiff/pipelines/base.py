@@ -24,7 +24,7 @@ from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior,
 from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
                                       timesteps_for)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
-from vidiff.checks import number, whole
+from vidiff.checks import in_limits, number, whole
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
@@ -462,11 +462,11 @@ class VideoDiffusionPipeline:
             if len(prompts) != 1:
                 raise ValueError(f"{len(prompts)} captions for {batch} videos")
             prompts = prompts * batch
+        in_limits(num_frames, "frames", "num_frames")
+        in_limits(height, "side", "height"), in_limits(width, "side", "width")
         self.unet.check_input_size(num_frames, *latent_size(height, width, self.latent_scale))
-        if steps < 1 or steps > 1000:
-            raise ValueError(f"num_inference_steps must be in 1..1000, got {steps}")
-        if not (0.0 <= guidance <= 50.0):
-            raise ValueError(f"guidance_scale must be in [0, 50], got {guidance}")
+        in_limits(steps, "steps", "num_inference_steps")
+        in_limits(guidance, "guidance", "guidance_scale")
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
         return prompts
