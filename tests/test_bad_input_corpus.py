@@ -87,9 +87,12 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate-window-without-an-ssr-stage", GEN + ["--window", "4"], "names none; give --ssr PATH")
     add("animate-ssr-window-under-its-stride", ANIMATE + ["--ssr", "{SSR}", "--window", "1"], "own stride")
     add("upscale-window-under-its-stride", UPSCALE + ["--window", "1"], "--window 1 is shorter")
-    add("generate-frames-4-on-a-3-level-model", GEN + ["--model", "{T2V3}", "--frames", "4"], "num_frames")
-    add("generate-frames-not-multiple", GEN + ["--frames", "3"], "num_frames")
-    add("generate-size-not-multiple", GEN + ["--size", "6"], "multiples")
+    # the model's size rule, named as the flag the user gave (it said num_frames / height and width)
+    add("generate-frames-4-on-a-3-level-model", GEN + ["--model", "{T2V3}", "--frames", "4"], "--frames must be 1")
+    add("generate-frames-not-multiple", GEN + ["--frames", "3"], "--frames must be 1")
+    add("generate-size-not-multiple", GEN + ["--size", "6"], "--size must be a positive multiple")
+    add("generate-base-window-not-multiple", GEN + ["--base-window", "3"], "--base-window must be 1")
+    add("animate-frames-not-multiple", ANIMATE + ["--frames", "3"], "--frames must be 1")
     add("generate-base-stride-over-window", GEN + ["--frames", "12", "--base-window", "4", "--base-stride", "6"],
         "must not exceed the window", early=False)
     # --- devices and precisions (issue 23), before any model loads

@@ -34,8 +34,8 @@ def test_generate_writes_video_sheet_and_config(tmp_path, tiny_pipeline_dir):
 
 @pytest.mark.parametrize("args,words", [
     (["generate", "", "-o", "{tmp}/a.mp4"], "caption is empty"),
-    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "3"], "num_frames"),
-    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--size", "30"], "multiples"),
+    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "3"], "--frames must be 1"),
+    (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--size", "30"], "--size must be a positive multiple of"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--frames", "12", "--base-window", "4", "--base-stride", "6"],
      "must not exceed the window"),
     (["generate", "a red circle", "-o", "{tmp}/a.mp4", "--base-window", "0"], "--base-window must be in [1, 1024]"),

@@ -19,7 +19,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out, t0 = _prepare(args)
     from vidiff.pipelines.folder import check_folder
 
-    check_folder(resolve_model(args.model), "text-to-video", args.base_window or args.frames, args.size, args.size)
+    given = {"num_frames": "--base-window" if args.base_window else "--frames" if args.frames else None,
+             "height and width must be positive multiples": "--size must be a positive multiple" if args.size else None}
+    check_folder(resolve_model(args.model), "text-to-video", args.base_window or args.frames, args.size, args.size,
+                 {k: v for k, v in given.items() if v})  # sizes the user gave are named as the flags in errors
     is_image = _is_image_model(resolve_model(args.model))
     if args.zero_shot or args.motion is not None:
         return _generate_zero_shot(args, out, t0, is_image)
@@ -83,7 +86,7 @@ def _read_inputs(args: argparse.Namespace, task: str) -> tuple[dict, dict]:
     from vidiff.pipelines.folder import check_folder
 
     model = resolve_model(args.model)
-    d = check_folder(model, task, args.frames)
+    d = check_folder(model, task, args.frames, names={"num_frames": "--frames"} if args.frames else None)
     check_ssr_args(args, model)
     t, h, w = int(args.frames or d["num_frames"]), int(d["height"]), int(d["width"])
     got, notes = {}, {}

@@ -304,9 +304,10 @@ def read_meta(path: Path) -> dict:
 
 
 def check_folder(path: Path, task: str, num_frames: int | None = None, height: int | None = None,
-                 width: int | None = None) -> dict:
+                 width: int | None = None, names: dict[str, str] | None = None) -> dict:
     """Before loading anything: the folder holds a ``task`` model that takes a clip of this size. Returns its
-    defaults (the folder's own over :data:`BASE_DEFAULTS`)."""
+    defaults (the folder's own over :data:`BASE_DEFAULTS`). ``names``: how the caller calls the sizes, for the
+    error, by the start of the message (the CLI: ``{"num_frames": "--frames"}``)."""
     from vidiff.models.latent import latent_size, vae_scale
     from vidiff.models.unet import check_clip_size
 
@@ -329,11 +330,18 @@ def check_folder(path: Path, task: str, num_frames: int | None = None, height: i
         f = 1  # a pixel model (no vae/); loading reports a damaged autoencoder in full
     h, w = latent_size(h, w, f)
     name = cfg.get("_class_name", "VideoUNet")
-    if name == "VideoUNet":
-        check_clip_size(cfg, t, h, w)
-    elif name in ("InflatedUNet", "UNet2DConditionModel"):  # the rule of the model itself, built without weights
-        with torch.device("meta"):
-            model_class(cfg, path / "unet").from_config(cfg).check_input_size(t, h, w)
+    try:
+        if name == "VideoUNet":
+            check_clip_size(cfg, t, h, w)
+        elif name in ("InflatedUNet", "UNet2DConditionModel"):  # the rule of the model itself, built without weights
+            with torch.device("meta"):
+                model_class(cfg, path / "unet").from_config(cfg).check_input_size(t, h, w)
+    except ValueError as e:  # the size rule names the library's arguments (check_sizes); a CLI user typed flags
+        message = str(e)
+        for ours, theirs in (names or {}).items():
+            if message.startswith(ours + " "):
+                message = theirs + message[len(ours):]
+        raise ValueError(message) from None
     return defaults
 
 
