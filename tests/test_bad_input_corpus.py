@@ -307,6 +307,8 @@ EVALUATE_CASES = [
     ("samples-1", ["--model", "{T2V}", "--samples", "1"], "--samples"),
     ("steps-0", ["--model", "{T2V}", "--steps", "0"], "--steps"),
     ("sweep-steps-negative", ["--model", "{T2V}", "--sweep-steps", "-5"], "--sweep-steps"),
+    # FVD of one clip a side: it failed after the whole evaluation had run
+    ("sweep-samples-one", ["--model", "{T2V}", "--sweep-samples", "1"], "--sweep-samples must be in [2,"),
     ("real-missing", ["--real", "{D}/nothing", "--fake", "{D}/eval/real"], "not a folder"),
     ("fake-empty", ["--real", "{D}/eval/real", "--fake", "{D}/eval/empty"], "no videos"),
     ("all-unreadable", ["--real", "{D}/eval/real", "--fake", "{D}/eval/broken"], "fewer than 2 readable"),

@@ -375,7 +375,8 @@ def test_evaluate_cli_errors(argv, msg, capsys):
     ({"seed": 1.5}, "seed must be an integer"),  # torch's RuntimeError from manual_seed
     ({"seed": -1}, "seed must be in [0, "),  # ran; the CLI refused it
     ({"batch_size": 0}, "batch_size must be in [1, "),  # "range() arg 3 must not be zero"
-    ({"sweep_samples": 0}, "sweep_samples must be in [1, "),
+    ({"sweep_samples": 0}, "sweep_samples must be in [2, "),
+    ({"sweep_samples": 1}, "sweep_samples must be in [2, "),  # FVD of 1 clip failed after the whole evaluation
     ({"sweep_steps": (5, 0)}, "sweep_steps must be in [1, 1000], got 0"),
 ])
 def test_evaluate_model_arguments_are_named_value_errors_before_any_model_loads(kwargs, msg, tmp_path, monkeypatch):

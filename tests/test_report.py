@@ -74,3 +74,47 @@ def test_videos_in_subfolders_are_named_not_silently_left_out(tmp_path):
         evaluate_folders(tmp_path / "real", tmp_path / "nested", tmp_path / "r1", progress=False)
     report = evaluate_folders(tmp_path / "real", tmp_path / "fake", tmp_path / "r2", progress=False)
     assert report["n_fake"] == 2 and any("1 video(s) in its subfolders are not read" in w for w in report["warnings"])
+
+
+def _shapes_report(n=3):
+    s = dict.fromkeys(("color", "shape", "motion", "speed", "present_all", "shape_stable", "background_flicker"), 1.0)
+    s["n"] = n
+    return {"model": "m", "extractors": {}, "metrics": {"fvd": 1.0}, "seconds": {"total": 1.0},
+            "shapes": {"all": s, "seen": s, "held_out": {}, "per_motion": {"moving left": 1.0}},
+            "steps_sweep": [{"steps": 1, "n": 2, "color": 1.0, "shape": 1.0, "motion": 1.0, "fvd": 3.0}]}
+
+
+def test_an_overwritten_report_keeps_no_file_of_the_earlier_one(tmp_path):
+    """A model evaluation's accuracy plots and contact sheets stayed beside a later folder evaluation's
+    metrics.json, written over it with --overwrite."""
+    from vidiff.evaluation.report_files import write_report
+
+    records = [{"caption": f"c{i}", "score": i / 3} for i in range(3)]
+    write_report(tmp_path, _shapes_report(), records, torch.rand(3, 3, 4, 8, 8))
+    first = sorted(p.name for p in tmp_path.iterdir())
+    assert {"accuracy.png", "best.png", "samples.jsonl", "metrics.json"} <= set(first)
+    write_report(tmp_path, {"real": "r", "fake": "f", "extractors": {}, "metrics": {"fvd": 2.0}, "seconds": {}}, [], None,
+                 overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "report.md"]
+
+
+def test_a_report_write_that_fails_leaves_the_earlier_report_whole(tmp_path, monkeypatch):
+    """The files were written one by one into the report folder: a failure (or a kill) while plotting left the new
+    contact sheets beside the old metrics.json."""
+    import vidiff.evaluation.report_files as rf
+
+    records = [{"caption": f"c{i}", "score": i / 3} for i in range(3)]
+    rf.write_report(tmp_path, _shapes_report(), records, torch.rand(3, 3, 4, 8, 8))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rf, "_plots", fail)
+    try:
+        rf.write_report(tmp_path, _shapes_report(5), records[::-1], torch.rand(3, 3, 4, 8, 8), overwrite=True)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failure did not reach the caller")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary either

@@ -13,13 +13,14 @@ import numbers
 # differs): (lowest, highest), every value also a finite number. The CLI checks its flags against them before any
 # model loads; the library checks the same names when it is called directly. Sizes are capped where a typo would
 # otherwise allocate without bound (10^9 frames was torch's allocation error). "side" is the library's height and
-# width (a latent model makes 1280 x 720); the CLI's square --size keeps to "size".
+# width (a latent model makes 1280 x 720); the CLI's square --size keeps to "size". An evaluation's samples and
+# the sweep's are >= 2: FVD needs two clips a side (a sweep of 1 failed after the whole evaluation had run).
 LIMITS = {
     "frames": (1, 1024), "size": (1, 1024), "side": (1, 8192), "steps": (1, 1000), "guidance": (0.0, 50.0),
     "seed": (0, 2**62), "fps": (0.001, 1000.0), "threads": (0, 1024), "alpha": (0.0, 1.0), "strength": (0.0, 1.0),
     "window": (1, 1024), "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024),
     "base_stride": (1, 1024), "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000),
-    "sweep_samples": (1, 100000), "free_init": (1, 10), "batch_size": (1, 4096),
+    "sweep_samples": (2, 100000), "free_init": (1, 10), "batch_size": (1, 4096),
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.io.atomic import clean_stale, write_text_atomic
+from vidiff.io.atomic import clean_stale, put_in_place, remove_path, write_text_atomic
 from vidiff.io.lock import LOCK_NAME, check_not_in_use, folder_lock
 
 FEATURE_DIM = 128  # the Shapes encoder's video and frame features (FVD / frame FID covariances are 128 x 128)
@@ -262,18 +262,35 @@ def one_writer(fn):
 
 def write_report(out_dir: Path, report: dict, records: list[dict], videos: torch.Tensor | None,
                  overwrite: bool = False) -> None:
+    """Write the report's files into ``out_dir`` as one set. They are made in a temporary folder beside them (a kill
+    while plotting leaves only that, which the next evaluation tidies) and moved in at the end, ``metrics.json``
+    last; with ``overwrite``, an earlier report's files that this one does not have go first (a model's accuracy
+    plots and contact sheets stayed beside a later folder evaluation's metrics.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if records and videos is not None:
-        order = sorted(range(len(records)), key=lambda i: (records[i]["score"], -i))
-        k = min(8, len(records))
-        worst, best = order[:k], order[::-1][:k]
-        for name, idx in (("best", best), ("worst", worst)):
-            _sheet(videos, idx, out_dir / f"{name}.png", [records[i]["caption"] for i in idx],
-                   [records[i]["score"] for i in idx], overwrite)
-        report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
-                                    "worst": [records[i]["caption"] for i in worst]}
-        lines = "".join(json.dumps(_json_safe(r), default=float) + "\n" for r in records)
-        write_text_atomic(out_dir / "samples.jsonl", lines, overwrite)
-    report["plots"] = _plots(out_dir, report, overwrite)
-    write_text_atomic(out_dir / "report.md", markdown(report), overwrite)
-    write_text_atomic(out_dir / "metrics.json", json.dumps(_json_safe(report), indent=2, default=float), overwrite)
+    stage = out_dir / f".report.tmp{os.getpid()}"
+    remove_path(stage)
+    stage.mkdir()
+    try:
+        if records and videos is not None:
+            order = sorted(range(len(records)), key=lambda i: (records[i]["score"], -i))
+            k = min(8, len(records))
+            worst, best = order[:k], order[::-1][:k]
+            for name, idx in (("best", best), ("worst", worst)):
+                _sheet(videos, idx, stage / f"{name}.png", [records[i]["caption"] for i in idx],
+                       [records[i]["score"] for i in idx])
+            report["contact_sheets"] = {"best": [records[i]["caption"] for i in best],
+                                        "worst": [records[i]["caption"] for i in worst]}
+            lines = "".join(json.dumps(_json_safe(r), default=float) + "\n" for r in records)
+            write_text_atomic(stage / "samples.jsonl", lines)
+        report["plots"] = _plots(stage, report)
+        write_text_atomic(stage / "report.md", markdown(report))
+        write_text_atomic(stage / "metrics.json", json.dumps(_json_safe(report), indent=2, default=float))
+        new = [n for n in REPORT_FILES[::-1] if (stage / n).is_file()]  # metrics.json, the report's result, last
+        if overwrite:
+            for name in REPORT_FILES:  # metrics.json first: a report without it is visibly unfinished
+                if name not in new[:-1]:
+                    (out_dir / name).unlink(missing_ok=True)
+        for name in new:
+            put_in_place(stage / name, out_dir / name, overwrite)
+    finally:
+        remove_path(stage)

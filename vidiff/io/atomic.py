@@ -50,7 +50,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False):
         yield tmp
         if not (tmp.exists() or tmp.is_symlink()):
             raise RuntimeError(f"nothing was written to {tmp}")  # an internal bug, not bad input
-        _put_in_place(tmp, path, overwrite)
+        put_in_place(tmp, path, overwrite)
     finally:
         remove_path(tmp)
 
@@ -65,7 +65,9 @@ def _occupied(path: Path, folder: bool | None) -> bool:
     return path.exists()
 
 
-def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
+def put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the complete temporary ``tmp`` to ``path``: into a free place without replacing anything that appeared
+    meanwhile; over an existing one only with ``overwrite`` (a file in one rename, a folder moved aside first)."""
     if not _occupied(path, folder=tmp.is_dir()):
         if tmp.is_dir():
             os.rename(tmp, path)  # POSIX: a folder takes the place of an empty folder, never of anything else

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidiff.io.atomic import _TMP, _put_in_place, _sibling, atomic_path, clean_stale, remove_path
+from vidiff.io.atomic import _TMP, _sibling, atomic_path, clean_stale, put_in_place, remove_path
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # a checkpoint folder's name
 log = logging.getLogger("vidiff.train")
@@ -157,7 +157,7 @@ def save_state_checkpoint(accelerator, run_dir: str | os.PathLike, step: int, em
                 save_file(_state_dict(ema), str(tmp / "ema.safetensors"))
             (tmp / "state.json").write_text(json.dumps({**state, "step": step, "format": ACCELERATE_FORMAT,
                                                         "save_index": next_save_index(run_dir)}, indent=2))
-            _put_in_place(tmp, final, overwrite=True)
+            put_in_place(tmp, final, overwrite=True)
             _prune(run_dir, keep)
     finally:
         if accelerator.is_main_process:
