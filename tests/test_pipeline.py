@@ -146,3 +146,14 @@ def test_super_resolution_windows_are_checked_before_the_base_stage_runs(tiny_ca
     monkeypatch.undo()
     out = pipe("a red circle", ssr_window=2, generator=torch.Generator().manual_seed(0))
     assert out.settings["super_resolution"]["window"] == 2 and out.settings["super_resolution"]["stride"] == 2
+
+
+def test_a_saved_copy_names_the_same_super_resolution_stage(tmp_path, tiny_cascade_dir, tiny_ssr_dir):
+    """The folder names its stage relative to itself ('../ssr'): a copy saved elsewhere wrote the same words, which
+    named a missing folder there (or a stranger's of that name)."""
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    pipe.save_pretrained(tmp_path / "a" / "b" / "copy")
+    copy = TextToVideoPipeline.from_pretrained(tmp_path / "a" / "b" / "copy")
+    assert copy.super_resolution.path.resolve() == tiny_ssr_dir.resolve()

@@ -261,6 +261,12 @@ class VideoDiffusionPipeline:
                 "text_encoder": LOCAL_TEXT_ENCODER if local else self.text_encoder.name,
                 **({"text_features": features} if features != "last" else {}),
                 "defaults": recorded_defaults(self.defaults), **self.extra}
+        named = self.extra.get("super_resolution")
+        if self.path is not None and isinstance(named, str) and not Path(named).is_absolute():
+            # the stage is named relative to the folder: the same words written elsewhere name another place (a
+            # saved copy of the default named '../ssr' beside itself: missing, or a stranger's folder of that name)
+            stage = os.path.abspath(Path(self.path) / named)
+            meta["super_resolution"] = os.path.relpath(stage, os.path.abspath(path))
         if experts is not None:
             meta[BOUNDARY_KEY] = experts.boundary / self.diffusion.num_train_timesteps
         if train_config is not None:
