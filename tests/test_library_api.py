@@ -321,3 +321,21 @@ def test_upscale_reads_a_base_only_clip_back_at_its_model_size(tmp_path, tiny_pi
     assert main(["generate", "a red circle", "--model", str(tiny_pipeline_dir), "--base-only", "--native-size",
                  "-o", str(tmp_path / "n.mp4"), "-q"]) == 0
     assert read_video(tmp_path / "n.mp4")[0].shape[1:3] == (8, 8)
+
+
+def test_an_embedded_name_that_is_also_a_folder_here_says_which_one_is_used(tmp_path, monkeypatch):
+    """A user's own ./ssr was silently passed over for the embedded 'ssr'."""
+    import warnings
+
+    import vidiff.registry as registry
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "_WARNED", set())
+    (tmp_path / "ssr").mkdir()
+    with pytest.warns(UserWarning, match=r"'ssr' is the embedded model; the folder 'ssr' here is not used \(write ./ssr"):
+        assert registry.resolve_model("ssr") == registry.weights_dir() / "ssr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per name
+        registry.resolve_model("ssr")
+    with pytest.raises(ValueError, match="not a vidiff pipeline folder"):
+        registry.resolve_model("./ssr")  # written as a path: the folder here

@@ -14,9 +14,21 @@ def weights_dir() -> Path:
 
 
 def model_path(name_or_path: str | os.PathLike) -> Path:
-    """The folder a name or path stands for, unchecked: an embedded name maps into vidiff/weights."""
+    """The folder a name or path stands for, unchecked: an embedded name maps into vidiff/weights (a folder of the
+    same name in the current folder is written as a path, ./ssr, and a warning says so once)."""
     name = os.fspath(name_or_path)
-    return weights_dir() / name if name in EMBEDDED else Path(name)
+    if name not in EMBEDDED:
+        return Path(name)
+    if name not in _WARNED and Path(name).is_dir():
+        import warnings
+
+        _WARNED.add(name)
+        warnings.warn(f"{name!r} is the embedded model; the folder {name!r} here is not used (write ./{name} for it)",
+                      UserWarning, stacklevel=2)
+    return weights_dir() / name
+
+
+_WARNED: set[str] = set()  # names warned about in this process (resolve_model runs several times a command)
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
