@@ -164,14 +164,13 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
 
     from vidiff.conditioning.captions import check_caption
     from vidiff.io.inputs import read_clip
-    from vidiff.checks import whole
+    from vidiff.checks import in_limits
 
     check_caption(prompt)
-    # whole numbers: the page's fields send floats, and 2.5 went through int() as 2 (a request made without the page)
-    if seed is None or not 0 <= whole(seed, "the seed") <= 2**62:
-        raise ValueError(f"the seed must be a whole number in [0, 2^62], got {seed}")
-    if steps is not None and not 1 <= whole(steps, "steps") <= 200:
-        raise ValueError(f"steps must be in [1, 200], got {steps}")
+    # whole numbers in the CLI's ranges: the page's fields send floats, and 2.5 went through int() as 2 (a request
+    # made without the page)
+    seed = in_limits(seed, "seed", "the seed")
+    steps = None if steps is None else in_limits(steps, "steps")
     pipe = _pipeline(kind, str(resolve_model(model)), str(resolve_model(style)) if style else None,
                      None if alpha is None else float(alpha), device)
     h, w = int(pipe.defaults["height"]), int(pipe.defaults["width"])
