@@ -157,3 +157,32 @@ def test_a_saved_copy_names_the_same_super_resolution_stage(tmp_path, tiny_casca
     pipe.save_pretrained(tmp_path / "a" / "b" / "copy")
     copy = TextToVideoPipeline.from_pretrained(tmp_path / "a" / "b" / "copy")
     assert copy.super_resolution.path.resolve() == tiny_ssr_dir.resolve()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_every_pipeline_runs_with_its_weights_cast_as_diffusers_pipelines_do(dtype, tiny_cascade_dir,
+                                                                              tiny_conditional_dir, tiny_ssr_dir):
+    """from_pretrained(torch_dtype=torch.float16) and pipe.to(torch.bfloat16), the diffusers idiom, ended in
+    'mat1 and mat2 must have the same dtype' at the first step (the sampler's fp32 state and the timestep
+    embedding's fp32 sinusoids met half-precision layers). The sampler keeps fp32; the clip is the fp32 one to
+    the precision's tolerance."""
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    g = torch.Generator().manual_seed(3)
+    clip, image = torch.rand(1, 3, 4, 8, 8, generator=g), torch.rand(1, 3, 8, 8, generator=g)
+    calls = {
+        "text-to-video + SSR": (TextToVideoPipeline, tiny_cascade_dir, ()),
+        "image-to-video": (ImageToVideoPipeline, tiny_conditional_dir, (image,)),
+        "SDEdit": (VideoEditPipeline, tiny_cascade_dir, (clip,)),
+        "super-resolution": (SuperResolutionPipeline, tiny_ssr_dir, (clip,)),
+    }
+    for name, (cls, folder, args) in calls.items():
+        def run(torch_dtype):
+            pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype)
+            return pipe("a red circle", *args, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).videos
+
+        ref, cast = run(torch.float32), run(dtype)
+        assert cast.dtype == torch.float32 and (cast - ref).abs().max() < 0.05, name

@@ -513,14 +513,19 @@ class VideoDiffusionPipeline:
         check_guidance_min_t(min_t, self.diffusion.num_train_timesteps)
         guided_only_above = min_t is not None and (guidance != 1.0 or cond_scale != 1.0)
 
+        def in_model_dtype(fn: Denoiser) -> Denoiser:
+            # the sampler keeps its state in fp32; a pipeline cast to fp16 / bf16 (torch_dtype=, .to(dtype)) met it
+            # with "mat1 and mat2 must have the same dtype", as diffusers' pipelines would not
+            return fn if dtype == torch.float32 else lambda x, t: fn(x.to(dtype), t).float()
+
         def window(frames: slice | None = None) -> Denoiser:
             c = cond if cond is None or frames is None else cond[:, :, frames]
             guided = classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c,
                                               cond_scale=cond_scale)
             if not guided_only_above:
-                return guided
-            return guidance_from(guided, classifier_free_guidance(self.unet, text, mask, null, null_mask, 1.0, cond=c),
-                                 float(min_t))
+                return in_model_dtype(guided)
+            return in_model_dtype(guidance_from(
+                guided, classifier_free_guidance(self.unet, text, mask, null, null_mask, 1.0, cond=c), float(min_t)))
 
         return window
 
