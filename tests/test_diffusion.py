@@ -353,3 +353,32 @@ def test_a_folder_can_sample_with_dpm_sde_reproducibly_from_its_generator(tmp_pa
     assert not torch.equal(a.videos, ode.videos)
     assert a.settings["sampler"] == "dpm++-sde" and a.settings["logsnr_min"] == -8.5
     assert ode.settings["sampler"] == "dpm++"
+
+
+def test_a_diffusers_scheduler_swapped_in_gets_its_scaled_input_and_a_nan_clip_is_refused(tiny_pipeline_dir):
+    """pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config), the diffusers idiom: the model
+    was fed the unscaled sample (|x| ~ 10^5 at the first step of this noise schedule) and made garbage; Euler
+    ancestral's step makes NaN on this schedule (diffusers' own), which became a black clip without a word."""
+    from diffusers import EulerDiscreteScheduler
+
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    seen, forward = [], pipe.unet.forward
+
+    def recording(x, *a, **k):
+        seen.append(float(x.abs().max()))
+        return forward(x, *a, **k)
+
+    pipe.unet.forward = recording
+    out = pipe("a red circle", num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.videos).all() and seen[0] < 10, seen[:1]  # the scaled sample, about unit variance
+    pipe.unet.forward = forward
+
+    def nan_at_the_end(pipe, i, t, kw):  # what Euler ancestral's step does on this schedule (4 steps), for certain
+        return {"latents": kw["latents"] * float("nan")} if i == 2 else None
+
+    with pytest.raises(ValueError, match="NaN or infinite values .scheduler EulerDiscreteScheduler.*nothing was written"):
+        pipe("a red circle", num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+             callback_on_step_end=nan_at_the_end)

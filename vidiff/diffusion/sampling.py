@@ -118,7 +118,9 @@ def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, g
     kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
     for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
         tt = t.to(x.device).expand(x.shape[0])
-        pred = fn(x, tt).to(x.dtype)
+        # the model's input as the scheduler scales it: the identity for DDPM / DDIM / DPM-Solver, x / sqrt(sigma^2 +
+        # 1) for the Euler family (without it a pipe.scheduler swapped in as in diffusers gave garbage, or NaN)
+        pred = fn(scheduler.scale_model_input(x, t), tt).to(x.dtype)
         x = scheduler.step(pred, t, x, **kw).prev_sample
         if project is not None:
             x = project(i, x)

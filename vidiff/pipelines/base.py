@@ -592,6 +592,11 @@ class VideoDiffusionPipeline:
             y = x if prior is None else prior.whiten(x)
             y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=progress, project=p, callback=c)
             x = y if prior is None else prior.correlate(y)
+        if not bool(torch.isfinite(x).all()):  # it became a black clip, written without a word
+            half = self.dtype != torch.float32
+            raise ValueError(f"sampling gave NaN or infinite values (scheduler {type(scheduler).__name__}"
+                             f"{', weights in ' + str(self.dtype).replace('torch.', '') if half else ''}): another "
+                             f"sampler{', or float32 weights,' if half else ''} may not; nothing was written")
         return self.to_pixels(x)
 
     # ------------------------------------------------------------------ latent models
