@@ -382,3 +382,19 @@ def test_a_diffusers_scheduler_swapped_in_gets_its_scaled_input_and_a_nan_clip_i
     with pytest.raises(ValueError, match="NaN or infinite values .scheduler EulerDiscreteScheduler.*nothing was written"):
         pipe("a red circle", num_inference_steps=3, generator=torch.Generator().manual_seed(0),
              callback_on_step_end=nan_at_the_end)
+
+
+@pytest.mark.parametrize("change", [{"prediction_type": "epsilon"}, {"beta_schedule": "scaled_linear"},
+                                    {"num_train_timesteps": 500}])
+def test_a_scheduler_of_another_noise_process_is_refused(tiny_pipeline_dir, change):
+    """DDIMScheduler() (diffusers' defaults: epsilon, linear betas) or a config changed on the way sampled this
+    v-prediction cosine-schedule model into garbage without a word."""
+    from diffusers import DDIMScheduler
+
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **change)
+    (key, value), = change.items()
+    with pytest.raises(ValueError, match=f"pipe.scheduler has {key}={value!r}; this model was trained with"):
+        pipe("a red circle", num_inference_steps=2)

@@ -493,6 +493,14 @@ class VideoDiffusionPipeline:
         ``pipe.scheduler`` (whatever diffusers scheduler the user put there)."""
         if sampler is not None:
             return make_scheduler(self.diffusion, sampler, logsnr_min=self.defaults["logsnr_min"])
+        ours, theirs = self.diffusion.schedule(), self.scheduler.config
+        if ours.get("beta_schedule") not in ("linear", "scaled_linear"):  # the ends only shape those two
+            ours = {k: v for k, v in ours.items() if k not in ("beta_start", "beta_end")}
+        wrong = [k for k, v in ours.items() if k in theirs and theirs[k] != v]
+        if wrong:  # a scheduler built for another model (an epsilon model's, say) sampled this one into garbage
+            k = wrong[0]
+            raise ValueError(f"pipe.scheduler has {k}={theirs[k]!r}; this model was trained with {ours[k]!r}: build the "
+                             f"scheduler from pipe.scheduler.config (SomeScheduler.from_config(pipe.scheduler.config))")
         return fresh_scheduler(self.scheduler)
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
