@@ -338,3 +338,15 @@ def test_checkpoints_and_exports_record_the_versions_that_wrote_them(tmp_path, t
     assert "versions" not in pipe.extra  # read as what wrote the folder, not carried as a setting
     pipe.save_pretrained(tmp_path / "again")
     assert json.loads((tmp_path / "again" / "vidiff_pipeline.json").read_text())["versions"] == want
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: config_from_dict(None), "a recipe is a mapping of sections"),  # TypeError from dict()
+    (lambda: config_from_dict([1, 2]), "got list"),
+    (lambda: config_from_dict("model: {preset: stunet-tiny}"), "got str"),  # "dictionary update sequence element"
+    (lambda: config_from_dict({}, ["train.steps=3"]), "overrides are a mapping"),  # AttributeError
+    (lambda: load_config(None), "a recipe is a YAML file path"),  # TypeError from Path()
+])
+def test_the_recipe_readers_refuse_what_is_not_a_recipe_in_words(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()

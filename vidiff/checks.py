@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import numbers
 
-# The ranges of the settings a user gives, by the CLI flag's name (the library's argument in brackets where it
-# differs): (lowest, highest), every value also a finite number. The CLI checks its flags against them before any
-# model loads; the library checks the same names when it is called directly. Sizes are capped where a typo would
+# The ranges of the settings a user gives, by the CLI flag's name (the library names its own argument in the error:
+# in_limits(num_frames, "frames", "num_frames")): (lowest, highest), every value also a finite number. The CLI checks
+# its flags against them before any model loads; the library checks the same ranges when it is called directly. Sizes are capped where a typo would
 # otherwise allocate without bound (10^9 frames was torch's allocation error). "side" is the library's height and
 # width (a latent model makes 1280 x 720); the CLI's square --size keeps to "size". An evaluation's samples and
 # the sweep's are >= 2: FVD needs two clips a side (a sweep of 1 failed after the whole evaluation had run).

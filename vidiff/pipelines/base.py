@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vidiff.checks import in_limits, number, whole
 from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
 from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
                                       timesteps_for)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
-from vidiff.checks import in_limits, number, whole
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size

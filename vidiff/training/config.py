@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -144,6 +145,8 @@ def _typed(value, kind: str, key: str):
 def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
     """Read a YAML recipe; raise ValueError naming any unknown key. A recipe may start from another with
     ``base: other.yaml`` (a path relative to it): its sections are merged key by key over the base's."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"a recipe is a YAML file path, got {type(path).__name__}")
     return config_from_dict(_read_recipe(Path(path), ()), overrides)
 
 
@@ -175,6 +178,10 @@ def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
 
 
 def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
+    if not isinstance(raw, dict):  # None, a list or a YAML string went to dict() (TypeError, or a baffling ValueError)
+        raise ValueError(f"a recipe is a mapping of sections (model:, data:, train:, ...), got {type(raw).__name__}")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides are a mapping such as {{'train.steps': 10}}, got {type(overrides).__name__}")
     raw = dict(raw)
     for k, v in (overrides or {}).items():  # "train.steps": 10
         section, _, key = k.partition(".")
