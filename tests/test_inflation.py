@@ -947,3 +947,17 @@ def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, 
                           "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / "bad.mp4").exists()
+
+
+@pytest.mark.parametrize("args, kwargs, words", [
+    ((3,), {}, "the image model is a folder path, got int"),  # TypeError from Path()
+    (("{image}", "stunet"), {"bogus": 1}, "unknown inflation option(s) bogus; allowed: heads"),  # after the load
+    (("{image}", "stunet"), {"temporal_attention_levels": [1]}, "unknown inflation option(s) temporal_attention_levels"),
+])
+def test_inflate_refuses_what_it_cannot_take_before_loading(args, kwargs, words, image_dir, monkeypatch):
+    import vidiff.pipelines.folder as folder
+    from vidiff.pipelines.inflate import inflate
+
+    monkeypatch.setattr(folder, "load_unet", None)  # a load would fail with a TypeError
+    with pytest.raises(ValueError, match=re.escape(words)):
+        inflate(*[image_dir if a == "{image}" else a for a in args], **kwargs)

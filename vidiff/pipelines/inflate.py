@@ -71,8 +71,17 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
     from vidiff.pipelines.folder import load_text_encoder, load_unet
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    if not isinstance(image_model, (str, os.PathLike)):  # a TypeError from Path() before
+        raise ValueError(f"the image model is a folder path, got {type(image_model).__name__}")
     if arch not in ARCHS + ("animatediff",):
         raise ValueError(f"unknown --arch {arch!r}; allowed: {', '.join(ARCHS + ('animatediff',))}")
+    import inspect
+
+    options = [k for k in inspect.signature(InflatedUNet.__init__).parameters if k not in ("self", "image_config",
+                                                                                          "arch")]
+    unknown = sorted(set(arch_kwargs) - set(options))
+    if unknown:  # InflatedUNet's TypeError after the image model had loaded
+        raise ValueError(f"unknown inflation option(s) {', '.join(unknown)}; allowed: {', '.join(options)}")
     conv = arch_kwargs.get("conv_inflation")
     if conv is not None and conv not in CONV_INFLATIONS:  # named as the model config's key before
         raise ValueError(f"unknown --conv-inflation {conv!r}; allowed: {', '.join(CONV_INFLATIONS)}")
