@@ -71,6 +71,7 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
                 add(f"{cmd}--{flag}={v}", argv + [f"--{flag}", v], f"--{flag}")
     add("generate--alpha=2", GEN + ["--style", "{T2V}", "--alpha", "2"], "--alpha")
     add("generate--alpha=nan", GEN + ["--style", "{T2V}", "--alpha", "nan"], "--alpha")
+    add("generate-alpha-without-style", GEN + ["--alpha", "0.5"], "give --style too")  # it was ignored
     add("generate--sampler=bogus", GEN + ["--sampler", "bogus"], "sampler", early=False)
     # options of the super-resolution stage with --base-only, which skips it (they were ignored without a word)
     add("generate-base-only-with-ssr", GEN + ["--base-only", "--ssr", "{SSR}"], "which --base-only skips")

@@ -185,9 +185,11 @@ def _check_ranges(args: argparse.Namespace) -> None:
 
     from vidiff.checks import LIMITS
 
+    if getattr(args, "alpha", None) is not None and not getattr(args, "style", None):  # it was ignored
+        raise ValueError("--alpha sets the weight of a --style fine-tune; give --style too")
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
-        if v is None or (name == "alpha" and not getattr(args, "style", None)):
+        if v is None:
             continue
         if not math.isfinite(v) or not low <= v <= high:
             raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}], got {v}")
