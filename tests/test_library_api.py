@@ -69,9 +69,10 @@ def test_every_command_equals_its_library_call(tmp_path, cascade_conditional_dir
          lambda: CinemagraphPipeline.from_pretrained(cond)("a red circle", image, region, generator=gen())),
         (["inpaint", str(tmp_path / "in"), "a red circle", "--mask", str(tmp_path / "mask.png"), "--model", cond],
          lambda: VideoInpaintPipeline.from_pretrained(cond)("a red circle", clip, region, generator=gen())),
-        (["edit", str(tmp_path / "in"), "a blue square", "--model", str(tiny_cascade_dir), "--strength", "0.5"],
+        (["edit", str(tmp_path / "in"), "a blue square", "--model", str(tiny_cascade_dir), "--strength", "0.5",
+          "--steps", "6"],  # 6: the folder's 3 steps leave none above t = 0 at this strength (a refused no-op edit)
          lambda: VideoEditPipeline.from_pretrained(tiny_cascade_dir)("a blue square", clip, strength=0.5,
-                                                                     generator=gen())),
+                                                                     num_inference_steps=6, generator=gen())),
         (["upscale", str(tmp_path / "in"), "a red circle", "--model", str(tiny_ssr_dir)],
          lambda: SuperResolutionPipeline.from_pretrained(tiny_ssr_dir)("a red circle", clip, generator=gen())),
     ]
@@ -265,7 +266,7 @@ def test_defaults_live_in_the_folder_then_the_pipeline(tmp_path, tiny_text_encod
     long = pipe("a red circle", num_frames=12, window=4)
     assert (long.settings["stride"], long.settings["window_weighting"]) == (1, "triangle")
     from vidiff.pipelines.edit import VideoEditPipeline
-    edit = VideoEditPipeline.from_pretrained(d)("a red circle", torch.rand(1, 3, 4, 8, 8))
+    edit = VideoEditPipeline.from_pretrained(d)("a red circle", torch.rand(1, 3, 4, 8, 8), num_inference_steps=10)
     assert edit.settings["strength"] == 0.3 and edit.settings["sampler"] == "ddim"
     # a folder records its own per-call defaults, not copies of the library's (which may change)
     pipe.save_pretrained(tmp_path / "again")

@@ -182,7 +182,22 @@ def test_every_pipeline_runs_with_its_weights_cast_as_diffusers_pipelines_do(dty
     for name, (cls, folder, args) in calls.items():
         def run(torch_dtype):
             pipe = cls.from_pretrained(folder, torch_dtype=torch_dtype)
-            return pipe("a red circle", *args, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).videos
+            return pipe("a red circle", *args, num_inference_steps=6,  # 6: an edit's steps above t = 0
+                        generator=torch.Generator().manual_seed(0)).videos
 
         ref, cast = run(torch.float32), run(dtype)
         assert cast.dtype == torch.float32 and (cast - ref).abs().max() < 0.05, name
+
+
+def test_an_edit_with_no_step_above_t0_is_refused_and_its_start_is_recorded(tiny_cascade_dir):
+    """SDEdit starts at the first step of the sampler's grid at or below strength x T: 3 DPM++ steps on this grid
+    (999, 942, 0) left only t = 0 for strength 0.6, and the "edit" gave the input back unchanged without a word."""
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    pipe = VideoEditPipeline.from_pretrained(tiny_cascade_dir, base_only=True)
+    clip = torch.rand(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"strength 0.6 with 3 steps leaves no denoising step above t = 0 .*its "
+                                         r"steps: 999, 942, 0"):
+        pipe("a blue square", clip, strength=0.6, num_inference_steps=3)
+    out = pipe("a blue square", clip, strength=0.6, num_inference_steps=6, generator=torch.Generator().manual_seed(0))
+    assert 0 < out.settings["start_timestep"] <= 600 and not torch.allclose(out.videos, clip, atol=1e-3)

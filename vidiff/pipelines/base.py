@@ -558,6 +558,13 @@ class VideoDiffusionPipeline:
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
                              "the given video; disable it (pipe.disable_free_init()) for edits")
         ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength)
+        if start is not None and 0.0 < strength < 1.0 and not bool((ts > 0).any()):
+            # the start time snaps down to the sampler's grid; with no grid step above t = 0 the "edit" gave the
+            # input back unchanged, without a word
+            grid = ", ".join(str(int(t)) for t in timesteps_for(scheduler, steps))
+            raise ValueError(f"strength {strength:g} with {steps} steps leaves no denoising step above t = 0 on this "
+                             f"sampler's grid (its steps: {grid}; the edit starts at the first at or below "
+                             f"{strength * scheduler.config.num_train_timesteps:g}): give more steps or a higher strength")
         # noise is drawn on the CPU so that a seed gives the same video on every device; under a noise prior it is
         # correlated across frames, and the scheduler runs in whitened coordinates (vidiff.diffusion.noise_prior)
         prior = noise_prior(self.diffusion, shape[2])

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from vidiff.checks import number
+from vidiff.diffusion.sampling import timesteps_for
 from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
@@ -48,6 +49,10 @@ class VideoEditPipeline(TextToVideoPipeline):
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,
                              callback_on_step_end=callback_on_step_end)
-        s.update(strength=strength, **self.sampler_settings(sampler), negative_prompt=negative_prompt)
+        # where the edit started: strength x T snapped down to the sampler's step grid (the default's 20 log-SNR
+        # spaced steps start strength 0.6 at t = 393), recorded beside the strength asked for
+        first = timesteps_for(self.make_scheduler(sampler), s["num_inference_steps"], strength)[:1]
+        s.update(strength=strength, start_timestep=int(first[0]) if len(first) else None,
+                 **self.sampler_settings(sampler), negative_prompt=negative_prompt)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps)
