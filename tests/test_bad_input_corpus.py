@@ -86,6 +86,9 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate-ssr-stride-over-the-given-window", GEN + ["--ssr", "{SSR}", "--window", "1", "--stride", "2"],
         "--stride (2) must not exceed --window (1)")
     add("generate-window-without-an-ssr-stage", GEN + ["--window", "4"], "names none; give --ssr PATH")
+    # refused once the model had loaded, in the library's words (ssr_window / ssr_stride / ssr_steps)
+    add("animate-ssr-steps-without-an-ssr-stage", ANIMATE + ["--ssr-steps", "2"],
+        "--ssr-steps sets the super-resolution stage, and")
     add("animate-ssr-window-under-its-stride", ANIMATE + ["--ssr", "{SSR}", "--window", "1"], "own stride")
     add("upscale-window-under-its-stride", UPSCALE + ["--window", "1"], "--window 1 is shorter")
     # the model's size rule, named as the flag the user gave (it said num_frames / height and width)

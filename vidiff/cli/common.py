@@ -75,15 +75,17 @@ def check_ssr_args(args: argparse.Namespace, model: Path) -> None:
     """--window / --stride against the super-resolution stage that will run (--ssr, else the one ``model``'s folder
     names), read from its vidiff_pipeline.json before any model loads: a window shorter than the stage's own stride
     was refused only after the base clip had been made."""
-    if getattr(args, "base_only", False) or (args.window is None and args.stride is None):
+    given = [f for f, v in (("--window", args.window), ("--stride", args.stride),
+                            ("--ssr-steps", getattr(args, "ssr_steps", None))) if v is not None]
+    if getattr(args, "base_only", False) or not given:
         return
     from vidiff.pipelines.folder import check_folder, named_super_resolution, read_meta
     from vidiff.pipelines.super_resolution import ssr_windows
 
     ssr = resolve_model(args.ssr) if getattr(args, "ssr", None) else named_super_resolution(model, read_meta(model))
-    if ssr is None:
-        raise ValueError(f"--window / --stride set the super-resolution stage, and {str(model)!r} names none; "
-                         f"give --ssr PATH, or drop them")
+    if ssr is None:  # --ssr-steps was refused after the model had loaded, in the library's words (ssr_steps)
+        raise ValueError(f"{' / '.join(given)} set{'s' if len(given) == 1 else ''} the super-resolution stage, and "
+                         f"{str(model)!r} names none; give --ssr PATH, or drop {'it' if len(given) == 1 else 'them'}")
     ssr_windows(check_folder(ssr, "super-resolution"), args.window, args.stride, ("--window", "--stride"))
 
 
