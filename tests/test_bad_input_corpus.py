@@ -86,6 +86,8 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate-ssr-stride-over-the-given-window", GEN + ["--ssr", "{SSR}", "--window", "1", "--stride", "2"],
         "--stride (2) must not exceed --window (1)")
     add("generate-window-without-an-ssr-stage", GEN + ["--window", "4"], "names none; give --ssr PATH")
+    add("generate-base-stride-without-base-window", GEN + ["--base-stride", "2"], "give --base-window")
+    add("generate-base-weighting-without-base-window", GEN + ["--base-weighting", "uniform"], "give --base-window")
     # refused once the model had loaded, in the library's words (ssr_window / ssr_stride / ssr_steps)
     add("animate-ssr-steps-without-an-ssr-stage", ANIMATE + ["--ssr-steps", "2"],
         "--ssr-steps sets the super-resolution stage, and")

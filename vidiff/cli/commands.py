@@ -19,6 +19,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out, t0 = _prepare(args)
     from vidiff.pipelines.folder import check_folder
 
+    if (args.base_stride is not None or args.base_weighting is not None) and args.base_window is None:
+        # refused after the model had loaded, in the library's words (stride, window_weighting, window=)
+        raise ValueError("--base-stride / --base-weighting set the base stage's temporal windows; give --base-window "
+                         "(frames per window) as well")
     given = {"num_frames": "--base-window" if args.base_window else "--frames" if args.frames else None,
              "height and width must be positive multiples": "--size must be a positive multiple" if args.size else None}
     check_folder(resolve_model(args.model), "text-to-video", args.base_window or args.frames, args.size, args.size,
