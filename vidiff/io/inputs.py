@@ -32,6 +32,10 @@ def resize_frames(frames: np.ndarray, height: int, width: int, nearest: bool = F
     an error (resizing would silently squash the picture): crop it first."""
     from PIL import Image
 
+    from vidiff.checks import in_limits
+
+    # the size asked for, named (0 was a ZeroDivisionError in the aspect check; 2.5 was reported as an aspect ratio)
+    height, width = in_limits(height, "side", "height"), in_limits(width, "side", "width")
     h, w = frames.shape[1:3]
     check_aspect(h, w, height, width, source)
     if (h, w) == (height, width):
