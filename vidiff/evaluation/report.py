@@ -138,9 +138,9 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
 
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
-    # whole numbers in range, named: 2.5 samples, seed 1.5 or batch_size 0 failed deep inside (TypeError, torch's
-    # RuntimeError, "range() arg 3 must not be zero"), a negative seed ran
-    # (the CLI's ranges, vidiff.checks.LIMITS; samples >= 2 for the distribution metrics)
+    # whole numbers in the CLI's ranges (vidiff.checks.LIMITS; samples >= 2 for the distribution metrics), named:
+    # 2.5 samples, seed 1.5 or batch_size 0 failed deep inside (TypeError, torch's RuntimeError, "range() arg 3 must
+    # not be zero"), a negative seed ran
     samples, seed = in_limits(samples, "samples"), in_limits(seed, "seed")
     sweep_samples, batch_size = in_limits(sweep_samples, "sweep_samples"), in_limits(batch_size, "batch_size")
     sweep_steps = tuple(in_limits(s, "steps", "sweep_steps") for s in sweep_steps)

@@ -55,7 +55,7 @@ def _check_gaussians(mu1, sigma1, mu2, sigma2) -> None:
         raise ValueError("frechet_distance got NaN or infinite statistics")
 
 
-def _need_two(metric, what: str, real: int, fake: int) -> None:
+def _need_two(what: str, real: int, fake: int) -> None:
     """A distance between two sets of features needs 2 of each (torchmetrics raised a RuntimeError)."""
     if real < 2 or fake < 2:
         raise ValueError(f"{what} needs at least 2 real and 2 generated samples, got {real} and {fake}")
@@ -76,7 +76,7 @@ class _FrechetCounts:
     """torchmetrics' FID ``compute`` with its too-few-samples RuntimeError as a ValueError."""
 
     def compute(self):  # noqa: D102
-        _need_two(self, type(self).__name__, int(self.real_features_num_samples), int(self.fake_features_num_samples))
+        _need_two(type(self).__name__, int(self.real_features_num_samples), int(self.fake_features_num_samples))
         return super().compute()
 
 
@@ -100,10 +100,9 @@ class KernelVideoDistance(_VideoDistance, KernelInceptionDistance):
         self._max_subset = subset_size
 
     def compute(self):  # noqa: D102
-        n = min(sum(len(f) for f in self.real_features), sum(len(f) for f in self.fake_features))
-        _need_two(self, type(self).__name__, sum(len(f) for f in self.real_features),
-                  sum(len(f) for f in self.fake_features))
-        self.subset_size = min(self._max_subset, n)
+        real, fake = sum(len(f) for f in self.real_features), sum(len(f) for f in self.fake_features)
+        _need_two(type(self).__name__, real, fake)
+        self.subset_size = min(self._max_subset, real, fake)
         return super().compute()
 
 

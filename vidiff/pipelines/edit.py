@@ -50,7 +50,7 @@ class VideoEditPipeline(TextToVideoPipeline):
                              start=video * 2 - 1, strength=strength, progress=progress,
                              callback_on_step_end=callback_on_step_end)
         # where the edit started: strength x T snapped down to the sampler's step grid (the default's 20 log-SNR
-        # spaced steps start strength 0.6 at t = 393), recorded beside the strength asked for
+        # spaced steps start strength 0.6 at t = 516), recorded beside the strength asked for
         first = timesteps_for(self.make_scheduler(sampler), s["num_inference_steps"], strength)[:1]
         s.update(strength=strength, start_timestep=int(first[0]) if len(first) else None,
                  **self.sampler_settings(sampler), negative_prompt=negative_prompt)
