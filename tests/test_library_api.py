@@ -114,7 +114,13 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"prompt": None}, "prompt must be a string or a list of strings, got NoneType"),
     ({"prompt": 5}, "prompt must be a string or a list of strings, got int"),
     ({"generator": 3}, "generator must be a torch.Generator"),
-    ({"negative_prompt": ["a", "b"]}, "negative_prompt must be one string"),
+    ({"generator": [3]}, "generator must be a torch.Generator .*, a list of one per video"),
+    ({"generator": [torch.Generator(), torch.Generator()]}, "a list of 2 generators for 1 video: give one per video"),
+    ({"negative_prompt": ["a", "b"]}, "negative_prompt is a list of 2 for 1 caption: give one per caption"),
+    ({"negative_prompt": 5}, "negative_prompt must be a string, a list of one per caption, or None, got int"),
+    # the CLI refused a control character in the negative prompt; the library encoded it as it came
+    ({"negative_prompt": "a \x07 bell"}, "the negative prompt contains control or unassigned characters"),
+    ({"negative_prompt": "   "}, "the negative prompt is empty"),
     ({"latents": torch.zeros(1, 3, 2, 2, 2)}, r"latents must be a tensor of shape \(1, 3, 4, 8, 8\)"),
     ({"latents": "noise"}, "latents must be a tensor"),
     ({"callback_on_step_end": 5}, "callback_on_step_end must be callable"),
@@ -142,6 +148,51 @@ def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
     kwargs = {"prompt": "a red circle", "num_inference_steps": 2, **kwargs}
     with pytest.raises(ValueError, match=words):
         pipe(kwargs.pop("prompt"), **kwargs)
+
+
+def test_a_list_of_generators_and_negative_prompts_gives_each_video_its_own(tiny_cascade_dir):
+    # diffusers' convention: generator=[g0, g1] makes video i the video a single call with g_i makes, through the
+    # SDE sampler's noise and the super-resolution stage; a list of negative prompts, one per caption; None is "".
+    # Until 2026-12-02 the library refused both lists and a None negative prompt
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    caps, negs, seeds = ["a red circle moving left", "a blue square moving up"], ["a green circle", ""], (3, 4)
+
+    def gen(s):
+        return torch.Generator().manual_seed(s)
+
+    kw = {"sampler": "dpm++-sde", "num_inference_steps": 4}
+    both = pipe(caps, generator=[gen(s) for s in seeds], negative_prompt=negs, **kw)
+    assert both.videos.shape[-1] == 16  # the SSR stage ran
+    for i, (c, n, s) in enumerate(zip(caps, negs, seeds)):
+        one = pipe(c, generator=gen(s), negative_prompt=n, **kw).videos[0]
+        assert torch.allclose(both.videos[i], one, atol=1e-4), i
+    assert both.settings["negative_prompt"] == negs
+    # one generator draws the batch's noise from one stream, as it always has: not the same as the list
+    assert not torch.allclose(pipe(caps, generator=gen(3), negative_prompt=negs, **kw).videos[1], both.videos[1],
+                              atol=1e-2)
+    # a list of one generator is the generator itself (diffusers' randn_tensor), and None the empty negative prompt
+    a = pipe(caps[0], generator=[gen(5)], negative_prompt=None, base_only=True, **kw)
+    b = pipe(caps[0], generator=gen(5), negative_prompt="", base_only=True, **kw)
+    assert torch.equal(a.videos, b.videos) and a.settings["negative_prompt"] == ""
+
+
+def test_the_other_pipelines_take_a_list_of_generators(tiny_conditional_dir, tiny_pipeline_dir):
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    clip = torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for pipe, call in ((ImageToVideoPipeline.from_pretrained(tiny_conditional_dir),
+                        lambda p, v, g: p("a red circle", v[:, :, 0], generator=g, sampler="ddpm",
+                                          num_inference_steps=3)),
+                       (VideoEditPipeline.from_pretrained(tiny_pipeline_dir),
+                        lambda p, v, g: p("a red circle", v, strength=0.8, generator=g, sampler="ddpm",
+                                          num_inference_steps=6))):
+        both = call(pipe, clip, [torch.Generator().manual_seed(s) for s in (1, 2)]).videos
+        for i, s in enumerate((1, 2)):
+            one = call(pipe, clip[i:i + 1], torch.Generator().manual_seed(s)).videos[0]
+            assert torch.allclose(both[i], one, atol=1e-4), (type(pipe).__name__, i)
+        with pytest.raises(ValueError, match="a list of 3 generators for 2 videos"):
+            call(pipe, clip, [torch.Generator()] * 3)
 
 
 def test_bad_models_devices_and_style_weights_are_value_errors(tiny_pipeline_dir, tiny_cascade_dir):

@@ -38,5 +38,7 @@ def lowres_condition(lowres: torch.Tensor, height: int, width: int, std: float =
     """The SSR's conditioning at sampling time: upsampled, plus noise of a fixed ``std``."""
     up = upsample_video(lowres, height, width)
     if std > 0:
-        up = up + std * torch.randn(up.shape, generator=generator)
+        from diffusers.utils.torch_utils import randn_tensor
+
+        up = up + std * randn_tensor(tuple(up.shape), generator=generator)  # a list: one generator per video
     return up

@@ -108,11 +108,14 @@ def describe(diffusion) -> dict | None:
     return {"kind": diffusion.noise_prior, "alpha": resolved_alpha(diffusion.noise_prior_alpha)}
 
 
-def sample_noise(diffusion, shape: tuple[int, ...], generator: torch.Generator | None = None,
+def sample_noise(diffusion, shape: tuple[int, ...], generator: torch.Generator | list[torch.Generator] | None = None,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Noise of ``shape`` as the model's forward process draws it: i.i.d. Gaussian, correlated across frames (axis
     2 of a (b, c, t, h, w) video) under the model's prior."""
-    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    from diffusers.utils.torch_utils import randn_tensor
+
+    # one generator: the stream torch.randn always drew; a list (one per video): each video's noise from its own
+    z = randn_tensor(tuple(shape), generator=generator, device=device, dtype=dtype)
     prior = noise_prior(diffusion, shape[2]) if len(shape) == 5 else None
     return z if prior is None else prior.correlate(z)
 

@@ -84,12 +84,49 @@ def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, callback_on_step_end=None) -> None:
+def check_generator(generator, batch: int):
+    """``generator`` as the samplers take it: None, one ``torch.Generator`` for the whole batch, or (diffusers'
+    convention) a list of one per video, so that video i of a batch is the video a single call with generator i
+    makes. A list is drawn from through diffusers' ``randn_tensor``; until 2026-12-02 a list was refused."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, (list, tuple)) and generator and all(isinstance(g, torch.Generator) for g in generator):
+        if len(generator) != batch:
+            n = len(generator)
+            raise ValueError(f"generator is a list of {n} generator{'s' if n != 1 else ''} for {batch} "
+                             f"video{'s' if batch != 1 else ''}: give one per video, or one torch.Generator for all")
+        return list(generator)
+    raise ValueError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), a list of one "
+                     f"per video, or None, got {type(generator).__name__}")
+
+
+def check_negative_prompt(negative_prompt, batch: int) -> str | list[str]:
+    """One negative prompt for every caption of the call (a string; None is diffusers' default, the empty one), or
+    a list of one per caption. ValueError on anything else: until 2026-12-02 None and a list were refused, and a
+    control character in the library's negative prompt was encoded as it came (the CLI refused it)."""
+    from vidiff.conditioning.captions import check_caption
+
+    if negative_prompt is None:
+        return ""
+    many = isinstance(negative_prompt, (list, tuple))
+    if not many and not isinstance(negative_prompt, str):
+        raise ValueError(f"negative_prompt must be a string, a list of one per caption, or None, got "
+                         f"{type(negative_prompt).__name__}")
+    given = list(negative_prompt) if many else [negative_prompt]
+    if many and len(given) != batch:
+        raise ValueError(f"negative_prompt is a list of {len(given)} for {batch} caption{'s' if batch != 1 else ''}: "
+                         f"give one per caption, or one string for all")
+    for n in given:
+        if not (isinstance(n, str) and n == ""):  # the empty prompt is the unconditional branch
+            check_caption(n, "the negative prompt")
+    return given if many else negative_prompt
+
+
+def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, callback_on_step_end=None):
     """The arguments every sampling path takes from the caller, checked before any noise is drawn: ValueError
-    naming the argument (diffusers' pipelines do the same), not a TypeError from deep in torch."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, got "
-                         f"{type(generator).__name__}")
+    naming the argument (diffusers' pipelines do the same), not a TypeError from deep in torch. Returns the
+    generator as :func:`check_generator` does."""
+    generator = check_generator(generator, shape[0])
     if latents is not None and (not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape)):
         got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
         raise ValueError(f"latents must be a tensor of shape {tuple(shape)} (batch, channels, frames, height, "
@@ -102,6 +139,7 @@ def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, ca
     if callback_on_step_end is not None and not callable(callback_on_step_end):
         raise ValueError(f"callback_on_step_end must be callable (pipe, i, t, kwargs) -> dict, got "
                          f"{type(callback_on_step_end).__name__}")
+    return generator
 
 
 def local_text_encoder(encoder) -> list[Path]:
@@ -503,14 +541,13 @@ class VideoDiffusionPipeline:
                              f"scheduler from pipe.scheduler.config (SomeScheduler.from_config(pipe.scheduler.config))")
         return fresh_scheduler(self.scheduler)
 
-    def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str = "",
+    def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str | list[str] | None = "",
                  cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
         """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
-        if not isinstance(negative_prompt, str):  # one for the whole batch, as the guidance has one null branch
-            raise ValueError(f"negative_prompt must be one string (shared by every caption of the call), got "
-                             f"{type(negative_prompt).__name__}")
+        negative = check_negative_prompt(negative_prompt, len(prompts))
         text, mask = self.text_encoder.encode(prompts)
-        null, null_mask = self.text_encoder.encode([negative_prompt])
+        # one negative prompt is encoded once and repeated to the batch (_match_null); a list, one per caption
+        null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
         device, dtype = self.device, self.dtype
         text, null = text.to(device, dtype), null.to(device, dtype)
         mask, null_mask = mask.to(device), null_mask.to(device)
@@ -550,7 +587,7 @@ class VideoDiffusionPipeline:
         returned ``"latents"`` replaces the sample. Returns (b, c, t, h, w) in [0, 1]."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
-        check_sampling_args(shape, generator, latents, callback_on_step_end)
+        generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
         scheduler = self.make_scheduler(sampler)
         free_init = self.free_init

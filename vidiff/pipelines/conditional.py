@@ -25,7 +25,8 @@ from vidiff.checks import number
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
+                                   check_output_type, check_unit_range)
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -38,8 +39,9 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         return number(self.defaults["condition_guidance_scale"] if given is None else given, "condition_guidance_scale")
 
     def generate(self, prompt, video: torch.Tensor, known: torch.Tensor, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, negative_prompt: str = "", sampler: str | None = None,
-                 generator: torch.Generator | None = None, progress: bool = False,
+                 guidance_scale: float | None = None, negative_prompt: str | list[str] | None = "",
+                 sampler: str | None = None, generator: torch.Generator | list[torch.Generator] | None = None,
+                 progress: bool = False,
                  keep_known: bool = True, condition_guidance_scale: float | None = None, base_only: bool = False,
                  ssr_window: int | None = None, ssr_stride: int | None = None, ssr_steps: int | None = None,
                  output_type: str = "np", callback_on_step_end: Callable | None = None) -> VideoPipelineOutput:
@@ -66,6 +68,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,

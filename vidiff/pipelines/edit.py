@@ -14,7 +14,8 @@ import torch
 
 from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
-from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoPipelineOutput, check_negative_prompt, check_output_type,
+                                   check_unit_range)
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -26,7 +27,8 @@ class VideoEditPipeline(TextToVideoPipeline):
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, strength: float | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 negative_prompt: str = "", sampler: str | None = None, generator: torch.Generator | None = None,
+                 negative_prompt: str | list[str] | None = "", sampler: str | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  base_only: bool = False, ssr_window: int | None = None, ssr_stride: int | None = None,
                  ssr_steps: int | None = None, output_type: str = "np", callback_on_step_end: Callable | None = None,
                  progress: bool = False) -> VideoPipelineOutput:
@@ -44,6 +46,7 @@ class VideoEditPipeline(TextToVideoPipeline):
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,

@@ -8,7 +8,8 @@ import torch
 
 from vidiff.models.latent import latent_size
 from vidiff.checks import whole
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
+                                   check_output_type)
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -29,7 +30,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], num_frames: int | None = None, height: int | None = None,
                  width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 negative_prompt: str = "", sampler: str | None = None, generator: torch.Generator | None = None,
+                 negative_prompt: str | list[str] | None = "", sampler: str | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, window: int | None = None, stride: int | None = None,
                  window_weighting: str | None = None, base_only: bool = False, ssr_window: int | None = None,
                  ssr_stride: int | None = None, ssr_steps: int | None = None, output_type: str = "np",
@@ -45,6 +47,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
+        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         temporal_window = None
         if window is not None:

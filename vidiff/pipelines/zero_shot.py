@@ -73,12 +73,14 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
     def __call__(self, prompt, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 negative_prompt: str = "", motion: tuple[float, float] | None = None, motion_speed: float = 0.5,
+                 negative_prompt: str | list[str] | None = "", motion: tuple[float, float] | None = None, motion_speed: float = 0.5,
                  t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.checks import number
-        from vidiff.pipelines.base import check_output_type, check_sampling_args
+        from diffusers.utils.torch_utils import randn_tensor
+
+        from vidiff.pipelines.base import check_negative_prompt, check_output_type, check_sampling_args
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
@@ -121,8 +123,9 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         if i0 >= len(ts):
             raise ValueError(f"{s['num_inference_steps']} steps are too few for t0={t0}")
         shape = self.sample_shape(b, 1, s["height"], s["width"])
-        check_sampling_args(shape, generator, latents)
-        noise = latents if latents is not None else torch.randn(shape, generator=generator)
+        generator = check_sampling_args(shape, generator, latents)
+        negative_prompt = check_negative_prompt(negative_prompt, b)
+        noise = latents if latents is not None else randn_tensor(shape, generator=generator)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         fn = window(None)
         device = self.device
@@ -132,7 +135,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         a = scheduler.alphas_cumprod
         ratio = (a[int(ts[i1])] / a[int(ts[i0])]).item()  # alpha-bar(t1) / alpha-bar(t0): DDPM forward t0 -> t1
         frames = [x_t1[:, :, 0]]
-        eps = torch.randn((b, shape[1], m - 1, *shape[3:]), generator=generator).to(device)
+        eps = randn_tensor((b, shape[1], m - 1, *shape[3:]), generator=generator).to(device)
         for k in range(1, m):
             warped = torch.stack([translate(x_t0[j:j + 1], (k * mv[0], k * mv[1]))[0] for j, mv in enumerate(moves)])
             frames.append(ratio ** 0.5 * warped + (1 - ratio) ** 0.5 * eps[:, :, k - 1])
