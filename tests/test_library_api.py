@@ -391,3 +391,25 @@ def test_an_embedded_name_that_is_also_a_folder_here_says_which_one_is_used(tmp_
         registry.resolve_model("ssr")
     with pytest.raises(ValueError, match="not a vidiff pipeline folder"):
         registry.resolve_model("./ssr")  # written as a path: the folder here
+
+
+def test_what_the_commands_run_is_a_top_level_name_with_the_same_defaults(tmp_path):
+    import inspect
+
+    import vidiff
+    from vidiff.evaluation.report import DEFAULT_SAMPLES, DEFAULT_SUITE, evaluate_model
+    from vidiff.training.trainer import train
+
+    assert vidiff.train is train and vidiff.evaluate_model is evaluate_model
+    assert {"load_config", "evaluate_folders", "inflate", "TextToVideoZeroPipeline"} <= set(dir(vidiff))
+    for name in vidiff.__all__:
+        assert getattr(vidiff, name) is not None, name
+    # the suite and its size default to what `vidiff evaluate --model M` generates (the library required both)
+    params = inspect.signature(evaluate_model).parameters
+    assert params["suite"].default is None and params["samples"].default is None
+    assert (DEFAULT_SUITE, DEFAULT_SAMPLES) == ("shapes-test", 200)
+    # the settings are keywords: the old positional order (model, suite, samples, out_dir) is a TypeError before
+    # anything is written, not a report folder named after the suite
+    with pytest.raises(TypeError):
+        evaluate_model("default", "shapes-test", 4, str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists() and not Path("shapes-test").exists()

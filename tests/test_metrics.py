@@ -385,7 +385,8 @@ def test_evaluate_model_arguments_are_named_value_errors_before_any_model_loads(
 
     monkeypatch.setattr(t2v.TextToVideoPipeline, "from_pretrained", None)  # a load would fail with a TypeError
     with pytest.raises(ValueError) as e:
-        evaluate_model("default", "shapes-test", **{"samples": 4, **kwargs}, out_dir=tmp_path / "r", progress=False)
+        evaluate_model("default", suite="shapes-test", **{"samples": 4, **kwargs}, out_dir=tmp_path / "r",
+                       progress=False)
     assert msg in str(e.value) and not (tmp_path / "r").exists()
 
 

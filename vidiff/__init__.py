@@ -15,7 +15,15 @@ _LAZY = {
     "VideoUNet": "vidiff.models.unet",
     "build_unet": "vidiff.models.unet",
     "TextEncoder": "vidiff.conditioning.text",
+    "TextToVideoZeroPipeline": "vidiff.pipelines.zero_shot",
+    # what `vidiff train / evaluate / inflate` run, callable from Python with the same defaults
+    "load_config": "vidiff.training.config",
+    "train": "vidiff.training.trainer",
+    "evaluate_model": "vidiff.evaluation.report",
+    "evaluate_folders": "vidiff.evaluation.report",
+    "inflate": "vidiff.pipelines.inflate",
 }
+__all__ = sorted(_LAZY) + ["versions"]
 
 
 def versions() -> dict:
@@ -35,3 +43,7 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'vidiff' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

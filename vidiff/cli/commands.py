@@ -248,7 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.real and not args.model:
         raise ValueError("give --model PATH (or 'default') with --suite, or --real DIR --fake DIR")
     _check_ranges(args)
-    from vidiff.evaluation.report import DEFAULT_SAMPLES, DEFAULT_SUITE, SUITES
+    from vidiff.evaluation.report import DEFAULT_SUITE, SUITES
     from vidiff.evaluation.report_files import check_report_dir
 
     # each mode's options, given: the other mode's were ignored without a word (--frames with --model, --steps with
@@ -291,7 +291,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         given = {k: v for k, v in (("seed", args.seed), ("sweep_samples", args.sweep_samples),
                                    ("sweep_steps", None if args.sweep_steps is None else tuple(args.sweep_steps)))
                  if v is not None}
-        report = evaluate_model(model_dir, suite, args.samples or DEFAULT_SAMPLES, out, steps=args.steps,
+        report = evaluate_model(model_dir, out_dir=out, suite=suite, samples=args.samples, steps=args.steps,
                                 guidance=args.guidance, bf16=False if args.fp32 else None, device=args.device,
                                 **given, **common)
     for w in report.get("warnings", []):

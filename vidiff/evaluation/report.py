@@ -119,13 +119,15 @@ def _to_32(videos: torch.Tensor) -> torch.Tensor:
 
 
 @one_writer
-def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: str | os.PathLike,
-                   steps: int | None = None, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
+def evaluate_model(model: str | os.PathLike, *, out_dir: str | os.PathLike, suite: str | None = None,
+                   samples: int | None = None, steps: int | None = None, guidance: float | None = None, seed: int = 0, sweep_steps=(5, 10, 25),
                    sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
                    classifier: str = "shapes", clip: str | None = None, bf16: bool | None = None,
                    batch_size: int = 16, progress: bool = True, overwrite: bool = False,
                    device: str | None = None) -> dict:
-    """Generate ``samples`` videos of a Shapes suite and score them against the same scenes rendered.
+    """Generate ``samples`` videos of a Shapes suite and score them against the same scenes rendered; the report
+    goes to ``out_dir``. ``suite`` / ``samples``: None is ``DEFAULT_SUITE`` / ``DEFAULT_SAMPLES`` (what ``vidiff
+    evaluate --model M`` generates when not told); the settings after ``model`` are keywords only.
     ``bf16``: autocast while generating; None: where the CPU (or GPU) has native bf16 kernels. ``device``: where
     the model runs (None / "auto": CUDA when present)."""
     from tqdm.auto import tqdm
@@ -136,6 +138,8 @@ def evaluate_model(model: str | os.PathLike, suite: str, samples: int, out_dir: 
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.scores import ShapesScore
 
+    suite = DEFAULT_SUITE if suite is None else suite
+    samples = DEFAULT_SAMPLES if samples is None else samples
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
     # whole numbers in the CLI's ranges (vidiff.checks.LIMITS; samples >= 2 for the distribution metrics), named:
