@@ -413,3 +413,33 @@ def test_what_the_commands_run_is_a_top_level_name_with_the_same_defaults(tmp_pa
     with pytest.raises(TypeError):
         evaluate_model("default", "shapes-test", 4, str(tmp_path / "r"))
     assert not (tmp_path / "r").exists() and not Path("shapes-test").exists()
+
+
+def test_save_writes_what_the_cli_writes_and_checks_every_path_first(tmp_path, tiny_pipeline_dir):
+    # the CLI's video, contact sheet and settings sidecar were written by the CLI alone; a library user had
+    # export_to_video and no sidecar
+    assert main(["generate", "a red circle moving left", "--model", str(tiny_pipeline_dir), "--seed", "5",
+                 "-o", str(tmp_path / "cli"), "-q"]) == 0
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    out = pipe(["a blue square", "a red circle moving left"],
+               generator=[torch.Generator().manual_seed(s) for s in (1, 5)])
+    written = out.save(tmp_path / "lib", index=1, extra={"seed": 5})
+    assert [p.name for p in written] == ["lib", "lib.png", "lib.json"]
+    assert np.array_equal(png_frames(tmp_path / "lib"), png_frames(tmp_path / "cli"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "lib.png")), np.asarray(Image.open(tmp_path / "cli.png")))
+    cli, lib = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("cli", "lib"))
+    assert lib["prompt"] == "a red circle moving left" and lib["seed"] == 5
+    assert {k: cli[k] for k in lib} == lib  # the CLI's sidecar is the library's plus the command's own keys
+    # every path is checked before anything is written: an existing sidecar leaves no video behind
+    (tmp_path / "b.json").write_text("mine")
+    with pytest.raises(ValueError, match="b.json' already exists"):
+        out.save(tmp_path / "b.mp4")
+    assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "b.png").exists()
+    assert (tmp_path / "b.json").read_text() == "mine"
+    for kwargs, words in (({"index": 2}, r"index must be an integer in \[0, 1\], got 2"), ({"fps": 0}, "fps must be"),
+                          ({"extra": {"t": torch.ones(1)}}, "JSON"), ({"extra": {"x": float("nan")}}, "JSON")):
+        with pytest.raises(ValueError, match=words):
+            out.save(tmp_path / "c.mp4", **kwargs)
+    assert not list(tmp_path.glob("c.*"))
+    out.save(tmp_path / "c.gif", sheet=False, fps=4)
+    assert json.loads((tmp_path / "c.json").read_text())["fps"] == 4 and not (tmp_path / "c.png").exists()

@@ -4,7 +4,6 @@ user asked for, and writing the video, its contact sheet and its settings sideca
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -157,28 +156,15 @@ def _ssr_kwargs(args: argparse.Namespace) -> dict:
     return {"ssr_window": args.window, "ssr_stride": args.stride, "ssr_steps": args.ssr_steps}
 
 
-def _write(result, pipe, args: argparse.Namespace, out: Path, settings: dict, t0: float) -> int:
-    """Write the video, its contact sheet and the sidecar: what the user typed that the library does not
-    record, and the call's resolved settings (:attr:`VideoPipelineOutput.settings`)."""
-    from vidiff.io.atomic import write_text_atomic
-    from vidiff.io.outputs import sheet_path, sidecar_path
-    from vidiff.io.video import contact_sheet, write_video
-
-    settings = {**settings, **result.settings, "model": str(pipe.path), "seed": args.seed}
-    if args.fps is not None:
-        settings["fps"] = args.fps
-    frames = result.to_uint8()[0]
-    native = getattr(args, "native_size", False)
-    write_video(frames, out, fps=settings["fps"], overwrite=args.overwrite, view_size=0 if native else 256)
-    written = [str(out)]
-    if not args.no_sheet:
-        contact_sheet(frames, sheet_path(out), overwrite=args.overwrite)
-        written.append(str(sheet_path(out)))
-    settings.update(seconds=round(time.time() - t0, 2), bf16=args.bf16, dtype=args.dtype, device=str(pipe.device))
-    write_text_atomic(sidecar_path(out), json.dumps(settings, indent=2), overwrite=args.overwrite)
-    written.append(str(sidecar_path(out)))
+def _write(result, pipe, args: argparse.Namespace, out: Path, notes: dict, t0: float) -> int:
+    """Write the video, its contact sheet and the sidecar (:meth:`VideoPipelineOutput.save`): the call's resolved
+    settings, and what the user typed that the library does not record."""
+    extra = {**notes, "model": str(pipe.path), "seed": args.seed, "bf16": args.bf16, "dtype": args.dtype,
+             "device": str(pipe.device)}
+    written = result.save(out, fps=args.fps, sheet=not args.no_sheet, overwrite=args.overwrite,
+                          view_size=0 if getattr(args, "native_size", False) else 256, extra=extra, started=t0)
     if not args.quiet:
-        print(f"wrote {', '.join(written)} ({settings['seconds']} s)")
+        print(f"wrote {', '.join(str(p) for p in written)} ({round(time.time() - t0, 2)} s)")
     return 0
 
 

@@ -47,11 +47,59 @@ class VideoPipelineOutput:
     pipelines); ``frames`` follows diffusers' video pipelines and the call's ``output_type``: "np" (default), a
     float32 array (b, t, h, w, c) in [0, 1] that ``diffusers.utils.export_to_video(frames[0], path)`` writes as
     is; "pt", a float tensor (b, t, c, h, w) in [0, 1]; "pil", a list (per video) of lists of PIL images.
-    ``settings`` holds the call's resolved settings (given values, else the pipeline's defaults)."""
+    ``settings`` holds the call's resolved settings (given values, else the pipeline's defaults), ``prompts`` the
+    caption of each video; :meth:`save` writes a video as ``vidiff generate`` does."""
 
     videos: torch.Tensor
     output_type: str = "np"
     settings: dict = field(default_factory=dict)
+    prompts: list[str] = field(default_factory=list)
+
+    def save(self, path: str | os.PathLike, index: int = 0, fps: float | None = None, sheet: bool = True,
+             view_size: int = 256, overwrite: bool = False, extra: dict | None = None,
+             started: float | None = None) -> list[Path]:
+        """Write video ``index`` as the CLI does: the video at ``path`` (.mp4, .webm, .gif, or a folder of PNG
+        frames; upscaled to ``view_size`` for viewers, 0: native size), its contact sheet ``X.png`` (unless
+        ``sheet=False``) and its settings sidecar ``X.json``: the caption, :attr:`settings`, then ``extra`` (the
+        seed, the model, notes of your own). ``fps``: None is the model's. ``started``: a ``time.time()`` from
+        before the call; the sidecar then records the ``seconds`` since, writing included. Every path is checked
+        before anything is written (vidiff.io.outputs: nothing is replaced without ``overwrite``, never a folder
+        of other files); returns the paths written."""
+        import json
+        import time
+
+        from vidiff.checks import whole_in
+        from vidiff.io.atomic import write_text_atomic
+        from vidiff.io.outputs import check_outputs, sheet_path, sidecar_path
+        from vidiff.io.video import check_fps, check_writable, contact_sheet, output_format, write_video
+
+        index = whole_in(index, "index", 0, self.videos.shape[0] - 1)
+        if extra is not None and not isinstance(extra, dict):
+            raise ValueError(f"extra must be a dict of settings to record, got {type(extra).__name__}")
+        if not isinstance(sheet, bool):
+            raise ValueError(f"sheet must be True or False, got {sheet!r}")
+        path = Path(path)
+        output_format(path)
+        settings = {"prompt": self.prompts[index]} if index < len(self.prompts) else {}
+        settings.update(self.settings)
+        settings["fps"] = check_fps(settings.get("fps", 8.0) if fps is None else fps)
+        settings.update(extra or {})
+        try:
+            text = json.dumps(settings, indent=2, allow_nan=False)
+        except (TypeError, ValueError) as e:  # a tensor or NaN in extra: found before the video is written
+            raise ValueError(f"the settings cannot be written as JSON ({e}); give extra plain values") from None
+        outs = [path] + ([sheet_path(path)] if sheet else []) + [sidecar_path(path)]
+        check_outputs(outs, overwrite=overwrite)
+        check_writable(path)
+        frames = self.to_uint8()[index]
+        write_video(frames, path, fps=settings["fps"], view_size=view_size, overwrite=overwrite)
+        if sheet:
+            contact_sheet(frames, sheet_path(path), overwrite=overwrite)
+        if started is not None:
+            settings["seconds"] = round(time.time() - started, 2)
+            text = json.dumps(settings, indent=2)
+        write_text_atomic(sidecar_path(path), text, overwrite=overwrite)
+        return outs
 
     @property
     def frames(self):
@@ -728,4 +776,4 @@ class VideoDiffusionPipeline:
         from vidiff import versions
 
         settings.update(output_size=list(videos.shape[-2:]), versions=versions())
-        return VideoPipelineOutput(videos, output_type, settings)
+        return VideoPipelineOutput(videos, output_type, settings, list(prompts))
