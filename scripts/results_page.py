@@ -417,6 +417,22 @@ def page() -> str:
     out += capped_rows(epyc, epyc_cap, ratios=True)
     out += ["", cold_start_commands(epyc, epyc_cap, "cold-start-epyc", prefix)]
 
+    dyn, dyn_cap = load("cold-start-dynamo.json"), load("cold-start-dynamo-avx2cap.json")
+    before = dyn["trees"]["before"]
+    (now, was), (now_cap, was_cap) = (list(d["settings"].values()) for d in (dyn, dyn_cap))
+    out += ["", f"diffusers imported without torch._dynamo (`vidiff.dynamo_import`; {dyn['date']}, a 2-core "
+                f"{dyn['cpu']} of the family and model of the table above): the default's settings run by the code of commit {before} (`[before]`) and by the "
+                "current code, in turn in every round; the capped column is a second run:", "",
+            "| code, setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
+    out += capped_rows(dyn, dyn_cap)
+    out += ["", f"{was['min_s'] / now['min_s']:.2f}x by the minimum, {was['median_s'] / now['median_s']:.2f}x by the "
+                f"median ({was_cap['min_s'] / now_cap['min_s']:.2f}x / {was_cap['median_s'] / now_cap['median_s']:.2f}x "
+                f"capped). {dyn['threads']} threads, torch {dyn['torch']}, {dyn['rounds']} rounds: `git worktree add "
+                f"/tmp/before {before} && python benchmarks/cold_start.py --rounds {dyn['rounds']} --settings "
+                f"\"{next(iter(dyn['settings']))}\" --tree before=/tmp/before --out "
+                "benchmarks/results/cold-start-dynamo.json` and, capped, the same with "
+                f"`{prefix}` and `--out benchmarks/results/cold-start-dynamo-avx2cap.json`."]
+
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
     for dtype in ("fp32", "bf16", "fp32-avx2cap", "fp32-nobf16"):

@@ -5,6 +5,10 @@ Top-level names are imported lazily so that ``vidiff --help`` starts without imp
 
 __version__ = "0.1.0"
 
+from vidiff import dynamo_import as _dynamo_import  # noqa: E402  (diffusers' import without torch._dynamo: 1.3-1.8 s)
+
+_dynamo_import.install()
+
 _LAZY = {
     "TextToVideoPipeline": "vidiff.pipelines.text_to_video",
     "SuperResolutionPipeline": "vidiff.pipelines.super_resolution",
