@@ -443,3 +443,27 @@ def test_save_writes_what_the_cli_writes_and_checks_every_path_first(tmp_path, t
     assert not list(tmp_path.glob("c.*"))
     out.save(tmp_path / "c.gif", sheet=False, fps=4)
     assert json.loads((tmp_path / "c.json").read_text())["fps"] == 4 and not (tmp_path / "c.png").exists()
+
+
+def test_from_pipe_shares_the_modules_and_gives_what_from_pretrained_gives(tiny_cascade_dir, tiny_conditional_dir):
+    # diffusers' from_pipe: editing with the text-to-video pipeline's model loaded a second copy of it
+    from vidiff.pipelines.conditional import ImageToVideoPipeline, VideoInpaintPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    edit = VideoEditPipeline.from_pipe(pipe)
+    assert type(edit) is VideoEditPipeline and edit.unet is pipe.unet and edit.text_encoder is pipe.text_encoder
+    assert edit.super_resolution is pipe.super_resolution and edit.path == pipe.path
+    clip = torch.rand(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    kw = {"strength": 0.8, "num_inference_steps": 6}
+    a = edit("a blue square", clip, generator=torch.Generator().manual_seed(1), **kw)
+    b = VideoEditPipeline.from_pretrained(tiny_cascade_dir)("a blue square", clip,
+                                                           generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(a.videos, b.videos) and a.settings == b.settings
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    assert VideoInpaintPipeline.from_pipe(i2v).unet is i2v.unet
+    with pytest.raises(ValueError, match="ImageToVideoPipeline runs a conditional model; this pipeline holds a "
+                                         "text-to-video model"):
+        ImageToVideoPipeline.from_pipe(pipe)
+    with pytest.raises(ValueError, match="from_pipe takes a vidiff pipeline, got str"):
+        VideoEditPipeline.from_pipe("default")

@@ -59,6 +59,11 @@ def test_every_tab_runs(tmp_path, models):
         steps = 6 if kind == "edit" else 2  # 2 steps leave an edit no step above t = 0 (refused: it changed nothing)
         video, _, settings = run(kind, "a red circle", 1, steps, None, model=model, out_dir=tmp_path, **given)
         assert Path(video).is_file() and settings["num_frames"] == 4, kind
+    # one loaded copy of each model serves every tab that runs it (each tab loaded its own until 2026-12-02)
+    from vidiff.serve import _pipeline
+
+    assert _pipeline("edit", models["text-to-video"]).unet is _pipeline("generate", models["text-to-video"]).unet
+    assert len({id(_pipeline(k, cond).unet) for k in ("animate", "cinemagraph", "inpaint")}) == 1
 
 
 def test_the_page_starts_at_the_models_own_steps_and_guidance(tmp_path, models):

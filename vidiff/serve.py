@@ -69,16 +69,27 @@ def check_models(models: dict) -> None:
 
 
 @lru_cache(maxsize=4)
-def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None, device: str = "auto"):
+def _loaded(model: str, conditional: bool, device: str):
+    """One loaded copy of each model folder: the page's kinds share it (``from_pipe``); until 2026-12-02 generating
+    and editing each held a copy of the text-to-video model, and the three conditional kinds three of theirs."""
     from vidiff.hardware import resolve_device
+    from vidiff.pipelines.conditional import ConditionalVideoPipeline
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    cls = ConditionalVideoPipeline if conditional else TextToVideoPipeline
+    return cls.from_pretrained(model).to(resolve_device(device))
+
+
+@lru_cache(maxsize=8)
+def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | None = None, device: str = "auto"):
     from vidiff.pipelines import conditional as cp
     from vidiff.pipelines.edit import VideoEditPipeline
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
     cls = {"generate": TextToVideoPipeline, "edit": VideoEditPipeline, "animate": cp.ImageToVideoPipeline,
            "inpaint": cp.VideoInpaintPipeline, "cinemagraph": cp.CinemagraphPipeline}[kind]
-    pipe = cls.from_pretrained(model)
-    return (pipe.with_style(style, alpha) if style else pipe).to(resolve_device(device))
+    pipe = cls.from_pipe(_loaded(model, cls.task == "conditional", device))
+    return pipe.with_style(style, alpha) if style else pipe
 
 
 def _progress_callback(progress, total_steps: int):

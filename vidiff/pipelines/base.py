@@ -309,6 +309,23 @@ class VideoDiffusionPipeline:
                              else f"a {cls.task} pipeline runs no super-resolution stage")
         return pipe
 
+    @classmethod
+    def from_pipe(cls, pipe: "VideoDiffusionPipeline") -> "VideoDiffusionPipeline":
+        """A pipeline of this class over ``pipe``'s modules (diffusers' ``from_pipe``): the same U-Net, text encoder,
+        VAE, scheduler, defaults and super-resolution stage, shared, not loaded or copied again; e.g.
+        ``VideoEditPipeline.from_pipe(pipe)`` edits with the text-to-video model ``pipe`` holds. ValueError where this
+        class does not run ``pipe``'s kind of model."""
+        if not isinstance(pipe, VideoDiffusionPipeline):
+            raise ValueError(f"from_pipe takes a vidiff pipeline, got {type(pipe).__name__}")
+        if pipe.task != cls.task:
+            raise ValueError(f"{cls.__name__} runs a {cls.task} model; this pipeline holds a {pipe.task} model")
+        if pipe.vae is not None and not cls.latent_models:
+            raise ValueError(f"{cls.__name__} does not run latent models (vae/) yet")
+        other = cls(pipe.unet, pipe.text_encoder, pipe.diffusion, pipe.defaults, pipe.extra, pipe.scheduler, pipe.vae)
+        other.path, other.style, other.free_init = pipe.path, pipe.style, pipe.free_init
+        other.super_resolution = pipe.super_resolution if cls.cascades else None
+        return other
+
     def named_super_resolution(self) -> Path | None:
         """The folder of the super-resolution stage this pipeline's folder names (``"super_resolution"`` in its
         vidiff_pipeline.json, relative to it), or None. Raises ValueError when it names a missing one."""
