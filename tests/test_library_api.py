@@ -467,3 +467,40 @@ def test_from_pipe_shares_the_modules_and_gives_what_from_pretrained_gives(tiny_
         ImageToVideoPipeline.from_pipe(pipe)
     with pytest.raises(ValueError, match="from_pipe takes a vidiff pipeline, got str"):
         VideoEditPipeline.from_pipe("default")
+
+
+def test_pil_images_frames_and_masks_are_read_as_the_cli_reads_files(tmp_path, tiny_conditional_dir, tiny_pipeline_dir):
+    # diffusers' pipelines take PIL images (a list of them for a video) and resize them to the pipeline's size; a
+    # PIL image given to vidiff's was "the image must be a float tensor"
+    from vidiff.io.inputs import read_clip, read_image, read_mask
+    from vidiff.io.video import write_video
+    from vidiff.pipelines.conditional import CinemagraphPipeline, ImageToVideoPipeline, VideoInpaintPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    rng = np.random.default_rng(0)
+    big = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(4)]  # 4x the model's
+    big[0].save(tmp_path / "img.png")
+    write_video(np.stack([np.asarray(f) for f in big]), tmp_path / "clip")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    image, clip, region = read_image(tmp_path / "img.png", 8, 8), read_clip(tmp_path / "clip", 4, 8, 8)[0], \
+        read_mask(tmp_path / "mask.png", 8, 8)
+    kw = {"num_inference_steps": 2}
+    assert torch.equal(i2v("a red circle", big[0], generator=g(), **kw).videos,
+                       i2v("a red circle", image, generator=g(), **kw).videos)
+    assert i2v("a red circle", big[:2], generator=g(), **kw).videos.shape[0] == 2  # a list of images: a batch
+    inpaint, cine = VideoInpaintPipeline.from_pipe(i2v), CinemagraphPipeline.from_pipe(i2v)
+    assert torch.equal(inpaint("a red circle", big, Image.fromarray(mask), generator=g(), **kw).videos,
+                       inpaint("a red circle", clip, region, generator=g(), **kw).videos)
+    assert torch.equal(cine("a red circle", big[0], Image.fromarray(mask), generator=g(), **kw).videos,
+                       cine("a red circle", image, region, generator=g(), **kw).videos)
+    edit = VideoEditPipeline.from_pretrained(tiny_pipeline_dir)
+    assert torch.equal(edit("a blue square", big, strength=0.8, num_inference_steps=6, generator=g()).videos,
+                       edit("a blue square", clip, strength=0.8, num_inference_steps=6, generator=g()).videos)
+    with pytest.raises(ValueError, match="the image is 64x32 .*, but the model takes 8x8: crop it"):
+        i2v("a red circle", Image.new("RGB", (64, 32)), **kw)
+    with pytest.raises(ValueError, match="the video's PIL images differ in size"):
+        inpaint("a red circle", [big[0], Image.new("RGB", (16, 16))], Image.fromarray(mask), **kw)

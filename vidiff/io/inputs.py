@@ -119,3 +119,53 @@ def read_lowres(path: str | os.PathLike, num_frames: int | None = None) -> tuple
         frames = frames.reshape(len(frames), size[0], k, size[1], k, 3).astype(np.float32).mean((2, 4))
         frames = np.clip(frames.round(), 0, 255).astype(np.uint8)
     return frames, fps
+
+
+# ---------------------------------------------------------------------- PIL images given to the library
+# diffusers' image and video pipelines take PIL images (an image; a list of frames for a video) as well as tensors,
+# resized to the pipeline's size; vidiff's took only float tensors (a PIL image was "must be a float tensor").
+def _is_pil(x) -> bool:
+    from PIL import Image
+
+    return isinstance(x, Image.Image)
+
+
+def _pil_frames(images: list, height: int, width: int, mode: str, what: str) -> np.ndarray:
+    """uint8 (n, height, width, 3) of PIL images read as :func:`read_image` reads a file (mode 'L': grey in every
+    channel, resized nearest)."""
+    from vidiff.io.images import check_side, pil_to_array
+
+    frames = []
+    for img in images:
+        arr = pil_to_array(img, mode)
+        check_side(arr, what)
+        frames.append(np.repeat(arr[..., None], 3, -1) if mode == "L" else arr)
+    if len({f.shape for f in frames}) > 1:
+        raise ValueError(f"the {what}'s PIL images differ in size: give them at one size")
+    return resize_frames(np.stack(frames), height, width, nearest=mode == "L", source=f"the {what}")
+
+
+def image_input(image, height: int, width: int, what: str = "image"):
+    """A PIL image -> (1, 3, height, width) in [0, 1], a list of them -> (b, 3, height, width), resized as the CLI
+    resizes a file; anything else is returned as given (the pipelines check tensors)."""
+    many = isinstance(image, (list, tuple)) and len(image) > 0 and all(_is_pil(i) for i in image)
+    if not (_is_pil(image) or many):
+        return image
+    frames = _pil_frames(list(image) if many else [image], height, width, "RGB", what)
+    return frames_to_tensor(frames)[0].permute(1, 0, 2, 3)  # (b, 3, h, w)
+
+
+def video_input(video, height: int, width: int, what: str = "video"):
+    """A list of PIL frames (diffusers' video) -> (1, 3, t, height, width) in [0, 1]; anything else as given."""
+    if not (isinstance(video, (list, tuple)) and len(video) > 0 and all(_is_pil(f) for f in video)):
+        return video
+    return frames_to_tensor(_pil_frames(list(video), height, width, "RGB", what))
+
+
+def mask_input(mask, height: int, width: int, what: str = "mask"):
+    """A PIL mask (white, >= 128, marks the region) -> (1, 1, height, width) in {0, 1}, as :func:`read_mask` reads a
+    PNG; anything else as given."""
+    if not _is_pil(mask):
+        return mask
+    grey = _pil_frames([mask], height, width, "L", what)[0, ..., 0]
+    return torch.from_numpy(grey >= 128).float()[None, None]

@@ -539,6 +539,10 @@ class VideoDiffusionPipeline:
         return te
 
     # ------------------------------------------------------------------ shared pieces
+    def size(self) -> tuple[int, int]:
+        """The model's (height, width): what a PIL image given to a pipeline is resized to, as the CLI resizes files."""
+        return whole(self.defaults["height"], "height"), whole(self.defaults["width"], "width")
+
     def settings(self, **given) -> dict:
         """The call's settings: given values, else the pipeline's defaults."""
         d = self.defaults

@@ -25,6 +25,7 @@ from vidiff.checks import number
 from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
+from vidiff.io.inputs import image_input, mask_input, video_input
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
                                    check_output_type, check_unit_range)
 
@@ -84,11 +85,12 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
 
 
 class ImageToVideoPipeline(ConditionalVideoPipeline):
-    """``pipe(prompt, image)``: the video starts with ``image`` (b, 3, h, w)."""
+    """``pipe(prompt, image)``: the video starts with ``image`` (b, 3, h, w), or a PIL image (a list of them: a
+    batch) resized to the model's size."""
 
     @torch.no_grad()
     def __call__(self, prompt, image: torch.Tensor, num_frames: int | None = None, **kw) -> VideoPipelineOutput:
-        image = check_unit_range("image", image)
+        image = check_unit_range("image", image_input(image, *self.size()))
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
         t = self.settings(num_frames=num_frames)["num_frames"]
@@ -100,14 +102,15 @@ class ImageToVideoPipeline(ConditionalVideoPipeline):
 
 class VideoInpaintPipeline(ConditionalVideoPipeline):
     """``pipe(prompt, video, region)``: regenerate ``region`` (b, 1, h, w) or (b, 1, t, h, w) of ``video``
-    (b, 3, t, h, w); the rest is kept. Outpainting: a border region (:func:`border_region`)."""
+    (b, 3, t, h, w); the rest is kept. Outpainting: a border region (:func:`border_region`). A list of PIL frames
+    and a PIL mask (white: the region) are read as the CLI reads files."""
 
     @torch.no_grad()
     def __call__(self, prompt, video: torch.Tensor, region: torch.Tensor, **kw) -> VideoPipelineOutput:
-        video = check_unit_range("video", video)
+        video = check_unit_range("video", video_input(video, *self.size()))
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
-        region = check_mask(region)
+        region = check_mask(mask_input(region, *video.shape[-2:]))
         b, _, t, h, w = video.shape
         if region.shape[-2:] != (h, w) or region.shape[:2] != (b, 1) or (region.dim() == 5 and region.shape[2] != t):
             raise ValueError(f"the mask is {tuple(region.shape)}; it must be (b, 1, h, w) or (b, 1, t, h, w) "
@@ -118,15 +121,16 @@ class VideoInpaintPipeline(ConditionalVideoPipeline):
 
 
 class CinemagraphPipeline(ConditionalVideoPipeline):
-    """``pipe(prompt, image, region)``: ``image`` (b, 3, h, w) repeated; only ``region`` (b, 1, h, w) moves."""
+    """``pipe(prompt, image, region)``: ``image`` (b, 3, h, w) repeated; only ``region`` (b, 1, h, w) moves. A PIL
+    image and a PIL mask (white: the region) are read as the CLI reads files."""
 
     @torch.no_grad()
     def __call__(self, prompt, image: torch.Tensor, region: torch.Tensor, num_frames: int | None = None,
                  **kw) -> VideoPipelineOutput:
-        image = check_unit_range("image", image)
+        image = check_unit_range("image", image_input(image, *self.size()))
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
-        region = check_mask(region)
+        region = check_mask(mask_input(region, *image.shape[-2:], "region mask"))
         b, _, h, w = image.shape
         if region.shape != (b, 1, h, w):
             raise ValueError(f"the region mask is {tuple(region.shape)}; it must be (b, 1, h, w) = {(b, 1, h, w)}")

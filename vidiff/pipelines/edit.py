@@ -14,6 +14,7 @@ import torch
 
 from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
+from vidiff.io.inputs import video_input
 from vidiff.pipelines.base import (VideoPipelineOutput, check_negative_prompt, check_output_type,
                                    check_unit_range)
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
@@ -37,7 +38,7 @@ class VideoEditPipeline(TextToVideoPipeline):
         strength = number(self.defaults["strength"] if strength is None else strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
-        video = check_unit_range("video", video)
+        video = check_unit_range("video", video_input(video, *self.size()))  # a list of PIL frames: diffusers' video
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         if self.unet.cond_channels:
