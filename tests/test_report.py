@@ -53,6 +53,8 @@ def test_a_folder_report_is_strict_json_and_says_how_many_clips_its_captions_cov
 
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text(), parse_constant=refuse)
     assert saved["shapes"]["all"]["area_cv"] is None and saved["metrics"]["is_std"] is None
+    # where and with what it was made, as beside every other output (a report recorded neither until 2026-12-02)
+    assert set(saved["versions"]) >= {"vidiff", "torch", "diffusers"} and saved["threads"] >= 1 and saved["cpu"]
     for line in (tmp_path / "report" / "samples.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=refuse)
 

@@ -206,10 +206,19 @@ def evaluate_model(model: str | os.PathLike, *, out_dir: str | os.PathLike, suit
         "sampler": pipe.defaults["sampler"], "frames": 16, "fps": 8, "resolution": int(fake.shape[-1]),
         "extractors": metrics.specs, "metrics": result, "shapes": shapes_summary, "steps_sweep": sweep,
         "seconds": {"total": round(time.time() - t0, 1), "features_and_scoring": round(t_feat, 1)},
-        "warnings": sample_warnings(samples, samples, result),
+        "warnings": sample_warnings(samples, samples, result), **_machine(device),
     }
     write_report(out_dir, report, shapes.records, fake, overwrite=overwrite)
     return report
+
+
+def _machine(device=None) -> dict:
+    """Where and with what a report was made (the ground rule: versions beside every output; a report had none)."""
+    from vidiff import versions
+    from vidiff.hardware import cpu_name
+
+    out = {"device": str(device)} if device is not None else {}
+    return {**out, "cpu": cpu_name(), "threads": torch.get_num_threads(), "versions": versions()}
 
 
 # ---------------------------------------------------------------- folders
@@ -331,7 +340,7 @@ def evaluate_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike, o
               "frames": frames, "extractors": metrics.specs, "metrics": result,
               "shapes": shapes.compute() if shapes_ok and shapes.results else None,
               "seconds": {"total": round(time.time() - t0, 1)},
-              "warnings": listing + sample_warnings(n_real, len(fake_by_stem), result, frames)}
+              "warnings": listing + sample_warnings(n_real, len(fake_by_stem), result, frames), **_machine()}
     if caps and captioned < len(fake_files):
         report["warnings"].append(f"the captions manifest names {captioned} of the {len(fake_files)} generated videos; "
                                   f"CLIPSIM and the Shapes scores are over those {captioned}")

@@ -69,6 +69,10 @@ def markdown(report: dict) -> str:
         if k in report:
             lines.append(f"- {k}: {report[k]}")
     lines.append(f"- feature networks: {report['extractors']}")
+    if "versions" in report:
+        made = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        lines.append(f"- made on: {report.get('cpu')}, {report.get('threads')} threads"
+                     f"{', ' + report['device'] if report.get('device') else ''}; {made}")
     lines += ["", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in report["metrics"].items()]
     shapes = report.get("shapes")
