@@ -137,8 +137,11 @@ def _pil_frames(images: list, height: int, width: int, mode: str, what: str) -> 
 
     frames = []
     for img in images:
-        arr = pil_to_array(img, mode)
-        check_side(arr, what)
+        try:
+            arr = pil_to_array(img, mode)
+        except (OSError, ValueError, SyntaxError) as e:  # a PIL image of a truncated or broken file
+            raise ValueError(f"cannot read the {what} (a PIL image): {str(e).splitlines()[0][:100]}") from None
+        check_side(arr, f"the {what}")
         frames.append(np.repeat(arr[..., None], 3, -1) if mode == "L" else arr)
     if len({f.shape for f in frames}) > 1:
         raise ValueError(f"the {what}'s PIL images differ in size: give them at one size")

@@ -172,7 +172,7 @@ def interpolate_weights(original: VideoUNet, style: VideoUNet, alpha: float) -> 
     out = VideoUNet(**unet_kwargs(original))
     mixed = {}
     for key, w0 in a.items():
-        w1 = b[key]
+        w1 = b[key].to(w0.device)  # the style loads on the CPU; the pipeline may be on a GPU
         assert w0.shape == w1.shape, key
         mixed[key] = torch.lerp(w0.float(), w1.float(), alpha).to(w0.dtype) if w0.is_floating_point() else w0
     out.load_state_dict(mixed)

@@ -73,8 +73,9 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
     def __call__(self, prompt, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 negative_prompt: str | list[str] | None = "", motion: tuple[float, float] | None = None, motion_speed: float = 0.5,
-                 t0: float = 0.4, t1: float = 0.5, generator: torch.Generator | None = None,
+                 negative_prompt: str | list[str] | None = "", motion: tuple[float, float] | None = None,
+                 motion_speed: float = 0.5, t0: float = 0.4, t1: float = 0.5,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.checks import number

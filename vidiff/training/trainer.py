@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from vidiff.training.checkpoints import (
     CHECKPOINT_NAME, complete_checkpoints, load_resume, resolve_resume, save_checkpoint, save_state_checkpoint, tidy_run_dir,
 )
 from vidiff.training.accel import ema_update, flat_config, make_accelerator, sharded
-from vidiff.training.config import RunConfig, timestep_range
+from vidiff.training.config import RunConfig, config_from_dict, load_config, timestep_range
 from vidiff.training.ema import EMA
 
 log = logging.getLogger("vidiff.train")
@@ -288,13 +289,21 @@ def param_groups(model, spatial_lr_scale: float = 1.0) -> list[dict]:
     return [{"params": groups[0], "lr_scale": 1.0}, {"params": groups[1], "lr_scale": spatial_lr_scale}]
 
 
-def train(cfg: RunConfig, resume: str | None = None, progress: bool = True) -> Path:
-    """Train per ``cfg``; returns the exported pipeline folder ``<output_dir>/final``.
+def train(cfg: RunConfig | dict | str | os.PathLike, resume: str | None = None, progress: bool = True) -> Path:
+    """Train per ``cfg`` (a :class:`RunConfig`, a recipe file as ``vidiff train --config`` takes, or a recipe as a
+    dict); returns the exported pipeline folder ``<output_dir>/final``.
 
     One optimizer step takes ``train.batch_size`` clips: ``batch_size / (processes x gradient_accumulation_steps)``
     per micro-batch, built by ``train.num_workers`` DataLoader workers (:mod:`vidiff.training.loader`). The main
     process holds ``output_dir``'s lock (:mod:`vidiff.io.lock`) from the first write there to the export: a second
     run into the same folder is one ValueError."""
+    if isinstance(cfg, (str, os.PathLike)):
+        cfg = load_config(cfg)
+    elif isinstance(cfg, dict):
+        cfg = config_from_dict(cfg)
+    elif not isinstance(cfg, RunConfig):  # an AttributeError ('dict' object has no attribute 'train') before
+        raise ValueError(f"train takes a recipe: a RunConfig (vidiff.load_config), a YAML path or a dict, got "
+                         f"{type(cfg).__name__}")
     with contextlib.ExitStack() as hold:
         return _train(cfg, resume, progress, hold)
 
