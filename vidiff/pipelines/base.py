@@ -584,6 +584,18 @@ class VideoDiffusionPipeline:
             raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
         return prompts
 
+    def check_video_call(self, prompt, video: torch.Tensor, num_inference_steps, guidance_scale, negative_prompt,
+                         sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps) -> tuple[dict, list, object]:
+        """A call on a given video (b, 3, t, h, w) checked before any work: its resolved settings, its captions (one
+        repeated to the batch) and its negative prompt(s)."""
+        b, _, t, h, w = video.shape
+        s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale)
+        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        negative = check_negative_prompt(negative_prompt, len(prompts))
+        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
+        return s, prompts, negative
+
     def unseen_words(self, prompts: str | list[str]) -> list[str]:
         """The words of ``prompts`` outside the training vocabulary the folder records (``"vocabulary"`` in its
         vidiff_pipeline.json; none recorded: every word is taken as known)."""

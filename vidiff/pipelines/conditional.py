@@ -26,8 +26,7 @@ from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
 from vidiff.io.inputs import image_input, mask_input, video_input
-from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
-                                   check_output_type, check_unit_range)
+from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -66,11 +65,9 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
         b, _, t, h, w = video.shape
-        s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
-        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
-        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
+        s, prompts, negative_prompt = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
+                                                            negative_prompt, sampler, base_only, ssr_window,
+                                                            ssr_stride, ssr_steps)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
                                cond_scale=condition_guidance_scale)

@@ -15,8 +15,7 @@ import torch
 from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
 from vidiff.io.inputs import video_input
-from vidiff.pipelines.base import (VideoPipelineOutput, check_negative_prompt, check_output_type,
-                                   check_unit_range)
+from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -43,12 +42,9 @@ class VideoEditPipeline(TextToVideoPipeline):
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         if self.unet.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
-        b, _, t, h, w = video.shape
-        s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
-        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
-        self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
+        s, prompts, negative_prompt = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
+                                                            negative_prompt, sampler, base_only, ssr_window,
+                                                            ssr_stride, ssr_steps)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,
