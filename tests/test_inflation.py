@@ -447,6 +447,18 @@ def test_parity_at_initialisation_on_the_shipped_image_model():
     assert (stunet(still, t, text, mask) - image(still, t, text, mask)).abs().max() <= 1e-5
 
 
+def test_inflate_takes_the_embedded_image_model_by_name(tmp_path, capsys):
+    # --model t2i-shapes worked for generate --zero-shot; `vidiff inflate t2i-shapes` was "'t2i-shapes' is not a folder"
+    from vidiff.cli import main
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.registry import model_path
+
+    pipe = inflate("t2i-shapes", "motion-module")  # nothing written
+    assert pipe.extra["image_model"]["path"] == str(model_path("t2i-shapes").resolve())
+    assert main(["inflate", "t2i-shapes", "--arch", "stunet", "-o", str(tmp_path / "video")]) == 0
+    assert (tmp_path / "video" / "vidiff_pipeline.json").is_file()
+
+
 # ---------------------------------------------------------------- zero-shot (Text2Video-Zero)
 @torch.no_grad()
 def test_cross_frame_attention_reads_the_first_frame():

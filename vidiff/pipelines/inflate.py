@@ -93,6 +93,9 @@ def inflate(image_model: str | os.PathLike, arch: str = "stunet", output: str | 
                          "motion module")
     if arch == "animatediff" and arch_kwargs:
         raise ValueError(f"--arch animatediff takes no inflation options, got {sorted(arch_kwargs)}")
+    from vidiff.registry import model_path
+
+    image_model = model_path(image_model)  # an embedded name ("t2i-shapes") as --model takes it: it was "not a folder"
     found = read_image_model(image_model)
     if output is not None:
         from vidiff.io.outputs import check_not_an_input
