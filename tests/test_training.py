@@ -366,3 +366,13 @@ def test_train_takes_a_recipe_path_or_dict_as_the_command_does(tmp_path, tiny_te
     for bad in (None, 3, ["train.steps=2"]):
         with pytest.raises(ValueError, match="train takes a recipe: a RunConfig"):
             train(bad, progress=False)
+
+
+def test_init_from_takes_a_shipped_model_by_name(tmp_path, tiny_text_dir):
+    # `--model default` worked everywhere, `train.init_from: default` was read as a folder named "default"
+    from vidiff.registry import model_path
+
+    cfg = config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir), {"train.init_from": "default"})
+    assert cfg.train.init_from == str(model_path("default")) and Path(cfg.train.init_from).is_dir()
+    cfg = config_from_dict(tiny_config(tmp_path / "run", tiny_text_dir), {"train.init_from": "runs/x"})
+    assert cfg.train.init_from == "runs/x"  # a path stays as written

@@ -10,6 +10,7 @@ import yaml
 
 from vidiff.conditioning.text import TextEncoder
 from vidiff.diffusion.schedule import DiffusionConfig
+from vidiff.registry import EMBEDDED, model_path
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,9 @@ def config_from_dict(raw: dict, overrides: dict | None = None) -> RunConfig:
     from vidiff.tasks import get_task
 
     get_task(task)  # ValueError naming the allowed tasks
+    start = raw.get("train", {}).get("init_from")
+    if isinstance(start, str) and start in EMBEDDED:  # a shipped model by name ("default"), as --model takes it;
+        raw["train"] = {**raw["train"], "init_from": str(model_path(start))}  # it was read as a folder "default"
     cfg = RunConfig(
         task=task,
         model=dict(raw.get("model", {"preset": "stunet-shapes"})),
