@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it: the CLI's parser reads PRECISIONS from here, and `vidiff
+# --help` or a refused argument took 1.3-2 s importing torch for it (since 2026-11-24)
 
 
 def cpu_name() -> str:
@@ -27,6 +32,8 @@ def cpu_name() -> str:
 
 def _onednn_bf16() -> bool:
     """oneDNN's own word: true on every AVX512 CPU, where it emulates what the CPU lacks."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -50,6 +57,8 @@ def native_bf16(device_type: str = "cpu") -> bool:
     """Whether bf16 autocast runs on native kernels on ``device_type`` ("cpu" or "cuda"). On a CPU: oneDNN's bf16
     path (off when ``ONEDNN_MAX_CPU_ISA`` caps it below AVX512) and the CPU's bf16 instructions, read from
     /proc/cpuinfo (x86: ``avx512_bf16`` or ``amx_bf16``; Arm: ``bf16``); without that file, oneDNN's word alone."""
+    import torch
+
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if not _onednn_bf16():
@@ -73,6 +82,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """``auto`` (or None): the first CUDA device when there is one, else the CPU; ``cpu``; ``cuda`` / ``cuda:N``.
     Raises ValueError for a device this machine does not have."""
+    import torch
+
     if isinstance(name, torch.device):
         name = str(name)
     name = "auto" if name is None else str(name).strip().lower()
@@ -97,6 +108,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 def check_precision(precision: str, device: torch.device) -> str:
     """``precision`` (fp32 / bf16 / fp16; "no" is fp32) if ``device`` can run it, else ValueError: fp16 autocast
     is for CUDA only (CPU fp16 kernels are few and slow), bf16 for CPUs and GPUs that support it."""
+    import torch
+
     p = {"no": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(precision, precision)
     if p not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
@@ -110,6 +123,8 @@ def check_precision(precision: str, device: torch.device) -> str:
 
 def autocast(device: torch.device | str, precision: str = "fp32"):
     """The autocast context of ``device``'s type for ``precision`` (fp32: a no-op context)."""
+    import torch
+
     device = torch.device(device)
     p = check_precision(precision, device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p)
