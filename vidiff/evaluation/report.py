@@ -121,8 +121,9 @@ def _to_32(videos: torch.Tensor) -> torch.Tensor:
 @one_writer
 def evaluate_model(model: str | os.PathLike, *, out_dir: str | os.PathLike, suite: str | None = None,
                    samples: int | None = None, steps: int | None = None, guidance: float | None = None, seed: int = 0,
-                   sweep_steps=(5, 10, 25), sweep_samples: int = 32, video_features: str = "shapes", image_features: str = "shapes",
-                   classifier: str = "shapes", clip: str | None = None, bf16: bool | None = None,
+                   sweep_steps=(5, 10, 25), sweep_samples: int = 32, video_features: str = "shapes",
+                   image_features: str = "shapes", classifier: str = "shapes", clip: str | None = None,
+                   bf16: bool | None = None,
                    batch_size: int = 16, progress: bool = True, overwrite: bool = False,
                    device: str | None = None) -> dict:
     """Generate ``samples`` videos of a Shapes suite and score them against the same scenes rendered; the report

@@ -55,9 +55,23 @@ def _open_image(path: Path, mode: str, what: str) -> np.ndarray:
     return open_image(path, mode, what)
 
 
+def images_to_tensor(images: np.ndarray, height: int, width: int, source: str) -> torch.Tensor:
+    """uint8 (b, h, w, 3) pictures -> float (b, 3, height, width) in [0, 1], resized: a file (:func:`read_image`) and
+    PIL images given to a pipeline (:func:`image_input`) alike."""
+    return frames_to_tensor(resize_frames(images, height, width, source=source))[0].permute(1, 0, 2, 3)
+
+
+def grey_to_mask(grey: np.ndarray, height: int, width: int, source: str) -> torch.Tensor:
+    """uint8 (h, w) grey -> (1, 1, height, width) in {0, 1}, white (>= 128) = 1, resized nearest: a PNG mask
+    (:func:`read_mask`) and a PIL mask given to a pipeline (:func:`mask_input`) alike."""
+    frames = np.repeat(grey[None, ..., None], 3, -1)
+    m = resize_frames(frames, height, width, nearest=True, source=source)[0, ..., 0]
+    return torch.from_numpy(m >= 128).float()[None, None]
+
+
 def read_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
     img = _open_image(Path(path), "RGB", "image")
-    return frames_to_tensor(resize_frames(img[None], height, width, source=repr(str(path))))[:, :, 0]  # (1, 3, h, w)
+    return images_to_tensor(img[None], height, width, repr(str(path)))  # (1, 3, h, w)
 
 
 def read_clip(path: str | os.PathLike, num_frames: int, height: int, width: int) -> tuple[torch.Tensor, float]:
@@ -78,10 +92,7 @@ def read_mask(path: str | os.PathLike, height: int, width: int, num_frames: int 
     if not (path.is_file() or path.is_dir()):
         raise ValueError(f"the mask {str(path)!r} is not a regular file (a FIFO, device or socket)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        gray = _open_image(path, "L", "mask")
-        frames = np.repeat(gray[None, ..., None], 3, -1)
-        m = resize_frames(frames, height, width, nearest=True, source=repr(str(path)))[0, ..., 0]
-        return torch.from_numpy(m >= 128).float()[None, None]
+        return grey_to_mask(_open_image(path, "L", "mask"), height, width, repr(str(path)))
     if num_frames is None:
         raise ValueError(f"the mask {str(path)!r} must be an image ({', '.join(IMAGE_SUFFIXES)})")
     clip, _ = read_clip(path, num_frames, height, width)
@@ -130,39 +141,41 @@ def _is_pil(x) -> bool:
     return isinstance(x, Image.Image)
 
 
-def _pil_frames(images: list, height: int, width: int, mode: str, what: str) -> np.ndarray:
-    """uint8 (n, height, width, 3) of PIL images read as :func:`read_image` reads a file (mode 'L': grey in every
-    channel, resized nearest)."""
+def _pil_list(x) -> bool:
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_pil(i) for i in x)
+
+
+def _pil_arrays(images: list, mode: str, what: str) -> np.ndarray:
+    """uint8 (n, h, w, 3) for mode 'RGB', (n, h, w) for 'L', of PIL images read as :func:`read_image` reads a file."""
     from vidiff.io.images import check_side, pil_to_array
 
-    frames = []
+    arrays = []
     for img in images:
         try:
             arr = pil_to_array(img, mode)
         except (OSError, ValueError, SyntaxError) as e:  # a PIL image of a truncated or broken file
             raise ValueError(f"cannot read the {what} (a PIL image): {str(e).splitlines()[0][:100]}") from None
         check_side(arr, f"the {what}")
-        frames.append(np.repeat(arr[..., None], 3, -1) if mode == "L" else arr)
-    if len({f.shape for f in frames}) > 1:
+        arrays.append(arr)
+    if len({a.shape for a in arrays}) > 1:
         raise ValueError(f"the {what}'s PIL images differ in size: give them at one size")
-    return resize_frames(np.stack(frames), height, width, nearest=mode == "L", source=f"the {what}")
+    return np.stack(arrays)
 
 
 def image_input(image, height: int, width: int, what: str = "image"):
     """A PIL image -> (1, 3, height, width) in [0, 1], a list of them -> (b, 3, height, width), resized as the CLI
     resizes a file; anything else is returned as given (the pipelines check tensors)."""
-    many = isinstance(image, (list, tuple)) and len(image) > 0 and all(_is_pil(i) for i in image)
-    if not (_is_pil(image) or many):
+    if not (_is_pil(image) or _pil_list(image)):
         return image
-    frames = _pil_frames(list(image) if many else [image], height, width, "RGB", what)
-    return frames_to_tensor(frames)[0].permute(1, 0, 2, 3)  # (b, 3, h, w)
+    return images_to_tensor(_pil_arrays(image if _pil_list(image) else [image], "RGB", what), height, width,
+                            f"the {what}")
 
 
 def video_input(video, height: int, width: int, what: str = "video"):
     """A list of PIL frames (diffusers' video) -> (1, 3, t, height, width) in [0, 1]; anything else as given."""
-    if not (isinstance(video, (list, tuple)) and len(video) > 0 and all(_is_pil(f) for f in video)):
+    if not _pil_list(video):
         return video
-    return frames_to_tensor(_pil_frames(list(video), height, width, "RGB", what))
+    return frames_to_tensor(resize_frames(_pil_arrays(video, "RGB", what), height, width, source=f"the {what}"))
 
 
 def mask_input(mask, height: int, width: int, what: str = "mask"):
@@ -170,5 +183,4 @@ def mask_input(mask, height: int, width: int, what: str = "mask"):
     PNG; anything else as given."""
     if not _is_pil(mask):
         return mask
-    grey = _pil_frames([mask], height, width, "L", what)[0, ..., 0]
-    return torch.from_numpy(grey >= 128).float()[None, None]
+    return grey_to_mask(_pil_arrays([mask], "L", what)[0], height, width, f"the {what}")
