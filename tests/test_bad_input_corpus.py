@@ -250,6 +250,8 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
          "the coarsest has its own"),
         ("model-temporal-attention-twice", ok, ["--set", "model.temporal_attention_levels=[0, 0]"],
          "model.temporal_attention_levels must be a list of distinct levels"),
+        ("model-self-condition-not-a-flag", ok, ["--set", "model.self_condition=2"],
+         "model.self_condition must be true or false"),
         # clips the model cannot take: found once it is built, before the run folder is touched
         ("clip-frames-not-fitting", ok, ["--set", "data.num_frames=3"], "do not fit the model: num_frames"),
         ("clip-size-not-fitting", ok, ["--set", "data.resolution=6"], "do not fit the model: height and width"),

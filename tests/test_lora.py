@@ -5,6 +5,7 @@ does not fit."""
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,8 +47,11 @@ def test_a_lora_saved_by_vidiff_loads_in_diffusers_and_fuses_exactly(tmp_path):
     ours = apply_lora(base, tmp_path)  # a folder holding the file works too
     assert (frame_by_frame(ours, x, t, text, mask) - ref).abs().max() <= 1e-4
     assert (frame_by_frame(base, x, t, text, mask) - ref).abs().max() > 1e-2  # a copy: the base is untouched
-    half = apply_lora(base, tmp_path / LORA_FILE, scale=0.5)
+    half = apply_lora(base, tmp_path / LORA_FILE, scale=np.float32(0.5))  # a numpy number is a number
     assert 1e-3 < (frame_by_frame(half, x, t, text, mask) - ref).abs().max()
+    for bad in (True, "0.5", float("nan")):  # True read as scale 1
+        with pytest.raises(ValueError, match="a LoRA scale must be a"):
+            apply_lora(base, tmp_path / LORA_FILE, scale=bad)
 
 
 def test_training_a_lora_of_the_image_model(tmp_path, tiny_text_dir, tiny_text_encoder):

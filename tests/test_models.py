@@ -110,6 +110,34 @@ def test_frame_position_switched_on_in_a_trained_model_changes_nothing_at_init()
     assert not torch.allclose(src(x, t, text), clocked(x, t, text), atol=1e-4)
 
 
+def test_coordinate_channels_tell_the_model_where_the_walls_are():
+    """CoordConv: two channels of each pixel's row and column; added to a trained model they change nothing until
+    trained, and conditioning channels added after them still go before them."""
+    from vidiff.models.surgery import INPUT_CONV, add_coordinates, widen_input
+    from vidiff.models.unet import coordinates
+
+    grid = coordinates(1, 2, 3, 5)
+    assert grid.shape == (1, 2, 2, 3, 5)
+    assert grid[0, 0, 0, :, 0].tolist() == [-1.0, 0.0, 1.0] and grid[0, 1, 1, 0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    torch.manual_seed(0)
+    src = build_unet("stunet-tiny")
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    placed = add_coordinates(src)
+    assert placed.config.coordinate_channels and placed.state_dict()[INPUT_CONV].shape[1] == \
+        src.state_dict()[INPUT_CONV].shape[1] + 2 * 4  # two channels, pixel-unshuffled by the patch of 2
+    x, text, t = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 5, 8), torch.tensor([10, 500])
+    with torch.no_grad():
+        assert torch.equal(src(x, t, text), placed(x, t, text))
+        cond = torch.randn(2, 4, 4, 8, 8)
+        assert torch.equal(widen_input(placed, 4)(x, t, text, cond=cond), src(x, t, text))
+        placed.state_dict()[INPUT_CONV][:, -8:].normal_()  # "trained": the position now reaches the output
+        assert not torch.allclose(src(x, t, text), placed(x, t, text), atol=1e-4)
+    with pytest.raises(ValueError, match="model.coordinate_channels must be true or false"):
+        build_unet("stunet-tiny", coordinate_channels=1)
+
+
 @pytest.mark.parametrize("key,marker", [("temporal_attention_levels", ".tattn."),
                                         ("spacetime_attention_levels", ".stattn.")])
 def test_attention_added_to_a_trained_model_changes_nothing_at_init(key, marker):

@@ -122,19 +122,20 @@ def test_a_fine_tune_samples_with_its_starting_models_sampler(tmp_path, tiny_tex
     from conftest import make_tiny_pipeline
 
     start = make_tiny_pipeline(tmp_path / "start", tiny_text_encoder,
-                               defaults={"sampler": "dpm++-sde", "logsnr_min": -8.5, "guidance_scale": 3.0})
+                               defaults={"sampler": "dpm++-sde", "logsnr_min": -8.5, "guidance_scale": 3.0,
+                                         "guidance_min_t": 400})
     cfg = tiny_config(tmp_path / "run", tiny_text_dir, steps=1, init_from=str(start))
     cfg["sample"] = {"guidance_scale": 2.0, "num_inference_steps": 5}
     got = json.loads((train(config_from_dict(cfg), progress=False) / "vidiff_pipeline.json").read_text())["defaults"]
-    assert (got["sampler"], got["logsnr_min"], got["guidance_scale"], got["num_inference_steps"]) == \
-        ("dpm++-sde", -8.5, 2.0, 5)
+    assert (got["sampler"], got["logsnr_min"], got["guidance_min_t"], got["guidance_scale"],
+            got["num_inference_steps"]) == ("dpm++-sde", -8.5, 400, 2.0, 5)
     cfg.update(output_dir=str(tmp_path / "own"), sample={"sampler": "ddim"})  # the recipe's word wins
     got = json.loads((train(config_from_dict(cfg), progress=False) / "vidiff_pipeline.json").read_text())["defaults"]
     assert got["sampler"] == "ddim" and got["logsnr_min"] == -8.5
     cfg.update(output_dir=str(tmp_path / "fresh"), sample={})
     del cfg["train"]["init_from"]  # from scratch: nothing to inherit
     got = json.loads((train(config_from_dict(cfg), progress=False) / "vidiff_pipeline.json").read_text())["defaults"]
-    assert "sampler" not in got and "logsnr_min" not in got
+    assert "sampler" not in got and "logsnr_min" not in got and got.get("guidance_min_t") is None
 
 
 @pytest.mark.parametrize("key,marker,proj", [("temporal_attention_levels", "tattn", ".proj."),

@@ -202,10 +202,9 @@ def apply_lora(unet: UNet2DConditionModel, path: str | os.PathLike, scale: float
     """``unet`` with the LoRA file at ``path`` fused in at ``scale`` (``W + scale * B A``): a copy, or ``unet`` itself
     when ``inplace``. ``state``: the file's tensors (:func:`read_lora`) where the caller has read them already.
     Raises ValueError (nothing changed) when the file is not a LoRA or does not fit."""
-    import math
+    from vidiff.checks import finite
 
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
-        raise ValueError(f"a LoRA scale must be a finite number, got {scale!r}")
+    finite(scale, "a LoRA scale")  # True read as 1 and numpy floats were refused
     state = read_lora(path) if state is None else state
     alphas = None
     if is_kohya(state):

@@ -7,6 +7,10 @@
 - :func:`add_frame_position` switches on the frame-index embedding of the temporal attention layers
   (``frame_position_embedding``) in a trained model: the new projections are zero, so the model is unchanged
   at init and a fine-tune learns to use the clip's clock.
+- :func:`add_self_condition` widens the input for self-conditioning (the model's own previous estimate of the
+  clean clip; new weights zero: unchanged at init while the estimate input is unused).
+- :func:`add_coordinates` adds two input channels holding each pixel's position (CoordConv, Liu et al. 2018: a
+  convolution is blind to where it is but for the padding; new weights zero: unchanged at init).
 - :func:`widen_text` lets a trained model read wider text tokens (new features appended, their weights zero:
   unchanged at init).
 - :func:`add_temporal_attention` adds temporal attention layers (identity at init: zero output projections) at
@@ -23,22 +27,24 @@ import torch
 
 from vidiff.models.unet import VideoUNet, unet_kwargs
 
-INPUT_CONV = "conv_in.spatial.conv.weight"  # (cout, (in + cond) * p * p, 3, 3), channel index = c * p * p + k
+# (cout, c_in * p * p, 3, 3), channel index = c * p * p + k; the channels <x, cond, self-cond estimate, coordinates>
+INPUT_CONV = "conv_in.spatial.conv.weight"
 
 
-def _widened(model: VideoUNet, change: dict, widened, old_columns: int) -> VideoUNet:
+def _widened(model: VideoUNet, change: dict, widened, at: int) -> VideoUNet:
     """A copy of ``model`` with config ``change``, which may only add input columns (dim 1) to the weights that
-    ``widened(key)`` names: their first ``old_columns`` columns carried over, the new ones zero; every other
-    weight carried over with its shape asserted."""
+    ``widened(key)`` names: new zero columns inserted at column ``at``, the old ones carried over around them; every
+    other weight carried over with its shape asserted."""
     wide = VideoUNet(**{**unet_kwargs(model), **change})
     src, dst = model.state_dict(), wide.state_dict()
     assert set(src) == set(dst), "widening changed more than input columns"
     for key, value in src.items():
         if widened(key):
-            assert value.shape[1] == old_columns and dst[key].shape[0] == value.shape[0], key
-            assert dst[key].shape[2:] == value.shape[2:] and dst[key].shape[1] >= old_columns, key
+            new = dst[key].shape[1] - value.shape[1]
+            assert dst[key].shape[0] == value.shape[0] and dst[key].shape[2:] == value.shape[2:], key
+            assert new > 0 and 0 <= at <= value.shape[1], key
             w = torch.zeros_like(dst[key])
-            w[:, :old_columns] = value
+            w[:, :at], w[:, at + new:] = value[:, :at], value[:, at:]
             dst[key] = w
         else:
             assert value.shape == dst[key].shape, key
@@ -52,8 +58,28 @@ def widen_input(model: VideoUNet, cond_channels: int) -> VideoUNet:
     cfg = model.config
     if cond_channels < cfg.cond_channels:
         raise ValueError(f"cannot narrow the input from {cfg.cond_channels} to {cond_channels} conditioning channels")
-    old = (cfg.in_channels + cfg.cond_channels) * cfg.patch_size ** 2  # pixel-unshuffled channels, old inputs first
-    return _widened(model, {"cond_channels": cond_channels}, lambda k: k == INPUT_CONV, old)
+    at = (cfg.in_channels + cfg.cond_channels) * cfg.patch_size ** 2  # pixel-unshuffled channels: after <x, cond>
+    return _widened(model, {"cond_channels": cond_channels}, lambda k: k == INPUT_CONV, at)
+
+
+def add_self_condition(model: VideoUNet) -> VideoUNet:
+    """A copy of ``model`` with ``self_condition`` on: ``in_channels`` more input channels after ``<x, cond>``, their
+    weights zero, so the copy equals the source whatever estimate it is given."""
+    cfg = model.config
+    if cfg.self_condition:
+        return model
+    at = (cfg.in_channels + cfg.cond_channels) * cfg.patch_size ** 2
+    return _widened(model, {"self_condition": True}, lambda k: k == INPUT_CONV, at)
+
+
+def add_coordinates(model: VideoUNet) -> VideoUNet:
+    """A copy of ``model`` with ``coordinate_channels`` on: two input channels holding each pixel's position (CoordConv)
+    after all others, their weights zero, so the copy equals the source."""
+    cfg = model.config
+    if cfg.coordinate_channels:
+        return model
+    return _widened(model, {"coordinate_channels": True}, lambda k: k == INPUT_CONV,
+                    model.state_dict()[INPUT_CONV].shape[1])
 
 
 TEXT_INPUTS = ("text_pool.weight", ".kv.weight")  # every weight that reads the text tokens: (out, text_dim)

@@ -20,6 +20,9 @@ Conditioning (``cond_channels``) enters with the noisy video through the input c
 ``<J, C, M>``) and, with ``cond_adapter_channels``, also at the input of every level of the down path
 (:class:`~vidiff.models.blocks.ConditionAdapter`, T2I-Adapter-style, zero-initialised).
 
+``self_condition`` adds an input for the model's own previous estimate of the clean clip (self-conditioning,
+:mod:`vidiff.diffusion.self_condition`), ``coordinate_channels`` two inputs holding each pixel's position (CoordConv).
+
 Contract: ``model(x, t, text, text_mask, cond=None) -> prediction``, all videos ``(b, c, t, h, w)``.
 An image batch is ``t == 1``; temporal layers are then skipped (joint image-video training).
 """
@@ -85,6 +88,9 @@ def check_unet_args(cfg: dict) -> None:
                      ("mid_temporal_attention_layers", 0), ("mid_spacetime_layers", 0)):
         if not whole(cfg[key], low):
             raise ValueError(f"model.{key} must be a whole number >= {low}, got {cfg[key]!r}")
+    for key in ("self_condition", "coordinate_channels"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"model.{key} must be true or false, got {cfg[key]!r}")
     if any(c % cfg["heads"] for c in ch):
         raise ValueError(f"model.heads ({cfg['heads']}) must divide every width in model.channels ({list(ch)})")
     d = cfg["dropout"]
@@ -118,6 +124,15 @@ def temporal_levels(levels: int, temporal_downsample: bool, which=None) -> tuple
         raise ValueError(f"temporal_downsample_levels must be distinct levels from 0 to {levels - 2} (a level is "
                          f"halved in time after its blocks; the coarsest has none), got {list(which)}")
     return tuple(sorted(which))
+
+
+def coordinates(b: int, t: int, h: int, w: int) -> torch.Tensor:
+    """CoordConv's input (Liu et al. 2018): (b, 2, t, h, w), channel 0 each pixel's row and channel 1 its column, from
+    -1 at one edge to 1 at the other. A convolution cannot tell where it is but through the padding; a bounce must turn
+    at the walls."""
+    ys, xs = torch.linspace(-1, 1, h), torch.linspace(-1, 1, w)
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))  # (2, h, w)
+    return grid[None, :, None].expand(b, 2, t, h, w)
 
 
 def check_sizes(multiple: int, temporal_compression: int, num_frames: int, height: int, width: int) -> None:
@@ -187,7 +202,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                  temporal_downsample_levels=None,
                  spacetime_attention_levels=(), mid_spacetime_layers: int = 0,
                  heads: int = 4, text_dim: int = 384, emb_dim: int = 256, dropout: float = 0.0,
-                 cond_adapter_channels: int = 0):
+                 cond_adapter_channels: int = 0, self_condition: bool = False, coordinate_channels: bool = False):
         super().__init__()
         check_unet_args(unet_kwargs(self))  # the arguments, as register_to_config recorded them
         self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() switches it on
@@ -196,7 +211,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         halved = temporal_levels(len(ch), temporal_downsample, temporal_downsample_levels)
         self.time_embed = TimestepEmbedding(ch[0], emb_dim)
         self.text_pool = nn.Linear(text_dim, emb_dim)
-        self.conv_in = FactorizedConv((in_channels + cond_channels) * p * p, ch[0])
+        # after <x, cond>: self-conditioning's estimate of the clean clip, then each pixel's (y, x) position
+        c_in = in_channels * (2 if self_condition else 1) + cond_channels + (2 if coordinate_channels else 0)
+        self.conv_in = FactorizedConv(c_in * p * p, ch[0])
         if cond_adapter_channels and not cond_channels:
             raise ValueError("cond_adapter_channels needs conditioning channels (cond_channels > 0)")
         # added to each down level's input: ch[0] at level 0, then the previous level's width
@@ -296,16 +313,26 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
-                text_mask: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+                text_mask: torch.Tensor | None = None, cond: torch.Tensor | None = None,
+                self_cond: torch.Tensor | None = None) -> torch.Tensor:
         """x: (b, c, t, h, w) noisy video; timestep: (b,) or scalar; text: (b, l, text_dim) token
-        embeddings with text_mask (b, l) bool; cond: (b, cond_channels, t, h, w). Returns (b, c_out, t, h, w)."""
+        embeddings with text_mask (b, l) bool; cond: (b, cond_channels, t, h, w); self_cond: with
+        ``self_condition``, the model's previous estimate of the clean clip, shaped like x (None: zeros, "no estimate
+        yet"; :mod:`vidiff.diffusion.self_condition`). Returns (b, c_out, t, h, w)."""
         b, _, t, h, w = x.shape
         p = self.config.patch_size
-        # 1. inputs: <x, cond> channels, pixel-unshuffle, channels-last tokens
+        # 1. inputs: <x, cond[, self_cond]> channels, pixel-unshuffle, channels-last tokens
         if self.config.cond_channels:
             if cond is None:
                 raise ValueError(f"this model needs a conditioning input with {self.config.cond_channels} channels")
             x = torch.cat([x, cond.to(x.dtype)], 1)
+        if self.config.self_condition:
+            x = torch.cat([x, torch.zeros_like(x[:, :self.config.in_channels]) if self_cond is None
+                           else self_cond.to(x.dtype)], 1)
+        elif self_cond is not None:
+            raise ValueError("self_cond given to a model trained without self-conditioning")
+        if self.config.coordinate_channels:
+            x = torch.cat([x, coordinates(b, t, h, w).to(x.device, x.dtype)], 1)
         c = x.shape[1]
         x = x.reshape(b, c, t, h // p, p, w // p, p)  # (b, c, t, h', p, w', p)
         x = x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, t, h // p, w // p, c * p * p)  # (b, t, h', w', c p p)
@@ -317,7 +344,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         emb = self.time_embed(timestep).to(x.dtype) + self.text_pool(pool_text(text, text_mask).to(x.dtype))
         text = text.to(x.dtype)
         # 3. down path
-        features = self.cond_adapter.encoder(x[..., self.config.in_channels * p * p:]) if self.cond_adapter else None
+        cin, ccond = self.config.in_channels * p * p, self.config.cond_channels * p * p
+        features = self.cond_adapter.encoder(x[..., cin:cin + ccond]) if self.cond_adapter else None
         x = self.conv_in(x)
         skips = [x]
         for i, level in enumerate(self.down):

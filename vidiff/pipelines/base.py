@@ -646,12 +646,18 @@ class VideoDiffusionPipeline:
 
         def window(frames: slice | None = None) -> Denoiser:
             c = cond if cond is None or frames is None else cond[:, :, frames]
-            guided = classifier_free_guidance(self.unet, text, mask, null, null_mask, guidance, cond=c,
+            unet = self.unet
+            if getattr(unet.config, "self_condition", False):  # one estimate per window, kept across its steps
+                from vidiff.diffusion.self_condition import SelfConditioned
+
+                unet = SelfConditioned(unet, make_scheduler(self.diffusion).alphas_cumprod,
+                                       self.diffusion.prediction_type)
+            guided = classifier_free_guidance(unet, text, mask, null, null_mask, guidance, cond=c,
                                               cond_scale=cond_scale)
             if not guided_only_above:
                 return in_model_dtype(guided)
             return in_model_dtype(guidance_from(
-                guided, classifier_free_guidance(self.unet, text, mask, null, null_mask, 1.0, cond=c), float(min_t)))
+                guided, classifier_free_guidance(unet, text, mask, null, null_mask, 1.0, cond=c), float(min_t)))
 
         return window
 

@@ -87,10 +87,12 @@ def build_model(cfg: RunConfig, text_dim: int):
     """A new model from ``cfg.model`` (a preset and overrides), or ``train.init_from``'s U-Net, widened when
     ``model.cond_channels`` asks for more conditioning channels (Lumiere 4.2), given a conditioning adapter
     when ``model.cond_adapter_channels`` asks for one, and a frame clock when
-    ``model.frame_position_embedding`` asks for it, and temporal or space-time attention at more levels when
-    ``model.temporal_attention_levels`` / ``model.spacetime_attention_levels`` list them."""
+    ``model.frame_position_embedding`` asks for it, self-conditioning and coordinate channels when
+    ``model.self_condition`` / ``model.coordinate_channels`` ask for them, and temporal or space-time attention at more
+    levels when ``model.temporal_attention_levels`` / ``model.spacetime_attention_levels`` list them."""
     from vidiff.models.surgery import (
-        add_cond_adapter, add_frame_position, add_spacetime_attention, add_temporal_attention, widen_input, widen_text,
+        add_cond_adapter, add_coordinates, add_frame_position, add_self_condition, add_spacetime_attention,
+        add_temporal_attention, widen_input, widen_text,
     )
     from vidiff.models.image import IMAGE_PRESETS, ImageUNet, build_image_unet
     from vidiff.models.inflated import InflatedUNet
@@ -135,12 +137,13 @@ def build_model(cfg: RunConfig, text_dim: int):
             raise ValueError(f"{str(src)!r} reads {model.text_dim}-wide text; the recipe's text encoder gives {text_dim}")
         return model
     other = set(model_cfg) - {"cond_channels", "frame_position_embedding", "cond_adapter_channels",
-                              "temporal_attention_levels", "spacetime_attention_levels"}
+                              "temporal_attention_levels", "spacetime_attention_levels", "self_condition",
+                              "coordinate_channels"}
     if other:
         raise ValueError(f"with train.init_from only model.cond_channels (widening), model.cond_adapter_channels "
-                         f"(adding one), model.frame_position_embedding (switching it on) and "
-                         f"model.temporal_attention_levels / spacetime_attention_levels (adding levels) can change, "
-                         f"not {sorted(other)}")
+                         f"(adding one), model.frame_position_embedding, model.self_condition and "
+                         f"model.coordinate_channels (switching them on) and model.temporal_attention_levels / "
+                         f"spacetime_attention_levels (adding levels) can change, not {sorted(other)}")
     if text_dim != model.config.text_dim:  # e.g. text_features: last+embeddings on a model trained on "last"
         model = widen_text(model, text_dim)
     if model_cfg.get("cond_channels", model.config.cond_channels) != model.config.cond_channels:
@@ -152,6 +155,11 @@ def build_model(cfg: RunConfig, text_dim: int):
         if not model_cfg["frame_position_embedding"]:
             raise ValueError(f"{str(src)!r} has a frame position embedding; it cannot be switched off")
         model = add_frame_position(model)
+    for key, add in (("self_condition", add_self_condition), ("coordinate_channels", add_coordinates)):
+        if model_cfg.get(key, model.config[key]) != model.config[key]:
+            if not model_cfg[key]:
+                raise ValueError(f"{str(src)!r} has model.{key} on; it cannot be switched off")
+            model = add(model)
     if "temporal_attention_levels" in model_cfg:
         model = add_temporal_attention(model, model_cfg["temporal_attention_levels"])
     if "spacetime_attention_levels" in model_cfg:
@@ -347,6 +355,9 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
         except ValueError as e:
             raise ValueError(f"the recipe's clips ({cfg.data.num_frames} frames of {side} x {side}: data.num_frames, "
                              f"data.resolution or data.crop_size) do not fit the model: {e}") from None
+    if getattr(model.config, "self_condition", False) and (tc.distill_guidance or expert_layout(cfg) is not None):
+        raise ValueError("a self-conditioned model (model.self_condition) cannot be guidance-distilled or trained as a "
+                         "noise-range expert yet: both call the U-Net without its previous estimate")
     teacher = None
     if tc.distill_guidance:  # a frozen copy of the starting point, taken before any freezing or LoRA
         from vidiff.training.distill import GuidedTeacher
@@ -563,7 +574,15 @@ def micro_loss(cfg: RunConfig, model, text_encoder, vae, scheduler, batch: dict,
     timesteps = shift_timesteps(torch.randint(lo, hi + 1, (x0.shape[0],), generator=g), scheduler, tc.timestep_shift)
     noise = sample_noise(cfg.diffusion, tuple(x0.shape), g)  # on the CPU: the same noise on every device
 
+    self_cond = getattr(getattr(getattr(model, "module", model), "config", None), "self_condition", False)
+    use_estimate = self_cond and bool(torch.rand((), generator=g) < 0.5)  # Chen et al.: half the batches
+
     def model_fn(x_t, t):  # accelerate's prepare wrapped the forward in the run's autocast
+        if self_cond:
+            from vidiff.diffusion.self_condition import self_conditioned_call
+
+            return self_conditioned_call(model, x_t, t, (emb, mask, cond), scheduler.alphas_cumprod,
+                                         cfg.diffusion.prediction_type, use_estimate)
         return model(x_t, t, emb, mask, cond)
 
     target_fn = None if teacher is None else teacher.target_fn(emb, mask, cond)
@@ -664,7 +683,7 @@ def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
 
 # what a fine-tune samples with unless its recipe's sample section says otherwise: the sampler of the model it
 # started from, as a diffusers fine-tuning script saves its pipeline with the base model's scheduler
-INHERITED_SAMPLING = ("sampler", "logsnr_min")
+INHERITED_SAMPLING = ("sampler", "logsnr_min", "guidance_min_t")
 
 
 def _defaults(cfg: RunConfig) -> dict:
