@@ -1,5 +1,6 @@
-"""What a cold `vidiff generate` imports: diffusers without torch._dynamo (vidiff.dynamo_import), and diffusers'
-allow_in_graph classes still registered with the real torch._dynamo once anything loads it (torch.compile)."""
+"""What a cold `vidiff generate` imports: diffusers without torch._dynamo and without transformers
+(vidiff.dynamo_import), diffusers' allow_in_graph classes still registered with the real torch._dynamo once anything
+loads it (torch.compile), and transformers' quantization config class still the one diffusers checks against."""
 
 import subprocess
 import sys
@@ -13,14 +14,29 @@ def run(code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_a_default_clip_never_imports_torch_dynamo(tmp_path):
-    # diffusers imported torch._dynamo for one decorator: 1.3 s of a 6-8 s cold clip on a 2-core EPYC
+def test_a_default_clip_never_imports_torch_dynamo_or_transformers(tmp_path):
+    # diffusers imported torch._dynamo for one decorator (1.3 s of a 6-8 s cold clip on a 2-core EPYC) and transformers
+    # for one type annotation (0.45 s); the default's captions come from its text cache
     out = tmp_path / "clip.mp4"
     code = (f"import sys; from vidiff.cli import main; "
             f"assert main(['generate', 'a red circle quickly bouncing left and right', '-o', {str(out)!r}, '-q']) == 0; "
-            f"print(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))[:3])")
+            f"print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', 'transformers', 'regex')))[:3])")
     assert run(code) == "[]"
     assert out.stat().st_size > 0
+
+
+def test_diffusers_quantization_config_still_checks_against_transformers_class():
+    code = ("import vidiff, sys; from diffusers.quantizers import pipe_quant_config as q; "
+            "assert 'transformers' not in sys.modules; "
+            "from transformers.utils.quantization_config import QuantizationConfigMixin, BitsAndBytesConfig; "
+            "mixin = q.TransformersQuantConfigMixin; "
+            "print(isinstance(BitsAndBytesConfig(), mixin), isinstance(object(), mixin), "
+            "issubclass(BitsAndBytesConfig, mixin), issubclass(int, mixin), "
+            "sys.modules['transformers.utils.quantization_config'].QuantizationConfigMixin is QuantizationConfigMixin)")
+    assert run(code) == "True False True False True"
+    # transformers imported first: diffusers binds the real class, as without vidiff
+    assert run("import transformers.utils.quantization_config as t, vidiff; from diffusers.quantizers import "
+               "pipe_quant_config as q; print(q.TransformersQuantConfigMixin is t.QuantizationConfigMixin)") == "True"
 
 
 def test_diffusers_classes_reach_the_real_allow_in_graph_and_compile():

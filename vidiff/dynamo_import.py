@@ -10,6 +10,12 @@ When anything imports the real ``torch._dynamo`` later (``torch.compile`` does, 
 classes are handed to the real ``allow_in_graph``, so compiled diffusers models are treated as before. Any other use
 of the stand-in while it is in place loads the real module. Where ``torch._dynamo`` is already imported (import it
 before vidiff to opt out), nothing is changed.
+
+The same hook keeps ``diffusers.quantizers.pipe_quant_config`` from importing transformers (0.45 s on the EPYC, regex
+included) for a name it uses only in a type annotation: while that module executes, a stand-in
+``transformers.utils.quantization_config`` hands it a class that loads transformers' real ``QuantizationConfigMixin``
+at its first ``isinstance`` / ``issubclass`` check. A default clip, whose captions come from the folder's text cache,
+then never imports transformers; a text encoder or anything else that needs it imports the real package as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import types
 
 _TARGET = "diffusers.utils.torch_utils"
 _DYNAMO = "torch._dynamo"
+_QUANT_TARGET = "diffusers.quantizers.pipe_quant_config"
+_QUANT = "transformers.utils.quantization_config"
 _pending: list = []  # what diffusers decorated with allow_in_graph before the real torch._dynamo was loaded
 
 
@@ -56,6 +64,42 @@ def _drop(stand_in: _StandIn) -> None:
         del torch.__dict__["_dynamo"]
 
 
+def _real_quant_mixin():
+    from transformers.utils.quantization_config import QuantizationConfigMixin
+
+    return QuantizationConfigMixin
+
+
+class _DeferredCheck(type):
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, _real_quant_mixin())
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return issubclass(sub, _real_quant_mixin())
+
+
+class TransformersQuantConfigMixin(metaclass=_DeferredCheck):
+    """What diffusers' pipe_quant_config binds in place of transformers' ``QuantizationConfigMixin``: the real class
+    answers every isinstance / issubclass check, imported at the first one."""
+
+
+def _exec_without_transformers(loader, module) -> None:
+    """Run diffusers' pipe_quant_config with the stand-in module in place of transformers' quantization_config."""
+    import importlib.util
+
+    if "transformers" in sys.modules or importlib.util.find_spec("transformers") is None:
+        loader.exec_module(module)  # already paid for, or diffusers' own fallback class applies
+        return
+    stand_in = types.ModuleType(_QUANT)
+    stand_in.QuantizationConfigMixin = TransformersQuantConfigMixin
+    sys.modules[_QUANT] = stand_in
+    try:
+        loader.exec_module(module)
+    finally:
+        if sys.modules.get(_QUANT) is stand_in:
+            del sys.modules[_QUANT]
+
+
 class _Loader(importlib.abc.Loader):
     """The module's own loader, with the stand-in around diffusers' torch_utils and the recorded classes handed to
     the real ``allow_in_graph`` after ``torch._dynamo`` executes."""
@@ -70,6 +114,9 @@ class _Loader(importlib.abc.Loader):
         module.__loader__ = self.loader  # inspect and linecache read the source through the real loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
+        if self.name == _QUANT_TARGET:
+            _exec_without_transformers(self.loader, module)
+            return
         if self.name == _DYNAMO:
             self.loader.exec_module(module)
             while _pending:
@@ -95,7 +142,7 @@ class _Finder(importlib.abc.MetaPathFinder):
     _local = threading.local()
 
     def find_spec(self, name, path, target=None):
-        if name not in (_TARGET, _DYNAMO) or (name == _DYNAMO and not _pending):
+        if name not in (_TARGET, _DYNAMO, _QUANT_TARGET) or (name == _DYNAMO and not _pending):
             return None
         if getattr(self._local, "busy", False):
             return None
