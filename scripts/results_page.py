@@ -59,6 +59,25 @@ def steps_header(first: str) -> list[str]:
             "|---|---|---|---|---|---|---|---|"]
 
 
+def import_change(dyn: dict, dyn_cap: dict, name: str, what: str, prefix: str) -> list[str]:
+    """A change of the code timed against the commit before it (cold_start.py --tree), with the kernels capped too."""
+    before = dyn["trees"]["before"]
+    (now, was), (now_cap, was_cap) = (list(d["settings"].values()) for d in (dyn, dyn_cap))
+    out = ["", f"{what}; {dyn['date']}, a 2-core {dyn['cpu']} of the family and model of the table above): the "
+               f"default's settings run by the code of commit {before} (`[before]`) and by the current code, in turn in "
+               "every round; the capped column is a second run:", "",
+           "| code, setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
+    out += capped_rows(dyn, dyn_cap)
+    out += ["", f"{was['min_s'] / now['min_s']:.2f}x by the minimum, {was['median_s'] / now['median_s']:.2f}x by the "
+                f"median ({was_cap['min_s'] / now_cap['min_s']:.2f}x / {was_cap['median_s'] / now_cap['median_s']:.2f}x "
+                f"capped). {dyn['threads']} threads, torch {dyn['torch']}, {dyn['rounds']} rounds: `git worktree add "
+                f"/tmp/before {before} && python benchmarks/cold_start.py --rounds {dyn['rounds']} --settings "
+                f"\"{next(iter(dyn['settings']))}\" --tree before=/tmp/before --out "
+                f"benchmarks/results/{name}.json` and, capped, the same with "
+                f"`{prefix}` and `--out benchmarks/results/{name}-avx2cap.json`."]
+    return out
+
+
 def capped_rows(full: dict, cap: dict, rss: bool = True, ratios: bool = False) -> list[str]:
     """Rows of a cold-start table: each setting's wall seconds (minimum / median) in ``full`` and in ``cap`` (the
     kernels capped to AVX2), with the ratio to the first row of its run where ``ratios``, and the peak RSS."""
@@ -417,21 +436,9 @@ def page() -> str:
     out += capped_rows(epyc, epyc_cap, ratios=True)
     out += ["", cold_start_commands(epyc, epyc_cap, "cold-start-epyc", prefix)]
 
-    dyn, dyn_cap = load("cold-start-dynamo.json"), load("cold-start-dynamo-avx2cap.json")
-    before = dyn["trees"]["before"]
-    (now, was), (now_cap, was_cap) = (list(d["settings"].values()) for d in (dyn, dyn_cap))
-    out += ["", f"diffusers imported without torch._dynamo (`vidiff.dynamo_import`; {dyn['date']}, a 2-core "
-                f"{dyn['cpu']} of the family and model of the table above): the default's settings run by the code of commit {before} (`[before]`) and by the "
-                "current code, in turn in every round; the capped column is a second run:", "",
-            "| code, setting | AMD EPYC, AVX512-BF16 | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
-    out += capped_rows(dyn, dyn_cap)
-    out += ["", f"{was['min_s'] / now['min_s']:.2f}x by the minimum, {was['median_s'] / now['median_s']:.2f}x by the "
-                f"median ({was_cap['min_s'] / now_cap['min_s']:.2f}x / {was_cap['median_s'] / now_cap['median_s']:.2f}x "
-                f"capped). {dyn['threads']} threads, torch {dyn['torch']}, {dyn['rounds']} rounds: `git worktree add "
-                f"/tmp/before {before} && python benchmarks/cold_start.py --rounds {dyn['rounds']} --settings "
-                f"\"{next(iter(dyn['settings']))}\" --tree before=/tmp/before --out "
-                "benchmarks/results/cold-start-dynamo.json` and, capped, the same with "
-                f"`{prefix}` and `--out benchmarks/results/cold-start-dynamo-avx2cap.json`."]
+    for name, what in (("cold-start-dynamo", "diffusers imported without torch._dynamo (`vidiff.dynamo_import`"),
+                       ("cold-start-transformers", "diffusers imported without transformers as well (the same hook, `vidiff.dynamo_import`")):
+        out += import_change(load(f"{name}.json"), load(f"{name}-avx2cap.json"), name, what, prefix)
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
