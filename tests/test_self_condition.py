@@ -77,7 +77,7 @@ class _Spy:
 
     def __call__(self, x, t, *args, self_cond=None):
         self.seen.append(None if self_cond is None else self_cond.clone())
-        return x * 0 + float(torch.as_tensor(t).flatten()[0])  # an estimate that names its step
+        return x + float(torch.as_tensor(t).flatten()[0])  # an estimate that names its input and step
 
 
 def test_the_sampling_wrapper_feeds_each_step_the_estimate_of_the_step_before():
@@ -92,6 +92,10 @@ def test_the_sampling_wrapper_feeds_each_step_the_estimate_of_the_step_before():
     assert first is None and fresh is None
     assert second.shape == x.shape and bool((second == 900).all())
     assert third.shape == (2, 3, 4, 8, 8) and bool((third == 600).all())
+    three = torch.cat([x[:2], x[:2], x[:2] + 1])  # two-scale guidance's [none; cond; both], then the model alone
+    model(three, torch.tensor([900] * 6))
+    model(three[:2], torch.tensor([300] * 2))
+    assert torch.equal(spy.seen[-1], three[4:] + 900)  # the fully conditioned branch's
 
 
 def test_training_and_sampling_with_self_conditioning(tmp_path, tiny_text_dir, tiny_pipeline_dir):

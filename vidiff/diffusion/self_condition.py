@@ -48,8 +48,8 @@ def self_conditioned_call(model, x_t: torch.Tensor, t: torch.Tensor, args: tuple
 class SelfConditioned:
     """A self-conditioned U-Net called like one without (``model(x, t, text, mask, cond)``): it keeps the estimate of
     x0 from its last call and feeds it to the next. A call at a timestep not below the last one starts a new
-    trajectory (no estimate). Under classifier-free guidance each branch keeps its own estimate; when the batch
-    halves (guidance only on the noisier steps), the conditional half's estimates go on."""
+    trajectory (no estimate). Under classifier-free guidance each branch keeps its own estimate; when guidance stops
+    (guidance only on the noisier steps), the fully conditioned branch's estimates go on."""
 
     def __init__(self, model, alphas_cumprod: torch.Tensor, prediction_type: str):
         self.model, self.alphas_cumprod, self.prediction_type = model, alphas_cumprod, prediction_type
@@ -64,12 +64,9 @@ class SelfConditioned:
         if self.last_t is None or t_now >= self.last_t:
             est = None
         elif est is not None and est.shape[0] != x.shape[0]:
-            if est.shape[0] == 2 * x.shape[0]:  # [null; text] -> the text branch alone
-                est = est[x.shape[0]:]
-            elif 2 * est.shape[0] == x.shape[0]:
-                est = torch.cat([est, est])
-            else:
-                est = None
+            # guided branches [null; text] (or [none; cond; both]) -> the model alone: the fully conditioned, last one
+            n, m = est.shape[0], x.shape[0]
+            est = est[-m:] if n > m and n % m == 0 else None
         out = self.model(x, t, *args, self_cond=None if est is None else est.to(x.dtype), **kwargs)
         self.estimate = predicted_x0(out, x, t, self.alphas_cumprod, self.prediction_type).detach()
         self.last_t = t_now
