@@ -23,7 +23,8 @@ Conditioning (``cond_channels``) enters with the noisy video through the input c
 ``self_condition`` adds an input for the model's own previous estimate of the clean clip (self-conditioning,
 :mod:`vidiff.diffusion.self_condition`), ``coordinate_channels`` two inputs holding each pixel's position (CoordConv).
 
-Contract: ``model(x, t, text, text_mask, cond=None) -> prediction``, all videos ``(b, c, t, h, w)``.
+Contract: ``model(x, t, text, text_mask, cond=None) -> prediction`` (and ``self_cond=`` for a self-conditioned
+model), all videos ``(b, c, t, h, w)``.
 An image batch is ``t == 1``; temporal layers are then skipped (joint image-video training).
 """
 
@@ -321,7 +322,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         yet"; :mod:`vidiff.diffusion.self_condition`). Returns (b, c_out, t, h, w)."""
         b, _, t, h, w = x.shape
         p = self.config.patch_size
-        # 1. inputs: <x, cond[, self_cond]> channels, pixel-unshuffle, channels-last tokens
+        # 1. inputs: <x, cond[, self_cond][, coordinates]> channels, pixel-unshuffle, channels-last tokens
         if self.config.cond_channels:
             if cond is None:
                 raise ValueError(f"this model needs a conditioning input with {self.config.cond_channels} channels")
