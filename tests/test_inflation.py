@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -494,6 +495,9 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     out = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, generator=torch.Generator().manual_seed(0))
     assert out.videos.shape == (1, 3, 4, 16, 16) and out.settings["zero_shot"]["motion"] == [[-0.5, 0.0]]
     assert {n: type(p) for n, p in pipe.unet.attn_processors.items()} == {n: type(p) for n, p in procs.items()}
+    two = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, num_videos_per_prompt=2,
+               generator=[torch.Generator().manual_seed(s) for s in (0, 1)], return_dict=False)[0]
+    assert two.shape[0] == 2 and np.allclose(two[0], out.frames[0], atol=1e-4)  # video 0 is the single call's
     # its own sampling loop checks what the caller gives as the shared one does (a TypeError from torch before)
     pipe.enable_free_init(2)
     with pytest.raises(ValueError, match="without FreeInit"):

@@ -140,6 +140,10 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"num_frames": 10**9}, r"num_frames must be in \[1, 1024\], got 1000000000"),
     ({"height": 10**6, "width": 8}, r"height must be in \[1, 8192\]"),
     ({"guidance_scale": float("nan")}, "guidance_scale must be a finite number"),
+    ({"num_videos_per_prompt": 0}, r"num_videos_per_prompt must be in \[1, 4096\], got 0"),
+    ({"num_videos_per_prompt": True}, "num_videos_per_prompt must be an integer, got True"),
+    ({"return_dict": "no"}, "return_dict must be True or False, got 'no'"),
+    ({"num_videos_per_prompt": 2, "generator": [torch.Generator()] * 3}, "a list of 3 generators for 2 videos"),
 ])
 def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
     # diffusers' own pipelines raise ValueError for these; a TypeError or RuntimeError from deep in torch is not a
@@ -174,6 +178,39 @@ def test_a_list_of_generators_and_negative_prompts_gives_each_video_its_own(tiny
     a = pipe(caps[0], generator=[gen(5)], negative_prompt=None, base_only=True, **kw)
     b = pipe(caps[0], generator=gen(5), negative_prompt="", base_only=True, **kw)
     assert torch.equal(a.videos, b.videos) and a.settings["negative_prompt"] == ""
+
+
+def test_num_videos_per_prompt_and_return_dict_as_in_diffusers(tiny_cascade_dir, tiny_conditional_dir,
+                                                               tiny_pipeline_dir):
+    # diffusers' pipelines take num_videos_per_prompt (videos i*n .. i*n+n-1 are caption i's) and return_dict=False
+    # (the tuple (frames,)); both were a TypeError here
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    caps, negs = ["a red circle moving left", "a blue square moving up"], ["a green circle", ""]
+    gens = [torch.Generator().manual_seed(s) for s in range(4)]
+    kw = {"num_inference_steps": 3, "base_only": True}
+    out = pipe(caps, num_videos_per_prompt=2, negative_prompt=negs, generator=gens, **kw)
+    assert out.videos.shape[0] == 4 and out.prompts == [caps[0], caps[0], caps[1], caps[1]]
+    assert out.settings["negative_prompt"] == [negs[0], negs[0], negs[1], negs[1]]
+    for i in range(4):  # each video is the single call of its caption, negative prompt and generator
+        one = pipe(caps[i // 2], negative_prompt=negs[i // 2], generator=torch.Generator().manual_seed(i), **kw)
+        assert torch.allclose(out.videos[i], one.videos[0], atol=1e-4), i
+    assert not torch.allclose(out.videos[0], out.videos[1], atol=1e-3)  # two videos of one caption differ
+    frames = pipe(caps[0], generator=torch.Generator().manual_seed(0), return_dict=False, **kw)
+    assert isinstance(frames, tuple) and len(frames) == 1
+    assert np.array_equal(frames[0], pipe(caps[0], generator=torch.Generator().manual_seed(0), **kw).frames)
+
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    clip = torch.rand(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for other, call in ((ImageToVideoPipeline.from_pretrained(tiny_conditional_dir),
+                         lambda p, **k: p("a red circle", clip[:, :, 0], num_inference_steps=2, **k)),
+                        (VideoEditPipeline.from_pretrained(tiny_pipeline_dir),
+                         lambda p, **k: p("a red circle", clip, strength=0.8, num_inference_steps=4, **k))):
+        got = call(other, generator=torch.Generator().manual_seed(1), return_dict=False)
+        assert np.array_equal(got[0], call(other, generator=torch.Generator().manual_seed(1)).frames)
+        with pytest.raises(ValueError, match="return_dict must be True or False"):
+            call(other, return_dict=1)
 
 
 def test_the_other_pipelines_take_a_list_of_generators(tiny_conditional_dir, tiny_pipeline_dir):

@@ -170,6 +170,24 @@ def check_negative_prompt(negative_prompt, batch: int) -> str | list[str]:
     return given if many else negative_prompt
 
 
+def videos_per_prompt(n, prompts: list[str], negative: str | list[str]) -> tuple[list[str], str | list[str]]:
+    """diffusers' ``num_videos_per_prompt``: each caption (and its negative prompt, where one is given per caption)
+    repeated ``n`` times in place, so that videos ``i * n`` to ``i * n + n - 1`` are caption ``i``'s."""
+    n = in_limits(n, "batch_size", "num_videos_per_prompt")
+    prompts = [p for p in prompts for _ in range(n)]
+    if isinstance(negative, list):
+        negative = [q for q in negative for _ in range(n)]
+    return prompts, negative
+
+
+def check_return_dict(return_dict) -> bool:
+    """diffusers' ``return_dict`` (False: the tuple ``(frames,)`` instead of the output object), checked before any
+    work."""
+    if not isinstance(return_dict, bool):  # "no" read as true
+        raise ValueError(f"return_dict must be True or False, got {return_dict!r}")
+    return return_dict
+
+
 def check_sampling_args(shape: tuple[int, ...], generator=None, latents=None, callback_on_step_end=None):
     """The arguments every sampling path takes from the caller, checked before any noise is drawn: ValueError
     naming the argument (diffusers' pipelines do the same), not a TypeError from deep in torch. Returns the
@@ -794,9 +812,10 @@ class VideoDiffusionPipeline:
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
                generator: torch.Generator | None, progress: bool, callback_on_step_end: Callable | None = None,
                ssr_window: int | None = None, ssr_stride: int | None = None,
-               ssr_steps: int | None = None) -> VideoPipelineOutput:
+               ssr_steps: int | None = None, return_dict: bool = True) -> VideoPipelineOutput | tuple:
         """The base stage's ``videos`` through the super-resolution stage (unless ``base_only`` or there is none;
-        its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings``."""
+        its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings`` (with
+        ``return_dict=False``, diffusers' tuple ``(frames,)``)."""
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         settings = {**settings, "fps": self.defaults["fps"]}
         if self.style:
@@ -815,4 +834,5 @@ class VideoDiffusionPipeline:
         from vidiff import versions
 
         settings.update(output_size=list(videos.shape[-2:]), versions=versions())
-        return VideoPipelineOutput(videos, output_type, settings, list(prompts))
+        out = VideoPipelineOutput(videos, output_type, settings, list(prompts))
+        return out if check_return_dict(return_dict) else (out.frames,)

@@ -26,7 +26,8 @@ from vidiff.conditioning.masks import (
     COND_CHANNELS, check_mask, cinemagraph_mask, condition_input, first_frame_mask, inpaint_mask,
 )
 from vidiff.io.inputs import image_input, mask_input, video_input
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
+                                   check_unit_range)
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -44,7 +45,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
                  progress: bool = False,
                  keep_known: bool = True, condition_guidance_scale: float | None = None, base_only: bool = False,
                  ssr_window: int | None = None, ssr_stride: int | None = None, ssr_steps: int | None = None,
-                 output_type: str = "np", callback_on_step_end: Callable | None = None) -> VideoPipelineOutput:
+                 output_type: str = "np", callback_on_step_end: Callable | None = None,
+                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
@@ -52,6 +54,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
         stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps)."""
         check_output_type(output_type)
+        check_return_dict(return_dict)
         if not isinstance(keep_known, bool):  # "no" read as true
             raise ValueError(f"keep_known must be True or False, got {keep_known!r}")
         video = check_unit_range("video", video)
@@ -78,7 +81,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
                  condition_guidance_scale=condition_guidance_scale)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
-                           ssr_window, ssr_stride, ssr_steps)
+                           ssr_window, ssr_stride, ssr_steps, return_dict)
 
 
 class ImageToVideoPipeline(ConditionalVideoPipeline):

@@ -15,7 +15,7 @@ import torch
 from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
 from vidiff.io.inputs import video_input
-from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_return_dict, check_unit_range
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -31,9 +31,10 @@ class VideoEditPipeline(TextToVideoPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  base_only: bool = False, ssr_window: int | None = None, ssr_stride: int | None = None,
                  ssr_steps: int | None = None, output_type: str = "np", callback_on_step_end: Callable | None = None,
-                 progress: bool = False) -> VideoPipelineOutput:
-        """``strength``: default the folder's (0.6)."""
+                 progress: bool = False, return_dict: bool = True) -> VideoPipelineOutput | tuple:
+        """``strength``: default the folder's (0.6). ``return_dict=False``: diffusers' tuple ``(frames,)``."""
         check_output_type(output_type)
+        check_return_dict(return_dict)
         strength = number(self.defaults["strength"] if strength is None else strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -55,4 +56,4 @@ class VideoEditPipeline(TextToVideoPipeline):
         s.update(strength=strength, start_timestep=int(first[0]) if len(first) else None,
                  **self.sampler_settings(sampler), negative_prompt=negative_prompt)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
-                           ssr_window, ssr_stride, ssr_steps)
+                           ssr_window, ssr_stride, ssr_steps, return_dict)

@@ -16,7 +16,8 @@ import torch
 from vidiff.checks import number, whole
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
 from vidiff.io.inputs import check_aspect
-from vidiff.pipelines.base import VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_unit_range
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
+                                   check_unit_range)
 
 
 def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = None,
@@ -52,8 +53,11 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                  window: int | None = None, stride: int | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, noise_level: float | None = None, sampler: str | None = None,
                  generator: torch.Generator | None = None, output_type: str = "np",
-                 callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
+                 callback_on_step_end: Callable | None = None, progress: bool = False,
+                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
+        """``return_dict=False``: diffusers' tuple ``(frames,)``."""
         check_output_type(output_type)
+        check_return_dict(return_dict)
         if self.unet.cond_channels != LOWRES_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not a "
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
@@ -81,4 +85,4 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                              progress=progress, callback_on_step_end=callback_on_step_end)
         s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,
                  **self.sampler_settings(sampler))
-        return self.finish(prompts, videos, s, output_type, True, generator, progress)
+        return self.finish(prompts, videos, s, output_type, True, generator, progress, return_dict=return_dict)

@@ -9,7 +9,7 @@ import torch
 from vidiff.models.latent import latent_size
 from vidiff.checks import whole
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
-                                   check_output_type)
+                                   check_output_type, check_return_dict, videos_per_prompt)
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -35,11 +35,15 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  latents: torch.Tensor | None = None, window: int | None = None, stride: int | None = None,
                  window_weighting: str | None = None, base_only: bool = False, ssr_window: int | None = None,
                  ssr_stride: int | None = None, ssr_steps: int | None = None, output_type: str = "np",
-                 callback_on_step_end: Callable | None = None, progress: bool = False) -> VideoPipelineOutput:
+                 callback_on_step_end: Callable | None = None, progress: bool = False, num_videos_per_prompt: int = 1,
+                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
         """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
         ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise). ``latents``: the
-        start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames)."""
+        start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames).
+        ``num_videos_per_prompt`` and ``return_dict`` as in diffusers: videos ``i * n`` to ``i * n + n - 1`` are
+        caption ``i``'s (a list of generators gives one per video); False returns the tuple ``(frames,)``."""
         check_output_type(output_type)
+        check_return_dict(return_dict)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
@@ -48,6 +52,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
         negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
+        prompts, negative_prompt = videos_per_prompt(num_videos_per_prompt, prompts, negative_prompt)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         temporal_window = None
         if window is not None:
@@ -73,4 +78,4 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
-                           ssr_window, ssr_stride, ssr_steps)
+                           ssr_window, ssr_stride, ssr_steps, return_dict)

@@ -76,12 +76,14 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  negative_prompt: str | list[str] | None = "", motion: tuple[float, float] | None = None,
                  motion_speed: float = 0.5, t0: float = 0.4, t1: float = 0.5,
                  generator: torch.Generator | list[torch.Generator] | None = None,
-                 latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False, **unused):
+                 latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False,
+                 num_videos_per_prompt: int = 1, return_dict: bool = True, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.checks import number
         from diffusers.utils.torch_utils import randn_tensor
 
-        from vidiff.pipelines.base import check_negative_prompt, check_output_type, check_sampling_args
+        from vidiff.pipelines.base import (check_negative_prompt, check_output_type, check_return_dict,
+                                           check_sampling_args, videos_per_prompt)
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
@@ -101,6 +103,9 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, 1, s["height"], s["width"], s["num_inference_steps"],
                                     s["guidance_scale"], None)
+        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
+        prompts, negative_prompt = videos_per_prompt(num_videos_per_prompt, prompts, negative_prompt)
+        check_return_dict(return_dict)
         m, b = s["num_frames"], len(prompts)
         side = min(s["height"], s["width"])
         if not (math.isfinite(motion_speed) and abs(motion_speed) <= side):
@@ -125,7 +130,6 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
             raise ValueError(f"{s['num_inference_steps']} steps are too few for t0={t0}")
         shape = self.sample_shape(b, 1, s["height"], s["width"])
         generator = check_sampling_args(shape, generator, latents)
-        negative_prompt = check_negative_prompt(negative_prompt, b)
         noise = latents if latents is not None else randn_tensor(shape, generator=generator)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         fn = window(None)
@@ -151,7 +155,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         videos = self.to_pixels(video)
         s.update(sampler="ddim", negative_prompt=negative_prompt,
                  zero_shot={"motion": [list(mv) for mv in moves], "t0": t0, "t1": t1})
-        return self.finish(prompts, videos, s, output_type, True, generator, progress)
+        return self.finish(prompts, videos, s, output_type, True, generator, progress, return_dict=return_dict)
 
 
 __all__ = ["TextToVideoZeroPipeline", "FirstFrameAttnProcessor", "motion_from_caption"]
