@@ -213,6 +213,25 @@ def test_num_videos_per_prompt_and_return_dict_as_in_diffusers(tiny_cascade_dir,
             call(other, return_dict=1)
 
 
+def test_set_progress_bar_config_as_in_diffusers(tiny_cascade_dir, capsys):
+    # scripts written for diffusers call it (an AttributeError here until 2026-12-02); bars stay off by default
+    pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    kw = {"num_inference_steps": 3, "generator": torch.Generator().manual_seed(0)}
+    pipe("a red circle", **kw)
+    assert "denoising" not in capsys.readouterr().err
+    pipe.set_progress_bar_config(disable=False, desc="my bar")
+    pipe("a red circle", **kw)
+    err = capsys.readouterr().err
+    assert err.count("my bar") >= 2  # the base stage's bar and the super-resolution stage's
+    pipe.set_progress_bar_config(disable=True)
+    pipe("a red circle", **kw)
+    assert "my bar" not in capsys.readouterr().err
+    pipe("a red circle", progress=True, **kw)  # a call's own progress=True still shows them
+    assert "denoising" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="disable must be True or False"):
+        pipe.set_progress_bar_config(disable="yes")
+
+
 def test_the_other_pipelines_take_a_list_of_generators(tiny_conditional_dir, tiny_pipeline_dir):
     from vidiff.pipelines.conditional import ImageToVideoPipeline
     from vidiff.pipelines.edit import VideoEditPipeline

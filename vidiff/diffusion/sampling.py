@@ -107,16 +107,18 @@ def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) ->
 
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
-            progress: bool = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+            progress: bool | dict = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
             project: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``).
+    """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``). ``progress``: a
+    bar or not, or tqdm's options (a pipeline's ``progress_bar_options``).
     ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
     ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`);
     ``callback(i, t, x)`` then returns the sample to go on with."""
     from tqdm.auto import tqdm
 
     kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
-    for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+    bar = progress if isinstance(progress, dict) else {"desc": "denoising", "disable": not progress, "leave": False}
+    for i, t in enumerate(tqdm(timesteps, **bar)):
         tt = t.to(x.device).expand(x.shape[0])
         # the model's input as the scheduler scales it: the identity for DDPM / DDIM / DPM-Solver, x / sqrt(sigma^2 +
         # 1) for the Euler family (without it a pipe.scheduler swapped in as in diffusers gave garbage, or NaN)

@@ -264,6 +264,24 @@ class VideoDiffusionPipeline:
         self.style: dict | None = None  # {"style": folder, "alpha": a} on a pipeline made by with_style
         self.path: Path | None = None  # the folder it was loaded from
         self.free_init = None  # a vidiff.diffusion.free_init.FreeInit while enable_free_init is on
+        self._progress_bar_config: dict = {}  # set_progress_bar_config's tqdm options
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """diffusers' name: tqdm options for the denoising bars of later calls (and of the super-resolution stage).
+        ``disable=False`` shows them on every call; a call's ``progress=True`` shows them whatever this says."""
+        if not isinstance(kwargs.get("disable", True), bool):
+            raise ValueError(f"disable must be True or False, got {kwargs['disable']!r}")
+        self._progress_bar_config = dict(kwargs)
+        if self.super_resolution is not None:
+            self.super_resolution.set_progress_bar_config(**kwargs)
+
+    def progress_bar_options(self, progress: bool) -> dict:
+        """The tqdm options of one call's bars: off unless ``progress`` or ``set_progress_bar_config(disable=False)``."""
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress must be True or False, got {progress!r}")
+        options = {"desc": "denoising", "leave": False, **self._progress_bar_config}
+        options["disable"] = not progress and options.get("disable", True)
+        return options
 
     def enable_free_init(self, num_iters: int = 3, use_fast_sampling: bool = False, method: str = "butterworth",
                          order: int = 4, spatial_stop_frequency: float = 0.25,
@@ -341,6 +359,7 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{cls.__name__} does not run latent models (vae/) yet")
         other = cls(pipe.unet, pipe.text_encoder, pipe.diffusion, pipe.defaults, pipe.extra, pipe.scheduler, pipe.vae)
         other.path, other.style, other.free_init = pipe.path, pipe.style, pipe.free_init
+        other._progress_bar_config = dict(pipe._progress_bar_config)
         other.super_resolution = pipe.super_resolution if cls.cascades else None
         return other
 
@@ -491,6 +510,7 @@ class VideoDiffusionPipeline:
         other = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
         other.path, other.super_resolution, other.style = self.path, self.super_resolution, style
         other.free_init = self.free_init
+        other._progress_bar_config = dict(self._progress_bar_config)
         return other
 
     def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
@@ -747,7 +767,8 @@ class VideoDiffusionPipeline:
                                                             noise.float())
             f, p, c = (fn, project, callback) if prior is None else whitened(prior, fn, project, callback)
             y = x if prior is None else prior.whiten(x)
-            y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=progress, project=p, callback=c)
+            y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=self.progress_bar_options(progress),
+                        project=p, callback=c)
             x = y if prior is None else prior.correlate(y)
         if not bool(torch.isfinite(x).all()):  # it became a black clip, written without a word
             half = self.dtype != torch.float32

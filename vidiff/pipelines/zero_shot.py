@@ -149,7 +149,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, DeviceAttnProcessor()) if "attn1" in name else p
                                       for name, p in processors.items()})
         try:
-            video = denoise(fn, scheduler, video, ts[i1:], progress=progress)
+            video = denoise(fn, scheduler, video, ts[i1:], progress=self.progress_bar_options(progress))
         finally:
             self.unet.set_attn_processor(processors)
         videos = self.to_pixels(video)
