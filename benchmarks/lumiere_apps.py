@@ -267,22 +267,13 @@ def cmd_conditional(args) -> dict:
     return report
 
 
-def predicted_x0(pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
-    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-    if prediction_type == "v_prediction":
-        return a * x_t - s * pred
-    if prediction_type == "epsilon":
-        return (x_t - s * pred) / a
-    return pred
-
-
 @torch.no_grad()
 def cmd_reach(args) -> dict:
     """How far a given first frame reaches the model: PSNR of its one-step x0 prediction of the given frame
     (and of the later frames) at each noise level, with the conditioning and with none (M = 0). At pure noise
     the noisy input says nothing, so a model that uses C predicts the given frame from C alone."""
     from vidiff.conditioning.masks import condition_input, first_frame_mask
-    from vidiff.diffusion.schedule import make_scheduler
+    from vidiff.diffusion.schedule import make_scheduler, predicted_x0
     from vidiff.pipelines.conditional import ConditionalVideoPipeline
 
     pipe = ConditionalVideoPipeline.from_pretrained(args.model, base_only=True)
@@ -305,7 +296,7 @@ def cmd_reach(args) -> dict:
                 rows = slice(i, i + args.batch)
                 with autocast(args):
                     pred = pipe.unet(x_t[rows], torch.full((len(x0[rows]),), step), text[rows], mask[rows], cond[rows])
-                outs.append(predicted_x0(pred.float(), x_t[rows], scheduler.alphas_cumprod[step],
+                outs.append(predicted_x0(pred.float(), x_t[rows], torch.tensor(step), scheduler.alphas_cumprod,
                                          pipe.diffusion.prediction_type))
             out = (torch.cat(outs).clamp(-1, 1) + 1) / 2
             row[name] = {"first_frame_db": psnr(out[:, :, :1], gt[:, :, :1]), "later_db": psnr(out[:, :, 1:], gt[:, :, 1:])}

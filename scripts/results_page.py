@@ -437,7 +437,8 @@ def page() -> str:
     out += ["", cold_start_commands(epyc, epyc_cap, "cold-start-epyc", prefix)]
 
     for name, what in (("cold-start-dynamo", "diffusers imported without torch._dynamo (`vidiff.dynamo_import`"),
-                       ("cold-start-transformers", "diffusers imported without transformers as well (the same hook, `vidiff.dynamo_import`")):
+                       ("cold-start-transformers",
+                        "diffusers imported without transformers as well (the same hook, `vidiff.dynamo_import`")):
         out += import_change(load(f"{name}.json"), load(f"{name}-avx2cap.json"), name, what, prefix)
 
     # ------------------------------------------------------------ speed

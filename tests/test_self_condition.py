@@ -7,7 +7,8 @@ import torch
 from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
-from vidiff.diffusion.self_condition import SelfConditioned, predicted_x0
+from vidiff.diffusion.schedule import predicted_x0
+from vidiff.diffusion.self_condition import SelfConditioned
 from vidiff.models.surgery import INPUT_CONV, add_self_condition, widen_input
 from vidiff.models.unet import build_unet
 

@@ -221,6 +221,23 @@ def shift_timesteps(timesteps: torch.Tensor, scheduler, shift: float) -> torch.T
     return nearest.to(timesteps.device, timesteps.dtype)
 
 
+def predicted_x0(pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor,
+                 prediction_type: str) -> torch.Tensor:
+    """The clean-sample estimate (x0) of a prediction at (variance-preserving) ``x_t``, timestep ``t`` (b,) or scalar."""
+    a = alphas_cumprod.to(x_t.device)[torch.as_tensor(t, device=x_t.device).long().reshape(-1)]
+    a = a.float().view(-1, *([1] * (x_t.dim() - 1)))
+    x, p = x_t.float(), pred.float()
+    if prediction_type == "v_prediction":
+        out = a.sqrt() * x - (1 - a).sqrt() * p
+    elif prediction_type == "epsilon":
+        out = (x - (1 - a).sqrt() * p) / a.sqrt()
+    elif prediction_type == "sample":
+        out = p
+    else:
+        raise ValueError(f"unknown prediction_type {prediction_type!r}; allowed: epsilon, v_prediction, sample")
+    return out.to(x_t.dtype)
+
+
 def diffusion_loss(model_fn, x0: torch.Tensor, scheduler, cfg: DiffusionConfig, generator: torch.Generator | None = None,
                    timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                    pixel_weight: torch.Tensor | None = None, target_fn=None,

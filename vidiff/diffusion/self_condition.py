@@ -15,22 +15,7 @@ from __future__ import annotations
 
 import torch
 
-
-def predicted_x0(pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor,
-                 prediction_type: str) -> torch.Tensor:
-    """The clean-clip estimate of a prediction at (variance-preserving) ``x_t``, timestep ``t`` (b,) or scalar."""
-    a = alphas_cumprod.to(x_t.device)[torch.as_tensor(t, device=x_t.device).long().reshape(-1)]
-    a = a.float().view(-1, *([1] * (x_t.dim() - 1)))
-    x, p = x_t.float(), pred.float()
-    if prediction_type == "v_prediction":
-        out = a.sqrt() * x - (1 - a).sqrt() * p
-    elif prediction_type == "epsilon":
-        out = (x - (1 - a).sqrt() * p) / a.sqrt()
-    elif prediction_type == "sample":
-        out = p
-    else:
-        raise ValueError(f"unknown prediction_type {prediction_type!r}; allowed: epsilon, v_prediction, sample")
-    return out.to(x_t.dtype)
+from vidiff.diffusion.schedule import predicted_x0
 
 
 def self_conditioned_call(model, x_t: torch.Tensor, t: torch.Tensor, args: tuple, alphas_cumprod: torch.Tensor,

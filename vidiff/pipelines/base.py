@@ -357,10 +357,13 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{cls.__name__} runs a {cls.task} model; this pipeline holds a {pipe.task} model")
         if pipe.vae is not None and not cls.latent_models:
             raise ValueError(f"{cls.__name__} does not run latent models (vae/) yet")
-        other = cls(pipe.unet, pipe.text_encoder, pipe.diffusion, pipe.defaults, pipe.extra, pipe.scheduler, pipe.vae)
-        other.path, other.style, other.free_init = pipe.path, pipe.style, pipe.free_init
-        other._progress_bar_config = dict(pipe._progress_bar_config)
-        other.super_resolution = pipe.super_resolution if cls.cascades else None
+        return pipe._over(cls, pipe.unet, pipe.style, pipe.super_resolution if cls.cascades else None)
+
+    def _over(self, cls, unet, style: dict | None, super_resolution) -> "VideoDiffusionPipeline":
+        """A ``cls`` pipeline over this one's modules with ``unet``: its folder, FreeInit and bar options carried."""
+        other = cls(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
+        other.path, other.style, other.super_resolution = self.path, style, super_resolution
+        other.free_init, other._progress_bar_config = self.free_init, dict(self._progress_bar_config)
         return other
 
     def named_super_resolution(self) -> Path | None:
@@ -507,11 +510,7 @@ class VideoDiffusionPipeline:
 
     def _with_unet(self, unet, style: dict) -> "VideoDiffusionPipeline":
         """This pipeline with another U-Net (a style, another image model), its super-resolution stage kept."""
-        other = type(self)(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
-        other.path, other.super_resolution, other.style = self.path, self.super_resolution, style
-        other.free_init = self.free_init
-        other._progress_bar_config = dict(self._progress_bar_config)
-        return other
+        return self._over(type(self), unet, style, self.super_resolution)
 
     def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
         """This pipeline (a model inflated from an image model) with another image model of the same layout in
@@ -856,4 +855,4 @@ class VideoDiffusionPipeline:
 
         settings.update(output_size=list(videos.shape[-2:]), versions=versions())
         out = VideoPipelineOutput(videos, output_type, settings, list(prompts))
-        return out if check_return_dict(return_dict) else (out.frames,)
+        return out if return_dict else (out.frames,)  # (every call checked return_dict before its work)
