@@ -111,7 +111,7 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
 
 
 @pytest.mark.parametrize("kwargs,words", [
-    ({"prompt": None}, "prompt must be a string or a list of strings, got NoneType"),
+    ({"prompt": None}, "give a prompt .* or prompt_embeds"),
     ({"prompt": 5}, "prompt must be a string or a list of strings, got int"),
     ({"generator": 3}, "generator must be a torch.Generator"),
     ({"generator": [3]}, "generator must be a torch.Generator .*, a list of one per video"),
@@ -143,6 +143,7 @@ def test_output_types_and_export_to_video(tmp_path, tiny_pipeline_dir):
     ({"num_videos_per_prompt": 0}, r"num_videos_per_prompt must be in \[1, 4096\], got 0"),
     ({"num_videos_per_prompt": True}, "num_videos_per_prompt must be an integer, got True"),
     ({"return_dict": "no"}, "return_dict must be True or False, got 'no'"),
+    ({"base_only": "no"}, "base_only must be True or False, got 'no'"),  # read as true: the stage skipped, unsaid
     ({"num_videos_per_prompt": 2, "generator": [torch.Generator()] * 3}, "a list of 3 generators for 2 videos"),
 ])
 def test_bad_call_arguments_are_value_errors(tiny_pipeline_dir, kwargs, words):
@@ -211,6 +212,30 @@ def test_num_videos_per_prompt_and_return_dict_as_in_diffusers(tiny_cascade_dir,
         assert np.array_equal(got[0], call(other, generator=torch.Generator().manual_seed(1)).frames)
         with pytest.raises(ValueError, match="return_dict must be True or False"):
             call(other, return_dict=1)
+        # n videos of each given input (a TypeError before): video j is the single call with generator j
+        many = call(other, num_videos_per_prompt=3, generator=[torch.Generator().manual_seed(s) for s in range(3)])
+        assert many.videos.shape[0] == 3 and many.prompts == ["a red circle"] * 3
+        for j in range(3):
+            assert torch.allclose(many.videos[j], call(other, generator=torch.Generator().manual_seed(j)).videos[0],
+                                  atol=1e-4), j
+        assert not torch.allclose(many.videos[0], many.videos[1], atol=1e-3)
+        with pytest.raises(ValueError, match="num_videos_per_prompt must be in"):
+            call(other, num_videos_per_prompt=0)
+    # a batch of two inputs, two videos each: videos 2i, 2i+1 are input i's, with its caption and mask
+    from vidiff.pipelines.conditional import VideoInpaintPipeline
+
+    inpaint = VideoInpaintPipeline.from_pretrained(tiny_conditional_dir)
+    clips, masks = torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(2)), torch.zeros(2, 1, 8, 8)
+    masks[0, :, :4], masks[1, :, 4:] = 1, 1
+    caps = ["a red circle", "a blue square"]
+    many = inpaint(caps, clips, masks, num_inference_steps=2, num_videos_per_prompt=2,
+                   generator=[torch.Generator().manual_seed(s) for s in range(4)])
+    assert many.prompts == [caps[0], caps[0], caps[1], caps[1]]
+    for j in range(4):
+        i = j // 2
+        one = inpaint(caps[i], clips[i:i + 1], masks[i:i + 1], num_inference_steps=2,
+                      generator=torch.Generator().manual_seed(j))
+        assert torch.allclose(many.videos[j], one.videos[0], atol=1e-4), j
 
 
 def test_set_progress_bar_config_as_in_diffusers(tiny_cascade_dir, capsys):
@@ -255,6 +280,8 @@ def test_bad_models_devices_and_style_weights_are_value_errors(tiny_pipeline_dir
     for bad in (None, 3):  # a TypeError from os.fspath before
         with pytest.raises(ValueError, match="a model is a folder path"):
             TextToVideoPipeline.from_pretrained(bad)
+    with pytest.raises(ValueError, match="base_only must be True or False, got 'no'"):  # read as true before
+        TextToVideoPipeline.from_pretrained(tiny_cascade_dir, base_only="no")
     pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
     if not torch.cuda.is_available():  # torch's AssertionError 'Torch not compiled with CUDA enabled' before
         with pytest.raises(ValueError, match="no CUDA device"):
@@ -275,7 +302,7 @@ def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_co
     from vidiff.pipelines.super_resolution import SuperResolutionPipeline
 
     i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
-    for image in (None, "frame.png", np.zeros((1, 3, 8, 8), np.float32), torch.full((1, 3, 8, 8), float("nan")),
+    for image in (None, "frame.png", np.full((8, 8, 3), 2.0), torch.full((1, 3, 8, 8), float("nan")),
                   torch.zeros(0, 3, 8, 8)):  # a NaN image passed the range check (NaN < 0 is False)
         with pytest.raises(ValueError, match="the image must be a float tensor"):
             i2v("a red circle", image, num_inference_steps=2)
@@ -362,6 +389,19 @@ def test_dtype_device_and_callback(tiny_cascade_dir):
     assert seen == [("text-to-video", 0), ("text-to-video", 1), ("text-to-video", 2),
                     ("super-resolution", 0), ("super-resolution", 1), ("super-resolution", 2)]
     assert torch.allclose(out.videos, torch.full_like(out.videos, 0.5))  # the zeroed last sample: mid-grey
+    # diffusers' callback_on_step_end_tensor_inputs (a TypeError before): the kwargs hold the tensors named there
+    got = []
+    same = pipe("a red circle", generator=torch.Generator().manual_seed(0), callback_on_step_end=cb,
+                callback_on_step_end_tensor_inputs=["latents"])
+    assert torch.equal(same.videos, out.videos)
+    pipe("a red circle", generator=torch.Generator().manual_seed(0), base_only=True,
+         callback_on_step_end=lambda p, i, t, kw: got.append(sorted(kw)) or {},
+         callback_on_step_end_tensor_inputs=[])
+    assert got == [[], [], []]
+    for bad, says in ((["prompt_embeds"], "names 'prompt_embeds'; a vidiff pipeline's step callback gets 'latents'"),
+                      ("latents", "must be a list of names")):
+        with pytest.raises(ValueError, match=says):
+            pipe("a red circle", callback_on_step_end=cb, callback_on_step_end_tensor_inputs=bad)
 
 
 def test_defaults_live_in_the_folder_then_the_pipeline(tmp_path, tiny_text_encoder):
@@ -560,3 +600,113 @@ def test_pil_images_frames_and_masks_are_read_as_the_cli_reads_files(tmp_path, t
         i2v("a red circle", Image.new("RGB", (64, 32)), **kw)
     with pytest.raises(ValueError, match="the video's PIL images differ in size"):
         inpaint("a red circle", [big[0], Image.new("RGB", (16, 16))], Image.fromarray(mask), **kw)
+
+
+def test_numpy_pictures_in_diffusers_layout_and_a_pipelines_own_frames_chain(tiny_conditional_dir, tiny_pipeline_dir,
+                                                                             tiny_ssr_dir):
+    # diffusers' pipelines take channel-last numpy pictures (float in [0, 1]), and output_type="np" frames are
+    # such arrays; vidiff's refused them ("the video must be a float tensor"), so one pipeline's frames could not
+    # feed the next without a torch detour
+    from vidiff.pipelines.conditional import CinemagraphPipeline, ImageToVideoPipeline, VideoInpaintPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+    from vidiff.pipelines.super_resolution import SuperResolutionPipeline
+
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    base = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)("a red circle", num_inference_steps=2, generator=g())
+    edit = VideoEditPipeline.from_pretrained(tiny_pipeline_dir)
+    kw = {"strength": 0.8, "num_inference_steps": 6}
+    from_tensor = edit("a blue square", base.videos, generator=g(), **kw).videos
+    assert torch.equal(edit("a blue square", base.frames, generator=g(), **kw).videos, from_tensor)  # (b, t, h, w, 3)
+    assert torch.equal(edit("a blue square", base.frames[0], generator=g(), **kw).videos, from_tensor)  # (t, h, w, 3)
+    assert torch.equal(edit("a blue square", list(base.frames[0]), generator=g(), **kw).videos, from_tensor)  # frames
+    sr = SuperResolutionPipeline.from_pretrained(tiny_ssr_dir)
+    assert torch.equal(sr("a red circle", base.frames, num_inference_steps=2, generator=g()).videos,
+                       sr("a red circle", base.videos, num_inference_steps=2, generator=g()).videos)
+
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)  # uint8 pictures: resized as PIL images are
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    kw = {"num_inference_steps": 2}
+    assert torch.equal(i2v("a red circle", big[0], generator=g(), **kw).videos,
+                       i2v("a red circle", Image.fromarray(big[0]), generator=g(), **kw).videos)
+    small = rng.random((2, 8, 8, 3)).astype(np.float32)  # a float batch: taken as the tensor it is
+    assert torch.equal(i2v(["a red circle", "a blue square"], small, generator=[g(), g()], **kw).videos,
+                       i2v(["a red circle", "a blue square"], torch.from_numpy(small).permute(0, 3, 1, 2),
+                           generator=[g(), g()], **kw).videos)
+    inpaint, cine = VideoInpaintPipeline.from_pipe(i2v), CinemagraphPipeline.from_pipe(i2v)
+    pil_frames = [Image.fromarray(f) for f in big]
+    assert torch.equal(inpaint("a red circle", list(big), mask, generator=g(), **kw).videos,
+                       inpaint("a red circle", pil_frames, Image.fromarray(mask), generator=g(), **kw).videos)
+    region = np.zeros((8, 8), bool)
+    region[2:6, 2:6] = True
+    as_tensor = torch.from_numpy(region).float()[None, None]
+    assert torch.equal(cine("a red circle", big[0], region, generator=g(), **kw).videos,
+                       cine("a red circle", big[0], as_tensor, generator=g(), **kw).videos)
+    per_frame = np.stack([region] * 4)  # (t, h, w): a mask per frame
+    assert torch.equal(inpaint("a red circle", big, per_frame, generator=g(), **kw).videos,
+                       inpaint("a red circle", big, as_tensor[:, :, None].expand(-1, -1, 4, -1, -1), generator=g(),
+                               **kw).videos)
+
+    for call, says in ((lambda: i2v("a red circle", np.zeros((1, 3, 8, 8), np.float32), **kw), "channel-last RGB"),
+                       (lambda: i2v("a red circle", np.zeros((8, 8, 3), np.int64), **kw), "got dtype int64"),
+                       (lambda: edit("a red circle", np.zeros((1, 3, 4, 8, 8), np.float32), **kw), "channel-last"),
+                       (lambda: edit("a red circle", [np.zeros((8, 8, 3)), np.zeros((4, 4, 3))], **kw),
+                        "differ in shape"),
+                       (lambda: edit("a red circle", np.full((4, 8, 8, 3), 1.5), **kw), "values in \\[0, 1\\]"),
+                       (lambda: cine("a red circle", big[0], np.zeros((1, 1, 8, 8), bool), **kw),
+                        "must be \\(h, w\\), or \\(t, h, w\\)"),
+                       (lambda: cine("a red circle", big[0], np.full((8, 8), 0.5), **kw), "a mask must be binary"),
+                       (lambda: cine("a red circle", big[0], np.ones((8, 8), np.int32), **kw), "got dtype int32"),
+                       (lambda: i2v("a red circle", np.zeros((32, 64, 3), np.uint8), **kw), "crop it")):
+        with pytest.raises(ValueError, match=says):
+            call()
+
+
+def test_prompt_embeds_and_encode_prompt_as_in_diffusers(tiny_pipeline_dir, tiny_cascade_dir):
+    # diffusers' pipelines take prompt_embeds (and, where the text encoder pads, the attention mask: LTX, PixArt)
+    # in place of the captions, made by pipe.encode_prompt; both were a TypeError / AttributeError here
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    g = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    kw = {"num_inference_steps": 3}
+    caps, negs = ["a red circle moving left", "a blue square moving up"], ["a green circle", ""]
+    e, m, ne, nm = pipe.encode_prompt(caps, negative_prompt=negs)
+    assert e.shape[:2] == m.shape and m.dtype == torch.bool and e.shape[-1] == pipe.text_encoder.dim
+    by_text = pipe(caps, negative_prompt=negs, generator=[g(0), g(1)], **kw)
+    by_embeds = pipe(prompt_embeds=e, prompt_attention_mask=m, negative_prompt_embeds=ne,
+                     negative_prompt_attention_mask=nm, generator=[g(0), g(1)], **kw)
+    assert torch.equal(by_embeds.videos, by_text.videos)  # the same denoiser inputs, bit for bit
+    assert by_embeds.settings["prompt_embeds"] == list(e.shape) and by_embeds.prompts == [None, None]
+    # the negative side from text, embeddings repeated per video, one negative row for every caption
+    half = pipe(prompt_embeds=e, prompt_attention_mask=m, negative_prompt=negs, generator=[g(0), g(1)], **kw)
+    assert torch.equal(half.videos, by_text.videos)
+    e1, m1, ne1, nm1 = pipe.encode_prompt(caps[0], num_videos_per_prompt=2)
+    assert e1.shape[0] == ne1.shape[0] == 2
+    many = pipe(prompt_embeds=e1[:1], prompt_attention_mask=m1[:1], num_videos_per_prompt=2, generator=[g(0), g(1)],
+                **kw)
+    assert torch.equal(many.videos, pipe(caps[0], num_videos_per_prompt=2, generator=[g(0), g(1)], **kw).videos)
+    assert pipe.encode_prompt(caps[0], do_classifier_free_guidance=False)[2:] == (None, None)
+
+    cascade = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    one = cascade.encode_prompt(caps[0])
+    assert torch.equal(cascade(prompt_embeds=one[0], prompt_attention_mask=one[1], base_only=True, generator=g(),
+                               **kw).videos, cascade(caps[0], base_only=True, generator=g(), **kw).videos)
+    for call, says in (
+            (lambda: cascade(prompt_embeds=one[0], prompt_attention_mask=one[1], **kw), "give base_only=True"),
+            (lambda: pipe(caps[0], prompt_embeds=e, prompt_attention_mask=m, **kw), "not both"),
+            (lambda: pipe(**kw), "give a prompt .* or prompt_embeds"),
+            (lambda: pipe(prompt_embeds=e, **kw), "prompt_attention_mask must be given with prompt_embeds"),
+            (lambda: pipe(prompt_embeds=e[..., :4], prompt_attention_mask=m, **kw), "features per token"),
+            (lambda: pipe(prompt_embeds=e.long(), prompt_attention_mask=m, **kw), "must be a float tensor"),
+            (lambda: pipe(prompt_embeds=e * float("nan"), prompt_attention_mask=m, **kw), "NaN"),
+            (lambda: pipe(prompt_embeds=e, prompt_attention_mask=m[:, :2], **kw), "must be a tensor of shape"),
+            (lambda: pipe(prompt_embeds=e, prompt_attention_mask=m * 0, **kw), "at least one token per row"),
+            (lambda: pipe(prompt_embeds=e, prompt_attention_mask=m, negative_prompt="a green circle",
+                          negative_prompt_embeds=ne, negative_prompt_attention_mask=nm, **kw), "not both"),
+            (lambda: pipe(prompt_embeds=e, prompt_attention_mask=m, negative_prompt_embeds=ne[:1].repeat(3, 1, 1),
+                          negative_prompt_attention_mask=nm[:1].repeat(3, 1), **kw), "3 rows for 2"),
+            (lambda: pipe(caps[0], prompt_attention_mask=m, **kw), "goes with prompt_embeds"),
+            (lambda: pipe.encode_prompt(caps[0], do_classifier_free_guidance="yes"), "must be True or False")):
+        with pytest.raises(ValueError, match=says):
+            call()

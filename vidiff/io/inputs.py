@@ -164,23 +164,78 @@ def _pil_arrays(images: list, mode: str, what: str) -> np.ndarray:
 
 def image_input(image, height: int, width: int, what: str = "image"):
     """A PIL image -> (1, 3, height, width) in [0, 1], a list of them -> (b, 3, height, width), resized as the CLI
-    resizes a file; anything else is returned as given (the pipelines check tensors)."""
+    resizes a file; numpy pictures (:func:`_numpy_pictures`) likewise; anything else is returned as given (the
+    pipelines check tensors)."""
+    if _is_numpy(image):
+        return _numpy_pictures(image, height, width, what, frames=False)
     if not (_is_pil(image) or _pil_list(image)):
         return image
     return images_to_tensor(_pil_arrays(image if _pil_list(image) else [image], "RGB", what), height, width,
                             f"the {what}")
 
 
-def video_input(video, height: int, width: int, what: str = "video"):
-    """A list of PIL frames (diffusers' video) -> (1, 3, t, height, width) in [0, 1]; anything else as given."""
+def video_input(video, height: int | None, width: int | None, what: str = "video"):
+    """A list of PIL frames (diffusers' video) -> (1, 3, t, height, width) in [0, 1] (``height`` None: at their
+    size); numpy frames (:func:`_numpy_pictures`) likewise; anything else as given."""
+    if _is_numpy(video):
+        return _numpy_pictures(video, height, width, what, frames=True)
     if not _pil_list(video):
         return video
-    return frames_to_tensor(resize_frames(_pil_arrays(video, "RGB", what), height, width, source=f"the {what}"))
+    frames = _pil_arrays(video, "RGB", what)
+    if height is None or width is None:  # kept at its size
+        return frames_to_tensor(frames)
+    return frames_to_tensor(resize_frames(frames, height, width, source=f"the {what}"))
+
+
+# numpy arrays given to the library, in diffusers' layout: channel-last pictures, float in [0, 1] as a pipeline's
+# output_type="np" gives them (so one pipeline's frames feed the next), or uint8 as image readers give them. A
+# pipeline's own np frames were refused ("the video must be a float tensor"), so chaining needed a torch detour.
+def _is_numpy(x) -> bool:
+    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and len(x) > 0
+                                         and all(isinstance(i, np.ndarray) for i in x))
+
+
+def _numpy_pictures(x, height: int | None, width: int | None, what: str, frames: bool) -> torch.Tensor:
+    """Channel-last numpy pictures -> a float tensor in the pipelines' layout: an image (h, w, 3) or a batch
+    (b, h, w, 3) -> (b, 3, h, w); a video (t, h, w, 3), a batch (b, t, h, w, 3) or a list of (h, w, 3) frames ->
+    (b, 3, t, h, w). Float arrays are taken as they are, like tensors (values in [0, 1], any size the model takes);
+    uint8 arrays (0-255) are resized to ``height`` x ``width`` as PIL images and files are (None: kept at their size)."""
+    if isinstance(x, (list, tuple)):  # a list of images (a batch) or of frames (one video)
+        if len({a.shape for a in x}) > 1 or len({a.dtype for a in x}) > 1:
+            raise ValueError(f"the {what}'s numpy arrays differ in shape or dtype: give them at one size and dtype")
+        x = np.stack(x)[None] if frames else np.stack(x)
+    one = 3 if not frames else 4  # the rank of one image / one video
+    layout = "(t, h, w, 3) or (b, t, h, w, 3)" if frames else "(h, w, 3) or (b, h, w, 3)"
+    if x.ndim not in (one, one + 1) or x.shape[-1] != 3 or 0 in x.shape:
+        raise ValueError(f"a numpy {what} must be channel-last RGB, {layout} (diffusers' np layout), got shape "
+                         f"{x.shape}; a channel-first tensor goes in as a torch tensor")
+    x = x[None] if x.ndim == one else x
+    if height is None or width is None:  # e.g. a low-resolution video, which stays at its size
+        height, width = x.shape[-3:-1]
+    if x.dtype == np.uint8:
+        if frames:
+            return torch.cat([frames_to_tensor(resize_frames(v, height, width, source=f"the {what}")) for v in x])
+        return images_to_tensor(x, height, width, f"the {what}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"a numpy {what} must be float in [0, 1] or uint8 (0-255), got dtype {x.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t.permute(0, 4, 1, 2, 3) if frames else t.permute(0, 3, 1, 2)
 
 
 def mask_input(mask, height: int, width: int, what: str = "mask"):
     """A PIL mask (white, >= 128, marks the region) -> (1, 1, height, width) in {0, 1}, as :func:`read_mask` reads a
-    PNG; anything else as given."""
+    PNG; a numpy mask (h, w), or (t, h, w) for one per frame, -> (1, 1, [t,] h, w): bool or float as it is (1 = the
+    region), uint8 as a grey PNG (>= 128, resized); anything else as given."""
+    if isinstance(mask, np.ndarray):
+        if mask.ndim not in (2, 3) or 0 in mask.shape:
+            raise ValueError(f"a numpy {what} must be (h, w), or (t, h, w) for one per frame, got shape {mask.shape}")
+        if mask.dtype == np.uint8:
+            masks = [grey_to_mask(m, height, width, f"the {what}") for m in (mask[None] if mask.ndim == 2 else mask)]
+            return masks[0] if mask.ndim == 2 else torch.stack(masks, 2)
+        if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.floating):
+            raise ValueError(f"a numpy {what} must be bool, float (0 or 1) or uint8 (white >= 128), got dtype "
+                             f"{mask.dtype}")
+        return torch.from_numpy(mask.astype(np.float32))[None, None]
     if not _is_pil(mask):
         return mask
     return grey_to_mask(_pil_arrays([mask], "L", what)[0], height, width, f"the {what}")

@@ -125,8 +125,9 @@ def check_output_type(output_type: str) -> str:
 def check_unit_range(name: str, x: torch.Tensor) -> torch.Tensor:
     """Raise ValueError unless ``x`` is a float tensor in [0, 1] (finite); return it as float32."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"the {name} must be a float tensor with values in [0, 1], got {type(x).__name__} "
-                         f"(vidiff.io.inputs.read_image / read_clip read files into one)")
+        raise ValueError(f"the {name} must be a float tensor with values in [0, 1] (or PIL images, or channel-last "
+                         f"numpy arrays), got {type(x).__name__} (vidiff.io.inputs.read_image / read_clip read files "
+                         f"into one)")
     if not torch.is_floating_point(x) or x.numel() == 0 or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise ValueError(f"the {name} must be a float tensor with values in [0, 1]")
     return x.float()
@@ -178,6 +179,59 @@ def videos_per_prompt(n, prompts: list[str], negative: str | list[str]) -> tuple
     if isinstance(negative, list):
         negative = [q for q in negative for _ in range(n)]
     return prompts, negative
+
+
+CALLBACK_TENSOR_INPUTS = ("latents",)  # what a step callback's kwargs can hold (diffusers' _callback_tensor_inputs)
+
+
+def step_callback(callback: Callable | None, tensor_inputs) -> Callable | None:
+    """``callback_on_step_end`` as diffusers calls it with ``callback_on_step_end_tensor_inputs``: its kwargs hold
+    the tensors named there (None: ``["latents"]``); a name the pipeline does not have is a ValueError (a TypeError
+    before: code written for diffusers passes the argument)."""
+    if tensor_inputs is None:
+        return callback
+    if not isinstance(tensor_inputs, (list, tuple)) or not all(isinstance(k, str) for k in tensor_inputs):
+        raise ValueError(f"callback_on_step_end_tensor_inputs must be a list of names, got {tensor_inputs!r}")
+    unknown = [k for k in tensor_inputs if k not in CALLBACK_TENSOR_INPUTS]
+    if unknown:
+        raise ValueError(f"callback_on_step_end_tensor_inputs names {', '.join(map(repr, unknown))}; a vidiff "
+                         f"pipeline's step callback gets {', '.join(map(repr, CALLBACK_TENSOR_INPUTS))}")
+    if callback is None or set(tensor_inputs) == set(CALLBACK_TENSOR_INPUTS):
+        return callback
+    names = tuple(tensor_inputs)
+
+    def only_named(pipe, i, t, kwargs):
+        return callback(pipe, i, t, {k: kwargs[k] for k in names})
+
+    return only_named
+
+
+def check_embeds(embeds, mask, dim: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``{name}_embeds`` (b, l, ``dim``), finite floats, and ``{name}_attention_mask`` (b, l) of 0 / 1 (True where a
+    token is), as float and bool tensors on the CPU."""
+    if not isinstance(embeds, torch.Tensor) or embeds.dim() != 3 or not embeds.is_floating_point():
+        got = tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__
+        raise ValueError(f"{name}_embeds must be a float tensor (batch, tokens, {dim}), got {got} "
+                         f"(pipe.encode_prompt makes them)")
+    if embeds.shape[-1] != dim or 0 in embeds.shape:
+        raise ValueError(f"{name}_embeds has {embeds.shape[-1]} features per token and shape {tuple(embeds.shape)}; this "
+                         f"model's text encoder gives {dim} (pipe.encode_prompt makes them)")
+    if not bool(torch.isfinite(embeds).all()):
+        raise ValueError(f"{name}_embeds hold NaN or infinite values")
+    if mask is None:  # diffusers' masked pipelines refuse it too: all-ones would attend to the padding
+        raise ValueError(f"{name}_attention_mask must be given with {name}_embeds (pipe.encode_prompt returns both)")
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(embeds.shape[:2]):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name}_attention_mask must be a tensor of shape {tuple(embeds.shape[:2])}, got {got}")
+    if not bool(((mask == 0) | (mask == 1)).all()) or not bool(mask.bool().any(1).all()):
+        raise ValueError(f"{name}_attention_mask must hold 0 / 1 (or bool), with at least one token per row")
+    return embeds.detach().float().cpu(), mask.detach().bool().cpu()
+
+
+def repeat_videos(n: int, x: torch.Tensor) -> torch.Tensor:
+    """Each of the batch's given videos, images or masks repeated ``n`` times in place, as :func:`videos_per_prompt`
+    repeats the captions."""
+    return x if n == 1 else x.repeat_interleave(n, dim=0)
 
 
 def check_return_dict(return_dict) -> bool:
@@ -307,6 +361,8 @@ class VideoDiffusionPipeline:
         ``base_only`` skips the super-resolution stage the folder names, ``super_resolution`` replaces it."""
         from vidiff.registry import resolve_model
 
+        if not isinstance(base_only, bool):
+            raise ValueError(f"base_only must be True or False, got {base_only!r}")
         path = resolve_model(path)
         meta = read_meta(path)
         task = meta.get("task", "text-to-video")
@@ -594,6 +650,16 @@ class VideoDiffusionPipeline:
                      sampler: str | None, batch: int | None = None) -> list[str]:
         """The captions as a list (one caption is repeated for a ``batch`` of given videos), after checking them
         and the sizes, steps, guidance and sampler (None: ``pipe.scheduler``)."""
+        prompts = self.check_prompts(prompt)
+        if batch is not None and len(prompts) != batch:
+            if len(prompts) != 1:
+                raise ValueError(f"{len(prompts)} captions for {batch} videos")
+            prompts = prompts * batch
+        self.check_sizes(num_frames, height, width, steps, guidance, sampler)
+        return prompts
+
+    def check_prompts(self, prompt) -> list[str]:
+        """The captions as a list, checked; a warning names the words the model never saw in training."""
         from vidiff.conditioning.captions import check_caption
 
         if not isinstance(prompt, (str, list, tuple)):
@@ -607,11 +673,11 @@ class VideoDiffusionPipeline:
         if unseen:
             import warnings
             warnings.warn(f"the model never saw {', '.join(repr(w) for w in unseen)} in training; expect it to ignore "
-                          f"{'them' if len(unseen) > 1 else 'it'}", UserWarning, stacklevel=3)
-        if batch is not None and len(prompts) != batch:
-            if len(prompts) != 1:
-                raise ValueError(f"{len(prompts)} captions for {batch} videos")
-            prompts = prompts * batch
+                          f"{'them' if len(unseen) > 1 else 'it'}", UserWarning, stacklevel=4)
+        return prompts
+
+    def check_sizes(self, num_frames: int, height: int, width: int, steps: int, guidance: float,
+                    sampler: str | None) -> None:
         in_limits(num_frames, "frames", "num_frames")
         in_limits(height, "side", "height"), in_limits(width, "side", "width")
         self.unet.check_input_size(num_frames, *latent_size(height, width, self.latent_scale))
@@ -619,19 +685,81 @@ class VideoDiffusionPipeline:
         in_limits(guidance, "guidance", "guidance_scale")
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
-        return prompts
+
+    def encode_prompt(self, prompt, negative_prompt: str | list[str] | None = "", num_videos_per_prompt: int = 1,
+                      do_classifier_free_guidance: bool = True) -> tuple:
+        """diffusers' ``encode_prompt``, returning as its pipelines with attention masks do (LTX, PixArt):
+        ``(prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)``, each
+        caption repeated ``num_videos_per_prompt`` times; what the U-Net reads (for the default, the text encoder's
+        last layer beside its embedding layer), so that a call with ``prompt_embeds=`` gives what the call with the
+        captions gives. Without ``do_classifier_free_guidance`` the negative pair is None."""
+        if not isinstance(do_classifier_free_guidance, bool):
+            raise ValueError(f"do_classifier_free_guidance must be True or False, got {do_classifier_free_guidance!r}")
+        prompts = self.check_prompts(prompt)
+        negative = check_negative_prompt(negative_prompt, len(prompts))
+        prompts, negative = videos_per_prompt(num_videos_per_prompt, prompts, negative)
+        text, mask = self.text_encoder.encode(prompts)
+        if not do_classifier_free_guidance:
+            return text, mask, None, None
+        null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+        if null.shape[0] != text.shape[0]:  # one negative prompt for every caption
+            null, null_mask = null.expand(text.shape[0], -1, -1).clone(), null_mask.expand(text.shape[0], -1).clone()
+        return text, mask, null, null_mask
+
+    def check_prompt_embeds(self, prompt, negative_prompt, prompt_embeds, prompt_attention_mask,
+                            negative_prompt_embeds, negative_prompt_attention_mask,
+                            num_videos_per_prompt: int = 1) -> tuple | None:
+        """None for a call by captions; for a call by ``prompt_embeds`` (diffusers' argument, with the attention
+        mask its masked pipelines take), the checked ``(text, mask, null, null_mask)`` the denoiser reads, the
+        negative side encoded from ``negative_prompt`` unless given as embeddings too, every row repeated
+        ``num_videos_per_prompt`` times. ValueError as diffusers' ``check_inputs`` raises it: both or neither of
+        ``prompt`` and ``prompt_embeds``, embeddings without their mask, shapes that do not fit the model."""
+        if prompt_embeds is None:
+            if prompt is None:
+                raise ValueError("give a prompt (a caption such as 'a red circle moving left') or prompt_embeds")
+            for name, given in (("prompt_attention_mask", prompt_attention_mask),
+                                ("negative_prompt_embeds", negative_prompt_embeds),
+                                ("negative_prompt_attention_mask", negative_prompt_attention_mask)):
+                if given is not None:
+                    raise ValueError(f"{name} goes with prompt_embeds; this call gives captions (prompt)")
+            return None
+        if prompt is not None:
+            raise ValueError("give prompt or prompt_embeds, not both")
+        text, mask = check_embeds(prompt_embeds, prompt_attention_mask, self.text_encoder.dim, "prompt")
+        n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
+        if negative_prompt_embeds is None:
+            if negative_prompt_attention_mask is not None:
+                raise ValueError("negative_prompt_attention_mask goes with negative_prompt_embeds")
+            negative = check_negative_prompt(negative_prompt, text.shape[0])
+            null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+        else:
+            if negative_prompt not in (None, ""):
+                raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+            null, null_mask = check_embeds(negative_prompt_embeds, negative_prompt_attention_mask,
+                                           self.text_encoder.dim, "negative_prompt")
+        if null.shape[0] not in (1, text.shape[0]):
+            raise ValueError(f"negative_prompt_embeds has {null.shape[0]} rows for {text.shape[0]} prompt_embeds rows: "
+                             f"give one per row, or one for all")
+        if null.shape[0] != text.shape[0]:
+            null, null_mask = null.expand(text.shape[0], -1, -1), null_mask.expand(text.shape[0], -1)
+        return tuple(repeat_videos(n, x) for x in (text, mask, null, null_mask))
 
     def check_video_call(self, prompt, video: torch.Tensor, num_inference_steps, guidance_scale, negative_prompt,
-                         sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps) -> tuple[dict, list, object]:
+                         sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps,
+                         num_videos_per_prompt=1) -> tuple[dict, list, object, int]:
         """A call on a given video (b, 3, t, h, w) checked before any work: its resolved settings, its captions (one
-        repeated to the batch) and its negative prompt(s)."""
+        repeated to the batch) and its negative prompt(s), each repeated ``num_videos_per_prompt`` times in place
+        (:func:`videos_per_prompt`), and that number, by which the caller repeats its tensors
+        (:func:`repeat_videos`)."""
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
         negative = check_negative_prompt(negative_prompt, len(prompts))
+        n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
+        prompts, negative = videos_per_prompt(n, prompts, negative)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
-        return s, prompts, negative
+        return s, prompts, negative, n
 
     def unseen_words(self, prompts: str | list[str]) -> list[str]:
         """The words of ``prompts`` outside the training vocabulary the folder records (``"vocabulary"`` in its
@@ -660,12 +788,17 @@ class VideoDiffusionPipeline:
         return fresh_scheduler(self.scheduler)
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str | list[str] | None = "",
-                 cond: torch.Tensor | None = None, cond_scale: float = 1.0) -> Callable[[slice | None], Denoiser]:
-        """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip."""
-        negative = check_negative_prompt(negative_prompt, len(prompts))
-        text, mask = self.text_encoder.encode(prompts)
-        # one negative prompt is encoded once and repeated to the batch (_match_null); a list, one per caption
-        null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+                 cond: torch.Tensor | None = None, cond_scale: float = 1.0,
+                 embeds: tuple | None = None) -> Callable[[slice | None], Denoiser]:
+        """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip.
+        ``embeds``: ``(text, mask, null, null_mask)`` given (:meth:`check_prompt_embeds`) instead of the captions."""
+        if embeds is not None:
+            text, mask, null, null_mask = embeds
+        else:
+            negative = check_negative_prompt(negative_prompt, len(prompts))
+            text, mask = self.text_encoder.encode(prompts)
+            # one negative prompt is encoded once and repeated to the batch (_match_null); a list, one per caption
+            null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
         device, dtype = self.device, self.dtype
         text, null = text.to(device, dtype), null.to(device, dtype)
         mask, null_mask = mask.to(device), null_mask.to(device)
@@ -818,6 +951,8 @@ class VideoDiffusionPipeline:
                                     ssr_stride: int | None = None, ssr_steps: int | None = None) -> None:
         """ValueError unless the super-resolution stage's window, stride and steps fit it: checked before the base
         stage runs (a window shorter than the stage's stride was refused only once the base clip was made)."""
+        if not isinstance(base_only, bool):  # "no" was read as true and the stage skipped without a word
+            raise ValueError(f"base_only must be True or False, got {base_only!r}")
         if self.super_resolution is None or base_only:
             if ssr_window is not None or ssr_stride is not None or ssr_steps is not None:
                 raise ValueError("ssr_window / ssr_stride / ssr_steps need a super-resolution stage, and this call "

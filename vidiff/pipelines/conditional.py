@@ -27,7 +27,7 @@ from vidiff.conditioning.masks import (
 )
 from vidiff.io.inputs import image_input, mask_input, video_input
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
-                                   check_unit_range)
+                                   check_unit_range, repeat_videos, step_callback)
 
 
 class ConditionalVideoPipeline(VideoDiffusionPipeline):
@@ -46,15 +46,19 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
                  keep_known: bool = True, condition_guidance_scale: float | None = None, base_only: bool = False,
                  ssr_window: int | None = None, ssr_stride: int | None = None, ssr_steps: int | None = None,
                  output_type: str = "np", callback_on_step_end: Callable | None = None,
-                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
+                 num_videos_per_prompt: int = 1, return_dict: bool = True,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
         (InstructPix2Pix's image guidance; one more model pass per step); ``None``: the pipeline's default
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
-        stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps)."""
+        stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps).
+        ``num_videos_per_prompt`` as in diffusers: n videos from each given input (videos ``i * n`` to
+        ``i * n + n - 1`` are input ``i``'s; a list of generators gives one per video)."""
         check_output_type(output_type)
         check_return_dict(return_dict)
+        callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         if not isinstance(keep_known, bool):  # "no" read as true
             raise ValueError(f"keep_known must be True or False, got {keep_known!r}")
         video = check_unit_range("video", video)
@@ -67,10 +71,12 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         if self.unet.cond_channels != COND_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
+        s, prompts, negative_prompt, n = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
+                                                               negative_prompt, sampler, base_only, ssr_window,
+                                                               ssr_stride, ssr_steps, num_videos_per_prompt)
+        video = repeat_videos(n, video)
+        known = repeat_videos(n, known)
         b, _, t, h, w = video.shape
-        s, prompts, negative_prompt = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
-                                                            negative_prompt, sampler, base_only, ssr_window,
-                                                            ssr_stride, ssr_steps)
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
                                cond_scale=condition_guidance_scale)

@@ -15,7 +15,8 @@ import torch
 from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
 from vidiff.io.inputs import video_input
-from vidiff.pipelines.base import VideoPipelineOutput, check_output_type, check_return_dict, check_unit_range
+from vidiff.pipelines.base import (VideoPipelineOutput, check_output_type, check_return_dict, check_unit_range,
+                                   repeat_videos, step_callback)
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
 
@@ -31,10 +32,15 @@ class VideoEditPipeline(TextToVideoPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  base_only: bool = False, ssr_window: int | None = None, ssr_stride: int | None = None,
                  ssr_steps: int | None = None, output_type: str = "np", callback_on_step_end: Callable | None = None,
-                 progress: bool = False, return_dict: bool = True) -> VideoPipelineOutput | tuple:
-        """``strength``: default the folder's (0.6). ``return_dict=False``: diffusers' tuple ``(frames,)``."""
+                 progress: bool = False, num_videos_per_prompt: int = 1,
+                 return_dict: bool = True,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
+        """``strength``: default the folder's (0.6). ``num_videos_per_prompt`` and ``return_dict`` as in diffusers:
+        n edits of each given video (videos ``i * n`` to ``i * n + n - 1`` are video ``i``'s); False returns the
+        tuple ``(frames,)``."""
         check_output_type(output_type)
         check_return_dict(return_dict)
+        callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         strength = number(self.defaults["strength"] if strength is None else strength, "strength")
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -43,9 +49,10 @@ class VideoEditPipeline(TextToVideoPipeline):
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         if self.unet.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
-        s, prompts, negative_prompt = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
-                                                            negative_prompt, sampler, base_only, ssr_window,
-                                                            ssr_stride, ssr_steps)
+        s, prompts, negative_prompt, n = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
+                                                               negative_prompt, sampler, base_only, ssr_window,
+                                                               ssr_stride, ssr_steps, num_videos_per_prompt)
+        video = repeat_videos(n, video)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,

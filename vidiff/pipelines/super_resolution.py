@@ -15,9 +15,9 @@ import torch
 
 from vidiff.checks import number, whole
 from vidiff.conditioning.resolution import LOWRES_CHANNELS, lowres_condition
-from vidiff.io.inputs import check_aspect
+from vidiff.io.inputs import check_aspect, video_input
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
-                                   check_unit_range)
+                                   check_unit_range, step_callback)
 
 
 def ssr_windows(defaults: dict, window: int | None = None, stride: int | None = None,
@@ -54,14 +54,17 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                  guidance_scale: float | None = None, noise_level: float | None = None, sampler: str | None = None,
                  generator: torch.Generator | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False,
-                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
+                 return_dict: bool = True,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
         """``return_dict=False``: diffusers' tuple ``(frames,)``."""
         check_output_type(output_type)
         check_return_dict(return_dict)
+        callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         if self.unet.cond_channels != LOWRES_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not a "
                              f"{LOWRES_CHANNELS}-channel low-resolution video")
-        lowres = check_unit_range("low-resolution video", lowres)
+        # numpy or PIL frames (a base pipeline's output_type="np" / "pil" frames) at their own size
+        lowres = check_unit_range("low-resolution video", video_input(lowres, None, None, "low-resolution video"))
         if lowres.dim() != 5 or lowres.shape[1] != 3:
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
         b, _, t, h, w = lowres.shape

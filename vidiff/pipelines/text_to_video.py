@@ -9,7 +9,7 @@ import torch
 from vidiff.models.latent import latent_size
 from vidiff.checks import whole
 from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
-                                   check_output_type, check_return_dict, videos_per_prompt)
+                                   check_output_type, check_return_dict, step_callback, videos_per_prompt)
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -28,7 +28,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
     latent_models = True
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], num_frames: int | None = None, height: int | None = None,
+    def __call__(self, prompt: str | list[str] | None = None, num_frames: int | None = None, height: int | None = None,
                  width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  negative_prompt: str | list[str] | None = "", sampler: str | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
@@ -36,23 +36,42 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  window_weighting: str | None = None, base_only: bool = False, ssr_window: int | None = None,
                  ssr_stride: int | None = None, ssr_steps: int | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False, num_videos_per_prompt: int = 1,
-                 return_dict: bool = True) -> VideoPipelineOutput | tuple:
+                 return_dict: bool = True, callback_on_step_end_tensor_inputs: list[str] | None = None,
+                 prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 negative_prompt_attention_mask: torch.Tensor | None = None) -> VideoPipelineOutput | tuple:
         """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
         ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise). ``latents``: the
         start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames).
         ``num_videos_per_prompt`` and ``return_dict`` as in diffusers: videos ``i * n`` to ``i * n + n - 1`` are
-        caption ``i``'s (a list of generators gives one per video); False returns the tuple ``(frames,)``."""
+        caption ``i``'s (a list of generators gives one per video); False returns the tuple ``(frames,)``.
+        ``prompt_embeds`` / ``prompt_attention_mask`` (from :meth:`encode_prompt`, or your own) instead of ``prompt``,
+        and the negative pair instead of ``negative_prompt``, as in diffusers; they reach the base stage only, so a
+        pipeline with a super-resolution stage takes them with ``base_only=True``."""
         check_output_type(output_type)
         check_return_dict(return_dict)
+        callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
-                                    s["guidance_scale"], sampler)
+        embeds = self.check_prompt_embeds(prompt, negative_prompt, prompt_embeds, prompt_attention_mask,
+                                          negative_prompt_embeds, negative_prompt_attention_mask, num_videos_per_prompt)
+        if embeds is None:
+            prompts = self.check_inputs(prompt, s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
+                                        s["guidance_scale"], sampler)
+        else:
+            self.check_sizes(s["num_frames"], s["height"], s["width"], s["num_inference_steps"], s["guidance_scale"],
+                             sampler)
+            prompts = [None] * len(embeds[0])  # no caption: the sidecar records the embeddings' shape
+            if self.super_resolution is not None and base_only is not True:
+                raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage reads "
+                                 "the caption with its own text encoder: give base_only=True (and run "
+                                 "pipe.super_resolution on the frames), or the prompt")
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
-        negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
-        prompts, negative_prompt = videos_per_prompt(num_videos_per_prompt, prompts, negative_prompt)
+        if embeds is None:
+            negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
+            prompts, negative_prompt = videos_per_prompt(num_videos_per_prompt, prompts, negative_prompt)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         temporal_window = None
         if window is not None:
@@ -71,11 +90,15 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         elif stride is not None or window_weighting is not None:
             raise ValueError("stride and window_weighting need a window: give window= (frames per window) as well")
         shape = self.sample_shape(len(prompts), s["num_frames"], s["height"], s["width"])
-        denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
+        denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds)
         videos = self.sample(denoiser, shape, s["num_inference_steps"], sampler, generator, latents=latents,
                              temporal_window=temporal_window, progress=progress,
                              callback_on_step_end=callback_on_step_end)
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
+        if embeds is not None:
+            s["prompt_embeds"] = list(embeds[0].shape)
+            if negative_prompt_embeds is not None:
+                s.update(negative_prompt=None, negative_prompt_embeds=list(embeds[2].shape))
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps, return_dict)
