@@ -563,6 +563,13 @@ def test_from_pipe_shares_the_modules_and_gives_what_from_pretrained_gives(tiny_
         ImageToVideoPipeline.from_pipe(pipe)
     with pytest.raises(ValueError, match="from_pipe takes a vidiff pipeline, got str"):
         VideoEditPipeline.from_pipe("default")
+    # diffusers' components (an AttributeError before): another pipeline over the same modules, shared
+    base = TextToVideoPipeline.from_pretrained(tiny_cascade_dir, base_only=True)
+    other = VideoEditPipeline(**base.components)
+    assert other.unet is base.unet and other.text_encoder is base.text_encoder and other.scheduler is base.scheduler
+    c = other("a blue square", clip, generator=torch.Generator().manual_seed(1), **kw)
+    d = VideoEditPipeline.from_pipe(base)("a blue square", clip, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(c.videos, d.videos) and c.settings == d.settings
 
 
 def test_pil_images_frames_and_masks_are_read_as_the_cli_reads_files(tmp_path, tiny_conditional_dir, tiny_pipeline_dir):
@@ -710,3 +717,26 @@ def test_prompt_embeds_and_encode_prompt_as_in_diffusers(tiny_pipeline_dir, tiny
             (lambda: pipe.encode_prompt(caps[0], do_classifier_free_guidance="yes"), "must be True or False")):
         with pytest.raises(ValueError, match=says):
             call()
+
+
+def test_the_video_pipelines_take_prompt_embeds_too(tiny_pipeline_dir, tiny_conditional_dir):
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    g = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    clips = torch.rand(2, 3, 4, 8, 8, generator=g(5))
+    edit, i2v = VideoEditPipeline.from_pretrained(tiny_pipeline_dir), ImageToVideoPipeline.from_pretrained(
+        tiny_conditional_dir)
+    for pipe, call in ((edit, lambda p, **k: p(video=clips, strength=0.8, num_inference_steps=4, **k)),
+                       (i2v, lambda p, **k: p(image=clips[:, :, 0], num_inference_steps=2, **k))):
+        e, m, ne, nm = pipe.encode_prompt("a red circle", negative_prompt="a blue square")
+        by_text = call(pipe, prompt="a red circle", negative_prompt="a blue square", num_videos_per_prompt=2,
+                       generator=[g(s) for s in range(4)])
+        by_embeds = call(pipe, prompt_embeds=e, prompt_attention_mask=m, negative_prompt_embeds=ne,
+                         negative_prompt_attention_mask=nm, num_videos_per_prompt=2, generator=[g(s) for s in range(4)])
+        assert torch.equal(by_embeds.videos, by_text.videos)  # one row for both given videos, two videos each
+        assert by_embeds.settings["prompt_embeds"] == [4, *e.shape[1:]] and by_embeds.prompts == [None] * 4
+        with pytest.raises(ValueError, match="3 prompt_embeds rows for 2 videos"):
+            call(pipe, prompt_embeds=e.repeat(3, 1, 1), prompt_attention_mask=m.repeat(3, 1))
+        with pytest.raises(ValueError, match="not both"):
+            call(pipe, prompt="a red circle", prompt_embeds=e, prompt_attention_mask=m)

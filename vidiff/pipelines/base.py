@@ -415,6 +415,14 @@ class VideoDiffusionPipeline:
             raise ValueError(f"{cls.__name__} does not run latent models (vae/) yet")
         return pipe._over(cls, pipe.unet, pipe.style, pipe.super_resolution if cls.cascades else None)
 
+    @property
+    def components(self) -> dict:
+        """diffusers' ``components``: what this pipeline is built from, by the constructor's names, so that
+        ``OtherPipeline(**pipe.components)`` runs the same modules, shared, not copied (``from_pipe`` also carries the
+        folder, the style, the super-resolution stage and FreeInit)."""
+        return {"unet": self.unet, "text_encoder": self.text_encoder, "diffusion": self.diffusion,
+                "defaults": self.defaults, "extra": self.extra, "scheduler": self.scheduler, "vae": self.vae}
+
     def _over(self, cls, unet, style: dict | None, super_resolution) -> "VideoDiffusionPipeline":
         """A ``cls`` pipeline over this one's modules with ``unet``: its folder, FreeInit and bar options carried."""
         other = cls(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
@@ -746,20 +754,52 @@ class VideoDiffusionPipeline:
 
     def check_video_call(self, prompt, video: torch.Tensor, num_inference_steps, guidance_scale, negative_prompt,
                          sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps,
-                         num_videos_per_prompt=1) -> tuple[dict, list, object, int]:
+                         num_videos_per_prompt=1, embeds: tuple = (None,) * 4) -> tuple[dict, list, object, int, tuple]:
         """A call on a given video (b, 3, t, h, w) checked before any work: its resolved settings, its captions (one
         repeated to the batch) and its negative prompt(s), each repeated ``num_videos_per_prompt`` times in place
-        (:func:`videos_per_prompt`), and that number, by which the caller repeats its tensors
-        (:func:`repeat_videos`)."""
+        (:func:`videos_per_prompt`), that number, by which the caller repeats its tensors (:func:`repeat_videos`),
+        and the checked text embeddings where ``embeds`` (the call's ``prompt_embeds``, ``prompt_attention_mask`` and
+        the negative pair) gives them in place of the captions (:meth:`check_prompt_embeds`; one row is repeated to the
+        batch), else None."""
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
-        negative = check_negative_prompt(negative_prompt, len(prompts))
         n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
-        prompts, negative = videos_per_prompt(n, prompts, negative)
+        given = self.check_prompt_embeds(prompt, negative_prompt, *embeds)
+        if given is None:
+            prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler,
+                                        batch=b)
+            negative = check_negative_prompt(negative_prompt, len(prompts))
+            prompts, negative = videos_per_prompt(n, prompts, negative)
+        else:
+            self.check_sizes(t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
+            rows = len(given[0])
+            if rows not in (1, b):
+                raise ValueError(f"{rows} prompt_embeds rows for {b} videos")
+            given = tuple(repeat_videos(n * b // rows, x) for x in given)
+            prompts = [None] * (b * n)
+            negative = None if embeds[2] is not None else negative_prompt  # the text of the negative side, if any
+            self.check_embeds_reach(base_only)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
-        return s, prompts, negative, n
+        return s, prompts, negative, n, given
+
+    def check_embeds_reach(self, base_only) -> None:
+        """ValueError where a call by ``prompt_embeds`` would run a super-resolution stage, which reads the caption
+        with its own text encoder."""
+        if self.super_resolution is not None and base_only is not True:
+            raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage reads "
+                             "the caption with its own text encoder: give base_only=True (and run "
+                             "pipe.super_resolution on the frames), or the prompt")
+
+    @staticmethod
+    def embeds_settings(given: tuple | None, negative_given: bool) -> dict:
+        """What the sidecar records of a call by embeddings: their shapes (there is no caption)."""
+        if given is None:
+            return {}
+        out = {"prompt_embeds": list(given[0].shape)}
+        if negative_given:
+            out.update(negative_prompt=None, negative_prompt_embeds=list(given[2].shape))
+        return out
 
     def unseen_words(self, prompts: str | list[str]) -> list[str]:
         """The words of ``prompts`` outside the training vocabulary the folder records (``"vocabulary"`` in its

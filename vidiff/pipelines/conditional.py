@@ -47,7 +47,10 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
                  ssr_window: int | None = None, ssr_stride: int | None = None, ssr_steps: int | None = None,
                  output_type: str = "np", callback_on_step_end: Callable | None = None,
                  num_videos_per_prompt: int = 1, return_dict: bool = True,
-                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
+                 callback_on_step_end_tensor_inputs: list[str] | None = None,
+                 prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 negative_prompt_attention_mask: torch.Tensor | None = None) -> VideoPipelineOutput | tuple:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
@@ -55,7 +58,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         (``defaults["condition_guidance_scale"]``, 1 = none where the folder names none). The super-resolution
         stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps).
         ``num_videos_per_prompt`` as in diffusers: n videos from each given input (videos ``i * n`` to
-        ``i * n + n - 1`` are input ``i``'s; a list of generators gives one per video)."""
+        ``i * n + n - 1`` are input ``i``'s; a list of generators gives one per video). ``prompt_embeds`` and the
+        rest in place of the captions, as in :class:`~vidiff.pipelines.text_to_video.TextToVideoPipeline`."""
         check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -71,21 +75,23 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         if self.unet.cond_channels != COND_CHANNELS:
             raise ValueError(f"this model takes {self.unet.cond_channels} conditioning channels, not the "
                              f"{COND_CHANNELS} of <C, M>; train one with configs/conditional-shapes.yaml")
-        s, prompts, negative_prompt, n = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
-                                                               negative_prompt, sampler, base_only, ssr_window,
-                                                               ssr_stride, ssr_steps, num_videos_per_prompt)
+        s, prompts, negative_prompt, n, embeds = self.check_video_call(
+            prompt, video, num_inference_steps, guidance_scale, negative_prompt, sampler, base_only, ssr_window,
+            ssr_stride, ssr_steps, num_videos_per_prompt,
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask))
         video = repeat_videos(n, video)
         known = repeat_videos(n, known)
         b, _, t, h, w = video.shape
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
-                               cond_scale=condition_guidance_scale)
+                               cond_scale=condition_guidance_scale, embeds=embeds)
         shape = (b, self.unet.sample_channels, t, h, w)
         known_pixels = (video * 2 - 1, known) if keep_known else None
         videos = self.sample(window, shape, s["num_inference_steps"], sampler, generator, progress=progress,
                              known=known_pixels, callback_on_step_end=callback_on_step_end)
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
                  condition_guidance_scale=condition_guidance_scale)
+        s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps, return_dict)
 
@@ -95,7 +101,8 @@ class ImageToVideoPipeline(ConditionalVideoPipeline):
     batch) resized to the model's size."""
 
     @torch.no_grad()
-    def __call__(self, prompt, image: torch.Tensor, num_frames: int | None = None, **kw) -> VideoPipelineOutput:
+    def __call__(self, prompt=None, image: torch.Tensor | None = None, num_frames: int | None = None,
+                 **kw) -> VideoPipelineOutput:
         image = check_unit_range("image", image_input(image, *self.size()))
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"the image must be (b, 3, h, w), got {tuple(image.shape)}")
@@ -112,7 +119,8 @@ class VideoInpaintPipeline(ConditionalVideoPipeline):
     and a PIL mask (white: the region) are read as the CLI reads files."""
 
     @torch.no_grad()
-    def __call__(self, prompt, video: torch.Tensor, region: torch.Tensor, **kw) -> VideoPipelineOutput:
+    def __call__(self, prompt=None, video: torch.Tensor | None = None, region: torch.Tensor | None = None,
+                 **kw) -> VideoPipelineOutput:
         video = check_unit_range("video", video_input(video, *self.size()))
         if video.dim() != 5 or video.shape[1] != 3:
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
@@ -131,7 +139,8 @@ class CinemagraphPipeline(ConditionalVideoPipeline):
     image and a PIL mask (white: the region) are read as the CLI reads files."""
 
     @torch.no_grad()
-    def __call__(self, prompt, image: torch.Tensor, region: torch.Tensor, num_frames: int | None = None,
+    def __call__(self, prompt=None, image: torch.Tensor | None = None, region: torch.Tensor | None = None,
+                 num_frames: int | None = None,
                  **kw) -> VideoPipelineOutput:
         image = check_unit_range("image", image_input(image, *self.size()))
         if image.dim() != 4 or image.shape[1] != 3:

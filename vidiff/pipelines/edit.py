@@ -26,7 +26,7 @@ class VideoEditPipeline(TextToVideoPipeline):
     latent_models = False  # takes a pixel clip: not for latent models yet
 
     @torch.no_grad()
-    def __call__(self, prompt, video: torch.Tensor, strength: float | None = None,
+    def __call__(self, prompt=None, video: torch.Tensor | None = None, strength: float | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  negative_prompt: str | list[str] | None = "", sampler: str | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
@@ -34,10 +34,14 @@ class VideoEditPipeline(TextToVideoPipeline):
                  ssr_steps: int | None = None, output_type: str = "np", callback_on_step_end: Callable | None = None,
                  progress: bool = False, num_videos_per_prompt: int = 1,
                  return_dict: bool = True,
-                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
+                 callback_on_step_end_tensor_inputs: list[str] | None = None,
+                 prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 negative_prompt_attention_mask: torch.Tensor | None = None) -> VideoPipelineOutput | tuple:
         """``strength``: default the folder's (0.6). ``num_videos_per_prompt`` and ``return_dict`` as in diffusers:
         n edits of each given video (videos ``i * n`` to ``i * n + n - 1`` are video ``i``'s); False returns the
-        tuple ``(frames,)``."""
+        tuple ``(frames,)``. ``prompt_embeds`` and the rest in place of the captions, as in
+        :class:`~vidiff.pipelines.text_to_video.TextToVideoPipeline`."""
         check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -49,11 +53,12 @@ class VideoEditPipeline(TextToVideoPipeline):
             raise ValueError(f"the video must be (b, 3, t, h, w), got {tuple(video.shape)}")
         if self.unet.cond_channels:
             raise ValueError("editing needs a text-to-video model (this one takes a conditioning video)")
-        s, prompts, negative_prompt, n = self.check_video_call(prompt, video, num_inference_steps, guidance_scale,
-                                                               negative_prompt, sampler, base_only, ssr_window,
-                                                               ssr_stride, ssr_steps, num_videos_per_prompt)
+        s, prompts, negative_prompt, n, embeds = self.check_video_call(
+            prompt, video, num_inference_steps, guidance_scale, negative_prompt, sampler, base_only, ssr_window,
+            ssr_stride, ssr_steps, num_videos_per_prompt,
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask))
         video = repeat_videos(n, video)
-        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds)
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,
                              callback_on_step_end=callback_on_step_end)
@@ -62,5 +67,6 @@ class VideoEditPipeline(TextToVideoPipeline):
         first = timesteps_for(self.make_scheduler(sampler), s["num_inference_steps"], strength)[:1]
         s.update(strength=strength, start_timestep=int(first[0]) if len(first) else None,
                  **self.sampler_settings(sampler), negative_prompt=negative_prompt)
+        s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps, return_dict)

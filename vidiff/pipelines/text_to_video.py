@@ -62,10 +62,7 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
             self.check_sizes(s["num_frames"], s["height"], s["width"], s["num_inference_steps"], s["guidance_scale"],
                              sampler)
             prompts = [None] * len(embeds[0])  # no caption: the sidecar records the embeddings' shape
-            if self.super_resolution is not None and base_only is not True:
-                raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage reads "
-                                 "the caption with its own text encoder: give base_only=True (and run "
-                                 "pipe.super_resolution on the frames), or the prompt")
+            self.check_embeds_reach(base_only)
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
@@ -96,9 +93,6 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                              callback_on_step_end=callback_on_step_end)
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
-        if embeds is not None:
-            s["prompt_embeds"] = list(embeds[0].shape)
-            if negative_prompt_embeds is not None:
-                s.update(negative_prompt=None, negative_prompt_embeds=list(embeds[2].shape))
+        s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))
         return self.finish(prompts, videos, s, output_type, base_only, generator, progress, callback_on_step_end,
                            ssr_window, ssr_stride, ssr_steps, return_dict)
