@@ -313,7 +313,8 @@ def test_a_folder_can_guide_only_the_noisier_steps(tmp_path, tiny_text_encoder):
     assert all(b == 2 for b, _ in seen) and "guidance_min_t" not in full.settings
     assert not torch.equal(full.videos, out.videos)
 
-    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):  # the cut made here, not by the folder
+    # the cut made here, not by the folder
+    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0, embeds=None):
         text, mask = pipe.text_encoder.encode(prompts)
         null, null_mask = pipe.text_encoder.encode([negative_prompt])
         fn = guidance_from(classifier_free_guidance(pipe.unet, text, mask, null, null_mask, guidance),
