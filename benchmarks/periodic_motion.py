@@ -50,7 +50,7 @@ def interval_guidance(pipe, tmax: float | None, high: float = 1.0):
     if tmax is None:
         return own
 
-    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0, embeds=None):  # by captions
         guided = own(prompts, guidance, negative_prompt, cond, cond_scale)(None)
         plain = own(prompts, high, negative_prompt, cond, cond_scale)(None)  # 1: the conditional model alone
 
@@ -91,7 +91,7 @@ def skip_guidance(pipe, kind: str, strength: float):
             for h in hooks:
                 h.remove()
 
-    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0):
+    def denoiser(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0, embeds=None):  # by captions
         text, mask = pipe.text_encoder.encode(prompts)
         null, null_mask = pipe.text_encoder.encode([negative_prompt])
         text, mask, null, null_mask = _match_null(text.to(pipe.device, pipe.dtype), mask.to(pipe.device),

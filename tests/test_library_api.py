@@ -431,8 +431,15 @@ def test_words_outside_the_vocabulary_are_warned_about(tmp_path, tiny_text_encod
 
     d = make_tiny_pipeline(tmp_path / "m", tiny_text_encoder, extra={"vocabulary": ["a", "red", "circle"]})
     pipe = TextToVideoPipeline.from_pretrained(d)
-    with pytest.warns(UserWarning, match="never saw 'dog', 'running'"):
+    with pytest.warns(UserWarning, match="never saw 'dog', 'running'") as seen:
         pipe("a dog running", num_inference_steps=1)
+    where = lambda ws: [Path(w.filename).name for w in ws if "never saw" in str(w.message)]  # noqa: E731
+    assert where(seen) == ["test_library_api.py"]  # the caller's line, not vidiff's
+    from vidiff.pipelines.edit import VideoEditPipeline
+
+    with pytest.warns(UserWarning, match="never saw 'dog'") as seen:  # three calls deeper in the video pipelines
+        VideoEditPipeline.from_pipe(pipe)("a dog", torch.rand(1, 3, 4, 8, 8), strength=0.8, num_inference_steps=4)
+    assert where(seen) == ["test_library_api.py"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         pipe("a red circle", num_inference_steps=1)
@@ -738,5 +745,10 @@ def test_the_video_pipelines_take_prompt_embeds_too(tiny_pipeline_dir, tiny_cond
         assert by_embeds.settings["prompt_embeds"] == [4, *e.shape[1:]] and by_embeds.prompts == [None] * 4
         with pytest.raises(ValueError, match="3 prompt_embeds rows for 2 videos"):
             call(pipe, prompt_embeds=e.repeat(3, 1, 1), prompt_attention_mask=m.repeat(3, 1))
+        # one row for both videos with a negative prompt for each, as one caption takes them
+        negs = ["a blue square", "a green circle"]
+        assert torch.equal(call(pipe, prompt_embeds=e, prompt_attention_mask=m, negative_prompt=negs,
+                                generator=[g(0), g(1)]).videos,
+                           call(pipe, prompt="a red circle", negative_prompt=negs, generator=[g(0), g(1)]).videos)
         with pytest.raises(ValueError, match="not both"):
             call(pipe, prompt="a red circle", prompt_embeds=e, prompt_attention_mask=m)

@@ -206,6 +206,19 @@ def step_callback(callback: Callable | None, tensor_inputs) -> Callable | None:
     return only_named
 
 
+def callers_level() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller of this function name the user's line: the first
+    frame outside vidiff and torch's ``no_grad`` wrapper, however deep in the pipelines the warning starts (a fixed
+    level named a vidiff line for the video pipelines, whose checks run one or two calls deeper)."""
+    import sys
+
+    own = (str(Path(__file__).resolve().parents[1]), str(Path(torch.__file__).resolve().parent / "utils" / "_contextlib"))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(own):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def check_embeds(embeds, mask, dim: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``{name}_embeds`` (b, l, ``dim``), finite floats, and ``{name}_attention_mask`` (b, l) of 0 / 1 (True where a
     token is), as float and bool tensors on the CPU."""
@@ -681,7 +694,7 @@ class VideoDiffusionPipeline:
         if unseen:
             import warnings
             warnings.warn(f"the model never saw {', '.join(repr(w) for w in unseen)} in training; expect it to ignore "
-                          f"{'them' if len(unseen) > 1 else 'it'}", UserWarning, stacklevel=4)
+                          f"{'them' if len(unseen) > 1 else 'it'}", UserWarning, stacklevel=callers_level())
         return prompts
 
     def check_sizes(self, num_frames: int, height: int, width: int, steps: int, guidance: float,
@@ -716,11 +729,12 @@ class VideoDiffusionPipeline:
 
     def check_prompt_embeds(self, prompt, negative_prompt, prompt_embeds, prompt_attention_mask,
                             negative_prompt_embeds, negative_prompt_attention_mask,
-                            num_videos_per_prompt: int = 1) -> tuple | None:
+                            num_videos_per_prompt: int = 1, batch: int | None = None) -> tuple | None:
         """None for a call by captions; for a call by ``prompt_embeds`` (diffusers' argument, with the attention
         mask its masked pipelines take), the checked ``(text, mask, null, null_mask)`` the denoiser reads, the
         negative side encoded from ``negative_prompt`` unless given as embeddings too, every row repeated
-        ``num_videos_per_prompt`` times. ValueError as diffusers' ``check_inputs`` raises it: both or neither of
+        ``num_videos_per_prompt`` times; a ``batch`` of given videos takes one row per video or one for all, as
+        one caption is repeated to it. ValueError as diffusers' ``check_inputs`` raises it: both or neither of
         ``prompt`` and ``prompt_embeds``, embeddings without their mask, shapes that do not fit the model."""
         if prompt_embeds is None:
             if prompt is None:
@@ -735,6 +749,10 @@ class VideoDiffusionPipeline:
             raise ValueError("give prompt or prompt_embeds, not both")
         text, mask = check_embeds(prompt_embeds, prompt_attention_mask, self.text_encoder.dim, "prompt")
         n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
+        if batch is not None and len(text) != batch:
+            if len(text) != 1:
+                raise ValueError(f"{len(text)} prompt_embeds rows for {batch} videos")
+            text, mask = text.expand(batch, -1, -1), mask.expand(batch, -1)
         if negative_prompt_embeds is None:
             if negative_prompt_attention_mask is not None:
                 raise ValueError("negative_prompt_attention_mask goes with negative_prompt_embeds")
@@ -765,7 +783,7 @@ class VideoDiffusionPipeline:
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
         n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
-        given = self.check_prompt_embeds(prompt, negative_prompt, *embeds)
+        given = self.check_prompt_embeds(prompt, negative_prompt, *embeds, num_videos_per_prompt=n, batch=b)
         if given is None:
             prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler,
                                         batch=b)
@@ -773,10 +791,6 @@ class VideoDiffusionPipeline:
             prompts, negative = videos_per_prompt(n, prompts, negative)
         else:
             self.check_sizes(t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
-            rows = len(given[0])
-            if rows not in (1, b):
-                raise ValueError(f"{rows} prompt_embeds rows for {b} videos")
-            given = tuple(repeat_videos(n * b // rows, x) for x in given)
             prompts = [None] * (b * n)
             negative = None if embeds[2] is not None else negative_prompt  # the text of the negative side, if any
             self.check_embeds_reach(base_only)
