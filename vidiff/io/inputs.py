@@ -181,9 +181,14 @@ def video_input(video, height: int | None, width: int | None, what: str = "video
         return _numpy_pictures(video, height, width, what, frames=True)
     if not _pil_list(video):
         return video
-    frames = _pil_arrays(video, "RGB", what)
-    if height is None or width is None:  # kept at its size
-        return frames_to_tensor(frames)
+    return _uint8_video(_pil_arrays(video, "RGB", what), height, width, what)
+
+
+def _uint8_video(frames: np.ndarray, height: int | None, width: int | None, what: str) -> torch.Tensor:
+    """uint8 (t, h, w, 3) frames -> (1, 3, t, height, width) in [0, 1], resized as a file's are (None: at their
+    size): PIL frames and uint8 numpy frames given to a pipeline alike."""
+    if height is None or width is None:  # e.g. a low-resolution video, which stays at its size
+        height, width = frames.shape[1:3]
     return frames_to_tensor(resize_frames(frames, height, width, source=f"the {what}"))
 
 
@@ -199,7 +204,8 @@ def _numpy_pictures(x, height: int | None, width: int | None, what: str, frames:
     """Channel-last numpy pictures -> a float tensor in the pipelines' layout: an image (h, w, 3) or a batch
     (b, h, w, 3) -> (b, 3, h, w); a video (t, h, w, 3), a batch (b, t, h, w, 3) or a list of (h, w, 3) frames ->
     (b, 3, t, h, w). Float arrays are taken as they are, like tensors (values in [0, 1], any size the model takes);
-    uint8 arrays (0-255) are resized to ``height`` x ``width`` as PIL images and files are (None: kept at their size)."""
+    uint8 arrays (0-255) are resized to ``height`` x ``width`` as PIL images and files are (a video: None keeps its
+    size)."""
     if isinstance(x, (list, tuple)):  # a list of images (a batch) or of frames (one video)
         if len({a.shape for a in x}) > 1 or len({a.dtype for a in x}) > 1:
             raise ValueError(f"the {what}'s numpy arrays differ in shape or dtype: give them at one size and dtype")
@@ -210,11 +216,9 @@ def _numpy_pictures(x, height: int | None, width: int | None, what: str, frames:
         raise ValueError(f"a numpy {what} must be channel-last RGB, {layout} (diffusers' np layout), got shape "
                          f"{x.shape}; a channel-first tensor goes in as a torch tensor")
     x = x[None] if x.ndim == one else x
-    if height is None or width is None:  # e.g. a low-resolution video, which stays at its size
-        height, width = x.shape[-3:-1]
     if x.dtype == np.uint8:
         if frames:
-            return torch.cat([frames_to_tensor(resize_frames(v, height, width, source=f"the {what}")) for v in x])
+            return torch.cat([_uint8_video(v, height, width, what) for v in x])
         return images_to_tensor(x, height, width, f"the {what}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"a numpy {what} must be float in [0, 1] or uint8 (0-255), got dtype {x.dtype}")

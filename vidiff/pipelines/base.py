@@ -722,10 +722,15 @@ class VideoDiffusionPipeline:
         text, mask = self.text_encoder.encode(prompts)
         if not do_classifier_free_guidance:
             return text, mask, None, None
-        null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+        null, null_mask = self.encode_negative(negative)
         if null.shape[0] != text.shape[0]:  # one negative prompt for every caption
             null, null_mask = null.expand(text.shape[0], -1, -1).clone(), null_mask.expand(text.shape[0], -1).clone()
         return text, mask, null, null_mask
+
+    def encode_negative(self, negative: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The negative side's embeddings and mask: one negative prompt is encoded once (one row, repeated to the
+        batch where it is used: ``_match_null``); a list, one row per caption."""
+        return self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
 
     def check_prompt_embeds(self, prompt, negative_prompt, prompt_embeds, prompt_attention_mask,
                             negative_prompt_embeds, negative_prompt_attention_mask,
@@ -756,8 +761,7 @@ class VideoDiffusionPipeline:
         if negative_prompt_embeds is None:
             if negative_prompt_attention_mask is not None:
                 raise ValueError("negative_prompt_attention_mask goes with negative_prompt_embeds")
-            negative = check_negative_prompt(negative_prompt, text.shape[0])
-            null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+            null, null_mask = self.encode_negative(check_negative_prompt(negative_prompt, text.shape[0]))
         else:
             if negative_prompt not in (None, ""):
                 raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
@@ -782,28 +786,35 @@ class VideoDiffusionPipeline:
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
-        given = self.check_prompt_embeds(prompt, negative_prompt, *embeds, num_videos_per_prompt=n, batch=b)
-        if given is None:
-            prompts = self.check_inputs(prompt, t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler,
-                                        batch=b)
-            negative = check_negative_prompt(negative_prompt, len(prompts))
-            prompts, negative = videos_per_prompt(n, prompts, negative)
-        else:
-            self.check_sizes(t, h, w, s["num_inference_steps"], s["guidance_scale"], sampler)
-            prompts = [None] * (b * n)
-            negative = None if embeds[2] is not None else negative_prompt  # the text of the negative side, if any
-            self.check_embeds_reach(base_only)
+        prompts, negative, n, given = self.check_text(prompt, negative_prompt, embeds, num_videos_per_prompt,
+                                                      (t, h, w, s["num_inference_steps"], s["guidance_scale"]),
+                                                      sampler, base_only, batch=b)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         return s, prompts, negative, n, given
 
-    def check_embeds_reach(self, base_only) -> None:
-        """ValueError where a call by ``prompt_embeds`` would run a super-resolution stage, which reads the caption
-        with its own text encoder."""
+    def check_text(self, prompt, negative_prompt, embeds: tuple, num_videos_per_prompt, sizes: tuple,
+                   sampler: str | None, base_only: bool, batch: int | None = None) -> tuple[list, object, int, tuple]:
+        """A call's text and sizes checked before any work, given as captions or as embeddings (``embeds``: the
+        call's ``prompt_embeds``, ``prompt_attention_mask`` and the negative pair; :meth:`check_prompt_embeds`).
+        ``sizes``: (num_frames, height, width, steps, guidance); ``batch``: the number of given videos, to which one
+        caption or embedding row is repeated. Returns the captions (None each for embeddings) and the negative
+        prompt(s), both repeated ``num_videos_per_prompt`` times in place (:func:`videos_per_prompt`), that number,
+        and the checked embeddings, or None for captions. Embeddings reach the base stage only: a super-resolution
+        stage reads the caption with its own text encoder, so they need ``base_only``."""
+        n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
+        given = self.check_prompt_embeds(prompt, negative_prompt, *embeds, num_videos_per_prompt=n, batch=batch)
+        if given is None:
+            prompts = self.check_inputs(prompt, *sizes, sampler, batch=batch)
+            negative = check_negative_prompt(negative_prompt, len(prompts))
+            prompts, negative = videos_per_prompt(n, prompts, negative)
+            return prompts, negative, n, None
+        self.check_sizes(*sizes, sampler)
         if self.super_resolution is not None and base_only is not True:
             raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage reads "
                              "the caption with its own text encoder: give base_only=True (and run "
                              "pipe.super_resolution on the frames), or the prompt")
+        # no caption: the sidecar records the embeddings' shape (embeds_settings), and the negative text if any
+        return [None] * len(given[0]), None if embeds[2] is not None else negative_prompt, n, given
 
     @staticmethod
     def embeds_settings(given: tuple | None, negative_given: bool) -> dict:
@@ -849,10 +860,8 @@ class VideoDiffusionPipeline:
         if embeds is not None:
             text, mask, null, null_mask = embeds
         else:
-            negative = check_negative_prompt(negative_prompt, len(prompts))
             text, mask = self.text_encoder.encode(prompts)
-            # one negative prompt is encoded once and repeated to the batch (_match_null); a list, one per caption
-            null, null_mask = self.text_encoder.encode([negative] if isinstance(negative, str) else negative)
+            null, null_mask = self.encode_negative(check_negative_prompt(negative_prompt, len(prompts)))
         device, dtype = self.device, self.dtype
         text, null = text.to(device, dtype), null.to(device, dtype)
         mask, null_mask = mask.to(device), null_mask.to(device)

@@ -8,8 +8,8 @@ import torch
 
 from vidiff.models.latent import latent_size
 from vidiff.checks import whole
-from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_negative_prompt,
-                                   check_output_type, check_return_dict, step_callback, videos_per_prompt)
+from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
+                                   step_callback)
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -53,22 +53,14 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale)
-        embeds = self.check_prompt_embeds(prompt, negative_prompt, prompt_embeds, prompt_attention_mask,
-                                          negative_prompt_embeds, negative_prompt_attention_mask, num_videos_per_prompt)
-        if embeds is None:
-            prompts = self.check_inputs(prompt, s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
-                                        s["guidance_scale"], sampler)
-        else:
-            self.check_sizes(s["num_frames"], s["height"], s["width"], s["num_inference_steps"], s["guidance_scale"],
-                             sampler)
-            prompts = [None] * len(embeds[0])  # no caption: the sidecar records the embeddings' shape
-            self.check_embeds_reach(base_only)
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
-        if embeds is None:
-            negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
-            prompts, negative_prompt = videos_per_prompt(num_videos_per_prompt, prompts, negative_prompt)
+        prompts, negative_prompt, _, embeds = self.check_text(
+            prompt, negative_prompt,
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask),
+            num_videos_per_prompt, (s["num_frames"], s["height"], s["width"], s["num_inference_steps"],
+                                    s["guidance_scale"]), sampler, base_only)
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         temporal_window = None
         if window is not None:
