@@ -130,6 +130,17 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("animate-with-text-to-video-model", ANIMATE + ["--model", "{T2V}"], "needs a conditional")
     add("edit-with-conditional-model", EDIT + ["--model", "{COND}"], "needs a text-to-video")
     add("upscale-with-text-to-video-model", UPSCALE + ["--model", "{T2V}"], "needs a super-resolution")
+    add("generate-model-hub-id", GEN + ["--model", "someone/a-video-model"], "fetches nothing from a model hub")
+    # --- custom step grids (--timesteps, diffusers' timesteps=)
+    for cmd in ("generate", "animate", "edit"):
+        add(f"{cmd}--timesteps=words", COMMANDS[cmd] + ["--timesteps", "999,lots"], "takes whole numbers")
+        add(f"{cmd}--timesteps=rising", COMMANDS[cmd] + ["--timesteps", "10,500"], "must fall strictly")
+    add("generate--timesteps=past-T", GEN + ["--timesteps", "1000,10"], "in [0, 999]")
+    add("generate--timesteps=negative", GEN + ["--timesteps", "999,-1"], "in [0, 999]")
+    add("generate--timesteps=empty", GEN + ["--timesteps", ""], "takes whole numbers")
+    add("generate--timesteps-and-steps", GEN + ["--timesteps", "999,500", "--steps", "3"], "disagree")
+    add("generate--timesteps-with-ddim", GEN + ["--timesteps", "999,500", "--sampler", "ddim"],
+        "takes no custom timesteps", early=False)
     add("generate-style-missing", GEN + ["--style", "{D}/nothing"], "does not exist")
     add("generate-style-of-other-task", GEN + ["--style", "{COND}"], "conditional", early=False)
     add("generate-ssr-missing", GEN + ["--ssr", "{D}/nothing"], "does not exist")

@@ -659,6 +659,32 @@ def one_clip_manifest(tmp_path: Path) -> Path:
     return clips / "train.csv"
 
 
+def test_output_type_latent_gives_the_samples_before_the_vae_as_diffusers_does(tmp_path, tiny_pipeline_dir,
+                                                                                tiny_conditional_dir):
+    from vidiff.pipelines.conditional import ImageToVideoPipeline
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = inflate(make_tiny_sd_folder(tmp_path / "sd"), "motion-module")
+    call = dict(num_frames=4, num_inference_steps=2)
+    out = pipe("a red circle", output_type="latent", generator=torch.Generator().manual_seed(0), **call)
+    video = pipe("a red circle", output_type="pt", generator=torch.Generator().manual_seed(0), **call)
+    assert out.frames.shape == (1, 4, 4, 8, 8) and video.videos.shape == (1, 3, 4, 16, 16)
+    assert out.frames.min() < -0.5 and out.frames.max() > 0.5  # latents, not a [0, 1] video
+    assert torch.equal(pipe.to_pixels(out.frames), video.videos)
+    (frames,) = pipe("a red circle", output_type="latent", generator=torch.Generator().manual_seed(0),
+                     return_dict=False, **call)
+    assert torch.equal(frames, out.frames)
+    with pytest.raises(ValueError, match="not a video: pipe.to_pixels"):
+        out.save(tmp_path / "latents.mp4")
+    assert not list(tmp_path.glob("latents*"))
+    with pytest.raises(ValueError, match="works in pixels"):  # it was "unknown output_type" for every model
+        TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)("a red circle", output_type="latent")
+    with pytest.raises(ValueError, match="for text-to-video with a latent model"):
+        ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)("a red circle", torch.rand(1, 3, 16, 16),
+                                                                   output_type="latent")
+
+
 def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_path, capsys):
     """No vidiff_pipeline.json: zero-shot video from it, its sizes and guidance as diffusers' defaults, a fine-tune of
     it (another folder of the same layout) under an inflated model's temporal layers, and a recipe inflating it."""

@@ -294,6 +294,25 @@ def test_bad_models_devices_and_style_weights_are_value_errors(tiny_pipeline_dir
     assert pipe.with_style(tiny_pipeline_dir, alpha=np.float32(0.5)).style["alpha"] == 0.5
 
 
+def test_diffusers_loading_keywords_are_taken_or_refused_in_one_line(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """The loading code of diffusers' examples (use_safetensors=True, variant="fp16", local_files_only=True, a hub
+    id) was a TypeError or a bare 'does not exist'."""
+    monkeypatch.chdir(tmp_path)
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir, use_safetensors=True, local_files_only=True)
+    plain = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir, local_files_only=False)
+    for a, b in zip(pipe.unet.state_dict().values(), plain.unet.state_dict().values()):
+        assert torch.equal(a, b)
+    for kwargs, words in (({"use_safetensors": False}, "safetensors only"), ({"variant": "fp16"}, "torch_dtype"),
+                          ({"local_files_only": "yes"}, "local_files_only must be True or False")):
+        with pytest.raises(ValueError, match=words):
+            TextToVideoPipeline.from_pretrained(tiny_pipeline_dir, **kwargs)
+    with pytest.raises(ValueError, match="fetches nothing from a model hub.*hf download someone/model"):
+        TextToVideoPipeline.from_pretrained("someone/model")
+    (tmp_path / "runs").mkdir()  # a mistyped local path is not taken for a hub id
+    with pytest.raises(ValueError, match="does not exist; give a pipeline folder"):
+        TextToVideoPipeline.from_pretrained("runs/model")
+
+
 def test_bad_images_videos_and_masks_are_value_errors(tiny_pipeline_dir, tiny_conditional_dir, tiny_ssr_dir):
     import numpy as np
 
@@ -367,6 +386,54 @@ def test_a_swapped_scheduler_is_used(tiny_pipeline_dir):
     # a sampler named in the call wins over pipe.scheduler
     named = pipe("a red circle", sampler="dpm++", generator=torch.Generator().manual_seed(0))
     assert torch.equal(named.videos, base.videos)
+
+
+def test_custom_timesteps_as_in_diffusers(tiny_pipeline_dir, tiny_conditional_dir):
+    """diffusers' ``timesteps=`` (a custom step grid, e.g. Align-Your-Steps): the grid the call runs, the same video
+    as the number of steps that makes that grid, SDEdit's part of it, and one line where it cannot run."""
+    from vidiff import ImageToVideoPipeline, VideoEditPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    seen = []
+
+    def record(p, i, t, kw):
+        seen.append(int(t))
+        return kw
+
+    def call(fn, *args, **kw):
+        seen.clear()
+        return fn(*args, generator=torch.Generator().manual_seed(0), callback_on_step_end=record, **kw)
+
+    pipe.defaults["logsnr_min"] = -8.5  # DPM++ spaced as the embedded default spaces it
+    a = call(pipe, "a red circle", num_inference_steps=4, sampler="dpm++")
+    grid = list(seen)
+    b = call(pipe, "a red circle", timesteps=grid, sampler="dpm++")
+    assert seen == grid and torch.equal(a.videos, b.videos)
+    assert b.settings["timesteps"] == grid and b.settings["num_inference_steps"] == 4
+    pipe.defaults["logsnr_min"] = None  # diffusers' own log-SNR spacing (use_lu_lambdas, which refuses a grid)
+    lu = call(pipe, "a red circle", num_inference_steps=4, sampler="dpm++")
+    lu_grid = list(seen)
+    given = call(pipe, "a red circle", timesteps=lu_grid, sampler="dpm++")  # its sigmas from the whole timesteps
+    assert seen == lu_grid and (lu.videos - given.videos).abs().max() < 0.02
+    for sampler in ("dpm++-sde", "ddpm"):
+        c = call(pipe, "a red circle", timesteps=torch.tensor([999, 600, 300, 50]), sampler=sampler)
+        assert seen == [999, 600, 300, 50] and not torch.equal(c.videos, a.videos), sampler
+    e = call(VideoEditPipeline.from_pipe(pipe), "a blue square", a.videos, strength=0.5,
+             timesteps=[999, 600, 400, 100], sampler="dpm++")
+    assert seen == [400, 100] and e.settings["start_timestep"] == 400
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    call(i2v, "a red circle", torch.rand(1, 3, 16, 16), timesteps=[900, 500, 10], sampler="ddpm")
+    assert seen == [900, 500, 10]
+    for kwargs, words in (({"timesteps": [999, 500], "sampler": "ddim"}, "DDIMScheduler takes no custom timesteps"),
+                          ({"timesteps": [10, 500]}, "fall strictly"), ({"timesteps": [1000, 5]}, r"in \[0, 999\]"),
+                          ({"timesteps": []}, "non-empty list"), ({"timesteps": "999"}, "non-empty list"),
+                          ({"timesteps": [999, 2.5]}, "timesteps"),
+                          ({"timesteps": [999, 500, 1], "num_inference_steps": 4}, "disagree")):
+        with pytest.raises(ValueError, match=words):
+            pipe("a red circle", sampler=kwargs.pop("sampler", "dpm++"), **kwargs)
+    pipe.enable_free_init(num_iters=2)
+    with pytest.raises(ValueError, match="FreeInit"):
+        pipe("a red circle", timesteps=[999, 500], sampler="dpm++")
 
 
 def test_dtype_device_and_callback(tiny_cascade_dir):

@@ -212,6 +212,29 @@ def test_folder_clips_sample_start_and_stride_per_clip_deterministically(tmp_pat
         config_from_dict({"data": {"kind": "shapes", "random_start": True}})
 
 
+def test_folder_clips_count_each_file_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    """random_start needs a file's frame count; a WebM or GIF has none in its header, so counting decodes it whole:
+    once per file, not once per item (it was both for every item of every epoch)."""
+    import vidiff.io.video as video
+    from tests.test_io import make_folder
+    from vidiff.data.folder import FolderVideoDataset
+
+    make_folder(tmp_path)
+    ds = FolderVideoDataset(tmp_path / "m.csv", num_frames=2, resolution=8, random_start=True, seed=3)
+    calls = []
+    real = video.count_frames
+    monkeypatch.setattr(video, "count_frames", lambda p: calls.append(str(p)) or real(p))
+    good = next(i for i in range(len(ds)) if ds[i] is not None)
+    draws = [ds.clip_of(good + k * len(ds)) for k in range(6)]
+    assert calls.count(calls[0]) == 1 and len(set(draws)) > 1
+    path = ds.rows[good]["path"]
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data)  # the same file written again: a new mtime
+    os.utime(path, ns=(1, 1))
+    ds.clip_of(good)
+    assert calls.count(calls[0]) == 2
+
+
 def test_ema_follows_a_wrapped_model_by_name_on_its_own_device():
     from vidiff.training.ema import EMA
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 EMBEDDED = ("default", "conditional", "ssr", "style-outlined", "t2i-shapes")  # pipeline folders under vidiff/weights
@@ -28,6 +29,7 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     return weights_dir() / name
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _WARNED: set[str] = set()  # names warned about in this process (resolve_model runs several times a command)
 
 
@@ -40,6 +42,10 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     p = model_path(name)
     if not p.exists():
         hint = " (not shipped in this install)" if name in EMBEDDED else ""
+        # "owner/name", as diffusers' from_pretrained takes a hub repository (not "runs/x" with runs/ here)
+        if HUB_ID.fullmatch(name) and not Path(name.split("/")[0]).exists():
+            hint += (f"; vidiff fetches nothing from a model hub: download it first ('hf download {name} "
+                     f"--local-dir DIR') and give DIR")
         raise ValueError(f"model path {name!r} does not exist{hint}; give a pipeline folder (from 'vidiff train') "
                          f"or one of: {', '.join(EMBEDDED)}")
     if not (p / "vidiff_pipeline.json").exists():

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from vidiff.cli.common import (
-    _autocast, _check_ranges, _generator, _load, _prepare, _ssr_kwargs, _write, check_ssr_args,
+    _autocast, _check_ranges, _generator, _load, _prepare, _ssr_kwargs, _timesteps, _write, check_ssr_args,
 )
 from vidiff.registry import resolve_model
 
@@ -36,10 +36,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          f"model of it with 'vidiff inflate'")
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
+    timesteps = _timesteps(args)
     pipe = _load(TextToVideoPipeline, args.model, args)
     with _autocast(args):
         result = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
-                      num_inference_steps=args.steps, guidance_scale=args.guidance,
+                      num_inference_steps=args.steps, timesteps=timesteps, guidance_scale=args.guidance,
                       negative_prompt=args.negative_prompt, sampler=args.sampler, generator=_generator(args),
                       window=args.base_window, stride=args.base_stride, window_weighting=args.base_weighting,
                       base_only=args.base_only, progress=not args.quiet, **_ssr_kwargs(args))
@@ -56,7 +57,7 @@ def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool
     if not is_image:
         raise ValueError(f"--zero-shot runs a text-to-image model; {args.model!r} is a video model")
     unused = [f for f in ("base_window", "base_stride", "base_weighting", "ssr", "window", "stride", "ssr_steps",
-                          "style", "sampler", "image_model", "free_init")
+                          "style", "sampler", "image_model", "free_init", "timesteps")
               if getattr(args, f, None) not in (None, False)]
     if unused:
         raise ValueError(f"--zero-shot does not take {', '.join('--' + f.replace('_', '-') for f in unused)}")
@@ -135,8 +136,9 @@ def cmd_conditional(args: argparse.Namespace) -> int:
 
     cls = {"animate": cp.ImageToVideoPipeline, "inpaint": cp.VideoInpaintPipeline,
            "cinemagraph": cp.CinemagraphPipeline}[args.command]
+    timesteps = _timesteps(args)
     pipe = _load(cls, args.model, args)
-    kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, sampler=args.sampler,
+    kw = dict(num_inference_steps=args.steps, timesteps=timesteps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=_generator(args), progress=not args.quiet, keep_known=not args.no_keep_known,
               condition_guidance_scale=args.condition_guidance, base_only=args.base_only, **_ssr_kwargs(args))
     with _autocast(args):
@@ -157,9 +159,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
     inputs, notes = _read_inputs(args, "text-to-video")
     from vidiff.pipelines.edit import VideoEditPipeline
 
+    timesteps = _timesteps(args)
     pipe = _load(VideoEditPipeline, args.model, args)
     with _autocast(args):
         result = pipe(args.prompt, inputs["clip"], strength=args.strength, num_inference_steps=args.steps,
+                      timesteps=timesteps,
                       guidance_scale=args.guidance, sampler=args.sampler, generator=_generator(args),
                       base_only=args.base_only, progress=not args.quiet, **_ssr_kwargs(args))
     _with_input_fps(args, notes)

@@ -152,6 +152,30 @@ def _generator(args: argparse.Namespace):
     return torch.Generator().manual_seed(args.seed)
 
 
+def _timesteps(args: argparse.Namespace) -> list[int] | None:
+    """``--timesteps 999,700,400,100`` as the library's ``timesteps=``, checked against the model's diffusion time
+    before it loads."""
+    text = getattr(args, "timesteps", None)
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--timesteps takes whole numbers separated by commas, noisiest first (e.g. 999,700,400,100), "
+                         f"got {text!r}") from None
+    from vidiff.pipelines.base import check_timesteps
+    from vidiff.pipelines.folder import read_meta
+
+    total = read_meta(resolve_model(args.model)).get("diffusion", {}).get("num_train_timesteps", 1000)
+    try:
+        grid = check_timesteps(values, total)
+    except ValueError as e:
+        raise ValueError(str(e).replace("timesteps", "--timesteps", 1)) from None
+    if args.steps is not None and args.steps != len(grid):
+        raise ValueError(f"--steps {args.steps} and the {len(grid)} --timesteps disagree; give one of them")
+    return grid
+
+
 def _ssr_kwargs(args: argparse.Namespace) -> dict:
     return {"ssr_window": args.window, "ssr_stride": args.stride, "ssr_steps": args.ssr_steps}
 

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--frames", type=int, default=None, help="number of frames (model default: 16)")
         c.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's; the embedded default takes 20)")
         c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (model default)")
+        c.add_argument("--timesteps", default=None, metavar="T1,T2,...", help="a custom step grid, noisiest first "
+                       "(e.g. 999,700,400,100; diffusers' timesteps=): sets the steps; dpm++, dpm++-sde and ddpm take one")
         c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (default: the model's; "
                        "dpm++: DPM-Solver++ 2M; dpm++-sde: its SDE form, the embedded default's)")
         if from_noise:

@@ -109,6 +109,10 @@ class FolderVideoDataset:
         self.stride_max = max(frame_stride, frame_stride_max)
         self.random_start, self.seed = random_start, seed
         self.skipped: Counter = Counter()
+        # frames per file, counted once: a container without a frame count in its header (WebM, GIF, some MKV) is
+        # decoded whole to count it, which random_start did for every item (keyed by size and mtime, so a file
+        # replaced during a run is counted again)
+        self._frame_counts: dict[tuple[str, int, int], int] = {}
         self._check_readable(manifest)
 
     PROBE = 16  # rows read when the dataset is made
@@ -142,11 +146,21 @@ class FolderVideoDataset:
         stride = int(rng.integers(self.stride, self.stride_max + 1)) if self.stride_max > self.stride else self.stride
         if not self.random_start:
             return 0, stride
-        from vidiff.io.video import count_frames
-
-        total = count_frames(self.rows[i % len(self.rows)]["path"])
+        total = self.frame_count(self.rows[i % len(self.rows)]["path"])
         need = (self.num_frames - 1) * stride + 1
         return int(rng.integers(0, max(1, total - need + 1))), stride
+
+    def frame_count(self, path: str) -> int:
+        from vidiff.io.video import count_frames
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return count_frames(path)  # its own ValueError for a missing file
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._frame_counts:
+            self._frame_counts[key] = count_frames(path)
+        return self._frame_counts[key]
 
     def __getitem__(self, i: int) -> dict | None:
         row = self.rows[i % len(self.rows)]

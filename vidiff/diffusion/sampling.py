@@ -93,10 +93,15 @@ def _pad(x: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor
     return x, mask
 
 
-def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0) -> torch.Tensor:
-    """The scheduler's timesteps; with ``strength < 1`` only those at or below ``strength * T`` (SDEdit's
-    start time t0 as a fraction of the diffusion time T, Meng et al. 2022), whatever the step spacing."""
-    scheduler.set_timesteps(num_inference_steps)
+def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0,
+                  timesteps: list[int] | None = None) -> torch.Tensor:
+    """The scheduler's timesteps (``timesteps``: a custom grid, as diffusers' ``retrieve_timesteps`` passes it); with
+    ``strength < 1`` only those at or below ``strength * T`` (SDEdit's start time t0 as a fraction of the diffusion
+    time T, Meng et al. 2022), whatever the step spacing."""
+    if timesteps is None:
+        scheduler.set_timesteps(num_inference_steps)
+    else:
+        scheduler.set_timesteps(timesteps=list(timesteps))
     ts = scheduler.timesteps
     if strength >= 1.0:
         return ts

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vidiff.checks import in_limits, number, whole
+from vidiff.checks import in_limits, number, whole, whole_in
 from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
 from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
                                       timesteps_for)
@@ -103,6 +103,8 @@ class VideoPipelineOutput:
 
     @property
     def frames(self):
+        if self.output_type == LATENT:  # diffusers' video pipelines return the latents themselves as frames
+            return self.videos
         v = self.videos.clamp(0, 1)
         if self.output_type == "pt":
             return v.permute(0, 2, 1, 3, 4)
@@ -113,10 +115,19 @@ class VideoPipelineOutput:
 
     def to_uint8(self) -> np.ndarray:
         """uint8 (b, t, h, w, c): what the writers take (round(255 x), the conversion of every vidiff output)."""
+        if self.output_type == LATENT:  # save() and the sheets come here
+            raise ValueError("this output holds a latent model's latents (output_type='latent'), not a video: "
+                             "pipe.to_pixels(out.frames) decodes them (in [0, 1], as output_type='pt' videos)")
         return (self.videos.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
 
 
+LATENT = "latent"
+
+
 def check_output_type(output_type: str) -> str:
+    if output_type == LATENT:
+        raise ValueError(f"output_type {LATENT!r} is for text-to-video with a latent model (a folder with vae/); "
+                         f"allowed here: {', '.join(OUTPUT_TYPES)}")
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"unknown output_type {output_type!r}; allowed: {', '.join(OUTPUT_TYPES)}")
     return output_type
@@ -305,6 +316,65 @@ def check_replaceable(path: Path, extra=(), remedy: str = "move them out, or cho
     check_replaceable_folder(path, pipeline_entries() | set(extra), "a pipeline export", remedy)
 
 
+def check_timesteps(timesteps, num_train_timesteps: int) -> list[int]:
+    """diffusers' ``timesteps=``: a custom step grid, whole numbers in [0, T) in strictly falling order (what the
+    schedulers that take one require), as a list; ValueError otherwise."""
+    if isinstance(timesteps, torch.Tensor):
+        timesteps = timesteps.tolist()
+    elif isinstance(timesteps, np.ndarray):
+        timesteps = timesteps.tolist()
+    if not isinstance(timesteps, (list, tuple)) or not timesteps:
+        raise ValueError(f"timesteps must be a non-empty list of whole numbers in falling order, got "
+                         f"{timesteps!r}"[:200])
+    grid = [whole_in(t, "each of timesteps", 0, num_train_timesteps - 1) for t in timesteps]
+    if len(grid) > 1000:
+        raise ValueError(f"timesteps holds {len(grid)} steps; at most 1000")
+    if any(a <= b for a, b in zip(grid, grid[1:])):
+        raise ValueError(f"timesteps must fall strictly (the noisiest step first), got {grid}"[:300])
+    return grid
+
+
+def custom_grid(scheduler, timesteps: list[int], free_init=None):
+    """``scheduler`` (a call's own copy) set to a custom step grid, or ValueError where it cannot take one: a
+    scheduler whose ``set_timesteps`` has no ``timesteps`` (diffusers' rule in ``retrieve_timesteps``), or one that
+    refuses it (Karras sigmas), and FreeInit, whose samplings use grids of their own."""
+    import inspect
+
+    from vidiff.pipelines.folder import first_line
+
+    name = type(scheduler).__name__
+    if "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
+        raise ValueError(f"{name} takes no custom timesteps (its set_timesteps has no timesteps argument): use the "
+                         f"sampler 'dpm++', 'dpm++-sde' or 'ddpm', or give num_inference_steps")
+    if free_init is not None:
+        raise ValueError("custom timesteps and FreeInit: FreeInit samples on grids of its own (coarse to fine); "
+                         "disable one of them (pipe.disable_free_init())")
+    if getattr(scheduler.config, "use_lu_lambdas", False):
+        # the flag only says how DPM-Solver spaces the steps it makes (uniform log-SNR); a given grid makes none,
+        # and diffusers refuses the two together
+        scheduler.register_to_config(use_lu_lambdas=False)
+    try:
+        scheduler.set_timesteps(timesteps=list(timesteps))
+    except ValueError as e:
+        raise ValueError(f"{name} cannot take custom timesteps: {first_line(e)}") from None
+    return scheduler
+
+
+def check_loading_keywords(local_files_only, use_safetensors, variant) -> None:
+    """diffusers' ``from_pretrained`` keywords that a user's loading code carries (``use_safetensors=True,
+    variant="fp16"`` in most Stable Diffusion examples): the ones that hold for vidiff pass, the rest get one
+    ValueError saying what vidiff does instead (they were a TypeError)."""
+    if not isinstance(local_files_only, bool):
+        raise ValueError(f"local_files_only must be True or False, got {local_files_only!r}")
+    if not (use_safetensors is None or use_safetensors is True):
+        raise ValueError(f"use_safetensors={use_safetensors!r}: vidiff reads safetensors only (a .bin or .ckpt is a "
+                         f"pickle, which runs code); leave it out or pass True")
+    if variant is not None:
+        raise ValueError(f"variant={variant!r}: vidiff picks each model's weights file from what the folder holds "
+                         f"(diffusion_pytorch_model.safetensors, else the one variant present, e.g. .fp16); leave it "
+                         f"out and choose the dtype in memory with torch_dtype")
+
+
 class VideoDiffusionPipeline:
     """A video U-Net, a text encoder, a diffusers scheduler and the folder's defaults; subclasses name their
     ``task``. Pipelines whose folder names a ``super_resolution`` stage run it after the base model (the
@@ -368,14 +438,19 @@ class VideoDiffusionPipeline:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None, text_encoder=None,
                         base_only: bool = False, super_resolution: str | os.PathLike | None = None,
-                        dtype: torch.dtype | None = None):
+                        dtype: torch.dtype | None = None, *, local_files_only: bool = True,
+                        use_safetensors: bool | None = None, variant: str | None = None):
         """A pipeline folder, or the name of an embedded model ("default", "conditional", "ssr",
         "style-outlined"; :mod:`vidiff.registry`). ``torch_dtype`` casts the weights (``dtype`` is the same);
-        ``base_only`` skips the super-resolution stage the folder names, ``super_resolution`` replaces it."""
+        ``base_only`` skips the super-resolution stage the folder names, ``super_resolution`` replaces it.
+        diffusers' loading keywords are taken where they hold for vidiff: ``local_files_only`` (vidiff reads local
+        folders only, either way), ``use_safetensors`` None or True (safetensors only); a ``variant`` is refused,
+        since each model's weights file is picked from what the folder holds (:func:`weights_variant`)."""
         from vidiff.registry import resolve_model
 
         if not isinstance(base_only, bool):
             raise ValueError(f"base_only must be True or False, got {base_only!r}")
+        check_loading_keywords(local_files_only, use_safetensors, variant)
         path = resolve_model(path)
         meta = read_meta(path)
         task = meta.get("task", "text-to-video")
@@ -657,14 +732,21 @@ class VideoDiffusionPipeline:
         """The model's (height, width): what a PIL image given to a pipeline is resized to, as the CLI resizes files."""
         return whole(self.defaults["height"], "height"), whole(self.defaults["width"], "width")
 
-    def settings(self, **given) -> dict:
-        """The call's settings: given values, else the pipeline's defaults."""
+    def settings(self, timesteps=None, **given) -> dict:
+        """The call's settings: given values, else the pipeline's defaults. ``timesteps``: a custom step grid
+        (diffusers' ``timesteps=``), which sets the number of steps."""
         d = self.defaults
         out = {k: (d[k] if given.get(k) is None else given[k]) for k in
                ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
         for k in ("num_frames", "height", "width", "num_inference_steps"):
             out[k] = whole(out[k], k)
         out["guidance_scale"] = number(out["guidance_scale"], "guidance_scale")
+        if timesteps is not None:
+            grid = check_timesteps(timesteps, self.diffusion.num_train_timesteps)
+            if given.get("num_inference_steps") is not None and out["num_inference_steps"] != len(grid):
+                raise ValueError(f"num_inference_steps={out['num_inference_steps']} and {len(grid)} timesteps "
+                                 f"disagree; give one of them")
+            out.update(num_inference_steps=len(grid), timesteps=grid)
         return out
 
     def check_inputs(self, prompt, num_frames: int, height: int, width: int, steps: int, guidance: float,
@@ -776,7 +858,8 @@ class VideoDiffusionPipeline:
 
     def check_video_call(self, prompt, video: torch.Tensor, num_inference_steps, guidance_scale, negative_prompt,
                          sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps,
-                         num_videos_per_prompt=1, embeds: tuple = (None,) * 4) -> tuple[dict, list, object, int, tuple]:
+                         num_videos_per_prompt=1, embeds: tuple = (None,) * 4,
+                         timesteps=None) -> tuple[dict, list, object, int, tuple]:
         """A call on a given video (b, 3, t, h, w) checked before any work: its resolved settings, its captions (one
         repeated to the batch) and its negative prompt(s), each repeated ``num_videos_per_prompt`` times in place
         (:func:`videos_per_prompt`), that number, by which the caller repeats its tensors (:func:`repeat_videos`),
@@ -785,7 +868,7 @@ class VideoDiffusionPipeline:
         batch), else None."""
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
+                          guidance_scale=guidance_scale, timesteps=timesteps)
         prompts, negative, n, given = self.check_text(prompt, negative_prompt, embeds, num_videos_per_prompt,
                                                       (t, h, w, s["num_inference_steps"], s["guidance_scale"]),
                                                       sampler, base_only, batch=b)
@@ -898,13 +981,16 @@ class VideoDiffusionPipeline:
                sampler: str | None, generator: torch.Generator | None, latents: torch.Tensor | None = None,
                start: torch.Tensor | None = None, strength: float = 1.0, temporal_window: tuple | None = None,
                progress: bool = False, known: tuple[torch.Tensor, torch.Tensor] | None = None,
-               callback_on_step_end: Callable | None = None) -> torch.Tensor:
+               callback_on_step_end: Callable | None = None, decode: bool = True,
+               timesteps: list[int] | None = None) -> torch.Tensor:
         """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
         (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
         (``temporal_window = (window, stride[, weighting])``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
         ``mask`` is 1 after every step (:func:`~vidiff.diffusion.sampling.keep_known`).
         ``callback_on_step_end(pipe, i, t, {"latents": x})`` runs after every step (diffusers' convention); a
-        returned ``"latents"`` replaces the sample. Returns (b, c, t, h, w) in [0, 1]."""
+        returned ``"latents"`` replaces the sample. ``timesteps``: a custom step grid (checked by :meth:`settings`),
+        for schedulers whose ``set_timesteps`` takes one. Returns (b, c, t, h, w) in [0, 1] (a latent model's latents as
+        sampled with ``decode=False``)."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
         generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
@@ -914,7 +1000,9 @@ class VideoDiffusionPipeline:
         if free_init is not None and (start is not None or strength < 1.0):
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
                              "the given video; disable it (pipe.disable_free_init()) for edits")
-        ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength)
+        if timesteps is not None:
+            custom_grid(scheduler, timesteps, free_init)
+        ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength, timesteps)
         if start is not None and 0.0 < strength < 1.0 and not bool((ts > 0).any()):
             # the start time snaps down to the sampler's grid; with no grid step above t = 0 the "edit" gave the
             # input back unchanged, without a word
@@ -970,7 +1058,7 @@ class VideoDiffusionPipeline:
             raise ValueError(f"sampling gave NaN or infinite values (scheduler {type(scheduler).__name__}"
                              f"{', weights in ' + str(self.dtype).replace('torch.', '') if half else ''}): another "
                              f"sampler{', or float32 weights,' if half else ''} may not; nothing was written")
-        return self.to_pixels(x)
+        return self.to_pixels(x) if decode else x.float().cpu()
 
     # ------------------------------------------------------------------ latent models
     @property
@@ -987,7 +1075,8 @@ class VideoDiffusionPipeline:
         return (batch, self.unet.sample_channels, num_frames, height // f, width // f)
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """The sampler's output as a video in [0, 1]: decoded frame by frame for a latent model."""
+        """The sampler's output as a video in [0, 1]: decoded frame by frame for a latent model (the frames of an
+        ``output_type="latent"`` call become the video an ``output_type="pt"`` call gives)."""
         if self.vae is not None:
             from vidiff.models.latent import decode_frames
 
@@ -1027,6 +1116,14 @@ class VideoDiffusionPipeline:
         if ssr_steps is not None and not 1 <= whole(ssr_steps, "ssr_steps") <= 1000:
             raise ValueError(f"ssr_steps must be in 1..1000, got {ssr_steps}")
 
+    def check_latent_output(self, base_only: bool) -> None:
+        """ValueError unless ``output_type="latent"`` can be given: a latent model's base stage, nothing after it."""
+        if self.vae is None:
+            raise ValueError("output_type='latent' returns a latent model's samples before its VAE decodes them; this "
+                             "model works in pixels (no vae/): output_type='pt' gives its video as a tensor")
+        if self.super_resolution is not None and not base_only:
+            raise ValueError("output_type='latent' stops before the super-resolution stage: pass base_only=True")
+
     def finish(self, prompts: list[str], videos: torch.Tensor, settings: dict, output_type: str, base_only: bool,
                generator: torch.Generator | None, progress: bool, callback_on_step_end: Callable | None = None,
                ssr_window: int | None = None, ssr_stride: int | None = None,
@@ -1035,6 +1132,8 @@ class VideoDiffusionPipeline:
         its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings`` (with
         ``return_dict=False``, diffusers' tuple ``(frames,)``)."""
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
+        if output_type == LATENT:
+            self.check_latent_output(base_only)
         settings = {**settings, "fps": self.defaults["fps"]}
         if self.style:
             settings.update(self.style)

@@ -8,8 +8,8 @@ import torch
 
 from vidiff.models.latent import latent_size
 from vidiff.checks import whole
-from vidiff.pipelines.base import (VideoDiffusionPipeline, VideoPipelineOutput, check_output_type, check_return_dict,
-                                   step_callback)
+from vidiff.pipelines.base import (LATENT, VideoDiffusionPipeline, VideoPipelineOutput, check_output_type,
+                                   check_return_dict, step_callback)
 
 
 class TextToVideoPipeline(VideoDiffusionPipeline):
@@ -39,7 +39,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  return_dict: bool = True, callback_on_step_end_tensor_inputs: list[str] | None = None,
                  prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
                  negative_prompt_embeds: torch.Tensor | None = None,
-                 negative_prompt_attention_mask: torch.Tensor | None = None) -> VideoPipelineOutput | tuple:
+                 negative_prompt_attention_mask: torch.Tensor | None = None,
+                 timesteps: list[int] | None = None) -> VideoPipelineOutput | tuple:
         """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
         ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise). ``latents``: the
         start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames).
@@ -47,12 +48,19 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         caption ``i``'s (a list of generators gives one per video); False returns the tuple ``(frames,)``.
         ``prompt_embeds`` / ``prompt_attention_mask`` (from :meth:`encode_prompt`, or your own) instead of ``prompt``,
         and the negative pair instead of ``negative_prompt``, as in diffusers; they reach the base stage only, so a
-        pipeline with a super-resolution stage takes them with ``base_only=True``."""
-        check_output_type(output_type)
+        pipeline with a super-resolution stage takes them with ``base_only=True``. ``output_type="latent"`` (a latent
+        model's base stage) returns the samples before the VAE decodes them, as ``frames`` (b, c, t, h, w), as diffusers
+        does; ``pipe.to_pixels(frames)`` decodes them to the video ``output_type="pt"`` gives. ``timesteps``: a custom
+        step grid in falling order (diffusers' ``timesteps=``; for the samplers whose ``set_timesteps`` takes one),
+        which sets the number of steps."""
+        if output_type == LATENT:  # diffusers' "latent": the samples before the VAE decodes them
+            self.check_latent_output(base_only)
+        else:
+            check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
+                          guidance_scale=guidance_scale, timesteps=timesteps)
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
@@ -82,7 +90,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds)
         videos = self.sample(denoiser, shape, s["num_inference_steps"], sampler, generator, latents=latents,
                              temporal_window=temporal_window, progress=progress,
-                             callback_on_step_end=callback_on_step_end)
+                             callback_on_step_end=callback_on_step_end, decode=output_type != LATENT,
+                             timesteps=s.get("timesteps"))
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
         s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))
