@@ -66,3 +66,10 @@ def in_limits(value, limit: str, name: str | None = None):
     if not low <= v <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {v}")
     return v
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most ``limit`` characters:
+    what a one-line error quotes of a library's failure."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]

@@ -95,19 +95,41 @@ def _pad(x: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor
 
 def timesteps_for(scheduler, num_inference_steps: int, strength: float = 1.0,
                   timesteps: list[int] | None = None) -> torch.Tensor:
-    """The scheduler's timesteps (``timesteps``: a custom grid, as diffusers' ``retrieve_timesteps`` passes it); with
-    ``strength < 1`` only those at or below ``strength * T`` (SDEdit's start time t0 as a fraction of the diffusion
-    time T, Meng et al. 2022), whatever the step spacing."""
+    """The scheduler's timesteps (``timesteps``: a custom grid, :func:`set_custom_grid`); with ``strength < 1`` only
+    those at or below ``strength * T`` (SDEdit's start time t0 as a fraction of the diffusion time T, Meng et al. 2022),
+    whatever the step spacing."""
     if timesteps is None:
         scheduler.set_timesteps(num_inference_steps)
     else:
-        scheduler.set_timesteps(timesteps=list(timesteps))
+        set_custom_grid(scheduler, timesteps)
     ts = scheduler.timesteps
     if strength >= 1.0:
         return ts
     if strength <= 0.0:  # no noise: nothing to denoise
         return ts[:0]
     return ts[ts <= strength * scheduler.config.num_train_timesteps]
+
+
+def set_custom_grid(scheduler, timesteps: list[int]) -> None:
+    """``scheduler`` (a call's own copy: its config may change) set to a custom step grid, as diffusers'
+    ``retrieve_timesteps`` passes one, or ValueError where it cannot take one: a scheduler whose ``set_timesteps`` has
+    no ``timesteps`` (diffusers' rule), or one that refuses it (Karras sigmas)."""
+    import inspect
+
+    from vidiff.checks import first_line
+
+    name = type(scheduler).__name__
+    if "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
+        raise ValueError(f"{name} takes no custom timesteps (its set_timesteps has no timesteps argument): use the "
+                         f"sampler 'dpm++', 'dpm++-sde' or 'ddpm', or give num_inference_steps")
+    if getattr(scheduler.config, "use_lu_lambdas", False):
+        # the flag only says how DPM-Solver spaces the steps it makes (uniform log-SNR); a given grid makes none,
+        # and diffusers refuses the two together
+        scheduler.register_to_config(use_lu_lambdas=False)
+    try:
+        scheduler.set_timesteps(timesteps=list(timesteps))
+    except ValueError as e:
+        raise ValueError(f"{name} cannot take custom timesteps: {first_line(e)}") from None
 
 
 @torch.no_grad()

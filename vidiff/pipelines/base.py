@@ -319,9 +319,7 @@ def check_replaceable(path: Path, extra=(), remedy: str = "move them out, or cho
 def check_timesteps(timesteps, num_train_timesteps: int) -> list[int]:
     """diffusers' ``timesteps=``: a custom step grid, whole numbers in [0, T) in strictly falling order (what the
     schedulers that take one require), as a list; ValueError otherwise."""
-    if isinstance(timesteps, torch.Tensor):
-        timesteps = timesteps.tolist()
-    elif isinstance(timesteps, np.ndarray):
+    if isinstance(timesteps, (torch.Tensor, np.ndarray)):
         timesteps = timesteps.tolist()
     if not isinstance(timesteps, (list, tuple)) or not timesteps:
         raise ValueError(f"timesteps must be a non-empty list of whole numbers in falling order, got "
@@ -332,32 +330,6 @@ def check_timesteps(timesteps, num_train_timesteps: int) -> list[int]:
     if any(a <= b for a, b in zip(grid, grid[1:])):
         raise ValueError(f"timesteps must fall strictly (the noisiest step first), got {grid}"[:300])
     return grid
-
-
-def custom_grid(scheduler, timesteps: list[int], free_init=None):
-    """``scheduler`` (a call's own copy) set to a custom step grid, or ValueError where it cannot take one: a
-    scheduler whose ``set_timesteps`` has no ``timesteps`` (diffusers' rule in ``retrieve_timesteps``), or one that
-    refuses it (Karras sigmas), and FreeInit, whose samplings use grids of their own."""
-    import inspect
-
-    from vidiff.pipelines.folder import first_line
-
-    name = type(scheduler).__name__
-    if "timesteps" not in inspect.signature(scheduler.set_timesteps).parameters:
-        raise ValueError(f"{name} takes no custom timesteps (its set_timesteps has no timesteps argument): use the "
-                         f"sampler 'dpm++', 'dpm++-sde' or 'ddpm', or give num_inference_steps")
-    if free_init is not None:
-        raise ValueError("custom timesteps and FreeInit: FreeInit samples on grids of its own (coarse to fine); "
-                         "disable one of them (pipe.disable_free_init())")
-    if getattr(scheduler.config, "use_lu_lambdas", False):
-        # the flag only says how DPM-Solver spaces the steps it makes (uniform log-SNR); a given grid makes none,
-        # and diffusers refuses the two together
-        scheduler.register_to_config(use_lu_lambdas=False)
-    try:
-        scheduler.set_timesteps(timesteps=list(timesteps))
-    except ValueError as e:
-        raise ValueError(f"{name} cannot take custom timesteps: {first_line(e)}") from None
-    return scheduler
 
 
 def check_loading_keywords(local_files_only, use_safetensors, variant) -> None:
@@ -1000,13 +972,14 @@ class VideoDiffusionPipeline:
         if free_init is not None and (start is not None or strength < 1.0):
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
                              "the given video; disable it (pipe.disable_free_init()) for edits")
-        if timesteps is not None:
-            custom_grid(scheduler, timesteps, free_init)
         ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength, timesteps)
+        if timesteps is not None and free_init is not None:
+            raise ValueError("custom timesteps and FreeInit: FreeInit samples on grids of its own (coarse to fine); "
+                             "disable one of them (pipe.disable_free_init())")
         if start is not None and 0.0 < strength < 1.0 and not bool((ts > 0).any()):
             # the start time snaps down to the sampler's grid; with no grid step above t = 0 the "edit" gave the
             # input back unchanged, without a word
-            grid = ", ".join(str(int(t)) for t in timesteps_for(scheduler, steps))
+            grid = ", ".join(str(int(t)) for t in timesteps_for(scheduler, steps, 1.0, timesteps))
             raise ValueError(f"strength {strength:g} with {steps} steps leaves no denoising step above t = 0 on this "
                              f"sampler's grid (its steps: {grid}; the edit starts at the first at or below "
                              f"{strength * scheduler.config.num_train_timesteps:g}): give more steps or a higher strength")
@@ -1132,8 +1105,6 @@ class VideoDiffusionPipeline:
         its noise continues ``generator``), as a :class:`VideoPipelineOutput` with the resolved ``settings`` (with
         ``return_dict=False``, diffusers' tuple ``(frames,)``)."""
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
-        if output_type == LATENT:
-            self.check_latent_output(base_only)
         settings = {**settings, "fps": self.defaults["fps"]}
         if self.style:
             settings.update(self.style)

@@ -16,7 +16,6 @@ from vidiff.checks import number
 from vidiff.diffusion.sampling import timesteps_for
 from vidiff.io.inputs import video_input
 from vidiff.pipelines.base import (VideoPipelineOutput, check_output_type, check_return_dict, check_unit_range,
-                                   custom_grid,
                                    repeat_videos, step_callback)
 from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
@@ -67,9 +66,7 @@ class VideoEditPipeline(TextToVideoPipeline):
                              callback_on_step_end=callback_on_step_end, timesteps=s.get("timesteps"))
         # where the edit started: strength x T snapped down to the sampler's step grid (the default's 20 log-SNR
         # spaced steps start strength 0.6 at t = 516), recorded beside the strength asked for
-        grid = s.get("timesteps")
-        scheduler = self.make_scheduler(sampler) if grid is None else custom_grid(self.make_scheduler(sampler), grid)
-        first = timesteps_for(scheduler, s["num_inference_steps"], strength, grid)[:1]
+        first = timesteps_for(self.make_scheduler(sampler), s["num_inference_steps"], strength, s.get("timesteps"))[:1]
         s.update(strength=strength, start_timestep=int(first[0]) if len(first) else None,
                  **self.sampler_settings(sampler), negative_prompt=negative_prompt)
         s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from vidiff.checks import first_line  # noqa: F401  (its home before vidiff.checks; imported from here too)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig
 
 PIPELINE_FILE = "vidiff_pipeline.json"
@@ -88,13 +89,6 @@ def weight_files(path: Path) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ValueError(f"{str(index)!r} is not a shard index (no weight_map)") from None
     return [path / s for s in shards]
-
-
-def first_line(e: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's message (its type's name when it has none), at most ``limit`` characters:
-    what a one-line error quotes of a library's failure."""
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:limit]
 
 
 def load_diffusers_model(path: Path, cls, what: str, dtype: torch.dtype = torch.float32):
