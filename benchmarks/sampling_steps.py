@@ -54,6 +54,8 @@ def main() -> None:
     p.add_argument("--suite", default="test")
     p.add_argument("--runs", nargs="+", default=["lu:25", "vidiff:14"], help="SPACING:STEPS[:ode|sde|ddpm], each a row")
     p.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    p.add_argument("--guidance-rescale", type=float, default=None, help="rescaled guidance (diffusers' "
+                   "guidance_rescale) on every row; default: the model's (0)")
     p.add_argument("--interpolate", nargs=2, metavar=("FOLDER", "ALPHA"), default=None,
                    help="read the model with U-Net weights (1 - ALPHA) W + ALPHA W_FOLDER, FOLDER a fine-tune of it "
                    "(WiSE-FT, Wortsman et al. 2022: the weights between a model and its fine-tune)")
@@ -74,9 +76,12 @@ def main() -> None:
         other = load_unet(resolve_model(args.interpolate[0]) / "unet", pipe.dtype)
         pipe.unet = interpolate_weights(pipe.unet, other, float(args.interpolate[1])).to(pipe.device)
     guidance = pipe.settings(guidance_scale=args.guidance)["guidance_scale"]  # None: the folder's
+    if args.guidance_rescale is not None:  # every call of the suite takes the folder's default
+        pipe.defaults["guidance_rescale"] = pipe.settings(guidance_rescale=args.guidance_rescale)["guidance_rescale"]
     free_init = apply_free_init(pipe, args.free_init)
     report = {"model": args.model, "interpolate": args.interpolate, "free_init": free_init, "n": args.n, "suite": args.suite, "first_scene": args.first_scene, "seed": args.seed,
-              "bf16": args.bf16, "guidance": guidance, "threads": torch.get_num_threads(),
+              "bf16": args.bf16, "guidance": guidance,
+              "guidance_rescale": pipe.defaults["guidance_rescale"], "threads": torch.get_num_threads(),
               "load_avg": os.getloadavg()[0], "rows": []}
     own_cut = pipe.defaults.get("guidance_min_t")
     for run in args.runs:

@@ -141,6 +141,13 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate--timesteps-and-steps", GEN + ["--timesteps", "999,500", "--steps", "3"], "disagree")
     add("generate--timesteps-with-ddim", GEN + ["--timesteps", "999,500", "--sampler", "ddim"],
         "takes no custom timesteps", early=False)
+    # --- rescaled guidance and DDIM's eta (diffusers' guidance_rescale=, eta=)
+    for cmd in ("generate", "animate", "inpaint", "cinemagraph", "edit"):
+        for v in ("-0.1", "1.5", "nan", "inf"):
+            add(f"{cmd}--guidance-rescale={v}", COMMANDS[cmd] + ["--guidance-rescale", v], "--guidance-rescale")
+            add(f"{cmd}--eta={v}", COMMANDS[cmd] + ["--eta", v, "--sampler", "ddim"], "--eta")
+        add(f"{cmd}--eta-without-ddim", COMMANDS[cmd] + ["--eta", "0.5"], "--eta is DDIM's")
+    add("generate--eta-with-dpm", GEN + ["--eta", "1", "--sampler", "dpm++-sde"], "the sampler here is dpm++-sde")
     add("generate-style-missing", GEN + ["--style", "{D}/nothing"], "does not exist")
     add("generate-style-of-other-task", GEN + ["--style", "{COND}"], "conditional", early=False)
     add("generate-ssr-missing", GEN + ["--ssr", "{D}/nothing"], "does not exist")
@@ -287,7 +294,13 @@ def _train_cases() -> list[tuple[str, str, list[str], str]]:
               "train.gradient_accumulation_steps": ["0", "-1"], "train.num_workers": ["-1"],
               "train.log_with": ["csv"], "train.checkpoint_format": ["sharded"], "train.lora_rank": ["-1"],
               "data.frame_stride_max": ["-1"], "train.timestep_min": ["-1", "5000"], "train.timestep_max": ["-3", "5000"],
-              "train.temporal_diff_weight": ["-1", "nan"]}
+              "train.temporal_diff_weight": ["-1", "nan"],
+              # the sampling defaults the trained folder records (a bad one made a folder that refused to load,
+              # after the whole run; a misspelt key was recorded and never read)
+              "sample.guidance_scale": ["-1", ".nan"], "sample.num_inference_steps": ["0", "2.5"],
+              "sample.sampler": ["euler"], "sample.guidance_min_t": ["5000"], "sample.logsnr_min": ["low"],
+              "sample.guidance_rescale": ["2"], "sample.eta": ["-1"], "sample.window_weighting": ["box"],
+              "sample.guidanc_scale": ["3"]}
     for key, values in ranges.items():
         for v in values:
             cases.append((f"{key}={v}", ok, ["--set", f"{key}={v}"], key))

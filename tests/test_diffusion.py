@@ -259,6 +259,61 @@ def test_guidance_on_the_conditioning_video():
     assert torch.allclose(two, torch.full_like(two, 200 + 3 * 1010.0))
 
 
+@pytest.mark.parametrize("phi", [0.0, 0.3, 0.7, 1.0])
+def test_rescaled_guidance_is_diffusers_rescale_noise_cfg(phi):
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+    from vidiff.diffusion.sampling import rescale_guidance
+
+    g = torch.Generator().manual_seed(0)
+    guided, cond = torch.randn(3, 4, 5, 6, 6, generator=g) * 3, torch.randn(3, 4, 5, 6, 6, generator=g)
+    ours = rescale_guidance(guided, cond, phi)
+    assert torch.allclose(ours, rescale_noise_cfg(guided, cond, guidance_rescale=phi), atol=1e-6)
+    if phi == 1.0:  # each clip's spread is the conditional prediction's
+        assert torch.allclose(ours.std(dim=(1, 2, 3, 4)), cond.std(dim=(1, 2, 3, 4)), atol=1e-5)
+
+
+def test_guidance_rescale_acts_on_the_guided_prediction():
+    # per sample: the text branch gives 2 + x-noise, the null branch 0: guided = 3 * text; rescaled back to text's spread
+    def model(x, t, text, mask, cond=None):
+        has_text = (text.abs().sum((1, 2)) > 0).float().view(-1, 1, 1, 1, 1)
+        return has_text * (2 + x)
+
+    text, null = torch.ones(2, 3, 4), torch.zeros(1, 3, 4)
+    tm, nm = torch.ones(2, 3, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool)
+    x, t = torch.randn(2, 1, 2, 3, 3, generator=torch.Generator().manual_seed(1)), torch.zeros(2)
+    plain = classifier_free_guidance(model, text, tm, null, nm, 3.0)(x, t)
+    assert torch.allclose(plain, 3 * (2 + x))
+    full = classifier_free_guidance(model, text, tm, null, nm, 3.0, rescale=1.0)(x, t)
+    assert torch.allclose(full, (2 + x), atol=1e-5)  # 3 * (2 + x) scaled by std(2 + x) / std(3 (2 + x)) = 1/3
+    half = classifier_free_guidance(model, text, tm, null, nm, 3.0, rescale=0.5)(x, t)
+    assert torch.allclose(half, 2 * (2 + x), atol=1e-5)
+    cond = torch.ones(2, 4, 2, 3, 3)  # the two-scale form rescales towards the branch with text and video
+    two = classifier_free_guidance(model, text, tm, null, nm, 3.0, cond=cond, cond_scale=2.0, rescale=1.0)(x, t)
+    assert torch.allclose(two, (2 + x), atol=1e-5)
+
+
+def test_eta_reaches_ddim_and_is_refused_elsewhere():
+    from vidiff.diffusion.sampling import check_eta
+
+    cfg = DiffusionConfig()
+    ddim = make_scheduler(cfg, "ddim")
+    check_eta(ddim, 1.0)
+    for sampler in ("dpm++", "dpm++-sde", "ddpm"):
+        check_eta(make_scheduler(cfg, sampler), 0.0)
+        with pytest.raises(ValueError, match="eta=0.5 is DDIM's"):
+            check_eta(make_scheduler(cfg, sampler), 0.5)
+    fn = analytic_denoiser(ddim, cfg.prediction_type)
+    x = torch.randn(2, 1, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+
+    def run(eta, seed):
+        ts = timesteps_for(ddim, 6)
+        return denoise(fn, ddim, x.clone(), ts, generator=torch.Generator().manual_seed(seed), eta=eta)
+
+    assert torch.equal(run(0.0, 0), run(0.0, 1))  # deterministic DDIM: the generator is not drawn from
+    assert torch.equal(run(1.0, 0), run(1.0, 0)) and not torch.allclose(run(1.0, 0), run(1.0, 1))
+
+
 def test_unknown_sampler_is_a_value_error():
     with pytest.raises(ValueError, match="allowed"):
         make_scheduler(DiffusionConfig(), "euler-x")

@@ -503,6 +503,16 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     with pytest.raises(ValueError, match="without FreeInit"):
         pipe("a red circle moving left", num_frames=4, num_inference_steps=10)
     pipe.disable_free_init()
+    # its DDIM takes eta (diffusers' eta=), drawn from the call's generator, and rescaled guidance
+    noisy = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, eta=1.0,
+                 generator=torch.Generator().manual_seed(0))
+    assert noisy.settings["eta"] == 1.0 and not np.allclose(noisy.frames, out.frames, atol=1e-3)
+    again = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, eta=1.0,
+                 generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(again.frames, noisy.frames)
+    rescaled = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, guidance_rescale=1.0,
+                    generator=torch.Generator().manual_seed(0))
+    assert rescaled.settings["guidance_rescale"] == 1.0 and not np.allclose(rescaled.frames, out.frames, atol=1e-3)
     for bad, says in (({"generator": 3}, "generator must be a torch.Generator"),
                       ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape"),
                       ({"motion": "10"}, "motion must be \\(dx, dy\\)"),  # a string was iterated: (1, 0)
@@ -512,10 +522,10 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
         with pytest.raises(ValueError, match=says):
             pipe("a red circle moving left", num_frames=4, num_inference_steps=10, **bad)
     code, err = _cli(["generate", "a red circle moving left", "--model", str(image_dir), "--zero-shot", "--frames", "4",
-                      "--steps", "10", "--motion", "0,1", "-q", "-o", str(tmp_path / "z.mp4")], capsys)
+                      "--steps", "10", "--motion", "0,1", "--eta", "0.5", "-q", "-o", str(tmp_path / "z.mp4")], capsys)
     assert code == 0, err
     side = json.loads((tmp_path / "z.json").read_text())
-    assert side["zero_shot"]["motion"] == [[0.0, 1.0]]
+    assert side["zero_shot"]["motion"] == [[0.0, 1.0]] and side["eta"] == 0.5
     for args, says in ((["--model", str(tiny_pipeline_dir), "--zero-shot"], "is a video model"),
                        (["--model", str(image_dir)], "add --zero-shot"),
                        (["--model", str(image_dir), "--zero-shot", "--motion", "left"], "--motion takes DX,DY"),

@@ -436,6 +436,72 @@ def test_custom_timesteps_as_in_diffusers(tiny_pipeline_dir, tiny_conditional_di
         pipe("a red circle", timesteps=[999, 500], sampler="dpm++")
 
 
+def test_guidance_rescale_and_eta_as_in_diffusers(tmp_path, tiny_pipeline_dir, tiny_conditional_dir):
+    """diffusers' ``guidance_rescale=`` and ``eta=``: off by default (the video of a call without them), acting only
+    where they should (rescaled guidance on guided steps, eta on DDIM), recorded, a folder's own default honoured,
+    and a value that cannot act refused in one line."""
+    import shutil
+
+    from vidiff import ImageToVideoPipeline, VideoEditPipeline
+
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+
+    def call(fn, *args, **kw):
+        return fn(*args, generator=torch.Generator().manual_seed(0), **kw)
+
+    base = call(pipe, "a red circle", guidance_scale=4.0)
+    assert base.settings["guidance_rescale"] == 0.0 and base.settings["eta"] == 0.0
+    assert torch.equal(call(pipe, "a red circle", guidance_scale=4.0, guidance_rescale=0.0, eta=0.0).videos, base.videos)
+    rescaled = call(pipe, "a red circle", guidance_scale=4.0, guidance_rescale=0.7)
+    assert rescaled.settings["guidance_rescale"] == 0.7 and not torch.equal(rescaled.videos, base.videos)
+    # without guidance there is nothing to rescale
+    assert torch.equal(call(pipe, "a red circle", guidance_scale=1.0, guidance_rescale=0.7).videos,
+                       call(pipe, "a red circle", guidance_scale=1.0).videos)
+    ddim = call(pipe, "a red circle", sampler="ddim")
+    noisy = call(pipe, "a red circle", sampler="ddim", eta=1.0)
+    assert noisy.settings["eta"] == 1.0 and not torch.equal(noisy.videos, ddim.videos)
+    assert torch.equal(call(pipe, "a red circle", sampler="ddim", eta=1.0).videos, noisy.videos)  # the seed decides
+    edit = VideoEditPipeline.from_pipe(pipe)
+    e0 = call(edit, "a blue square", base.videos, strength=0.8, sampler="ddim")
+    e1 = call(edit, "a blue square", base.videos, strength=0.8, sampler="ddim", eta=1.0, guidance_rescale=0.5)
+    assert e1.settings["eta"] == 1.0 and not torch.equal(e0.videos, e1.videos)
+    i2v = ImageToVideoPipeline.from_pretrained(tiny_conditional_dir)
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(call(i2v, "a red circle", image, guidance_scale=4.0, guidance_rescale=1.0).videos,
+                           call(i2v, "a red circle", image, guidance_scale=4.0).videos)
+    # a folder's own default, as for every sampling setting
+    own = tmp_path / "own"
+    shutil.copytree(tiny_pipeline_dir, own)
+    meta = json.loads((own / "vidiff_pipeline.json").read_text())
+    meta.setdefault("defaults", {})["guidance_rescale"] = 0.7
+    (own / "vidiff_pipeline.json").write_text(json.dumps(meta))
+    assert torch.equal(call(TextToVideoPipeline.from_pretrained(own), "a red circle", guidance_scale=4.0).videos,
+                       rescaled.videos)
+    meta["defaults"]["guidance_rescale"] = 2
+    (own / "vidiff_pipeline.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"'guidance_rescale' must be a number in \[0, 1\], got 2"):
+        TextToVideoPipeline.from_pretrained(own)
+    for kwargs, words in (({"eta": 0.5}, "eta=0.5 is DDIM's; DPMSolver"), ({"eta": 0.5, "sampler": "dpm++-sde"}, "DDIM's"),
+                          ({"eta": 1.5, "sampler": "ddim"}, r"eta must be in \[0.0, 1.0\]"),
+                          ({"guidance_rescale": -0.1}, "guidance_rescale must be in"),
+                          ({"guidance_rescale": float("nan")}, "finite"), ({"guidance_rescale": "0.7"}, "a number"),
+                          ({"eta": True, "sampler": "ddim"}, "a number")):
+        with pytest.raises(ValueError, match=words):
+            pipe("a red circle", **kwargs)
+
+
+def test_guidance_rescale_and_eta_flags_equal_the_library(tmp_path, tiny_pipeline_dir):
+    out = tmp_path / "clip"
+    assert main(["generate", "a red circle", "--model", str(tiny_pipeline_dir), "--seed", "3", "--sampler", "ddim",
+                 "--eta", "0.6", "--guidance-rescale", "0.5", "--guidance", "4", "-o", str(out), "-q"]) == 0
+    video = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)(
+        "a red circle", generator=torch.Generator().manual_seed(3), sampler="ddim", eta=0.6, guidance_rescale=0.5,
+        guidance_scale=4.0)
+    assert np.array_equal(png_frames(out), video.to_uint8()[0])
+    side = json.loads((tmp_path / "clip.json").read_text())
+    assert side["eta"] == 0.6 and side["guidance_rescale"] == 0.5 and side["sampler"] == "ddim"
+
+
 def test_dtype_device_and_callback(tiny_cascade_dir):
     pipe = TextToVideoPipeline.from_pretrained(tiny_cascade_dir, torch_dtype=torch.float64)
     assert pipe.dtype == torch.float64 and pipe.super_resolution.dtype == torch.float64

@@ -123,12 +123,12 @@ def test_a_fine_tune_samples_with_its_starting_models_sampler(tmp_path, tiny_tex
 
     start = make_tiny_pipeline(tmp_path / "start", tiny_text_encoder,
                                defaults={"sampler": "dpm++-sde", "logsnr_min": -8.5, "guidance_scale": 3.0,
-                                         "guidance_min_t": 400})
+                                         "guidance_min_t": 400, "guidance_rescale": 0.7})
     cfg = tiny_config(tmp_path / "run", tiny_text_dir, steps=1, init_from=str(start))
     cfg["sample"] = {"guidance_scale": 2.0, "num_inference_steps": 5}
     got = json.loads((train(config_from_dict(cfg), progress=False) / "vidiff_pipeline.json").read_text())["defaults"]
     assert (got["sampler"], got["logsnr_min"], got["guidance_min_t"], got["guidance_scale"],
-            got["num_inference_steps"]) == ("dpm++-sde", -8.5, 400, 2.0, 5)
+            got["num_inference_steps"], got["guidance_rescale"]) == ("dpm++-sde", -8.5, 400, 2.0, 5, 0.7)
     cfg.update(output_dir=str(tmp_path / "own"), sample={"sampler": "ddim"})  # the recipe's word wins
     got = json.loads((train(config_from_dict(cfg), progress=False) / "vidiff_pipeline.json").read_text())["defaults"]
     assert got["sampler"] == "ddim" and got["logsnr_min"] == -8.5

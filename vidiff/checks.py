@@ -21,6 +21,7 @@ LIMITS = {
     "window": (1, 1024), "stride": (1, 1024), "ssr_steps": (1, 1000), "base_window": (1, 1024),
     "base_stride": (1, 1024), "border": (1, 1024), "condition_guidance": (0.0, 50.0), "samples": (2, 100000),
     "sweep_samples": (2, 100000), "free_init": (1, 10), "batch_size": (1, 4096),
+    "guidance_rescale": (0.0, 1.0), "eta": (0.0, 1.0),
 }
 
 

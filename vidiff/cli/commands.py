@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from vidiff.cli.common import (
-    _autocast, _check_ranges, _generator, _load, _prepare, _ssr_kwargs, _timesteps, _write, check_ssr_args,
+    _autocast, _check_ranges, _generator, _guidance_kwargs, _load, _prepare, _ssr_kwargs, _timesteps, _write,
+    check_ssr_args,
 )
 from vidiff.registry import resolve_model
 
@@ -36,14 +37,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          f"model of it with 'vidiff inflate'")
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
 
-    timesteps = _timesteps(args)
+    timesteps, knobs = _timesteps(args), _guidance_kwargs(args)
     pipe = _load(TextToVideoPipeline, args.model, args)
     with _autocast(args):
         result = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
                       num_inference_steps=args.steps, timesteps=timesteps, guidance_scale=args.guidance,
                       negative_prompt=args.negative_prompt, sampler=args.sampler, generator=_generator(args),
                       window=args.base_window, stride=args.base_stride, window_weighting=args.base_weighting,
-                      base_only=args.base_only, progress=not args.quiet, **_ssr_kwargs(args))
+                      base_only=args.base_only, progress=not args.quiet, **knobs, **_ssr_kwargs(args))
     return _write(result, pipe, args, out, {"prompt": args.prompt}, t0)
 
 
@@ -74,12 +75,13 @@ def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool
         raise ValueError("--motion needs --zero-shot")
     from vidiff.pipelines.zero_shot import TextToVideoZeroPipeline
 
+    knobs = _guidance_kwargs(args, sampler="ddim")  # Text2Video-Zero samples with DDIM
     pipe = _load(TextToVideoZeroPipeline, args.model, args)
     with _autocast(args):
         result = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
                       num_inference_steps=args.steps, guidance_scale=args.guidance,
                       negative_prompt=args.negative_prompt, motion=motion, generator=_generator(args),
-                      progress=not args.quiet)
+                      progress=not args.quiet, **knobs)
     return _write(result, pipe, args, out, {"prompt": args.prompt}, t0)
 
 
@@ -136,11 +138,12 @@ def cmd_conditional(args: argparse.Namespace) -> int:
 
     cls = {"animate": cp.ImageToVideoPipeline, "inpaint": cp.VideoInpaintPipeline,
            "cinemagraph": cp.CinemagraphPipeline}[args.command]
-    timesteps = _timesteps(args)
+    timesteps, knobs = _timesteps(args), _guidance_kwargs(args)
     pipe = _load(cls, args.model, args)
     kw = dict(num_inference_steps=args.steps, timesteps=timesteps, guidance_scale=args.guidance, sampler=args.sampler,
               generator=_generator(args), progress=not args.quiet, keep_known=not args.no_keep_known,
-              condition_guidance_scale=args.condition_guidance, base_only=args.base_only, **_ssr_kwargs(args))
+              condition_guidance_scale=args.condition_guidance, base_only=args.base_only, **knobs,
+              **_ssr_kwargs(args))
     with _autocast(args):
         if args.command == "animate":
             result = pipe(args.prompt, inputs["image"], num_frames=args.frames, **kw)
@@ -159,13 +162,13 @@ def cmd_edit(args: argparse.Namespace) -> int:
     inputs, notes = _read_inputs(args, "text-to-video")
     from vidiff.pipelines.edit import VideoEditPipeline
 
-    timesteps = _timesteps(args)
+    timesteps, knobs = _timesteps(args), _guidance_kwargs(args)
     pipe = _load(VideoEditPipeline, args.model, args)
     with _autocast(args):
         result = pipe(args.prompt, inputs["clip"], strength=args.strength, num_inference_steps=args.steps,
-                      timesteps=timesteps,
-                      guidance_scale=args.guidance, sampler=args.sampler, generator=_generator(args),
-                      base_only=args.base_only, progress=not args.quiet, **_ssr_kwargs(args))
+                      timesteps=timesteps, guidance_scale=args.guidance, sampler=args.sampler,
+                      generator=_generator(args), base_only=args.base_only, progress=not args.quiet, **knobs,
+                      **_ssr_kwargs(args))
     _with_input_fps(args, notes)
     return _write(result, pipe, args, out, {"prompt": args.prompt, "input": str(args.input)}, t0)
 

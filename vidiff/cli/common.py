@@ -176,6 +176,21 @@ def _timesteps(args: argparse.Namespace) -> list[int] | None:
     return grid
 
 
+def _guidance_kwargs(args: argparse.Namespace, sampler: str | None = None) -> dict:
+    """``--guidance-rescale`` and ``--eta`` as the library's keywords (their ranges: :func:`_check_ranges`); a non-zero
+    ``--eta`` with a sampler other than DDIM (``sampler``: the one the command runs, else ``--sampler`` or the model's
+    default) is refused before the model loads."""
+    eta = getattr(args, "eta", None)
+    if eta:
+        if sampler is None:
+            from vidiff.pipelines.folder import read_meta, resolve_defaults
+
+            sampler = args.sampler or resolve_defaults(read_meta(resolve_model(args.model)).get("defaults"))["sampler"]
+        if sampler != "ddim":
+            raise ValueError(f"--eta is DDIM's; the sampler here is {sampler}: add --sampler ddim, or leave --eta out")
+    return {"guidance_rescale": getattr(args, "guidance_rescale", None), "eta": eta}
+
+
 def _ssr_kwargs(args: argparse.Namespace) -> dict:
     return {"ssr_window": args.window, "ssr_stride": args.stride, "ssr_steps": args.ssr_steps}
 

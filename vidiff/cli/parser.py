@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(e.g. 999,700,400,100; diffusers' timesteps=): sets the steps; dpm++, dpm++-sde and ddpm take one")
         c.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (default: the model's; "
                        "dpm++: DPM-Solver++ 2M; dpm++-sde: its SDE form, the embedded default's)")
+        c.add_argument("--guidance-rescale", type=float, default=None, metavar="PHI", help="rescaled guidance (Lin et "
+                       "al. 2024; diffusers' guidance_rescale), 0-1: pulls a strongly guided prediction back to the "
+                       "spread of the conditional one (default: the model's, 0: none)")
+        c.add_argument("--eta", type=float, default=None, help="DDIM's eta, 0-1 (with --sampler ddim): the noise each "
+                       "step adds back; 0 deterministic (default), 1 as DDPM")
         if from_noise:
             c.add_argument("--free-init", type=int, default=None, metavar="N",
                            help="FreeInit: sample N times, each start re-initialised from the low frequencies of the "

@@ -16,7 +16,7 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor, null_text: torch.Tensor,
                              null_mask: torch.Tensor, scale: float, cond: torch.Tensor | None = None,
-                             cond_scale: float = 1.0) -> Denoiser:
+                             cond_scale: float = 1.0, rescale: float = 0.0) -> Denoiser:
     """eps = eps(null) + scale * (eps(text) - eps(null)) (Ho & Salimans 2022), one batched forward.
 
     ``scale == 1`` runs the conditional model alone; ``scale == 0`` the unconditional one. With a conditioning
@@ -24,10 +24,12 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
     (InstructPix2Pix's two-scale guidance; the null conditioning is all zeros, the "nothing given" mask of
     training): eps = eps(null, 0) + cond_scale * (eps(null, cond) - eps(null, 0)) + scale * (eps(text, cond)
     - eps(null, cond)).
+    ``rescale`` (diffusers' ``guidance_rescale``): the guided prediction pulled back towards the spread of the
+    text-conditional one (:func:`rescale_guidance`); 0: none.
     """
     text, text_mask, null_text, null_mask = _match_null(text, text_mask, null_text, null_mask)
     if cond is not None and cond_scale != 1.0:
-        return _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale, cond, cond_scale)
+        return _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale, cond, cond_scale, rescale)
     both_text = torch.cat([null_text, text])
     both_mask = torch.cat([null_mask, text_mask])
     both_cond = torch.cat([cond, cond]) if cond is not None else None
@@ -40,9 +42,23 @@ def classifier_free_guidance(model, text: torch.Tensor, text_mask: torch.Tensor,
         t2 = torch.cat([t, t]) if t.dim() else t
         out = model(torch.cat([x, x]), t2, both_text, both_mask, both_cond)
         uncond, condn = out.float().chunk(2)
-        return uncond + scale * (condn - uncond)
+        return rescale_guidance(uncond + scale * (condn - uncond), condn, rescale)
 
     return fn
+
+
+def rescale_guidance(guided: torch.Tensor, conditional: torch.Tensor, phi: float) -> torch.Tensor:
+    """Lin et al. 2024 ("Common Diffusion Noise Schedules and Sample Steps are Flawed", 3.4): the guided prediction
+    rescaled to the standard deviation of the conditional one (per sample, over the whole clip), mixed back with the
+    guided one by ``phi`` (0: guidance unchanged; 1: fully rescaled). Large guidance scales inflate the prediction's
+    spread and overexpose; under a schedule that reaches (nearly) zero SNR, as squaredcos_cap_v2 does, the paper pairs
+    v-prediction with phi = 0.7. The formula of diffusers' ``rescale_noise_cfg`` (tested equal); written out because
+    that function lives in the Stable Diffusion pipeline module, whose import pulls in transformers' CLIP."""
+    if phi == 0.0:
+        return guided
+    dims = list(range(1, guided.ndim))
+    rescaled = guided * (conditional.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+    return phi * rescaled + (1.0 - phi) * guided
 
 
 def guidance_from(guided: Denoiser, plain: Denoiser, min_t: float) -> Denoiser:
@@ -58,7 +74,7 @@ def guidance_from(guided: Denoiser, plain: Denoiser, min_t: float) -> Denoiser:
 
 
 def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: float, cond: torch.Tensor,
-                        cond_scale: float) -> Denoiser:
+                        cond_scale: float, rescale: float = 0.0) -> Denoiser:
     """The three-branch denoiser of :func:`classifier_free_guidance` with ``cond_scale != 1`` (text and null
     already batched and padded alike by :func:`_match_null`)."""
     texts, masks = torch.cat([null_text, null_text, text]), torch.cat([null_mask, null_mask, text_mask])
@@ -67,7 +83,7 @@ def _two_scale_guidance(model, text, text_mask, null_text, null_mask, scale: flo
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t3 = torch.cat([t, t, t]) if t.dim() else t
         none, given, both = model(torch.cat([x, x, x]), t3, texts, masks, conds).float().chunk(3)
-        return none + cond_scale * (given - none) + scale * (both - given)
+        return rescale_guidance(none + cond_scale * (given - none) + scale * (both - given), both, rescale)
 
     return fn
 
@@ -132,18 +148,33 @@ def set_custom_grid(scheduler, timesteps: list[int]) -> None:
         raise ValueError(f"{name} cannot take custom timesteps: {first_line(e)}") from None
 
 
+def check_eta(scheduler, eta: float) -> None:
+    """``eta`` (DDIM's: the share of the posterior's noise each step adds back; 0 deterministic, 1 as DDPM) is taken
+    by a scheduler whose ``step`` has one (diffusers' DDIMScheduler), or is 0. diffusers' pipelines drop it without a
+    word for the other schedulers (``prepare_extra_step_kwargs``); here a stochastic sampling the user asked for and did
+    not get is refused."""
+    import inspect
+
+    if eta != 0.0 and "eta" not in inspect.signature(scheduler.step).parameters:
+        raise ValueError(f"eta={eta:g} is DDIM's; {type(scheduler).__name__} takes none: use the sampler 'ddim' "
+                         f"(or 'dpm++-sde' / 'ddpm' for stochastic sampling), or eta=0")
+
+
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
             progress: bool | dict = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-            project: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+            project: Callable[[int, torch.Tensor], torch.Tensor] | None = None, eta: float = 0.0) -> torch.Tensor:
     """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``). ``progress``: a
     bar or not, or tqdm's options (a pipeline's ``progress_bar_options``).
     ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
     ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`);
-    ``callback(i, t, x)`` then returns the sample to go on with."""
+    ``callback(i, t, x)`` then returns the sample to go on with. ``eta``: :func:`check_eta`."""
     from tqdm.auto import tqdm
 
+    check_eta(scheduler, eta)
     kw = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
+    if eta != 0.0:
+        kw["eta"] = eta
     bar = progress if isinstance(progress, dict) else {"desc": "denoising", "disable": not progress, "leave": False}
     for i, t in enumerate(tqdm(timesteps, **bar)):
         tt = t.to(x.device).expand(x.shape[0])

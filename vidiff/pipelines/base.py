@@ -22,8 +22,8 @@ import torch
 
 from vidiff.checks import in_limits, number, whole, whole_in
 from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
-from vidiff.diffusion.sampling import (Denoiser, classifier_free_guidance, denoise, guidance_from, keep_known,
-                                      timesteps_for)
+from vidiff.diffusion.sampling import (Denoiser, check_eta, classifier_free_guidance, denoise, guidance_from,
+                                      keep_known, timesteps_for)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
@@ -706,13 +706,16 @@ class VideoDiffusionPipeline:
 
     def settings(self, timesteps=None, **given) -> dict:
         """The call's settings: given values, else the pipeline's defaults. ``timesteps``: a custom step grid
-        (diffusers' ``timesteps=``), which sets the number of steps."""
+        (diffusers' ``timesteps=``), which sets the number of steps. ``guidance_rescale`` and ``eta`` (diffusers'
+        names; :func:`~vidiff.diffusion.sampling.rescale_guidance`, DDIM's eta) in [0, 1]."""
         d = self.defaults
         out = {k: (d[k] if given.get(k) is None else given[k]) for k in
-               ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
+               ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "guidance_rescale", "eta")}
         for k in ("num_frames", "height", "width", "num_inference_steps"):
             out[k] = whole(out[k], k)
         out["guidance_scale"] = number(out["guidance_scale"], "guidance_scale")
+        for k in ("guidance_rescale", "eta"):
+            out[k] = in_limits(out[k], k)
         if timesteps is not None:
             grid = check_timesteps(timesteps, self.diffusion.num_train_timesteps)
             if given.get("num_inference_steps") is not None and out["num_inference_steps"] != len(grid):
@@ -831,7 +834,7 @@ class VideoDiffusionPipeline:
     def check_video_call(self, prompt, video: torch.Tensor, num_inference_steps, guidance_scale, negative_prompt,
                          sampler, base_only: bool, ssr_window, ssr_stride, ssr_steps,
                          num_videos_per_prompt=1, embeds: tuple = (None,) * 4,
-                         timesteps=None) -> tuple[dict, list, object, int, tuple]:
+                         timesteps=None, guidance_rescale=None, eta=None) -> tuple[dict, list, object, int, tuple]:
         """A call on a given video (b, 3, t, h, w) checked before any work: its resolved settings, its captions (one
         repeated to the batch) and its negative prompt(s), each repeated ``num_videos_per_prompt`` times in place
         (:func:`videos_per_prompt`), that number, by which the caller repeats its tensors (:func:`repeat_videos`),
@@ -840,7 +843,8 @@ class VideoDiffusionPipeline:
         batch), else None."""
         b, _, t, h, w = video.shape
         s = self.settings(num_frames=t, height=h, width=w, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale, timesteps=timesteps)
+                          guidance_scale=guidance_scale, timesteps=timesteps, guidance_rescale=guidance_rescale,
+                          eta=eta)
         prompts, negative, n, given = self.check_text(prompt, negative_prompt, embeds, num_videos_per_prompt,
                                                       (t, h, w, s["num_inference_steps"], s["guidance_scale"]),
                                                       sampler, base_only, batch=b)
@@ -909,9 +913,10 @@ class VideoDiffusionPipeline:
 
     def denoiser(self, prompts: list[str], guidance: float, negative_prompt: str | list[str] | None = "",
                  cond: torch.Tensor | None = None, cond_scale: float = 1.0,
-                 embeds: tuple | None = None) -> Callable[[slice | None], Denoiser]:
+                 embeds: tuple | None = None, rescale: float = 0.0) -> Callable[[slice | None], Denoiser]:
         """``window(frames) -> denoiser`` with classifier-free guidance; ``frames=None`` is the whole clip.
-        ``embeds``: ``(text, mask, null, null_mask)`` given (:meth:`check_prompt_embeds`) instead of the captions."""
+        ``embeds``: ``(text, mask, null, null_mask)`` given (:meth:`check_prompt_embeds`) instead of the captions.
+        ``rescale``: the call's ``guidance_rescale``."""
         if embeds is not None:
             text, mask, null, null_mask = embeds
         else:
@@ -941,7 +946,7 @@ class VideoDiffusionPipeline:
                 unet = SelfConditioned(unet, make_scheduler(self.diffusion).alphas_cumprod,
                                        self.diffusion.prediction_type)
             guided = classifier_free_guidance(unet, text, mask, null, null_mask, guidance, cond=c,
-                                              cond_scale=cond_scale)
+                                              cond_scale=cond_scale, rescale=rescale)
             if not guided_only_above:
                 return in_model_dtype(guided)
             return in_model_dtype(guidance_from(
@@ -954,20 +959,21 @@ class VideoDiffusionPipeline:
                start: torch.Tensor | None = None, strength: float = 1.0, temporal_window: tuple | None = None,
                progress: bool = False, known: tuple[torch.Tensor, torch.Tensor] | None = None,
                callback_on_step_end: Callable | None = None, decode: bool = True,
-               timesteps: list[int] | None = None) -> torch.Tensor:
+               timesteps: list[int] | None = None, eta: float = 0.0) -> torch.Tensor:
         """The one sampling path: pure noise (``strength == 1``) or ``start`` noised to the ``strength`` point
         (SDEdit), denoised over the whole clip or over overlapping temporal windows fused by MultiDiffusion
         (``temporal_window = (window, stride[, weighting])``). ``known = (x0, mask)`` pastes ``x0`` (in [-1, 1]) back where
         ``mask`` is 1 after every step (:func:`~vidiff.diffusion.sampling.keep_known`).
         ``callback_on_step_end(pipe, i, t, {"latents": x})`` runs after every step (diffusers' convention); a
         returned ``"latents"`` replaces the sample. ``timesteps``: a custom step grid (checked by :meth:`settings`),
-        for schedulers whose ``set_timesteps`` takes one. Returns (b, c, t, h, w) in [0, 1] (a latent model's latents as
-        sampled with ``decode=False``)."""
+        for schedulers whose ``set_timesteps`` takes one. ``eta``: DDIM's (:func:`~vidiff.diffusion.sampling.check_eta`).
+        Returns (b, c, t, h, w) in [0, 1] (a latent model's latents as sampled with ``decode=False``)."""
         from vidiff.diffusion.multidiffusion import multidiffusion
 
         generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
         scheduler = self.make_scheduler(sampler)
+        check_eta(scheduler, eta)
         free_init = self.free_init
         if free_init is not None and (start is not None or strength < 1.0):
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
@@ -1024,7 +1030,7 @@ class VideoDiffusionPipeline:
             f, p, c = (fn, project, callback) if prior is None else whitened(prior, fn, project, callback)
             y = x if prior is None else prior.whiten(x)
             y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=self.progress_bar_options(progress),
-                        project=p, callback=c)
+                        project=p, callback=c, eta=eta)
             x = y if prior is None else prior.correlate(y)
         if not bool(torch.isfinite(x).all()):  # it became a black clip, written without a word
             half = self.dtype != torch.float32

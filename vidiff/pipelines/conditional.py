@@ -51,7 +51,8 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
                  prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
                  negative_prompt_embeds: torch.Tensor | None = None,
                  negative_prompt_attention_mask: torch.Tensor | None = None,
-                 timesteps: list[int] | None = None) -> VideoPipelineOutput | tuple:
+                 timesteps: list[int] | None = None, guidance_rescale: float | None = None,
+                 eta: float | None = None) -> VideoPipelineOutput | tuple:
         """``keep_known`` pastes the given pixels back after every denoising step, so the output keeps them
         exactly; ``False`` leaves them to the model's conditioning alone (Lumiere's setting).
         ``condition_guidance_scale`` > 1 guides towards the conditioning video as well as the caption
@@ -60,7 +61,7 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         stage the folder names runs after (``base_only`` skips it; ``ssr_*`` set its window, stride, steps).
         ``num_videos_per_prompt`` as in diffusers: n videos from each given input (videos ``i * n`` to
         ``i * n + n - 1`` are input ``i``'s; a list of generators gives one per video). ``prompt_embeds`` and the
-        rest in place of the captions and ``timesteps`` (a custom step grid), as in
+        rest in place of the captions, ``timesteps`` (a custom step grid), ``guidance_rescale`` and ``eta``, as in
         :class:`~vidiff.pipelines.text_to_video.TextToVideoPipeline`."""
         check_output_type(output_type)
         check_return_dict(return_dict)
@@ -80,18 +81,19 @@ class ConditionalVideoPipeline(VideoDiffusionPipeline):
         s, prompts, negative_prompt, n, embeds = self.check_video_call(
             prompt, video, num_inference_steps, guidance_scale, negative_prompt, sampler, base_only, ssr_window,
             ssr_stride, ssr_steps, num_videos_per_prompt,
-            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), timesteps)
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), timesteps,
+            guidance_rescale, eta)
         video = repeat_videos(n, video)
         known = repeat_videos(n, known)
         b, _, t, h, w = video.shape
         cond = condition_input(video * 2 - 1, known)  # (b, 4, t, h, w)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond,
-                               cond_scale=condition_guidance_scale, embeds=embeds)
+                               cond_scale=condition_guidance_scale, embeds=embeds, rescale=s["guidance_rescale"])
         shape = (b, self.unet.sample_channels, t, h, w)
         known_pixels = (video * 2 - 1, known) if keep_known else None
         videos = self.sample(window, shape, s["num_inference_steps"], sampler, generator, progress=progress,
                              known=known_pixels, callback_on_step_end=callback_on_step_end,
-                             timesteps=s.get("timesteps"))
+                             timesteps=s.get("timesteps"), eta=s["eta"])
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, keep_known=keep_known,
                  condition_guidance_scale=condition_guidance_scale)
         s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))

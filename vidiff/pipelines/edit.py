@@ -37,13 +37,13 @@ class VideoEditPipeline(TextToVideoPipeline):
                  callback_on_step_end_tensor_inputs: list[str] | None = None,
                  prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
                  negative_prompt_embeds: torch.Tensor | None = None,
-                 negative_prompt_attention_mask: torch.Tensor | None = None,
-                 timesteps: list[int] | None = None) -> VideoPipelineOutput | tuple:
+                 negative_prompt_attention_mask: torch.Tensor | None = None, timesteps: list[int] | None = None,
+                 guidance_rescale: float | None = None, eta: float | None = None) -> VideoPipelineOutput | tuple:
         """``strength``: default the folder's (0.6). ``num_videos_per_prompt`` and ``return_dict`` as in diffusers:
         n edits of each given video (videos ``i * n`` to ``i * n + n - 1`` are video ``i``'s); False returns the
         tuple ``(frames,)``. ``prompt_embeds`` and the rest in place of the captions, as in
         :class:`~vidiff.pipelines.text_to_video.TextToVideoPipeline`; ``timesteps`` a custom step grid, of which the
-        edit runs the steps at or below ``strength`` x T."""
+        edit runs the steps at or below ``strength`` x T; ``guidance_rescale`` and ``eta`` as there."""
         check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -58,12 +58,14 @@ class VideoEditPipeline(TextToVideoPipeline):
         s, prompts, negative_prompt, n, embeds = self.check_video_call(
             prompt, video, num_inference_steps, guidance_scale, negative_prompt, sampler, base_only, ssr_window,
             ssr_stride, ssr_steps, num_videos_per_prompt,
-            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), timesteps)
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), timesteps,
+            guidance_rescale, eta)
         video = repeat_videos(n, video)
-        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds,
+                               rescale=s["guidance_rescale"])
         videos = self.sample(window, tuple(video.shape), s["num_inference_steps"], sampler, generator,
                              start=video * 2 - 1, strength=strength, progress=progress,
-                             callback_on_step_end=callback_on_step_end, timesteps=s.get("timesteps"))
+                             callback_on_step_end=callback_on_step_end, timesteps=s.get("timesteps"), eta=s["eta"])
         # where the edit started: strength x T snapped down to the sampler's step grid (the default's 20 log-SNR
         # spaced steps start strength 0.6 at t = 516), recorded beside the strength asked for
         first = timesteps_for(self.make_scheduler(sampler), s["num_inference_steps"], strength, s.get("timesteps"))[:1]

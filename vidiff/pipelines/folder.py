@@ -175,6 +175,10 @@ NAMED_DEFAULTS = {"sampler": "dpm++",
                   # classifier-free guidance only on the steps with t >= this, the conditional model alone below
                   # (vidiff.diffusion.sampling.guidance_from); None: every step. The embedded default sets 400
                   "guidance_min_t": None,
+                  # diffusers' guidance_rescale (vidiff.diffusion.sampling.rescale_guidance): 0, guidance unchanged
+                  "guidance_rescale": 0.0,
+                  # DDIM's eta (diffusers' eta=): 0, deterministic DDIM; 1, DDPM's noise. Other samplers take 0 only
+                  "eta": 0.0,
                   # long clips: overlapping base windows cross-faded (triangle) a quarter-window apart: the fewest
                   # seams measured (docs/applications.md)
                   "window_weighting": "triangle"}
@@ -186,6 +190,51 @@ def check_guidance_min_t(value, num_train_timesteps: int) -> None:
                                   and math.isfinite(value) and 0 <= value <= num_train_timesteps):
         raise ValueError(f"'guidance_min_t' must be a timestep in 0..{num_train_timesteps} or None (every step "
                          f"guided), got {value!r}")
+
+
+# what else a folder's defaults may hold: a super-resolution model's temporal window, stride and noise level
+SR_DEFAULTS = ("window", "stride", "noise_level")
+
+
+def check_defaults(defaults: dict, num_train_timesteps: int, prefix: str = "", known_only: bool = False) -> None:
+    """A folder's sampling ``defaults`` (its own, before :func:`resolve_defaults`) hold values a call can use, or one
+    ValueError naming the key (after ``prefix``, e.g. a recipe's ``sample.``). ``known_only``: a key that is no
+    default at all is refused too (a recipe's typo was written into the folder and never read)."""
+    def name(k: str) -> str:
+        return f"'{prefix}{k}'"
+
+    if known_only:
+        known = (*BASE_DEFAULTS, *NAMED_DEFAULTS, *SR_DEFAULTS)
+        for k in defaults:
+            if k not in known:
+                raise ValueError(f"{name(k)} is not a sampling default; allowed: {', '.join(known)}")
+    for k in BASE_DEFAULTS:
+        v = defaults.get(k, 1)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name(k)} must be a positive number, got {v!r}")
+    for k in ("num_frames", "height", "width", "num_inference_steps"):
+        if k in defaults and not float(defaults[k]).is_integer():
+            raise ValueError(f"{name(k)} must be a whole number, got {defaults[k]!r}")
+    if defaults.get("sampler", "dpm++") not in SAMPLERS:
+        raise ValueError(f"unknown default sampler {defaults.get('sampler')!r} ({name('sampler')}); allowed: "
+                         f"{', '.join(SAMPLERS)}")
+    lm = defaults.get("logsnr_min")
+    if lm is not None and not (isinstance(lm, (int, float)) and not isinstance(lm, bool) and math.isfinite(lm)):
+        raise ValueError(f"{name('logsnr_min')} must be a number or null, got {lm!r}")
+    if defaults.get("window_weighting", "triangle") not in ("triangle", "uniform"):
+        raise ValueError(f"{name('window_weighting')} must be triangle or uniform, got {defaults['window_weighting']!r}")
+    try:
+        check_guidance_min_t(defaults.get("guidance_min_t"), num_train_timesteps)
+    except ValueError as e:
+        raise ValueError(str(e).replace("'guidance_min_t'", name("guidance_min_t"))) from None
+    for k in ("guidance_rescale", "eta", "strength", "alpha", "noise_level"):  # fractions
+        v = defaults.get(k, 0.5)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0 <= v <= 1):
+            raise ValueError(f"{name(k)} must be a number in [0, 1], got {v!r}")
+    for k in ("window", "stride"):
+        v = defaults.get(k, 1)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 1:
+            raise ValueError(f"{name(k)} must be a whole number of frames >= 1, got {v!r}")
 
 
 def resolve_defaults(own: dict | None) -> dict:
@@ -282,14 +331,8 @@ def read_meta(path: Path) -> dict:
             isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)
             and math.isfinite(defaults.get(k, 1)) and defaults.get(k, 1) > 0 for k in BASE_DEFAULTS):
         raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (positive numbers expected)")
-    if defaults.get("sampler", "dpm++") not in SAMPLERS:
-        raise ValueError(f"{str(meta_path)!r}: unknown default sampler {defaults.get('sampler')!r}; allowed: "
-                         f"{', '.join(SAMPLERS)}")
-    lm = defaults.get("logsnr_min")
-    if lm is not None and not (isinstance(lm, (int, float)) and not isinstance(lm, bool) and math.isfinite(lm)):
-        raise ValueError(f"{str(meta_path)!r}: 'logsnr_min' must be a number or null, got {lm!r}")
     try:
-        check_guidance_min_t(defaults.get("guidance_min_t"), meta["diffusion"].get("num_train_timesteps", 1000))
+        check_defaults(defaults, meta["diffusion"].get("num_train_timesteps", 1000))
     except ValueError as e:
         raise ValueError(f"{str(meta_path)!r}: {e}") from None
     if not isinstance(meta.get("text_encoder", "minilm"), str):

@@ -55,8 +55,10 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
                  generator: torch.Generator | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False,
                  return_dict: bool = True,
-                 callback_on_step_end_tensor_inputs: list[str] | None = None) -> VideoPipelineOutput | tuple:
-        """``return_dict=False``: diffusers' tuple ``(frames,)``."""
+                 callback_on_step_end_tensor_inputs: list[str] | None = None, guidance_rescale: float | None = None,
+                 eta: float | None = None) -> VideoPipelineOutput | tuple:
+        """``return_dict=False``: diffusers' tuple ``(frames,)``. ``guidance_rescale`` and ``eta`` as in diffusers
+        (Lin et al.'s rescaled guidance; DDIM's eta); default the folder's (0: none)."""
         check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -69,7 +71,7 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
         b, _, t, h, w = lowres.shape
         s = self.settings(height=height, width=width, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
+                          guidance_scale=guidance_scale, guidance_rescale=guidance_rescale, eta=eta)
         H, W = s["height"], s["width"]
         if H < h or W < w:
             raise ValueError(f"the output ({H}x{W}) must not be smaller than the input ({h}x{w})")
@@ -82,10 +84,10 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         if not 0.0 <= noise_level <= 1.0:
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")
         cond = lowres_condition(lowres * 2 - 1, H, W, noise_level, generator)  # (b, 3, t, H, W)
-        fns = self.denoiser(prompts, s["guidance_scale"], cond=cond)
+        fns = self.denoiser(prompts, s["guidance_scale"], cond=cond, rescale=s["guidance_rescale"])
         shape = (b, self.unet.sample_channels, t, H, W)
         videos = self.sample(fns, shape, s["num_inference_steps"], sampler, generator, temporal_window=(window, stride),
-                             progress=progress, callback_on_step_end=callback_on_step_end)
+                             progress=progress, callback_on_step_end=callback_on_step_end, eta=s["eta"])
         s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,
                  **self.sampler_settings(sampler))
         return self.finish(prompts, videos, s, output_type, True, generator, progress, return_dict=return_dict)

@@ -40,7 +40,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
                  prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
                  negative_prompt_embeds: torch.Tensor | None = None,
                  negative_prompt_attention_mask: torch.Tensor | None = None,
-                 timesteps: list[int] | None = None) -> VideoPipelineOutput | tuple:
+                 timesteps: list[int] | None = None, guidance_rescale: float | None = None,
+                 eta: float | None = None) -> VideoPipelineOutput | tuple:
         """``sampler``: "dpm++", "dpm++-sde", "ddim" or "ddpm" with the model's schedule; None: ``pipe.scheduler``.
         ``ssr_*``: the super-resolution stage's window, stride and steps (its defaults otherwise). ``latents``: the
         start noise (b, c, t, h, w) as the model takes it (under a noise prior, already correlated across frames).
@@ -52,7 +53,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         model's base stage) returns the samples before the VAE decodes them, as ``frames`` (b, c, t, h, w), as diffusers
         does; ``pipe.to_pixels(frames)`` decodes them to the video ``output_type="pt"`` gives. ``timesteps``: a custom
         step grid in falling order (diffusers' ``timesteps=``; for the samplers whose ``set_timesteps`` takes one),
-        which sets the number of steps."""
+        which sets the number of steps. ``guidance_rescale`` (Lin et al.'s rescaled guidance) and ``eta`` (DDIM's) as
+        in diffusers, for the base stage; default the folder's (0: none)."""
         if output_type == LATENT:  # diffusers' "latent": the samples before the VAE decodes them
             self.check_latent_output(base_only)
         else:
@@ -60,7 +62,8 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale, timesteps=timesteps)
+                          guidance_scale=guidance_scale, timesteps=timesteps, guidance_rescale=guidance_rescale,
+                          eta=eta)
         if self.unet.cond_channels:
             raise ValueError("this model takes a conditioning video; use the conditional pipelines "
                              "(vidiff animate / inpaint / cinemagraph)")
@@ -87,11 +90,12 @@ class TextToVideoPipeline(VideoDiffusionPipeline):
         elif stride is not None or window_weighting is not None:
             raise ValueError("stride and window_weighting need a window: give window= (frames per window) as well")
         shape = self.sample_shape(len(prompts), s["num_frames"], s["height"], s["width"])
-        denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds)
+        denoiser = self.denoiser(prompts, s["guidance_scale"], negative_prompt, embeds=embeds,
+                                 rescale=s["guidance_rescale"])
         videos = self.sample(denoiser, shape, s["num_inference_steps"], sampler, generator, latents=latents,
                              temporal_window=temporal_window, progress=progress,
                              callback_on_step_end=callback_on_step_end, decode=output_type != LATENT,
-                             timesteps=s.get("timesteps"))
+                             timesteps=s.get("timesteps"), eta=s["eta"])
         s.update(**self.sampler_settings(sampler), negative_prompt=negative_prompt, window=window, stride=stride,
                  window_weighting=window_weighting)
         s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))

@@ -71,13 +71,15 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
     cascades = False
 
+    @torch.no_grad()
     def __call__(self, prompt, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  negative_prompt: str | list[str] | None = "", motion: tuple[float, float] | None = None,
                  motion_speed: float = 0.5, t0: float = 0.4, t1: float = 0.5,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False,
-                 num_videos_per_prompt: int = 1, return_dict: bool = True, **unused):
+                 num_videos_per_prompt: int = 1, return_dict: bool = True, guidance_rescale: float | None = None,
+                 eta: float | None = None, **unused):
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.checks import number
         from diffusers.utils.torch_utils import randn_tensor
@@ -100,7 +102,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                              f"{type(self.unet).__name__}")
         check_output_type(output_type)
         s = self.settings(num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale)
+                          guidance_scale=guidance_scale, guidance_rescale=guidance_rescale, eta=eta)
         prompts = self.check_inputs(prompt, 1, s["height"], s["width"], s["num_inference_steps"],
                                     s["guidance_scale"], None)
         negative_prompt = check_negative_prompt(negative_prompt, len(prompts))
@@ -131,12 +133,13 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         shape = self.sample_shape(b, 1, s["height"], s["width"])
         generator = check_sampling_args(shape, generator, latents)
         noise = latents if latents is not None else randn_tensor(shape, generator=generator)
-        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt)
+        window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, rescale=s["guidance_rescale"])
         fn = window(None)
         device = self.device
         x = noise.float().to(device) * scheduler.init_noise_sigma
-        x_t1 = denoise(fn, scheduler, x, ts[:i1]) if i1 else x
-        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0])[:, :, 0]  # (b, c, h, w)
+        eta = s["eta"]  # DDIM's, on every step: the first frame's and the clip's
+        x_t1 = denoise(fn, scheduler, x, ts[:i1], generator=generator, eta=eta) if i1 else x
+        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta)[:, :, 0]  # (b, c, h, w)
         a = scheduler.alphas_cumprod
         ratio = (a[int(ts[i1])] / a[int(ts[i0])]).item()  # alpha-bar(t1) / alpha-bar(t0): DDPM forward t0 -> t1
         frames = [x_t1[:, :, 0]]
@@ -149,7 +152,8 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, DeviceAttnProcessor()) if "attn1" in name else p
                                       for name, p in processors.items()})
         try:
-            video = denoise(fn, scheduler, video, ts[i1:], progress=self.progress_bar_options(progress))
+            video = denoise(fn, scheduler, video, ts[i1:], generator=generator, progress=self.progress_bar_options(progress),
+                            eta=eta)
         finally:
             self.unet.set_attn_processor(processors)
         videos = self.to_pixels(video)

@@ -310,6 +310,11 @@ def check_ranges(cfg: RunConfig) -> None:
     check_timestep_range(cfg)
     if not isinstance(cfg.model, dict) or not isinstance(cfg.sample, dict):
         raise ValueError("the model and sample sections must be mappings (key: value)")
+    from vidiff.pipelines.folder import check_defaults
+
+    # the sampling defaults the trained folder records: a bad one was written after the whole run, into a folder
+    # that then refused to load, and a misspelt key was recorded and never read
+    check_defaults(cfg.sample, cfg.diffusion.num_train_timesteps, prefix="sample.", known_only=True)
     if not isinstance(cfg.output_dir, str) or not cfg.output_dir.strip():
         raise ValueError(f"output_dir must be a folder name, got {cfg.output_dir!r}")
     if not isinstance(cfg.text_encoder, str) or not cfg.text_encoder.strip():

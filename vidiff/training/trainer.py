@@ -683,7 +683,7 @@ def check_resume_recipe(out: Path, cfg: RunConfig, resume: str | None) -> None:
 
 # what a fine-tune samples with unless its recipe's sample section says otherwise: the sampler of the model it
 # started from, as a diffusers fine-tuning script saves its pipeline with the base model's scheduler
-INHERITED_SAMPLING = ("sampler", "logsnr_min", "guidance_min_t")
+INHERITED_SAMPLING = ("sampler", "logsnr_min", "guidance_min_t", "guidance_rescale", "eta")
 
 
 def _defaults(cfg: RunConfig) -> dict:
