@@ -369,7 +369,7 @@ def test_a_folder_can_guide_only_the_noisier_steps(tmp_path, tiny_text_encoder):
     assert not torch.equal(full.videos, out.videos)
 
     # the cut made here, not by the folder
-    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0, embeds=None):
+    def by_hand(prompts, guidance, negative_prompt="", cond=None, cond_scale=1.0, embeds=None, rescale=0.0):
         text, mask = pipe.text_encoder.encode(prompts)
         null, null_mask = pipe.text_encoder.encode([negative_prompt])
         fn = guidance_from(classifier_free_guidance(pipe.unet, text, mask, null, null_mask, guidance),
