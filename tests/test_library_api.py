@@ -885,3 +885,52 @@ def test_the_video_pipelines_take_prompt_embeds_too(tiny_pipeline_dir, tiny_cond
                            call(pipe, prompt="a red circle", negative_prompt=negs, generator=[g(0), g(1)]).videos)
         with pytest.raises(ValueError, match="not both"):
             call(pipe, prompt="a red circle", prompt_embeds=e, prompt_attention_mask=m)
+
+
+def test_interrupt_as_in_diffusers(tiny_cascade_dir, tiny_pipeline_dir):
+    """diffusers' ``pipe._interrupt``: set in a step callback, the remaining steps are skipped; the call returns what the
+    sampler held then (the video of a call whose callback stops it there), records where it stopped, and the next call
+    runs in full."""
+    pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir)
+    seen = []
+
+    def stop_after(k):
+        def fn(p, i, t, kw):
+            seen.append(int(t))
+            if i == k - 1:
+                p._interrupt = True
+            return kw
+        return fn
+
+    def call(**kw):
+        seen.clear()
+        return pipe("a red circle", generator=torch.Generator().manual_seed(0), num_inference_steps=6, **kw)
+
+    full = call(callback_on_step_end=stop_after(99))
+    grid = list(seen)
+    assert len(grid) == 6 and not pipe.interrupt and "interrupted_after_step" not in full.settings
+    cut = call(callback_on_step_end=stop_after(2))
+    assert seen == grid[:2] and pipe.interrupt and cut.settings["interrupted_after_step"] == 2
+    held = []  # what the sampler held after step 2 of the full run
+    call(callback_on_step_end=lambda p, i, t, kw: held.append(kw["latents"].clone()) or kw)
+    assert torch.allclose(cut.videos, ((held[1] + 1) / 2).clamp(0, 1), atol=1e-6)
+    again = call()  # each sampling starts with the flag down
+    assert not pipe.interrupt and torch.equal(again.videos, full.videos)
+    # FreeInit: no further round after the interruption
+    pipe.enable_free_init(num_iters=3)
+    call(callback_on_step_end=stop_after(3))
+    assert len(seen) == 3
+    pipe.disable_free_init()
+    # a cascade: the base stage stops, the super-resolution stage runs as its own sampling
+    cascade = TextToVideoPipeline.from_pretrained(tiny_cascade_dir)
+    stages = []
+
+    def base_only_stop(p, i, t, kw):
+        stages.append(p is cascade)
+        if p is cascade and i == 0:
+            p._interrupt = True
+        return kw
+
+    out = cascade("a red circle", generator=torch.Generator().manual_seed(0), callback_on_step_end=base_only_stop)
+    assert out.settings["interrupted_after_step"] == 1 and "interrupted_after_step" not in out.settings["super_resolution"]
+    assert stages.count(True) == 1 and stages.count(False) == 3 and out.videos.shape[-1] == 16

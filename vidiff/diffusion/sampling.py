@@ -163,12 +163,14 @@ def check_eta(scheduler, eta: float) -> None:
 @torch.no_grad()
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
             progress: bool | dict = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-            project: Callable[[int, torch.Tensor], torch.Tensor] | None = None, eta: float = 0.0) -> torch.Tensor:
+            project: Callable[[int, torch.Tensor], torch.Tensor] | None = None, eta: float = 0.0,
+            stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``). ``progress``: a
     bar or not, or tqdm's options (a pipeline's ``progress_bar_options``).
     ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
     ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`);
-    ``callback(i, t, x)`` then returns the sample to go on with. ``eta``: :func:`check_eta`."""
+    ``callback(i, t, x)`` then returns the sample to go on with. ``eta``: :func:`check_eta`. ``stop()``, if given, is
+    asked before every step; True skips the remaining steps (diffusers' ``pipe.interrupt``)."""
     from tqdm.auto import tqdm
 
     check_eta(scheduler, eta)
@@ -177,6 +179,8 @@ def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, g
         kw["eta"] = eta
     bar = progress if isinstance(progress, dict) else {"desc": "denoising", "disable": not progress, "leave": False}
     for i, t in enumerate(tqdm(timesteps, **bar)):
+        if stop is not None and stop():
+            break
         tt = t.to(x.device).expand(x.shape[0])
         # the model's input as the scheduler scales it: the identity for DDPM / DDIM / DPM-Solver, x / sqrt(sigma^2 +
         # 1) for the Euler family (without it a pipe.scheduler swapped in as in diffusers gave garbage, or NaN)

@@ -374,6 +374,18 @@ class VideoDiffusionPipeline:
         self.path: Path | None = None  # the folder it was loaded from
         self.free_init = None  # a vidiff.diffusion.free_init.FreeInit while enable_free_init is on
         self._progress_bar_config: dict = {}  # set_progress_bar_config's tqdm options
+        # diffusers' pipe._interrupt: a step callback sets it to skip the rest of the sampling (:attr:`interrupt`)
+        self._interrupt = False
+        self._steps_done = 0  # the steps the last sampling ran (recorded where it was interrupted)
+
+    @property
+    def interrupt(self) -> bool:
+        """diffusers' ``pipe.interrupt``: set ``pipe._interrupt = True`` in a ``callback_on_step_end`` to skip the
+        sampling's remaining steps (as diffusers' pipelines do, the call then returns what the sampler holds, still
+        noisy, and writes it as any other result; its settings record ``interrupted_after_step``). Each sampling
+        starts with it False; a super-resolution stage after an interrupted base stage runs as its own sampling, and
+        its callback gets that stage's pipeline."""
+        return self._interrupt
 
     def set_progress_bar_config(self, **kwargs) -> None:
         """diffusers' name: tqdm options for the denoising bars of later calls (and of the super-resolution stage).
@@ -972,6 +984,7 @@ class VideoDiffusionPipeline:
 
         generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
+        self._interrupt, self._steps_done = False, 0
         scheduler = self.make_scheduler(sampler)
         check_eta(scheduler, eta)
         free_init = self.free_init
@@ -1003,6 +1016,7 @@ class VideoDiffusionPipeline:
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
 
         def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            self._steps_done = i + 1
             got = callback_on_step_end(self, i, t, {"latents": x})
             if got is None:  # (diffusers requires the dict back; nothing returned changes nothing here)
                 return x
@@ -1030,8 +1044,10 @@ class VideoDiffusionPipeline:
             f, p, c = (fn, project, callback) if prior is None else whitened(prior, fn, project, callback)
             y = x if prior is None else prior.whiten(x)
             y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=self.progress_bar_options(progress),
-                        project=p, callback=c, eta=eta)
+                        project=p, callback=c, eta=eta, stop=lambda: self._interrupt)
             x = y if prior is None else prior.correlate(y)
+            if self._interrupt:  # FreeInit: no further round either
+                break
         if not bool(torch.isfinite(x).all()):  # it became a black clip, written without a word
             half = self.dtype != torch.float32
             raise ValueError(f"sampling gave NaN or infinite values (scheduler {type(scheduler).__name__}"
@@ -1112,6 +1128,8 @@ class VideoDiffusionPipeline:
         ``return_dict=False``, diffusers' tuple ``(frames,)``)."""
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         settings = {**settings, "fps": self.defaults["fps"]}
+        if self._interrupt:  # pipe._interrupt set by the step callback: the steps after this one were skipped
+            settings["interrupted_after_step"] = self._steps_done
         if self.style:
             settings.update(self.style)
         if self.super_resolution is not None and not base_only:

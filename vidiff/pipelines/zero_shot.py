@@ -89,6 +89,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
+        self._interrupt = False  # no step callback here to set it (pipe.interrupt)
         if self.free_init is not None:
             raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
                              "(pipe.disable_free_init())")
