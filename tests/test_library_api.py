@@ -916,6 +916,13 @@ def test_interrupt_as_in_diffusers(tiny_cascade_dir, tiny_pipeline_dir):
     assert torch.allclose(cut.videos, ((held[1] + 1) / 2).clamp(0, 1), atol=1e-6)
     again = call()  # each sampling starts with the flag down
     assert not pipe.interrupt and torch.equal(again.videos, full.videos)
+    # set from elsewhere (another thread: a web page's stop button), without a step callback
+    calls = []
+    hook = pipe.unet.register_forward_pre_hook(lambda m, a: calls.append(1) or setattr(
+        pipe, "_interrupt", len(calls) == 3 or pipe._interrupt))
+    elsewhere = call()
+    hook.remove()
+    assert len(calls) == 3 and elsewhere.settings["interrupted_after_step"] == 3
     # FreeInit: no further round after the interruption
     pipe.enable_free_init(num_iters=3)
     call(callback_on_step_end=stop_after(3))

@@ -376,7 +376,7 @@ class VideoDiffusionPipeline:
         self._progress_bar_config: dict = {}  # set_progress_bar_config's tqdm options
         # diffusers' pipe._interrupt: a step callback sets it to skip the rest of the sampling (:attr:`interrupt`)
         self._interrupt = False
-        self._steps_done = 0  # the steps the last sampling ran (recorded where it was interrupted)
+        self._steps_done = 0  # the steps the last sampling (round) ran: recorded where it was interrupted
 
     @property
     def interrupt(self) -> bool:
@@ -386,6 +386,14 @@ class VideoDiffusionPipeline:
         starts with it False; a super-resolution stage after an interrupted base stage runs as its own sampling, and
         its callback gets that stage's pipeline."""
         return self._interrupt
+
+    def _stop_here(self) -> bool:
+        """Asked before every step: True once ``_interrupt`` is set (by a step callback, or by another thread, as a
+        web page's stop button would), else counts the step about to run."""
+        if self._interrupt:
+            return True
+        self._steps_done += 1
+        return False
 
     def set_progress_bar_config(self, **kwargs) -> None:
         """diffusers' name: tqdm options for the denoising bars of later calls (and of the super-resolution stage).
@@ -1016,7 +1024,6 @@ class VideoDiffusionPipeline:
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
 
         def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            self._steps_done = i + 1
             got = callback_on_step_end(self, i, t, {"latents": x})
             if got is None:  # (diffusers requires the dict back; nothing returned changes nothing here)
                 return x
@@ -1043,8 +1050,9 @@ class VideoDiffusionPipeline:
                                                             noise.float())
             f, p, c = (fn, project, callback) if prior is None else whitened(prior, fn, project, callback)
             y = x if prior is None else prior.whiten(x)
+            self._steps_done = 0
             y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=self.progress_bar_options(progress),
-                        project=p, callback=c, eta=eta, stop=lambda: self._interrupt)
+                        project=p, callback=c, eta=eta, stop=self._stop_here)
             x = y if prior is None else prior.correlate(y)
             if self._interrupt:  # FreeInit: no further round either
                 break
