@@ -479,7 +479,7 @@ def test_guidance_rescale_and_eta_as_in_diffusers(tmp_path, tiny_pipeline_dir, t
                        rescaled.videos)
     meta["defaults"]["guidance_rescale"] = 2
     (own / "vidiff_pipeline.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match=r"'guidance_rescale' must be a number in \[0, 1\], got 2"):
+    with pytest.raises(ValueError, match=r"'defaults.guidance_rescale' must be a number in \[0, 1\], got 2"):
         TextToVideoPipeline.from_pretrained(own)
     for kwargs, words in (({"eta": 0.5}, "eta=0.5 is DDIM's; DPMSolver"), ({"eta": 0.5, "sampler": "dpm++-sde"}, "DDIM's"),
                           ({"eta": 1.5, "sampler": "ddim"}, r"eta must be in \[0.0, 1.0\]"),

@@ -36,6 +36,9 @@ def temporal_windows(num_frames: int, window: int, stride: int) -> list[tuple[in
     return [(s, s + window) for s in starts]
 
 
+WINDOW_WEIGHTINGS = ("uniform", "triangle")
+
+
 def window_weights(length: int, kind: str = "uniform") -> torch.Tensor:
     """Per-frame weights W_i of one window: "uniform" (the paper's average) or "triangle" (a linear
     cross-fade that favours each window's centre)."""
@@ -44,7 +47,7 @@ def window_weights(length: int, kind: str = "uniform") -> torch.Tensor:
     if kind == "triangle":
         pos = torch.arange(length, dtype=torch.float32)
         return torch.minimum(pos + 1, length - pos) / ((length + 1) / 2)
-    raise ValueError(f"unknown window weighting {kind!r}; allowed: uniform, triangle")
+    raise ValueError(f"unknown window weighting {kind!r}; allowed: {', '.join(WINDOW_WEIGHTINGS)}")
 
 
 def multidiffusion(window_fn: Callable[[slice], Denoiser], num_frames: int, window: int, stride: int,

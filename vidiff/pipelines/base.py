@@ -992,17 +992,17 @@ class VideoDiffusionPipeline:
 
         generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
-        self._interrupt, self._steps_done = False, 0
+        self._interrupt = False
         scheduler = self.make_scheduler(sampler)
         check_eta(scheduler, eta)
         free_init = self.free_init
         if free_init is not None and (start is not None or strength < 1.0):
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
                              "the given video; disable it (pipe.disable_free_init()) for edits")
-        ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength, timesteps)
         if timesteps is not None and free_init is not None:
             raise ValueError("custom timesteps and FreeInit: FreeInit samples on grids of its own (coarse to fine); "
                              "disable one of them (pipe.disable_free_init())")
+        ts = timesteps_for(scheduler, steps if free_init is None else free_init.steps(steps, 0), strength, timesteps)
         if start is not None and 0.0 < strength < 1.0 and not bool((ts > 0).any()):
             # the start time snaps down to the sampler's grid; with no grid step above t = 0 the "edit" gave the
             # input back unchanged, without a word

@@ -221,8 +221,11 @@ def check_defaults(defaults: dict, num_train_timesteps: int, prefix: str = "", k
     lm = defaults.get("logsnr_min")
     if lm is not None and not (isinstance(lm, (int, float)) and not isinstance(lm, bool) and math.isfinite(lm)):
         raise ValueError(f"{name('logsnr_min')} must be a number or null, got {lm!r}")
-    if defaults.get("window_weighting", "triangle") not in ("triangle", "uniform"):
-        raise ValueError(f"{name('window_weighting')} must be triangle or uniform, got {defaults['window_weighting']!r}")
+    from vidiff.diffusion.multidiffusion import WINDOW_WEIGHTINGS
+
+    if defaults.get("window_weighting", "triangle") not in WINDOW_WEIGHTINGS:
+        raise ValueError(f"{name('window_weighting')} must be one of {', '.join(WINDOW_WEIGHTINGS)}, got "
+                         f"{defaults['window_weighting']!r}")
     try:
         check_guidance_min_t(defaults.get("guidance_min_t"), num_train_timesteps)
     except ValueError as e:
@@ -327,12 +330,10 @@ def read_meta(path: Path) -> dict:
     except ValueError as e:
         raise ValueError(f"{str(meta_path)!r}: {e}") from None
     defaults = meta.get("defaults", {})
-    if not isinstance(defaults, dict) or not all(
-            isinstance(defaults.get(k, 1), (int, float)) and not isinstance(defaults.get(k, 1), bool)
-            and math.isfinite(defaults.get(k, 1)) and defaults.get(k, 1) > 0 for k in BASE_DEFAULTS):
-        raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (positive numbers expected)")
+    if not isinstance(defaults, dict):
+        raise ValueError(f"{str(meta_path)!r} has invalid 'defaults' (a mapping of sampling defaults expected)")
     try:
-        check_defaults(defaults, meta["diffusion"].get("num_train_timesteps", 1000))
+        check_defaults(defaults, meta["diffusion"].get("num_train_timesteps", 1000), prefix="defaults.")
     except ValueError as e:
         raise ValueError(f"{str(meta_path)!r}: {e}") from None
     if not isinstance(meta.get("text_encoder", "minilm"), str):
