@@ -513,6 +513,50 @@ def test_zero_shot_generation_from_an_image_model(image_dir, tiny_pipeline_dir, 
     rescaled = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, guidance_rescale=1.0,
                     generator=torch.Generator().manual_seed(0))
     assert rescaled.settings["guidance_rescale"] == 1.0 and not np.allclose(rescaled.frames, out.frames, atol=1e-3)
+    # diffusers' step callback on the clip's steps (i counted on the whole grid) and pipe._interrupt in every phase
+    seen = []
+
+    def watch(p, i, t, kw):
+        seen.append((i, tuple(kw["latents"].shape)))
+        return kw
+
+    watched = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, callback_on_step_end=watch,
+                   generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(watched.frames, out.frames) and "interrupted_after_step" not in watched.settings
+    assert seen[0][0] > 0 and [i for i, _ in seen] == list(range(seen[0][0], 10)), seen  # t1 = 0.5: from step 5 on
+    assert all(shape == (1, 3, 4, 16, 16) for _, shape in seen)
+
+    def stop_at(n):
+        def cb(p, i, t, kw):
+            p._interrupt = i + 1 >= n
+            return kw
+        return cb
+
+    cut = pipe("a red circle moving left", num_frames=4, num_inference_steps=10, callback_on_step_end=stop_at(7),
+               generator=torch.Generator().manual_seed(0))
+    assert cut.settings["interrupted_after_step"] == 7 and not np.allclose(cut.frames, out.frames, atol=1e-3)
+    early = []  # interrupted from another thread before the clip exists: the first frame in every frame
+    real_stop = pipe._stop_here
+
+    def stop_after_two():
+        early.append(pipe._steps_done)
+        if len(early) > 2:
+            pipe._interrupt = True
+        return real_stop()
+
+    pipe._stop_here = stop_after_two
+    try:
+        first = pipe("a red circle moving left", num_frames=4, num_inference_steps=10,
+                     generator=torch.Generator().manual_seed(0))
+    finally:
+        del pipe._stop_here
+    assert first.settings["interrupted_after_step"] == 2 and first.frames.shape == out.frames.shape
+    assert all(np.array_equal(first.frames[0, k], first.frames[0, 0]) for k in range(4))
+    again_fine = pipe("a red circle moving left", num_frames=4, num_inference_steps=10,
+                      generator=torch.Generator().manual_seed(0))  # the flag is reset by the next call
+    assert np.array_equal(again_fine.frames, out.frames)
+    with pytest.raises(ValueError, match="callback_on_step_end must be callable"):
+        pipe("a red circle moving left", num_frames=4, num_inference_steps=10, callback_on_step_end=3)
     for bad, says in (({"generator": 3}, "generator must be a torch.Generator"),
                       ({"latents": torch.zeros(1, 3, 2, 2)}, "latents must be a tensor of shape"),
                       ({"motion": "10"}, "motion must be \\(dx, dy\\)"),  # a string was iterated: (1, 0)

@@ -974,6 +974,28 @@ class VideoDiffusionPipeline:
 
         return window
 
+    def _callback(self, callback_on_step_end: Callable | None) -> Callable | None:
+        """:func:`~vidiff.diffusion.sampling.denoise`'s ``callback(i, t, x)`` from diffusers'
+        ``callback_on_step_end(pipe, i, t, {"latents": x})``: a returned ``"latents"`` replaces the sample."""
+        if callback_on_step_end is None:
+            return None
+
+        def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            got = callback_on_step_end(self, i, t, {"latents": x})
+            if got is None:  # (diffusers requires the dict back; nothing returned changes nothing here)
+                return x
+            if not isinstance(got, dict):
+                raise ValueError(f"callback_on_step_end must return a dict (its 'latents' replace the sample) or "
+                                 f"None, got {type(got).__name__}")
+            new = got.get("latents", x)
+            if not isinstance(new, torch.Tensor) or new.shape != x.shape or not new.is_floating_point():
+                what = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+                raise ValueError(f"the 'latents' callback_on_step_end returned must be a float tensor of shape "
+                                 f"{tuple(x.shape)}, got {what}")
+            return new
+
+        return callback
+
     def sample(self, window: Callable[[slice | None], Denoiser], shape: tuple[int, ...], steps: int,
                sampler: str | None, generator: torch.Generator | None, latents: torch.Tensor | None = None,
                start: torch.Tensor | None = None, strength: float = 1.0, temporal_window: tuple | None = None,
@@ -1023,21 +1045,7 @@ class VideoDiffusionPipeline:
             x = scheduler.add_noise(start.float(), noise.float(), ts[:1].expand(shape[0]))
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
 
-        def callback(i: int, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            got = callback_on_step_end(self, i, t, {"latents": x})
-            if got is None:  # (diffusers requires the dict back; nothing returned changes nothing here)
-                return x
-            if not isinstance(got, dict):
-                raise ValueError(f"callback_on_step_end must return a dict (its 'latents' replace the sample) or "
-                                 f"None, got {type(got).__name__}")
-            new = got.get("latents", x)
-            if not isinstance(new, torch.Tensor) or new.shape != x.shape or not new.is_floating_point():
-                what = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-                raise ValueError(f"the 'latents' callback_on_step_end returned must be a float tensor of shape "
-                                 f"{tuple(x.shape)}, got {what}")
-            return new
-
-        callback = callback if callback_on_step_end is not None else None
+        callback = self._callback(callback_on_step_end)
         for i in range(1 if free_init is None else free_init.num_iters):
             if i:  # FreeInit: the next start from the low frequencies of this result, on this sampling's step grid
                 from vidiff.diffusion.free_init import reinitialise

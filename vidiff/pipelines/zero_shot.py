@@ -79,17 +79,23 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", progress: bool = False,
                  num_videos_per_prompt: int = 1, return_dict: bool = True, guidance_rescale: float | None = None,
-                 eta: float | None = None, **unused):
+                 eta: float | None = None, callback_on_step_end=None,
+                 callback_on_step_end_tensor_inputs: list[str] | None = None, **unused):
+        """``callback_on_step_end(pipe, i, t, {"latents": x})`` as in the other pipelines, after each of the clip's
+        steps (``i`` counts from the start of the step grid; the first frame's steps before ``t1`` have no clip to
+        show). ``pipe._interrupt = True`` (from the callback or another thread) skips the remaining steps; when that
+        happens before the clip is built, the first frame as the sampler holds it fills every frame."""
         from vidiff.diffusion.sampling import denoise, timesteps_for
         from vidiff.checks import number
         from diffusers.utils.torch_utils import randn_tensor
 
         from vidiff.pipelines.base import (check_negative_prompt, check_output_type, check_return_dict,
-                                           check_sampling_args, videos_per_prompt)
+                                           check_sampling_args, step_callback, videos_per_prompt)
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
-        self._interrupt = False  # no step callback here to set it (pipe.interrupt)
+        self._interrupt = False
+        callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         if self.free_init is not None:
             raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
                              "(pipe.disable_free_init())")
@@ -132,15 +138,23 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         if i0 >= len(ts):
             raise ValueError(f"{s['num_inference_steps']} steps are too few for t0={t0}")
         shape = self.sample_shape(b, 1, s["height"], s["width"])
-        generator = check_sampling_args(shape, generator, latents)
+        generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         noise = latents if latents is not None else randn_tensor(shape, generator=generator)
         window = self.denoiser(prompts, s["guidance_scale"], negative_prompt, rescale=s["guidance_rescale"])
         fn = window(None)
         device = self.device
         x = noise.float().to(device) * scheduler.init_noise_sigma
         eta = s["eta"]  # DDIM's, on every step: the first frame's and the clip's
-        x_t1 = denoise(fn, scheduler, x, ts[:i1], generator=generator, eta=eta) if i1 else x
-        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta)[:, :, 0]  # (b, c, h, w)
+        self._steps_done = 0  # steps of the grid run: recorded where it was interrupted
+        x_t1 = denoise(fn, scheduler, x, ts[:i1], generator=generator, eta=eta, stop=self._stop_here) if i1 else x
+        if self._interrupt:
+            return self._finish_zero_shot(x_t1.expand(-1, -1, m, -1, -1), prompts, s, negative_prompt, moves, t0, t1,
+                                          output_type, generator, progress, return_dict)
+        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta, stop=self._stop_here)
+        if self._interrupt:
+            return self._finish_zero_shot(x_t0.expand(-1, -1, m, -1, -1), prompts, s, negative_prompt, moves, t0, t1,
+                                          output_type, generator, progress, return_dict)
+        x_t0 = x_t0[:, :, 0]  # (b, c, h, w)
         a = scheduler.alphas_cumprod
         ratio = (a[int(ts[i1])] / a[int(ts[i0])]).item()  # alpha-bar(t1) / alpha-bar(t0): DDPM forward t0 -> t1
         frames = [x_t1[:, :, 0]]
@@ -152,11 +166,19 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         processors = self.unet.attn_processors
         self.unet.set_attn_processor({name: FirstFrameAttnProcessor(m, DeviceAttnProcessor()) if "attn1" in name else p
                                       for name, p in processors.items()})
+        callback = self._callback(callback_on_step_end)
+        self._steps_done = i1  # the clip is denoised from t1: the grid's steps before it count once
         try:
             video = denoise(fn, scheduler, video, ts[i1:], generator=generator, progress=self.progress_bar_options(progress),
-                            eta=eta)
+                            eta=eta, stop=self._stop_here,
+                            callback=None if callback is None else (lambda j, t, x: callback(i1 + j, t, x)))
         finally:
             self.unet.set_attn_processor(processors)
+        return self._finish_zero_shot(video, prompts, s, negative_prompt, moves, t0, t1, output_type, generator,
+                                      progress, return_dict)
+
+    def _finish_zero_shot(self, video, prompts, s, negative_prompt, moves, t0, t1, output_type, generator, progress,
+                          return_dict):
         videos = self.to_pixels(video)
         s.update(sampler="ddim", negative_prompt=negative_prompt,
                  zero_shot={"motion": [list(mv) for mv in moves], "t0": t0, "t1": t1})
