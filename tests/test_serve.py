@@ -77,6 +77,37 @@ def test_the_page_starts_at_the_models_own_steps_and_guidance(tmp_path, models):
         [(s.label, s.value) for s in sliders]
 
 
+def test_stop_ends_a_request_before_its_next_step_and_writes_nothing(tmp_path, models):
+    # the page had no way to stop a long request: it ran every step of both stages
+    import threading
+
+    import gradio as gr
+
+    event, calls = threading.Event(), []
+
+    def progress(fraction, desc=None):  # the page's progress bar; Stop is pressed while the first step is shown
+        calls.append(desc)
+        event.set()
+
+    with pytest.raises(ValueError, match="stopped before the end: nothing was written"):
+        run("generate", "a red circle", 0, 20, None, model=models["text-to-video"], out_dir=tmp_path / "run",
+            progress=progress, stop=event)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    assert len(calls) == 2, calls  # the base stage's first step, then the super-resolution stage's first only
+    # the page's wiring: a Stop click ends the request of the page that made it (its gr.State key), not another's
+    app = build_app(models, out_dir=tmp_path / "out")
+    fns = list(app.fns.values())
+    stop = next(f.fn for f in fns if f.fn.__name__ == "stop")
+    generate = next(f.fn for f in fns if f.fn.__name__ == "fn" and len(f.inputs) == 7)  # key, 4 fields, style, alpha
+    with pytest.raises(gr.Error, match="stopped before the end"):
+        generate("page-a", "a red circle", 0, 20, 0, False, 0.7, progress=lambda *a, **k: stop("page-a"))
+    got = generate("page-a", "a red circle", 0, 2, 0, False, 0.7, progress=lambda *a, **k: stop("page-b"))
+    assert Path(got[0]).is_file() and len(list((tmp_path / "out").glob("*.json"))) == 1
+    stop("page-a")  # nothing running: nothing to stop, and the next request runs in full
+    assert Path(generate("page-a", "a red circle", 0, 2, 0, False, 0.7, progress=lambda *a, **k: None)[0]).is_file()
+    assert any(b.elem_id == "t2v-stop" for b in app.blocks.values() if isinstance(b, gr.Button))
+
+
 def test_regions_and_bad_input(tmp_path, models):
     painted = np.zeros((16, 16, 4), np.uint8)
     painted[:8, :8, 3] = 255

@@ -12,7 +12,9 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,14 +94,17 @@ def _pipeline(kind: str, model: str, style: str | None = None, alpha: float | No
     return pipe.with_style(style, alpha) if style else pipe
 
 
-def _progress_callback(progress, total_steps: int):
-    """A ``callback_on_step_end`` that moves the page's progress bar over every stage's steps."""
+def _progress_callback(progress, total_steps: int, stop=None):
+    """A ``callback_on_step_end`` that moves the page's progress bar over every stage's steps, and stops the sampling
+    (diffusers' ``pipe._interrupt``) once ``stop`` (a ``threading.Event``) is set."""
     done = [0]
 
     def callback(pipe, i, t, kwargs):
         done[0] += 1
         if progress is not None:
             progress(min(done[0] / max(total_steps, 1), 1.0), desc=f"{pipe.task}: step {i + 1}")
+        if stop is not None and stop.is_set():
+            pipe._interrupt = True  # the stage's remaining steps are skipped; a later stage stops after its first
         return kwargs
 
     return callback
@@ -169,8 +174,10 @@ def region_mask(drawn, box: tuple[float, float, float, float] | None, height: in
 
 def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | None, *, model: str,
         style: str | None = None, alpha: float | None = None, out_dir: Path, progress=None, device: str = "auto",
-        **given) -> tuple[str, str, dict]:
-    """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input."""
+        stop=None, **given) -> tuple[str, str, dict]:
+    """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input. ``stop``: a
+    ``threading.Event``; once set (the page's Stop button) the sampling ends before its next step, and the request
+    raises ValueError without writing anything."""
     import torch
 
     from vidiff.conditioning.captions import check_caption
@@ -198,13 +205,14 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
         clip, fps = read_clip(given["video"], int(pipe.defaults["num_frames"]), h, w)
         inputs["input_fps"] = fps
     if kind == "generate":
-        result = pipe(prompt, callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps)), **kw)
+        result = pipe(prompt, callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps), stop), **kw)
     elif kind == "edit":
         strength = float(pipe.defaults["strength"] if given.get("strength") is None else given["strength"])
         result = pipe(prompt, clip, strength=strength,
-                      callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps, strength)), **kw)
+                      callback_on_step_end=_progress_callback(progress, _total_steps(pipe, steps, strength), stop),
+                      **kw)
     else:
-        cb = _progress_callback(progress, _total_steps(pipe, steps))
+        cb = _progress_callback(progress, _total_steps(pipe, steps), stop)
         if kind == "animate":
             result = pipe(prompt, image_t, callback_on_step_end=cb, **kw)
         elif kind == "cinemagraph":
@@ -213,6 +221,8 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
         else:
             region = region_mask(given.get("drawn"), given.get("box"), h, w)
             result = pipe(prompt, clip, region, callback_on_step_end=cb, **kw)
+    if stop is not None and stop.is_set():
+        raise ValueError("stopped before the end: nothing was written")
     return _write(result, pipe, inputs, out_dir)
 
 
@@ -234,8 +244,15 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
         except ValueError:
             has_style = False
 
+    # the Stop buttons: each page (a gr.State key made when it loads) registers the Event of its running request
+    running: dict[str, threading.Event] = {}
+
+    def stop(key):
+        if key in running:
+            running[key].set()
+
     def handler(kind: str):
-        def fn(prompt, seed, steps, guidance, *rest, progress=gr.Progress()):
+        def fn(key, prompt, seed, steps, guidance, *rest, progress=gr.Progress()):
             given = dict(zip(FIELDS[kind], rest))
             style = alpha = None
             if kind == "generate" and has_style and given.pop("use_style", False):
@@ -244,12 +261,16 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             if "x0" in given:
                 given["box"] = tuple(given.pop(k) for k in ("x0", "y0", "x1", "y1"))
             model = models["conditional" if kind in ("animate", "inpaint", "cinemagraph") else "text-to-video"]
+            running[key] = event = threading.Event()
             try:
                 video, side, settings = run(kind, prompt, seed, steps or None, guidance or None, model=model,
                                             style=style, alpha=alpha, out_dir=out, device=models.get("device", "auto"),
-                                            progress=progress, **given)
+                                            progress=progress, stop=event, **given)
             except ValueError as e:
                 raise gr.Error(str(e)) from None
+            finally:
+                if running.get(key) is event:
+                    del running[key]
             return video, [video, side], settings
         return fn
 
@@ -268,8 +289,12 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
                 guidance = gr.Slider(0, 20, value=0, step=0.5, label="guidance (0: the model's)")
             return prompt, seed, steps, guidance
 
+        key = gr.State(lambda: uuid.uuid4().hex)  # one per page load: whose request a Stop click ends
+
         def outputs(tab: str):
-            button = gr.Button("Generate", variant="primary", elem_id=f"{tab}-generate")
+            with gr.Row():
+                button = gr.Button("Generate", variant="primary", elem_id=f"{tab}-generate")
+                gr.Button("Stop", variant="stop", elem_id=f"{tab}-stop").click(stop, [key], None, queue=False)
             video = gr.Video(label="video", elem_id=f"{tab}-video", autoplay=True, loop=True, interactive=False,
                              height=300)
             files = gr.File(label="download: video and settings", file_count="multiple", elem_id=f"{tab}-files")
@@ -287,19 +312,19 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
                 use_style = gr.Checkbox(label="style: outlined (Lumiere 4.1)", value=False)
                 alpha = gr.Slider(0, 1, value=BASE_DEFAULTS["alpha"], step=0.05, label="style weight alpha")
             button, outs = outputs("t2v")
-            button.click(handler("generate"), [prompt, seed, steps, guidance, use_style, alpha], outs)
+            button.click(handler("generate"), [key, prompt, seed, steps, guidance, use_style, alpha], outs)
         with gr.Tab("Image to video"):
             prompt, seed, steps, guidance = common("a blue square moving right")
             image = gr.Image(label="first frame", type="numpy", image_mode="RGB")
             button, outs = outputs("i2v")
-            button.click(handler("animate"), [prompt, seed, steps, guidance, image], outs)
+            button.click(handler("animate"), [key, prompt, seed, steps, guidance, image], outs)
         with gr.Tab("Cinemagraph"):
             prompt, seed, steps, guidance = common("a green triangle growing")
             editor = gr.ImageEditor(label="picture: paint the region that moves (or use the box)", type="numpy",
                                     image_mode="RGBA")
             coords = box()
             button, outs = outputs("cine")
-            button.click(handler("cinemagraph"), [prompt, seed, steps, guidance, editor, *coords], outs)
+            button.click(handler("cinemagraph"), [key, prompt, seed, steps, guidance, editor, *coords], outs)
         with gr.Tab("Inpaint"):
             prompt, seed, steps, guidance = common("a red circle moving left")
             video_in = gr.Video(label="video", sources=["upload"])
@@ -307,13 +332,13 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
                                    image_mode="RGBA")
             coords = box()
             button, outs = outputs("inpaint")
-            button.click(handler("inpaint"), [prompt, seed, steps, guidance, video_in, drawn, *coords], outs)
+            button.click(handler("inpaint"), [key, prompt, seed, steps, guidance, video_in, drawn, *coords], outs)
         with gr.Tab("Edit (SDEdit)"):
             prompt, seed, steps, guidance = common("a yellow square moving left")
             video_in = gr.Video(label="video to edit", sources=["upload"])
             strength = gr.Slider(0, 1, value=BASE_DEFAULTS["strength"], step=0.05, label="strength (0: keep, 1: ignore the input)")
             button, outs = outputs("edit")
-            button.click(handler("edit"), [prompt, seed, steps, guidance, video_in, strength], outs)
+            button.click(handler("edit"), [key, prompt, seed, steps, guidance, video_in, strength], outs)
     return app
 
 
