@@ -887,6 +887,35 @@ def test_the_video_pipelines_take_prompt_embeds_too(tiny_pipeline_dir, tiny_cond
             call(pipe, prompt="a red circle", prompt_embeds=e, prompt_attention_mask=m)
 
 
+def test_the_super_resolution_pipeline_takes_prompt_embeds_negative_prompt_and_timesteps(tiny_cascade_dir):
+    # diffusers' upscalers take them; the SR call refused all three (a TypeError)
+    g = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    sr = TextToVideoPipeline.from_pretrained(tiny_cascade_dir).super_resolution
+    clips = torch.rand(2, 3, 4, 8, 8, generator=g(5))
+    e, m, ne, nm = sr.encode_prompt("a red circle", negative_prompt="a blue square")
+    kw = {"num_inference_steps": 2, "guidance_scale": 3.0}  # guided, so that the negative prompt counts
+    by_text = sr("a red circle", clips, negative_prompt="a blue square", generator=g(), **kw)
+    by_embeds = sr(lowres=clips, prompt_embeds=e, prompt_attention_mask=m, negative_prompt_embeds=ne,
+                   negative_prompt_attention_mask=nm, generator=g(), **kw)
+    assert torch.equal(by_embeds.videos, by_text.videos) and by_embeds.settings["prompt_embeds"] == [2, *e.shape[1:]]
+    plain = sr("a red circle", clips, generator=g(), **kw)
+    assert not torch.equal(plain.videos, by_text.videos) and by_text.settings["negative_prompt"] == "a blue square"
+    seen = []
+
+    def record(p, i, t, kw):
+        seen.append(int(t))
+        return kw
+
+    given = sr("a red circle", clips, timesteps=[999, 600, 300, 50], sampler="ddpm", generator=g(),
+               callback_on_step_end=record)
+    assert seen == [999, 600, 300, 50] and given.settings["timesteps"] == [999, 600, 300, 50]
+    for kw, says in (({"lowres": None}, "the low-resolution video must be a float tensor"),
+                     ({"prompt_embeds": e, "prompt_attention_mask": m}, "not both"),
+                     ({"timesteps": [10, 500], "sampler": "ddpm"}, "fall strictly")):
+        with pytest.raises(ValueError, match=says):
+            sr("a red circle", **{"lowres": clips, **kw})
+
+
 def test_interrupt_as_in_diffusers(tiny_cascade_dir, tiny_pipeline_dir):
     """diffusers' ``pipe._interrupt``: set in a step callback, the remaining steps are skipped; the call returns what the
     sampler held then (the video of a call whose callback stops it there), records where it stopped, and the next call

@@ -49,16 +49,23 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
     cascades = False
 
     @torch.no_grad()
-    def __call__(self, prompt, lowres: torch.Tensor, height: int | None = None, width: int | None = None,
+    def __call__(self, prompt: str | list[str] | None = None, lowres: torch.Tensor | None = None, height: int | None = None, width: int | None = None,
                  window: int | None = None, stride: int | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, noise_level: float | None = None, sampler: str | None = None,
                  generator: torch.Generator | None = None, output_type: str = "np",
                  callback_on_step_end: Callable | None = None, progress: bool = False,
                  return_dict: bool = True,
                  callback_on_step_end_tensor_inputs: list[str] | None = None, guidance_rescale: float | None = None,
-                 eta: float | None = None) -> VideoPipelineOutput | tuple:
+                 eta: float | None = None, negative_prompt: str | list[str] | None = "",
+                 prompt_embeds: torch.Tensor | None = None, prompt_attention_mask: torch.Tensor | None = None,
+                 negative_prompt_embeds: torch.Tensor | None = None,
+                 negative_prompt_attention_mask: torch.Tensor | None = None,
+                 timesteps: list[int] | None = None) -> VideoPipelineOutput | tuple:
         """``return_dict=False``: diffusers' tuple ``(frames,)``. ``guidance_rescale`` and ``eta`` as in diffusers
-        (Lin et al.'s rescaled guidance; DDIM's eta); default the folder's (0: none)."""
+        (Lin et al.'s rescaled guidance; DDIM's eta); default the folder's (0: none). ``negative_prompt``,
+        ``prompt_embeds`` / ``prompt_attention_mask`` and the negative pair (from this pipeline's
+        :meth:`encode_prompt`: its own text encoder), and ``timesteps`` (a custom step grid), as in the text-to-video
+        call."""
         check_output_type(output_type)
         check_return_dict(return_dict)
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -71,23 +78,29 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
             raise ValueError(f"the low-resolution video must be (b, 3, t, h, w), got {tuple(lowres.shape)}")
         b, _, t, h, w = lowres.shape
         s = self.settings(height=height, width=width, num_inference_steps=num_inference_steps,
-                          guidance_scale=guidance_scale, guidance_rescale=guidance_rescale, eta=eta)
+                          guidance_scale=guidance_scale, guidance_rescale=guidance_rescale, eta=eta,
+                          timesteps=timesteps)
         H, W = s["height"], s["width"]
         if H < h or W < w:
             raise ValueError(f"the output ({H}x{W}) must not be smaller than the input ({h}x{w})")
         check_aspect(h, w, H, W, "the low-resolution video")
         window, stride = ssr_windows(self.defaults, window, stride)
-        prompts = self.check_inputs(prompt, min(window, t), H, W,  # every window is min(window, t) frames
-                                    s["num_inference_steps"], s["guidance_scale"], sampler, batch=b)
+        prompts, negative_prompt, _, embeds = self.check_text(  # every window is min(window, t) frames
+            prompt, negative_prompt,
+            (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), 1,
+            (min(window, t), H, W, s["num_inference_steps"], s["guidance_scale"]), sampler, True, batch=b)
         noise_level = number(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level,
                              "noise_level")
         if not 0.0 <= noise_level <= 1.0:
             raise ValueError(f"noise_level must be in [0, 1], got {noise_level}")
         cond = lowres_condition(lowres * 2 - 1, H, W, noise_level, generator)  # (b, 3, t, H, W)
-        fns = self.denoiser(prompts, s["guidance_scale"], cond=cond, rescale=s["guidance_rescale"])
+        fns = self.denoiser(prompts, s["guidance_scale"], negative_prompt, cond=cond, embeds=embeds,
+                            rescale=s["guidance_rescale"])
         shape = (b, self.unet.sample_channels, t, H, W)
         videos = self.sample(fns, shape, s["num_inference_steps"], sampler, generator, temporal_window=(window, stride),
-                             progress=progress, callback_on_step_end=callback_on_step_end, eta=s["eta"])
-        s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level,
+                             progress=progress, callback_on_step_end=callback_on_step_end, eta=s["eta"],
+                             timesteps=s.get("timesteps"))
+        s.update(num_frames=t, window=window, stride=stride, noise_level=noise_level, negative_prompt=negative_prompt,
                  **self.sampler_settings(sampler))
+        s.update(self.embeds_settings(embeds, negative_prompt_embeds is not None))
         return self.finish(prompts, videos, s, output_type, True, generator, progress, return_dict=return_dict)
