@@ -54,6 +54,12 @@ def run_cells(r: dict) -> str:
             f"{pct(s_['time_reversed'])} | {r['seconds']:.0f} |")
 
 
+def validation_table(rows: list[tuple[str, dict]]) -> list[str]:
+    """A table of benchmarks/sampling_steps.py rows read on the validation scenes: (label, row) each."""
+    return (["| model | colour | shape | motion (floor) | present | time-reversed | seconds |", "|---|---|---|---|---|---|---|"]
+            + [f"| {label} | {run_cells(r)}" for label, r in rows])
+
+
 def steps_header(first: str) -> list[str]:
     return [f"| {first} | steps | colour | shape | motion (floor) | present | time-reversed | seconds for 200 clips |",
             "|---|---|---|---|---|---|---|---|"]
@@ -168,14 +174,13 @@ def page() -> str:
             "(`configs/stunet-shapes-stage4.yaml`), lifts strict motion with the length of the continuation. "
             "**Validation** (200 scenes from scene 100000, DPM++ SDE 20 steps, guidance 3 on t >= 400, bf16; `python "
             "benchmarks/sampling_steps.py --model M --runs vidiff:20:sde:400 --guidance 3 --first-scene 100000 --bf16 "
-            "--out benchmarks/results/<file>`):", "",
-            "| model | colour | shape | motion (floor) | present | time-reversed | seconds |", "|---|---|---|---|---|---|---|",
-            f"| three stages | {run_cells(next(r for r in load('guidance-min-t-val.json')['rows'] if r['guidance_min_t'] == 400))}",
-            f"| + 1,500 steps (`configs/experiments/stunet-shapes-continue-periodic.yaml`) | "
-            f"{run_cells(s4['continue-periodic-val.json'])}",
-            f"| + 3,000 steps (stage 4; `configs/experiments/stunet-shapes-continue-periodic-3000.yaml`) | "
-            f"{run_cells(s4['continue-periodic-3000-val.json'])}",
-            "", "**Test** (read once each; 200 scenes from scene 0 and the 200 held-out pairs):", "",
+            "--out benchmarks/results/<file>`):", ""]
+    out += validation_table([
+        ("three stages", next(r for r in load("guidance-min-t-val.json")["rows"] if r["guidance_min_t"] == 400)),
+        ("+ 1,500 steps (`configs/experiments/stunet-shapes-continue-periodic.yaml`)", s4["continue-periodic-val.json"]),
+        ("+ 3,000 steps (stage 4; `configs/experiments/stunet-shapes-continue-periodic-3000.yaml`)",
+         s4["continue-periodic-3000-val.json"])])
+    out += ["", "**Test** (read once each; 200 scenes from scene 0 and the 200 held-out pairs):", "",
             "| model | colour | shape | motion (floor) | present | time-reversed |", "|---|---|---|---|---|---|"]
     out += quality_file_rows("quality-default-three-stage.json", "three stages")
     out += quality_file_rows("quality-default-run.json", "four stages, the run's fp32 EMA weights (read first)")
@@ -194,12 +199,12 @@ def page() -> str:
             "`configs/experiments/stunet-shapes-budget.yaml` cuts stage 1 to 3,000 steps (its cosine schedule "
             "compressed to match), `...-budget-stage2.yaml` merges stages 2 and 4 into 3,700 steps at stage 4's settings "
             "and `...-budget-stage3.yaml` ends with stage 3's 200 steps at uniform noise levels (about 85 minutes at the "
-            "timed rates; 2026-12-03, from scratch). **Validation**, read as the Stage 4 rows above:", "",
-            "| model | colour | shape | motion (floor) | present | time-reversed | seconds |", "|---|---|---|---|---|---|---|",
-            f"| four stages (the default's run) | {run_cells(s4['continue-periodic-3000-val.json'])}",
-            f"| budget recipe, stages 1-2 (`runs/stunet-shapes-budget-stage2/final`) | {run_cells(budget['budget-stage2-val.json'])}",
-            f"| budget recipe, stages 1-3 (`runs/stunet-shapes-budget-stage3/final`) | {run_cells(budget['budget-stage3-val.json'])}",
-            "", "Both miss the 85% motion target (by 12.5 and 14 points), with 30-32% of the directed clips backwards, so "
+            "timed rates; 2026-12-03, from scratch). **Validation**, read as the Stage 4 rows above:", ""]
+    out += validation_table([
+        ("four stages (the default's run)", s4["continue-periodic-3000-val.json"]),
+        ("budget recipe, stages 1-2 (`runs/stunet-shapes-budget-stage2/final`)", budget["budget-stage2-val.json"]),
+        ("budget recipe, stages 1-3 (`runs/stunet-shapes-budget-stage3/final`)", budget["budget-stage3-val.json"])])
+    out += ["", "Both miss the 85% motion target (by 12.5 and 14 points), with 30-32% of the directed clips backwards, so "
             "neither was read on the test scenes. Where the motion went, by the direction diagnosis (\"Direction "
             "words\" below; 64 directed validation scenes, guidance 3, 25 steps of the folder's sampler, bf16):", "",
             "| model | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
