@@ -261,7 +261,9 @@ def build_app(models: dict | None = None, out_dir: str | os.PathLike | None = No
             if "x0" in given:
                 given["box"] = tuple(given.pop(k) for k in ("x0", "y0", "x1", "y1"))
             model = models["conditional" if kind in ("animate", "inpaint", "cinemagraph") else "text-to-video"]
-            running[key] = event = threading.Event()
+            event = threading.Event()
+            if key is not None:  # a request without a page (no key) has no Stop button to answer
+                running[key] = event
             try:
                 video, side, settings = run(kind, prompt, seed, steps or None, guidance or None, model=model,
                                             style=style, alpha=alpha, out_dir=out, device=models.get("device", "auto"),

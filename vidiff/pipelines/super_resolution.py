@@ -49,7 +49,8 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
     cascades = False
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str] | None = None, lowres: torch.Tensor | None = None, height: int | None = None, width: int | None = None,
+    def __call__(self, prompt: str | list[str] | None = None, lowres: torch.Tensor | None = None,
+                 height: int | None = None, width: int | None = None,
                  window: int | None = None, stride: int | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, noise_level: float | None = None, sampler: str | None = None,
                  generator: torch.Generator | None = None, output_type: str = "np",
