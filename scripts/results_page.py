@@ -195,7 +195,9 @@ def page() -> str:
         f"{m} {pct(v)} -> {pct(test['strict']['per_motion'][m])}" for m, v in next(
             r for r in three["runs"] if r["suite"] == "test")["strict"]["per_motion"].items()) + ". The four stages "
             "take about 108 minutes at the rates of the timed recipe (72.9 minutes for stages 1-3 on 2026-11-23, 0.71 s a "
-            "step for stage 4), over the 90-minute budget; the 1,200 steps that fit read 81.5% on validation, and 76.5% "
+            "step for stage 4), over the 90-minute budget; the 1,200 steps that fit read "
+            f"{pct(s4['continue-periodic-1200-val.json']['strict']['motion'])} on validation, and "
+            f"{pct(s4['continue-periodic-1200-lr4-val.json']['strict']['motion'])} "
             "with the learning rate warmed up to 4e-4 instead of 2e-4 (docs/training.md). The shipped folder (fp16) reads 2 points of motion under the run's own weights on the "
             "test scenes (85.0% against 87.0%; the SDE sampler carries the rounding into different paths), inside the "
             "3-point standard error."]
@@ -210,23 +212,31 @@ def page() -> str:
         ("four stages (the default's run)", s4["continue-periodic-3000-val.json"]),
         ("budget recipe, stages 1-2 (`runs/stunet-shapes-budget-stage2/final`)", budget["budget-stage2-val.json"]),
         ("budget recipe, stages 1-3 (`runs/stunet-shapes-budget-stage3/final`)", budget["budget-stage3-val.json"])])
-    out += ["", "Both miss the 85% motion target (by 12.5 and 14 points), with 30-32% of the directed clips backwards, so "
-            "neither was read on the test scenes. Where the motion went, by the direction diagnosis (\"Direction "
-            "words\" below; 64 directed validation scenes, guidance 3, 25 steps of the folder's sampler, bf16):", "",
-            "| model | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
+    b2, b3, four = budget["budget-stage2-val.json"], budget["budget-stage3-val.json"], s4["continue-periodic-3000-val.json"]
+    out += ["", f"Both miss the 85% motion target ({pct(b2['strict']['motion'])} and {pct(b3['strict']['motion'])}), "
+            f"with {pct(b2['strict']['time_reversed'])} and {pct(b3['strict']['time_reversed'])} of the directed clips "
+            "backwards, so neither was read on the test scenes. Where the motion went, by the direction diagnosis "
+            "(\"Direction words\" below; 64 directed validation scenes, guidance 3, 25 steps of the folder's sampler, "
+            "bf16):", "", "| model | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
+    diagnosis = {}
     for name, label in (("direction-default-stage4.json", "the shipped default (four stages)"),
                         ("direction-budget.json", "budget recipe, stage 1 (3,000 steps)"),
                         ("direction-budget-stage2.json", "budget recipe, stages 1-2 (+ 3,700 steps)")):
-        a_ = load(name)[0]["all"]
+        a_ = diagnosis[name] = load(name)[0]["all"]
         out.append(f"| {label} | {pct(a_['follows'])} | {pct(a_['reversed'])} | {pct(a_['flips'])} | {pct(a_['stuck'])} |")
+    one, two = diagnosis["direction-budget.json"], diagnosis["direction-budget-stage2.json"]
+    per = lambda r, m: pct(r["strict_per_motion"][m])  # noqa: E731
     out += ["", "The shortened stage 1 did not learn the direction words: swapping \"left\" for \"right\" swaps the move "
-            "in 12.5% of its clips and changes nothing in 45.3%, where the shipped default flips every one. The merged "
-            "stage, which draws the periodic motions twice as often and so the directed ones less, brings flips to 34.4% "
-            "only. The periodic motions, the target of stage 4's settings, read as well as the four stages' (bouncing "
-            "left and right 65.0% against 70.0%, up and down 72.7% against 68.2%, circling 33.3% against 46.7%); the "
-            "directed moves are what the cut cost (moving left 47.6%, up 50.0% against 90.5% and 100%). The direction "
-            "words need stage 1's length; cutting the later stages instead (stage 4 at the 1,200 steps that fit) reads "
-            "81.5% (\"Stage 4\")."]
+            f"in {pct(one['flips'])} of its clips and changes nothing in {pct(one['stuck'])}, where the shipped default "
+            f"swaps it in {pct(diagnosis['direction-default-stage4.json']['flips'])}. The merged stage, which draws the "
+            f"periodic motions twice as often and so the directed ones less, brings flips to {pct(two['flips'])} only. "
+            "The periodic motions, the target of stage 4's settings, read about as well as the four stages' (" + ", ".join(
+                f"{m} {per(b2, m)} against {per(four, m)}"
+                for m in ("bouncing left and right", "bouncing up and down", "circling")) + "); the directed moves are "
+            "what the cut cost (" + ", ".join(f"{m} {per(b2, m)} against {per(four, m)}"
+                                              for m in ("moving left", "moving up")) + "). The direction words need "
+            "stage 1's length; cutting the later stages instead (stage 4 at the 1,200 steps that fit) reads "
+            f"{pct(s4['continue-periodic-1200-val.json']['strict']['motion'])} (\"Stage 4\")."]
 
     # ------------------------------------------------------------ reader calibration
     out += ["", "## The readers on true renders", "",

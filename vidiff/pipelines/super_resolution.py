@@ -89,7 +89,8 @@ class SuperResolutionPipeline(VideoDiffusionPipeline):
         prompts, negative_prompt, _, embeds = self.check_text(  # every window is min(window, t) frames
             prompt, negative_prompt,
             (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask), 1,
-            (min(window, t), H, W, s["num_inference_steps"], s["guidance_scale"]), sampler, True, batch=b)
+            (min(window, t), H, W, s["num_inference_steps"], s["guidance_scale"]), sampler, base_only=True,
+            batch=b)
         noise_level = number(self.defaults.get("noise_level", 0.0) if noise_level is None else noise_level,
                              "noise_level")
         if not 0.0 <= noise_level <= 1.0:

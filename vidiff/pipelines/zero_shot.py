@@ -145,15 +145,19 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         device = self.device
         x = noise.float().to(device) * scheduler.init_noise_sigma
         eta = s["eta"]  # DDIM's, on every step: the first frame's and the clip's
+
+        def finish(video: torch.Tensor):
+            s.update(sampler="ddim", negative_prompt=negative_prompt,
+                     zero_shot={"motion": [list(mv) for mv in moves], "t0": t0, "t1": t1})
+            return self.finish(prompts, self.to_pixels(video), s, output_type, True, generator, progress,
+                               return_dict=return_dict)
+
         self._steps_done = 0  # steps of the grid run: recorded where it was interrupted
         x_t1 = denoise(fn, scheduler, x, ts[:i1], generator=generator, eta=eta, stop=self._stop_here) if i1 else x
-        if self._interrupt:
-            return self._finish_zero_shot(x_t1.expand(-1, -1, m, -1, -1), prompts, s, negative_prompt, moves, t0, t1,
-                                          output_type, generator, progress, return_dict)
-        x_t0 = denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta, stop=self._stop_here)
-        if self._interrupt:
-            return self._finish_zero_shot(x_t0.expand(-1, -1, m, -1, -1), prompts, s, negative_prompt, moves, t0, t1,
-                                          output_type, generator, progress, return_dict)
+        x_t0 = x_t1 if self._interrupt else denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta,
+                                                    stop=self._stop_here)
+        if self._interrupt:  # before the clip exists: the first frame as the sampler holds it, in every frame
+            return finish(x_t0.expand(-1, -1, m, -1, -1))
         x_t0 = x_t0[:, :, 0]  # (b, c, h, w)
         a = scheduler.alphas_cumprod
         ratio = (a[int(ts[i1])] / a[int(ts[i0])]).item()  # alpha-bar(t1) / alpha-bar(t0): DDPM forward t0 -> t1
@@ -174,15 +178,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
                             callback=None if callback is None else (lambda j, t, x: callback(i1 + j, t, x)))
         finally:
             self.unet.set_attn_processor(processors)
-        return self._finish_zero_shot(video, prompts, s, negative_prompt, moves, t0, t1, output_type, generator,
-                                      progress, return_dict)
-
-    def _finish_zero_shot(self, video, prompts, s, negative_prompt, moves, t0, t1, output_type, generator, progress,
-                          return_dict):
-        videos = self.to_pixels(video)
-        s.update(sampler="ddim", negative_prompt=negative_prompt,
-                 zero_shot={"motion": [list(mv) for mv in moves], "t0": t0, "t1": t1})
-        return self.finish(prompts, videos, s, output_type, True, generator, progress, return_dict=return_dict)
+        return finish(video)
 
 
 __all__ = ["TextToVideoZeroPipeline", "FirstFrameAttnProcessor", "motion_from_caption"]
