@@ -857,6 +857,13 @@ def test_prompt_embeds_and_encode_prompt_as_in_diffusers(tiny_pipeline_dir, tiny
             (lambda: pipe.encode_prompt(caps[0], do_classifier_free_guidance="yes"), "must be True or False")):
         with pytest.raises(ValueError, match=says):
             call()
+    # sizes are checked before the negative caption is encoded (the sizes' check needs no text encoder)
+    encoded = []
+    pipe.text_encoder.encode = lambda captions, _encode=pipe.text_encoder.encode: encoded.append(captions) or _encode(
+        captions)
+    with pytest.raises(ValueError, match="num_frames"):
+        pipe(prompt_embeds=e, prompt_attention_mask=m, negative_prompt=negs, num_frames=7, **kw)
+    assert encoded == []
 
 
 def test_the_video_pipelines_take_prompt_embeds_too(tiny_pipeline_dir, tiny_conditional_dir):

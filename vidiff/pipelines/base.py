@@ -881,17 +881,18 @@ class VideoDiffusionPipeline:
         and the checked embeddings, or None for captions. Embeddings reach the base stage only: a super-resolution
         stage reads the caption with its own text encoder, so they need ``base_only``."""
         n = in_limits(num_videos_per_prompt, "batch_size", "num_videos_per_prompt")
+        if embeds[0] is not None and prompt is None:  # sizes first: the embeddings' checks encode a negative caption
+            self.check_sizes(*sizes, sampler)
+            if self.super_resolution is not None and base_only is not True:
+                raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage "
+                                 "reads the caption with its own text encoder: give base_only=True (and run "
+                                 "pipe.super_resolution on the frames), or the prompt")
         given = self.check_prompt_embeds(prompt, negative_prompt, *embeds, num_videos_per_prompt=n, batch=batch)
         if given is None:
             prompts = self.check_inputs(prompt, *sizes, sampler, batch=batch)
             negative = check_negative_prompt(negative_prompt, len(prompts))
             prompts, negative = videos_per_prompt(n, prompts, negative)
             return prompts, negative, n, None
-        self.check_sizes(*sizes, sampler)
-        if self.super_resolution is not None and base_only is not True:
-            raise ValueError("prompt_embeds reach the base stage only; this pipeline's super-resolution stage reads "
-                             "the caption with its own text encoder: give base_only=True (and run "
-                             "pipe.super_resolution on the frames), or the prompt")
         # no caption: the sidecar records the embeddings' shape (embeds_settings), and the negative text if any
         return [None] * len(given[0]), None if embeds[2] is not None else negative_prompt, n, given
 
