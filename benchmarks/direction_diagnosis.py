@@ -39,7 +39,8 @@ def diagnose(pipe, n: int, guidance: float, first_scene: int = 100_000, steps: i
         out = []
         for i in range(0, n, 16):
             chunk = prompts[i: i + 16]
-            latents = torch.cat([torch.randn(1, 3, 16, 32, 32, generator=torch.Generator().manual_seed(i + j))
+            frames = int(pipe.defaults["num_frames"])  # the model's clip length (8 for an 8-frame stage 1)
+            latents = torch.cat([torch.randn(1, 3, frames, 32, 32, generator=torch.Generator().manual_seed(i + j))
                                  for j in range(len(chunk))])
             neg = [_opposite(c) for c in chunk] if negative_opposite else None
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
