@@ -34,13 +34,14 @@ def diagnose(pipe, n: int, guidance: float, first_scene: int = 100_000, steps: i
               if s.objects[0].motion.startswith("moving")][:n]
     caps = [s.caption for s in scenes]
     opp = [_opposite(c) for c in caps]
+    # the model's clip (16 x 32 x 32 for the default; 8 frames for an 8-frame stage 1)
+    size = tuple(int(pipe.defaults[k]) for k in ("num_frames", "height", "width"))
     read = {}
     for name, prompts in (("asked", caps), ("opposite", opp)):
         out = []
         for i in range(0, n, 16):
             chunk = prompts[i: i + 16]
-            frames = int(pipe.defaults["num_frames"])  # the model's clip length (8 for an 8-frame stage 1)
-            latents = torch.cat([torch.randn(1, 3, frames, 32, 32, generator=torch.Generator().manual_seed(i + j))
+            latents = torch.cat([torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(i + j))
                                  for j in range(len(chunk))])
             neg = [_opposite(c) for c in chunk] if negative_opposite else None
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -60,10 +60,30 @@ def validation_table(rows: list[tuple[str, dict]]) -> list[str]:
             + [f"| {label} | {run_cells(r)}" for label, r in rows])
 
 
+def three_stage_val() -> dict:
+    """The three-stage default's validation row at its sampling defaults (guidance on t >= 400)."""
+    return next(r for r in load("guidance-min-t-val.json")["rows"] if r["guidance_min_t"] == 400)
+
+
+def per_motion(r: dict, motion: str) -> str:
+    """One motion's strict figure of a benchmarks/sampling_steps.py row."""
+    return pct(r["strict_per_motion"][motion])
+
+
+def diagnosis_table(first: str, entries: tuple[tuple[str, str], ...]) -> tuple[list[str], dict]:
+    """The direction diagnosis (benchmarks/direction_diagnosis.py, guidance 3) of each (file, label): the table's lines
+    and each file's figures."""
+    out = [f"| {first} | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
+    figures = {}
+    for name, label in entries:
+        a_ = figures[name] = next(r for r in load(name) if r["guidance"] == 3.0)["all"]
+        out.append(f"| {label} | {pct(a_['follows'])} | {pct(a_['reversed'])} | {pct(a_['flips'])} | {pct(a_['stuck'])} |")
+    return out, figures
+
+
 def eight_frame_section() -> list[str]:
     """Stage 1 on 8-frame clips, then the default's stages 2-3 (configs/experiments/stunet-shapes-8f*.yaml)."""
-    three = next(r for r in load("guidance-min-t-val.json")["rows"] if r["guidance_min_t"] == 400)
-    eight = load("8f-stage3-val.json")["rows"][0]
+    three, eight = three_stage_val(), load("8f-stage3-val.json")["rows"][0]
     out = ["", "## Stage 1 on 8-frame clips (not shipped)", "",
            "A training step on 8-frame clips costs about half of one on 16 (0.84 s a step over this stage 1's 4,800 steps, "
            "1.42 s over the 16-frame budget stage 1's 3,000 above, by the runs' own clocks on the same slow 2-core EPYC, "
@@ -73,18 +93,15 @@ def eight_frame_section() -> list[str]:
            "rows above:", ""]
     out += validation_table([("three stages (the default's stages 1-3)", three),
                              ("8-frame stage 1 + stages 2-3 (`runs/stunet-shapes-8f-stage3/final`)", eight)])
-    out += ["", "| model (direction diagnosis, as above) | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
-    diagnosis = {}
-    for name, label in (("direction-words-scratch.json", "three stages (the default's stages 1-3)"),
-                        ("direction-8f-stage1.json", "8-frame stage 1 alone, on 8-frame clips"),
-                        ("direction-8f-stage3.json", "8-frame stage 1 + stages 2-3")):
-        a_ = diagnosis[name] = next(r for r in load(name) if r["guidance"] == 3.0)["all"]
-        out.append(f"| {label} | {pct(a_['follows'])} | {pct(a_['reversed'])} | {pct(a_['flips'])} | {pct(a_['stuck'])} |")
-    per = lambda r, m: pct(r["strict_per_motion"][m])  # noqa: E731
+    table, diagnosis = diagnosis_table("model (direction diagnosis, as above)", (
+        ("direction-words-scratch.json", "three stages (the default's stages 1-3)"),
+        ("direction-8f-stage1.json", "8-frame stage 1 alone, on 8-frame clips"),
+        ("direction-8f-stage3.json", "8-frame stage 1 + stages 2-3")))
+    out += [""] + table
     one = diagnosis["direction-8f-stage1.json"]
     out += ["", f"Strict motion {pct(eight['strict']['motion'])} against {pct(three['strict']['motion'])}, with "
             f"{pct(eight['strict']['time_reversed'])} of the directed clips backwards; the directed moves are what it lost "
-            "(" + ", ".join(f"{m} {per(eight, m)} against {per(three, m)}" for m in
+            "(" + ", ".join(f"{m} {per_motion(eight, m)} against {per_motion(three, m)}" for m in
                             ("moving left", "moving right", "moving up", "moving down")) + "). The 8-frame stage 1 did "
             f"not learn the direction words even on its own clip length (swapping the word swaps the move in "
             f"{pct(one['flips'])} of its clips, and changes nothing in {pct(one['stuck'])}), as the 3,000-step 16-frame "
@@ -212,7 +229,7 @@ def page() -> str:
             "benchmarks/sampling_steps.py --model M --runs vidiff:20:sde:400 --guidance 3 --first-scene 100000 --bf16 "
             "--out benchmarks/results/<file>`):", ""]
     out += validation_table([
-        ("three stages", next(r for r in load("guidance-min-t-val.json")["rows"] if r["guidance_min_t"] == 400)),
+        ("three stages", three_stage_val()),
         ("+ 1,200 steps (`configs/experiments/stunet-shapes-continue-periodic-1200.yaml`)",
          s4["continue-periodic-1200-val.json"]),
         ("+ 1,200 steps, lr 4e-4 (`configs/experiments/stunet-shapes-continue-periodic-1200-lr4.yaml`)",
@@ -251,23 +268,21 @@ def page() -> str:
             f"with {pct(b2['strict']['time_reversed'])} and {pct(b3['strict']['time_reversed'])} of the directed clips "
             "backwards, so neither was read on the test scenes. Where the motion went, by the direction diagnosis "
             "(\"Direction words\" below; 64 directed validation scenes, guidance 3, 25 steps of the folder's sampler, "
-            "bf16):", "", "| model | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
-    diagnosis = {}
-    for name, label in (("direction-default-stage4.json", "the shipped default (four stages)"),
-                        ("direction-budget.json", "budget recipe, stage 1 (3,000 steps)"),
-                        ("direction-budget-stage2.json", "budget recipe, stages 1-2 (+ 3,700 steps)")):
-        a_ = diagnosis[name] = load(name)[0]["all"]
-        out.append(f"| {label} | {pct(a_['follows'])} | {pct(a_['reversed'])} | {pct(a_['flips'])} | {pct(a_['stuck'])} |")
+            "bf16):", ""]
+    table, diagnosis = diagnosis_table("model", (
+        ("direction-default-stage4.json", "the shipped default (four stages)"),
+        ("direction-budget.json", "budget recipe, stage 1 (3,000 steps)"),
+        ("direction-budget-stage2.json", "budget recipe, stages 1-2 (+ 3,700 steps)")))
+    out += table
     one, two = diagnosis["direction-budget.json"], diagnosis["direction-budget-stage2.json"]
-    per = lambda r, m: pct(r["strict_per_motion"][m])  # noqa: E731
     out += ["", "The shortened stage 1 did not learn the direction words: swapping \"left\" for \"right\" swaps the move "
             f"in {pct(one['flips'])} of its clips and changes nothing in {pct(one['stuck'])}, where the shipped default "
             f"swaps it in {pct(diagnosis['direction-default-stage4.json']['flips'])}. The merged stage, which draws the "
             f"periodic motions twice as often and so the directed ones less, brings flips to {pct(two['flips'])} only. "
             "The periodic motions, the target of stage 4's settings, read about as well as the four stages' (" + ", ".join(
-                f"{m} {per(b2, m)} against {per(four, m)}"
+                f"{m} {per_motion(b2, m)} against {per_motion(four, m)}"
                 for m in ("bouncing left and right", "bouncing up and down", "circling")) + "); the directed moves are "
-            "what the cut cost (" + ", ".join(f"{m} {per(b2, m)} against {per(four, m)}"
+            "what the cut cost (" + ", ".join(f"{m} {per_motion(b2, m)} against {per_motion(four, m)}"
                                               for m in ("moving left", "moving up")) + "). The direction words need "
             "stage 1's length; cutting the later stages instead (stage 4 at the 1,200 steps that fit) reads "
             f"{pct(s4['continue-periodic-1200-val.json']['strict']['motion'])} (\"Stage 4\")."]
