@@ -945,6 +945,8 @@ def test_interrupt_as_in_diffusers(tiny_cascade_dir, tiny_pipeline_dir):
     full = call(callback_on_step_end=stop_after(99))
     grid = list(seen)
     assert len(grid) == 6 and not pipe.interrupt and "interrupted_after_step" not in full.settings
+    last = call(callback_on_step_end=stop_after(6))  # set after the last step: nothing skipped, the full result
+    assert pipe.interrupt and "interrupted_after_step" not in last.settings and torch.equal(last.videos, full.videos)
     cut = call(callback_on_step_end=stop_after(2))
     assert seen == grid[:2] and pipe.interrupt and cut.settings["interrupted_after_step"] == 2
     held = []  # what the sampler held after step 2 of the full run

@@ -94,6 +94,11 @@ def test_stop_ends_a_request_before_its_next_step_and_writes_nothing(tmp_path, m
             progress=progress, stop=event)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     assert len(calls) == 2, calls  # the base stage's first step, then the super-resolution stage's first only
+    # Stop pressed as the last step is shown skips nothing: the full clip is written (it was refused)
+    event.clear()
+    late = run("generate", "a red circle", 0, 2, None, model=models["text-to-video"], out_dir=tmp_path / "late",
+               progress=lambda fraction, desc=None: fraction >= 1 and event.set(), stop=event)
+    assert event.is_set() and Path(late[0]).is_file() and "interrupted_after_step" not in late[2]
     # the page's wiring: a Stop click ends the request of the page that made it (its gr.State key), not another's
     app = build_app(models, out_dir=tmp_path / "out")
     fns = list(app.fns.values())

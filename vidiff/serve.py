@@ -177,7 +177,7 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
         stop=None, **given) -> tuple[str, str, dict]:
     """One page request: checks, the pipeline call, the written clip. Raises ValueError on bad input. ``stop``: a
     ``threading.Event``; once set (the page's Stop button) the sampling ends before its next step, and the request
-    raises ValueError without writing anything."""
+    raises ValueError without writing anything (set after the last step, it skips nothing: the clip is written)."""
     import torch
 
     from vidiff.conditioning.captions import check_caption
@@ -221,7 +221,9 @@ def run(kind: str, prompt: str, seed: int, steps: int | None, guidance: float | 
         else:
             region = region_mask(given.get("drawn"), given.get("box"), h, w)
             result = pipe(prompt, clip, region, callback_on_step_end=cb, **kw)
-    if stop is not None and stop.is_set():
+    # a Stop pressed after the last step skipped nothing: the clip is the full one, and written
+    if "interrupted_after_step" in result.settings or "interrupted_after_step" in result.settings.get(
+            "super_resolution", {}):
         raise ValueError("stopped before the end: nothing was written")
     return _write(result, pipe, inputs, out_dir)
 

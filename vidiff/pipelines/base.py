@@ -377,12 +377,14 @@ class VideoDiffusionPipeline:
         # diffusers' pipe._interrupt: a step callback sets it to skip the rest of the sampling (:attr:`interrupt`)
         self._interrupt = False
         self._steps_done = 0  # the steps the last sampling (round) ran: recorded where it was interrupted
+        self._cut = False  # a step (or a FreeInit round) was skipped for _interrupt: the result is not the full one
 
     @property
     def interrupt(self) -> bool:
         """diffusers' ``pipe.interrupt``: set ``pipe._interrupt = True`` in a ``callback_on_step_end`` to skip the
         sampling's remaining steps (as diffusers' pipelines do, the call then returns what the sampler holds, still
-        noisy, and writes it as any other result; its settings record ``interrupted_after_step``). Each sampling
+        noisy, and writes it as any other result; its settings record ``interrupted_after_step``; set after the last
+        step, it skips nothing and the result is the full one). Each sampling
         starts with it False; a super-resolution stage after an interrupted base stage runs as its own sampling, and
         its callback gets that stage's pipeline."""
         return self._interrupt
@@ -391,6 +393,7 @@ class VideoDiffusionPipeline:
         """Asked before every step: True once ``_interrupt`` is set (by a step callback, or by another thread, as a
         web page's stop button would), else counts the step about to run."""
         if self._interrupt:
+            self._cut = True
             return True
         self._steps_done += 1
         return False
@@ -1015,7 +1018,7 @@ class VideoDiffusionPipeline:
 
         generator = check_sampling_args(shape, generator, latents, callback_on_step_end)
         device = self.device
-        self._interrupt = False
+        self._interrupt = self._cut = False
         scheduler = self.make_scheduler(sampler)
         check_eta(scheduler, eta)
         free_init = self.free_init
@@ -1047,7 +1050,8 @@ class VideoDiffusionPipeline:
         fn = window(None) if temporal_window is None else multidiffusion(window, shape[2], *temporal_window)
 
         callback = self._callback(callback_on_step_end)
-        for i in range(1 if free_init is None else free_init.num_iters):
+        rounds = 1 if free_init is None else free_init.num_iters
+        for i in range(rounds):
             if i:  # FreeInit: the next start from the low frequencies of this result, on this sampling's step grid
                 from vidiff.diffusion.free_init import reinitialise
 
@@ -1064,6 +1068,7 @@ class VideoDiffusionPipeline:
                         project=p, callback=c, eta=eta, stop=self._stop_here)
             x = y if prior is None else prior.correlate(y)
             if self._interrupt:  # FreeInit: no further round either
+                self._cut |= i + 1 < rounds
                 break
         if not bool(torch.isfinite(x).all()):  # it became a black clip, written without a word
             half = self.dtype != torch.float32
@@ -1145,7 +1150,8 @@ class VideoDiffusionPipeline:
         ``return_dict=False``, diffusers' tuple ``(frames,)``)."""
         self.check_super_resolution_args(base_only, ssr_window, ssr_stride, ssr_steps)
         settings = {**settings, "fps": self.defaults["fps"]}
-        if self._interrupt:  # pipe._interrupt set by the step callback: the steps after this one were skipped
+        if self._cut:  # pipe._interrupt set before a step (by the step callback or elsewhere): the rest were skipped;
+            # set after the last step, it skipped nothing and the result is the full one
             settings["interrupted_after_step"] = self._steps_done
         if self.style:
             settings.update(self.style)

@@ -94,7 +94,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
 
         if unused:
             raise ValueError(f"zero-shot generation does not take {sorted(unused)}")
-        self._interrupt = False
+        self._interrupt = self._cut = False
         callback_on_step_end = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         if self.free_init is not None:
             raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
@@ -157,6 +157,7 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         x_t0 = x_t1 if self._interrupt else denoise(fn, scheduler, x_t1, ts[i1:i0], generator=generator, eta=eta,
                                                     stop=self._stop_here)
         if self._interrupt:  # before the clip exists: the first frame as the sampler holds it, in every frame
+            self._cut = True  # (set from another thread: the step callback runs on the clip's steps only)
             return finish(x_t0.expand(-1, -1, m, -1, -1))
         x_t0 = x_t0[:, :, 0]  # (b, c, h, w)
         a = scheduler.alphas_cumprod
