@@ -979,3 +979,12 @@ def test_interrupt_as_in_diffusers(tiny_cascade_dir, tiny_pipeline_dir):
     out = cascade("a red circle", generator=torch.Generator().manual_seed(0), callback_on_step_end=base_only_stop)
     assert out.settings["interrupted_after_step"] == 1 and "interrupted_after_step" not in out.settings["super_resolution"]
     assert stages.count(True) == 1 and stages.count(False) == 3 and out.videos.shape[-1] == 16
+    # the super-resolution stage is guided away from the call's negative caption, as the base stage is
+    seen_negative = []
+    for stage in (cascade, cascade.super_resolution):
+        stage.denoiser = lambda prompts, g, negative="", _own=stage.denoiser, **kw: (
+            seen_negative.append((len(prompts), negative)) or _own(prompts, g, negative, **kw))
+    out = cascade("a red circle", negative_prompt="a blue square", num_videos_per_prompt=2,
+                  generator=torch.Generator().manual_seed(0))
+    assert len(seen_negative) == 2 and seen_negative[0] == seen_negative[1], seen_negative
+    assert "a blue square" in str(seen_negative[1]) and out.settings["super_resolution"]["negative_prompt"]

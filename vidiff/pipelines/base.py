@@ -1160,7 +1160,9 @@ class VideoDiffusionPipeline:
 
             with warnings.catch_warnings():  # the base stage has warned about the caption already
                 warnings.simplefilter("ignore", UserWarning)
+                # the call's negative caption too: a super-resolution folder with guidance > 1 was guided away from ""
                 sr = self.super_resolution(prompts, videos, window=ssr_window, stride=ssr_stride,
+                                           negative_prompt=settings.get("negative_prompt") or "",
                                            num_inference_steps=ssr_steps, generator=generator, progress=progress,
                                            callback_on_step_end=callback_on_step_end, output_type=output_type)
             settings["super_resolution"] = {"model": str(self.super_resolution.path), **{
