@@ -587,6 +587,17 @@ def page() -> str:
                         "diffusers imported without transformers as well (the same hook, `vidiff.dynamo_import`")):
         out += import_change(load(f"{name}.json"), load(f"{name}-avx2cap.json"), name, what, prefix)
 
+    now, now_cap = load("cold-start-amx-now.json"), load("cold-start-amx-now-avx2cap.json")
+    out += ["", f"The current code on another 2-core {now['cpu']} with AMX and AVX512-BF16 ({now['date']}; family 6 model 167 "
+                "as its virtual machine reports it; a training run held stopped beside it, using no CPU), the default "
+                "only; the capped column is a second run:", "",
+            "| setting | Intel Xeon with AMX | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
+    out += capped_rows(now, now_cap)
+    setting = next(iter(now["settings"]))
+    out += ["", f"{now['threads']} threads, torch {now['torch']}, {now['rounds']} rounds: `python benchmarks/cold_start.py "
+                f"--rounds {now['rounds']} --settings \"{setting}\" --out benchmarks/results/cold-start-amx-now.json` and, "
+                f"capped, the same with `{prefix}` and `--out benchmarks/results/cold-start-amx-now-avx2cap.json`."]
+
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
     for dtype in ("fp32", "bf16", "fp32-avx2cap", "fp32-nobf16"):
