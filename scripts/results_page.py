@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
+DIRECTED = ("moving left", "moving right", "moving up", "moving down")  # the motions a direction word names
+PERIODIC = ("bouncing left and right", "bouncing up and down", "circling")
 
 
 def load(name: str):
@@ -101,8 +103,8 @@ def eight_frame_section() -> list[str]:
     one = diagnosis["direction-8f-stage1.json"]
     out += ["", f"Strict motion {pct(eight['strict']['motion'])} against {pct(three['strict']['motion'])}, with "
             f"{pct(eight['strict']['time_reversed'])} of the directed clips backwards; the directed moves are what it lost "
-            "(" + ", ".join(f"{m} {per_motion(eight, m)} against {per_motion(three, m)}" for m in
-                            ("moving left", "moving right", "moving up", "moving down")) + "). The 8-frame stage 1 did "
+            "(" + ", ".join(f"{m} {per_motion(eight, m)} against {per_motion(three, m)}" for m in DIRECTED)
+            + "). The 8-frame stage 1 did "
             f"not learn the direction words even on its own clip length (swapping the word swaps the move in "
             f"{pct(one['flips'])} of its clips, and changes nothing in {pct(one['stuck'])}), as the 3,000-step 16-frame "
             "stage 1 above did not; stages 2-3 did not teach them. Stage 4 was not run on it, and it was not read on "
@@ -140,25 +142,23 @@ def directed_section() -> list[str]:
                              ("directed stage 1 + stages 2-4 (`runs/stunet-shapes-directed-stage4/final`)", run),
                              ("the same, stage 4 with the periodic motions drawn 3x instead of 2x "
                               "(`configs/experiments/stunet-shapes-directed-stage4-periodic3.yaml`)", p3)])
-    periodic = ("bouncing left and right", "bouncing up and down", "circling")
     out += ["", f"Strict motion {pct(run['strict']['motion'])}, under the 85% target on validation (the four stages: "
             f"{pct(four['strict']['motion'])}; a standard error is about 2.6 points), with "
             f"{pct(run['strict']['time_reversed'])} of the directed clips backwards; colour "
             f"{pct(run['strict']['color'])}, shape {pct(run['strict']['shape'])}, present {pct(run['strict']['present'])}. "
-            "The directed moves are kept (" + ", ".join(f"{m} {per_motion(run, m)}" for m in
-                                                         ("moving left", "moving right", "moving up", "moving down"))
+            "The directed moves are kept (" + ", ".join(f"{m} {per_motion(run, m)}" for m in DIRECTED)
             + "); the periodic motions, drawn about half as often in this stage 1 as in the default's (1 clip in 18 each against "
             "1 in 10), are what it lacks ("
-            + ", ".join(f"{m} {per_motion(run, m)} against {per_motion(four, m)}" for m in periodic) + "). Not read on "
+            + ", ".join(f"{m} {per_motion(run, m)} against {per_motion(four, m)}" for m in PERIODIC) + "). Not read on "
             "the test scenes, not shipped. The recipe took about 93 minutes of running by its stages' own clocks on that Xeon "
             "(97 minutes of wall clock with about 4 minutes paused for the screen above and a benchmark; stage 1 0.79 s a "
             "step, stage 4 0.80 s), 85 minutes at the timed rates."]
     out += ["", "Stage 4 with the periodic motions drawn three times as often instead of twice (56% of the clips against "
             "46%; the same 3,000 steps from the same stage 3, so the recipe's length is unchanged): strict motion "
-            f"{pct(p3['strict']['motion'])}, " + ", ".join(f"{m} {per_motion(p3, m)}" for m in periodic) + ", "
-            "the directed moves " + ", ".join(per_motion(p3, m) for m in ("moving left", "moving right", "moving up",
-                                                                         "moving down"))
-            + f", {pct(p3['strict']['time_reversed'])} backwards: no better (colour, shape and present a point lower). Drawing them more often in stage 4 does not make up for stage 1; not read on the test scenes."]
+            f"{pct(p3['strict']['motion'])}, " + ", ".join(f"{m} {per_motion(p3, m)}" for m in PERIODIC) + ", "
+            "the directed moves " + ", ".join(per_motion(p3, m) for m in DIRECTED)
+            + f", {pct(p3['strict']['time_reversed'])} backwards: no better (colour, shape and present a point lower). "
+            "Drawing them more often in stage 4 does not make up for stage 1; not read on the test scenes."]
     return out
 
 
@@ -202,12 +202,14 @@ def capped_rows(full: dict, cap: dict, rss: bool = True, ratios: bool = False) -
     return rows
 
 
-def cold_start_commands(full: dict, cap: dict, name: str, prefix: str, joiner: str = "and") -> str:
+def cold_start_commands(full: dict, cap: dict, name: str, prefix: str, joiner: str = "and",
+                        settings: str = "") -> str:
     """The closing line of a cold-start table: threads, torch, rounds, and the two commands that wrote
-    benchmarks/results/``name``.json and its ``-avx2cap`` twin."""
+    benchmarks/results/``name``.json and its ``-avx2cap`` twin; ``settings``: the one setting they ran, if not all."""
+    only = f' --settings "{settings}"' if settings else ""
     return (f"{full['threads']} threads, torch {full['torch']}, {full['rounds']} rounds: `python "
-            f"benchmarks/cold_start.py --rounds {full['rounds']} --out benchmarks/results/{name}.json` {joiner} "
-            f"`{prefix} python benchmarks/cold_start.py --rounds {cap['rounds']} --out "
+            f"benchmarks/cold_start.py --rounds {full['rounds']}{only} --out benchmarks/results/{name}.json` {joiner} "
+            f"`{prefix} python benchmarks/cold_start.py --rounds {cap['rounds']}{only} --out "
             f"benchmarks/results/{name}-avx2cap.json`.")
 
 
@@ -332,7 +334,7 @@ def page() -> str:
             f"periodic motions twice as often and so the directed ones less, brings flips to {pct(two['flips'])} only. "
             "The periodic motions, the target of stage 4's settings, read about as well as the four stages' (" + ", ".join(
                 f"{m} {per_motion(b2, m)} against {per_motion(four, m)}"
-                for m in ("bouncing left and right", "bouncing up and down", "circling")) + "); the directed moves are "
+                for m in PERIODIC) + "); the directed moves are "
             "what the cut cost (" + ", ".join(f"{m} {per_motion(b2, m)} against {per_motion(four, m)}"
                                               for m in ("moving left", "moving up")) + "). The direction words need "
             "stage 1's length; cutting the later stages instead (stage 4 at the 1,200 steps that fit) reads "
@@ -496,8 +498,7 @@ def page() -> str:
             "shared with other work):", "", *steps_header("guidance scale"),
             *[f"| {d['guidance']:g} | {d['rows'][0]['steps']} | {run_cells(d['rows'][0])}" for d in scales], "",
             "Periodic motions (bouncing left and right / up and down / circling): " + "; ".join(
-                f"{d['guidance']:g}: " + " / ".join(pct(d["rows"][0]["strict_per_motion"][m]) for m in (
-                    "bouncing left and right", "bouncing up and down", "circling")) for d in scales) + ". No scale "
+                f"{d['guidance']:g}: " + " / ".join(pct(d["rows"][0]["strict_per_motion"][m]) for m in PERIODIC) for d in scales) + ". No scale "
             "moves motion beyond the 3-point standard error of 200 scenes, and the periodic motions read 27-50%, "
             "within the 10-point error of their 15-22 scenes each; 3 stays. Not read on the test scenes. `python benchmarks/sampling_steps.py --runs "
             "vidiff:20:sde:400 --guidance G --first-scene 100000 --bf16 --out "
@@ -645,10 +646,8 @@ def page() -> str:
                 "only; the capped column is a second run:", "",
             "| setting | Intel Xeon with AMX | kernels capped to AVX2 | peak RSS |", "|---|---|---|---|"]
     out += capped_rows(now, now_cap)
-    setting = next(iter(now["settings"]))
-    out += ["", f"{now['threads']} threads, torch {now['torch']}, {now['rounds']} rounds: `python benchmarks/cold_start.py "
-                f"--rounds {now['rounds']} --settings \"{setting}\" --out benchmarks/results/cold-start-amx-now.json` and, "
-                f"capped, the same with `{prefix}` and `--out benchmarks/results/cold-start-amx-now-avx2cap.json`."]
+    out += ["", cold_start_commands(now, now_cap, "cold-start-amx-now", prefix, "and, capped,",
+                                    settings=next(iter(now["settings"])))]
 
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
