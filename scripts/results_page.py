@@ -67,6 +67,11 @@ def three_stage_val() -> dict:
     return next(r for r in load("guidance-min-t-val.json")["rows"] if r["guidance_min_t"] == 400)
 
 
+def first_row(name: str) -> dict:
+    """The first row of a benchmarks/sampling_steps.py report."""
+    return load(name)["rows"][0]
+
+
 def per_motion(r: dict, motion: str) -> str:
     """One motion's strict figure of a benchmarks/sampling_steps.py row."""
     return pct(r["strict_per_motion"][motion])
@@ -113,11 +118,21 @@ def eight_frame_section() -> list[str]:
     return out
 
 
+def directed_kept(run: dict) -> str:
+    """"The directed moves are kept (...)" with each directed motion's strict figure."""
+    return "The directed moves are kept (" + ", ".join(f"{m} {per_motion(run, m)}" for m in DIRECTED) + ")"
+
+
+def budget_rows() -> tuple[dict, dict]:
+    """The validation rows the budget recipes are read against: the shipped four stages' run, the directed-motion
+    recipe's."""
+    return first_row("continue-periodic-3000-val.json"), first_row("directed-stage4-val.json")
+
+
 def directed_section() -> list[str]:
     """Stage 1 cut to 3,000 steps with the directed motions drawn 3x, then the default's stages 2-4
     (configs/experiments/stunet-shapes-directed*.yaml)."""
-    four = load("continue-periodic-3000-val.json")["rows"][0]
-    run = load("directed-stage4-val.json")["rows"][0]
+    four, run = budget_rows()
     out = ["", "## Stage 1 with the directed motions drawn three times as often", "",
            "The 3,000-step stage 1 above saw the four directed motions (moving left, right, up, down) in 40% of its clips, "
            "1,200 batches' worth; the default's 4,800 steps, 1,920. `configs/experiments/stunet-shapes-directed.yaml` is "
@@ -137,7 +152,7 @@ def directed_section() -> list[str]:
             f"\"right\" swaps the move in {pct(one['flips'])} of the clips (uniform draws: {pct(uni['flips'])}) and "
             f"changes nothing in {pct(one['stuck'])} ({pct(uni['stuck'])}). After the default's stages 2-4, "
             "**validation** read as the Stage 4 rows above:", ""]
-    p3 = load("directed-stage4-periodic3-val.json")["rows"][0]
+    p3 = first_row("directed-stage4-periodic3-val.json")
     out += validation_table([("four stages (the shipped default's run)", four),
                              ("directed stage 1 + stages 2-4 (`runs/stunet-shapes-directed-stage4/final`)", run),
                              ("the same, stage 4 with the periodic motions drawn 3x instead of 2x "
@@ -146,8 +161,7 @@ def directed_section() -> list[str]:
             f"{pct(four['strict']['motion'])}; a standard error is about 2.6 points), with "
             f"{pct(run['strict']['time_reversed'])} of the directed clips backwards; colour "
             f"{pct(run['strict']['color'])}, shape {pct(run['strict']['shape'])}, present {pct(run['strict']['present'])}. "
-            "The directed moves are kept (" + ", ".join(f"{m} {per_motion(run, m)}" for m in DIRECTED)
-            + "); the periodic motions, drawn about half as often in this stage 1 as in the default's (1 clip in 18 each against "
+            + directed_kept(run) + "; the periodic motions, drawn about half as often in this stage 1 as in the default's (1 clip in 18 each against "
             "1 in 10), are what it lacks ("
             + ", ".join(f"{m} {per_motion(run, m)} against {per_motion(four, m)}" for m in PERIODIC) + "). Not read on "
             "the test scenes, not shipped. The recipe took about 93 minutes of running by its stages' own clocks on that Xeon "
@@ -159,6 +173,41 @@ def directed_section() -> list[str]:
             "the directed moves " + ", ".join(per_motion(p3, m) for m in DIRECTED)
             + f", {pct(p3['strict']['time_reversed'])} backwards: no better (colour, shape and present a point lower). "
             "Drawing them more often in stage 4 does not make up for stage 1; not read on the test scenes."]
+    return out
+
+
+def weighted_section() -> list[str]:
+    """Two stages: a 3,400-step stage 1 with the directed motions drawn 3x and the periodic ones 2x, then the default's
+    stage 4 (configs/experiments/stunet-shapes-weighted*.yaml)."""
+    (four, directed), run = budget_rows(), first_row("weighted-stage2-val.json")
+    out = ["", "## Two stages, the directed and periodic motions weighted in stage 1", "",
+           "The lead the run above left: keep the directed clips of stage 1 and give the periodic ones back. "
+           "`configs/experiments/stunet-shapes-weighted.yaml` is a 3,400-step stage 1 drawing the directed motions three "
+           "times as often and the periodic ones twice (12 + 6 + 3 of 21 parts: about 1,940 batches' worth of directed "
+           "clips, 970 of periodic ones against the run above's 500), with the frame-position embedding on from the first "
+           "step; `...-weighted-stage2.yaml` is the default's stage 4 started from it (the default's stage 2 only switched "
+           "that embedding on, and its stage 3's 200 steps at unshifted noise levels are overwritten by stage 4's 3,000 at "
+           "shifted ones): 6,400 steps in two stages (2026-12-03, from scratch, on a 2-core Intel Xeon with AMX). On the "
+           "direction diagnosis (as above):", ""]
+    table, diagnosis = diagnosis_table("model", (
+        ("direction-directed.json", "stage 1 alone: 3,000 steps, directed motions drawn 3x"),
+        ("direction-weighted.json", "stage 1 alone: 3,400 steps, directed 3x, periodic 2x")))
+    out += table
+    one = diagnosis["direction-weighted.json"]
+    out += ["", f"The direction words are learnt as well (flips {pct(one['flips'])}, stuck {pct(one['stuck'])}). After "
+            "its stage 2, **validation** read as the rows above:", ""]
+    out += validation_table([("four stages (the shipped default's run)", four),
+                             ("directed stage 1 + stages 2-4 (above)", directed),
+                             ("weighted stage 1 + stage 4 (`runs/stunet-shapes-weighted-stage2/final`)", run)])
+    out += ["", f"Strict motion {pct(run['strict']['motion'])}, half a point under the 85% target on validation (about a "
+            f"fifth of a standard error), {pct(run['strict']['time_reversed'])} of the directed clips backwards; colour "
+            f"{pct(run['strict']['color'])} (the target: 98%), shape {pct(run['strict']['shape'])}, present "
+            f"{pct(run['strict']['present'])}. " + directed_kept(run) + "; twice the periodic clips in stage 1 did not bring the periodic motions back ("
+            + ", ".join(f"{m} {per_motion(run, m)} against {per_motion(four, m)} for the four stages and "
+                        f"{per_motion(directed, m)} for the run above" for m in PERIODIC)
+            + "). Not read on the test scenes, not shipped. Its two stages took 49.7 and 42.3 minutes by their own clocks "
+            "(0.88 and 0.85 s a step: this Xeon ran about 10% slower than on the run above, 0.80 s), 92.0 minutes in all; "
+            "at that run's rate, 85."]
     return out
 
 
@@ -342,6 +391,7 @@ def page() -> str:
 
     out += eight_frame_section()
     out += directed_section()
+    out += weighted_section()
 
     # ------------------------------------------------------------ reader calibration
     out += ["", "## The readers on true renders", "",
