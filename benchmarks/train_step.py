@@ -5,7 +5,7 @@ or through ``torch.compile``: where a recipe's minutes go, and whether compiling
     python benchmarks/train_step.py --compile    # inductor; the first steps compile (minutes on 2 cores)
 
 Caption lengths vary from step to step as in training (9-12 tokens), so a compiled model meets the shape changes
-a real run does. Prints the warm-up steps' times, then the median and minimum of the next 12.
+a real run does. Prints the warm-up steps' times, then the median and minimum of the next `--steps` (12).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def diagnosis_table(first: str, entries: tuple[tuple[str, str], ...]) -> tuple[l
 
 def eight_frame_section() -> list[str]:
     """Stage 1 on 8-frame clips, then the default's stages 2-3 (configs/experiments/stunet-shapes-8f*.yaml)."""
-    three, eight = three_stage_val(), load("8f-stage3-val.json")["rows"][0]
+    three, eight = three_stage_val(), first_row("8f-stage3-val.json")
     out = ["", "## Stage 1 on 8-frame clips (not shipped)", "",
            "A training step on 8-frame clips costs about half of one on 16 (0.84 s a step over this stage 1's 4,800 steps, "
            "1.42 s over the 16-frame budget stage 1's 3,000 above, by the runs' own clocks on the same slow 2-core EPYC, "
