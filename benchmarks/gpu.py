@@ -5,7 +5,7 @@ one Markdown table. scripts/gpu_check.sh runs it after the tests marked gpu; siz
     python benchmarks/gpu.py --quick --device cpu --out /tmp/g.json --md /tmp/g.md   # the script itself, on a CPU
 
 Sections (each bounded in time; one that fails is recorded with its error and the rest still run):
-  train     the default recipe (configs/stunet-shapes.yaml), bf16, at the largest batch that fits (searched on random
+  train     the default recipe (configs/stunet-shapes-single.yaml), bf16, at the largest batch that fits (searched on random
             clips, doubling), then 200 steps through `vidiff train` with DataLoader workers: clips/s, peak memory
   generate  a default clip: a cold `vidiff generate --device cuda` (whole process) and warm in-process calls
   ssr128    the super-resolution stage over a 128-frame clip (MultiDiffusion windows): time, peak memory
@@ -102,7 +102,7 @@ def largest_batch(device: torch.device, candidates: list[int], frames: int, size
 def train_run(out: Path, batch: int, steps: int, workers: int, launcher: list[str] | None = None) -> dict:
     """``steps`` steps of the default recipe through `vidiff train` (optionally under accelerate launch)."""
     run = out / ("train" if launcher is None else "train-multigpu")
-    cmd = (launcher or [sys.executable]) + ["-m", "vidiff", "train", "--config", str(ROOT / "configs/stunet-shapes.yaml"),
+    cmd = (launcher or [sys.executable]) + ["-m", "vidiff", "train", "--config", str(ROOT / "configs/stunet-shapes-single.yaml"),
                                             "-q", "--set", f"train.steps={steps}", "--set", f"train.batch_size={batch}",
                                             "--set", f"train.checkpoint_every={steps}", "--set", "train.snapshot_every=0",
                                             "--set", f"train.num_workers={workers}", "--set", "train.warmup_steps=10",
