@@ -13,6 +13,7 @@ generating them loads no text encoder.
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from vidiff.diffusion import SAMPLERS
@@ -64,7 +65,9 @@ dst = Path(__file__).resolve().parents[1] / "vidiff" / "weights" / args.name
 pipe = pipeline_class(read_meta(src).get("task", "text-to-video")).from_pretrained(src)
 pipe.text_encoder.name = "minilm"
 if args.super_resolution:
-    pipe.extra["super_resolution"] = args.super_resolution
+    # given relative to the exported folder; save_pretrained re-bases a relative stage from the pipeline's own folder
+    # (src), so it is named from there (passed as given, '../ssr' was written as '../../../runs/<run>/ssr')
+    pipe.extra["super_resolution"] = os.path.relpath(dst / args.super_resolution, src.resolve())
 for key, *_ in DEFAULT_FLAGS.values():
     if getattr(args, key) is not None:
         pipe.defaults[key] = getattr(args, key)
