@@ -19,7 +19,7 @@ import torch
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--config", default="configs/stunet-shapes.yaml")
+    p.add_argument("--config", default="configs/stunet-shapes-single.yaml")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=12)
@@ -30,7 +30,7 @@ def main() -> None:
     from vidiff.training.trainer import build_model
 
     torch.manual_seed(0)
-    cfg = load_config(args.config, {"model.frame_position_embedding": True})  # as the default's later stages
+    cfg = load_config(args.config)
     text_dim = 768  # all-MiniLM-L6-v2 read at two depths (text_features: last+embeddings)
     model = build_model(cfg, text_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

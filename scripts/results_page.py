@@ -19,6 +19,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
 DIRECTED = ("moving left", "moving right", "moving up", "moving down")  # the motions a direction word names
 PERIODIC = ("bouncing left and right", "bouncing up and down", "circling")
+# the default's training run (configs/stunet-shapes-single.yaml), by its own clock: its train_log.jsonl is not kept
+SINGLE_MINUTES = 82.7
 
 
 def load(name: str):
@@ -72,6 +74,16 @@ def first_row(name: str) -> dict:
     return load(name)["rows"][0]
 
 
+def test_run(d: dict) -> dict:
+    """The test suite's run of a benchmarks/shapes_quality.py report."""
+    return next(r for r in d["runs"] if r["suite"] == "test")
+
+
+def guided_diagnosis(name: str) -> dict:
+    """The all-directions figures of a benchmarks/direction_diagnosis.py report at guidance 3."""
+    return next(r for r in load(name) if r["guidance"] == 3.0)["all"]
+
+
 def per_motion(r: dict, motion: str) -> str:
     """One motion's strict figure of a benchmarks/sampling_steps.py row."""
     return pct(r["strict_per_motion"][motion])
@@ -83,7 +95,7 @@ def diagnosis_table(first: str, entries: tuple[tuple[str, str], ...]) -> tuple[l
     out = [f"| {first} | follows | backwards | flips | stuck |", "|---|---|---|---|---|"]
     figures = {}
     for name, label in entries:
-        a_ = figures[name] = next(r for r in load(name) if r["guidance"] == 3.0)["all"]
+        a_ = figures[name] = guided_diagnosis(name)
         out.append(f"| {label} | {pct(a_['follows'])} | {pct(a_['reversed'])} | {pct(a_['flips'])} | {pct(a_['stuck'])} |")
     return out, figures
 
@@ -214,15 +226,15 @@ def weighted_section() -> list[str]:
 def single_section() -> list[str]:
     """One stage of 6,600 steps, the shipped default since 2026-12-03 (later; configs/stunet-shapes-single.yaml)."""
     (four, _), two, run = budget_rows(), first_row("weighted-stage2-val.json"), first_row("single-val.json")
-    test = next(r for r in load("quality-default.json")["runs"] if r["suite"] == "test")["strict"]
+    test = test_run(load("quality-default.json"))["strict"]
     out = ["", "## One stage inside the budget (the shipped default)", "",
            "Every recipe above restarts the learning-rate schedule at each stage. `configs/stunet-shapes-single.yaml` "
            "is one stage of 6,600 steps under one cosine schedule (lr 5e-4, warm-up 200 steps, down to 5% of it), the "
            "frame-position embedding on from the first step, and the motions drawn with weights 5 on the directed ones, "
            "6 on the periodic ones and 2 on the rest (45%, 41% and 14% of the clips: about 2,970, 2,700 and 900 batches' "
            "worth, against about 3,200, 3,100 and 2,400 in the four stages); everything else is stage 1's. Run from "
-           "scratch on a 2-core Intel Xeon with AMX (2026-12-03): 82.7 minutes by its own clock, 0.75 s a step."]
-    words = next(r for r in load("direction-single.json") if r["guidance"] == 3.0)["all"]
+           f"scratch on a 2-core Intel Xeon with AMX (2026-12-03): {SINGLE_MINUTES} minutes by its own clock, 0.75 s a step."]
+    words = guided_diagnosis("direction-single.json")
     out[-1] += (f" It learnt the direction words: on the direction diagnosis (as above, `--json "
                 f"benchmarks/results/direction-single.json`) its clips follow the caption in {pct(words['follows'])}, and "
                 f"swapping \"left\" for \"right\" swaps the move in {pct(words['flips'])}. **Validation**, read as the rows "
@@ -334,7 +346,7 @@ def page() -> str:
     out += ["## The shipped default", "",
             "The default is `configs/stunet-shapes-single.yaml` (since 2026-12-03, later; \"One stage inside the budget\" "
             "below): 6,600 steps from scratch under one cosine learning-rate schedule, the frame-position embedding on "
-            "from the first step and the motions drawn with weights 5 (directed), 6 (periodic) and 2 (the rest), 82.7 "
+            f"from the first step and the motions drawn with weights 5 (directed), 6 (periodic) and 2 (the rest), {SINGLE_MINUTES} "
             "minutes on a 2-core Intel Xeon with AMX; the U-Net reads the text encoder's embedding layer beside its last "
             "layer (`text_features: last+embeddings`; see \"Direction words\"). Before it, the same architecture trained "
             "in four stages (`configs/stunet-shapes.yaml` and its stages 2-4, about 108 minutes; \"Stage 4\" below). "
@@ -358,7 +370,7 @@ def page() -> str:
         lfloor = f" ({pct(lenient_floor)})" if r["suite"] == "test" and lenient_floor is not None else ""
         out.append(f"| {r['suite']} | lenient | {pct(lz['color'])} | {pct(lz['shape'])} | {pct(lz['motion'])}{lfloor} | "
                    f"{pct(lz['present_all'])} | {pct(r['time_reversed'])} |")
-    test = next(r for r in d["runs"] if r["suite"] == "test")
+    test = test_run(d)
     out += ["", "Per motion, test suite: strict, the floor that temporally shuffled true clips reach on the strict "
             "reader, and lenient.", "", "| motion | strict | floor | lenient |", "|---|---|---|---|"]
     for m, v in test["strict"]["per_motion"].items():
@@ -392,8 +404,7 @@ def page() -> str:
     out += quality_file_rows("quality-default-four-stage.json", "four stages, the fp16 export (the default until "
                                                                      "the single stage below)")
     out += ["", "Per motion, test, strict, three stages -> four: " + ", ".join(
-        f"{m} {pct(v)} -> {pct(test['strict']['per_motion'][m])}" for m, v in next(
-            r for r in three["runs"] if r["suite"] == "test")["strict"]["per_motion"].items()) + ". The four stages "
+        f"{m} {pct(v)} -> {pct(test['strict']['per_motion'][m])}" for m, v in test_run(three)["strict"]["per_motion"].items()) + ". The four stages "
             "take about 108 minutes at the rates of the timed recipe (72.9 minutes for stages 1-3 on 2026-11-23, 0.71 s a "
             "step for stage 4), over the 90-minute budget; the 1,200 steps that fit read "
             f"{pct(s4['continue-periodic-1200-val.json']['strict']['motion'])} on validation, and "
@@ -508,7 +519,7 @@ def page() -> str:
             elif isinstance(test_files.get(key), dict):
                 out.append(strict_row(label, test_files[key]))
             elif key in test_files:
-                run = next(r for r in load(test_files[key])["runs"] if r["suite"] == "test")
+                run = test_run(load(test_files[key]))
                 out.append(strict_row(label, run["strict"]))
             elif (RESULTS / f"test-{key}.json").exists():
                 out += quality_file_rows(f"test-{key}.json", label)
@@ -577,8 +588,8 @@ def page() -> str:
         cut = r["guidance_min_t"]
         label = "every step" if cut is None else f"t >= {cut} ({sum(t >= cut for t in r['timesteps'])} steps)"
         out.append(f"| {label} | {r['steps']} | {run_cells(r)}")
-    t_prev = next(r for r in prev["runs"] if r["suite"] == "test")["strict"]
-    t_now = next(r for r in load("quality-default-three-stage.json")["runs"] if r["suite"] == "test")["strict"]
+    t_prev = test_run(prev)["strict"]
+    t_now = test_run(load("quality-default-three-stage.json"))["strict"]
     out += ["", "`python benchmarks/sampling_steps.py --runs vidiff:20:sde:all vidiff:20:sde:100 vidiff:20:sde:250 "
                 "vidiff:20:sde:400 vidiff:20:sde:700 --first-scene 100000 --bf16 --out "
                 "benchmarks/results/guidance-min-t-val.json`. Read once on the test scenes (the three-stage default, "
