@@ -183,8 +183,7 @@ def cmd_personalize(args) -> dict:
         summary = {k: round(float(np.nanmean([r[k] for r in rows])), 3)
                    for k in ("hollowness", "present", "color", "shape", "motion", "lenient_motion")}
         if not args.no_stills:
-            frames = pipe.unet.image_unet  # the image model alone, one frame per caption
-            image = TextToVideoPipeline(_as_image_unet(frames), base.text_encoder, base.diffusion, base.defaults)
+            image = pipe.image_pipeline()  # the image model alone, one frame per caption
             stills = []
             for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16,
                                                  num_frames=1):
@@ -193,16 +192,6 @@ def cmd_personalize(args) -> dict:
         print(name, json.dumps(summary), flush=True)
         out["variants"][name] = {**summary, "records": rows}
     return out
-
-
-def _as_image_unet(unet):
-    """An inflated model's image U-Net as vidiff's ImageUNet (the denoiser contract, frame by frame)."""
-    from vidiff.models.image import ImageUNet
-    from vidiff.models.inflated import image_config_of
-
-    image = ImageUNet.from_config(image_config_of(unet))  # with vidiff's attention processor, as every ImageUNet
-    image.load_state_dict(unet.state_dict())
-    return torch.nn.Module.to(image, next(unet.parameters()).dtype).eval()
 
 
 # ---------------------------------------------------------------- 2. cost of a step
@@ -274,7 +263,7 @@ def cmd_curve(args) -> dict:
     from vidiff.shapes.suites import evaluate_pipeline
 
     run = Path(args.run)
-    image_minutes = 0.0
+    image_minutes = args.image_minutes or 0.0
     if args.image_run:
         log = [json.loads(x) for x in (Path(args.image_run) / "train_log.jsonl").read_text().splitlines() if x.strip()]
         image_minutes = max(r.get("elapsed_s", 0) for r in log) / 60
@@ -309,32 +298,42 @@ def cmd_curve(args) -> dict:
 
 
 def cmd_plot(args) -> dict:
-    """Accuracy vs. total CPU minutes: the inflated run's snapshots (a curve JSON) against reference points (a
-    curve JSON's last row or a shapes_quality.py report on the same scenes, at the minutes given with --ref-minutes)."""
+    """Accuracy vs. total CPU minutes: each curve JSON's snapshots as a line (the first solid, the others dashed,
+    e.g. the from-scratch default's own snapshots read by `curve`), plus reference points (a curve JSON's last row
+    or a shapes_quality.py report on the same scenes, at the minutes given with --ref-minutes) as stars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = json.loads(Path(args.curve).read_text())
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
-    xs = [0.0] + [r["total_minutes"] for r in curve["rows"]]
-    image = curve["image_minutes"]
-    for key, colour in (("shape", "tab:blue"), ("motion", "tab:orange"), ("present", "tab:green")):
-        ys = [None] + [r[key] for r in curve["rows"]]
-        ax.plot(xs[1:], ys[1:], "o-", color=colour, label=f"inflated STUNet: {key}")
+    curves = [json.loads(Path(c).read_text()) for c in args.curves]
+    labels = args.labels or ["inflated STUNet"] + [Path(c).stem for c in args.curves[1:]]
+    if len(labels) != len(curves):
+        raise SystemExit("plot: give one --labels entry per curve")
+    fig, ax = plt.subplots(figsize=(6.4, 3.6 if len(curves) == 1 else 4.6), dpi=120)
+    keys = (("shape", "tab:blue"), ("motion", "tab:orange"), ("present", "tab:green"))
+    for i, (curve, label) in enumerate(zip(curves, labels)):
+        xs = [r["total_minutes"] for r in curve["rows"]]
+        for key, colour in keys:
+            ax.plot(xs, [r[key] for r in curve["rows"]], "o-" if i == 0 else "s--", color=colour,
+                    markersize=4 if i else 5, alpha=1.0 if i == 0 else 0.6, label=f"{label}: {key}")
     for ref, minutes in zip(args.ref, args.ref_minutes):
         d = json.loads(Path(ref).read_text())
         last = d["rows"][-1] if "rows" in d else d["runs"][0]["strict"]  # a curve, or a shapes_quality.py report
-        for key, colour in (("shape", "tab:blue"), ("motion", "tab:orange"), ("present", "tab:green")):
+        for key, colour in keys:
             ax.plot([minutes], [last[key]], "*", color=colour, markersize=12)
-    ax.axvline(image, color="grey", lw=0.8, ls="--")
-    ax.text(image, 0.02, " image model done", color="grey", fontsize=8)
-    ax.set_xlabel("CPU minutes (2-core EPYC, image model included)")
-    ax.set_ylabel(f"strict reader, {curve['n']} test scenes")
+    image = curves[0]["image_minutes"]
+    if image:
+        ax.axvline(image, color="grey", lw=0.8, ls="--")
+        ax.text(image, 0.02, " image model done", color="grey", fontsize=8)
+    ax.set_xlabel(f"CPU minutes ({args.cpu}, image model included)")
+    ax.set_ylabel(f"strict reader, {curves[0]['n']} test scenes")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Lumiere's premise on Shapes (stars: the from-scratch default)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(args.title, fontsize=10)
+    if len(curves) == 1:
+        ax.legend(fontsize=7, loc="lower right")
+    else:  # below the axes: inside, it would cover the early part of the curves
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     fig.savefig(args.png)
     return {"png": args.png}
@@ -377,6 +376,8 @@ def main() -> None:
     u = sub.add_parser("curve")
     u.add_argument("run")
     u.add_argument("--image-run", default=None, help="the image model's run (its minutes are added)")
+    u.add_argument("--image-minutes", type=float, default=None,
+                   help="the image model's minutes, where its run is not on this machine (measured on the same CPU)")
     u.add_argument("--base", default=None, help="a pipeline folder of the run's architecture (default RUN/final)")
     u.add_argument("--final", action="store_true", help="also score RUN/final")
     u.add_argument("--only", type=int, nargs="*", default=None, help="score only the snapshots of these steps")
@@ -394,7 +395,10 @@ def main() -> None:
     pz.add_argument("--steps", type=int, default=25)
     pz.add_argument("--guidance", type=float, default=None)
     pl = sub.add_parser("plot")
-    pl.add_argument("curve")
+    pl.add_argument("curves", nargs="+", help="curve JSONs: the inflated run first, then e.g. the default's")
+    pl.add_argument("--labels", nargs="*", default=None)
+    pl.add_argument("--cpu", default="2-core EPYC", help="the machine the minutes were measured on")
+    pl.add_argument("--title", default="Lumiere's premise on Shapes (stars: the from-scratch default)")
     pl.add_argument("--ref", nargs="*", default=[])
     pl.add_argument("--ref-minutes", type=float, nargs="*", default=[])
     pl.add_argument("--png", default="docs/images/inflation-curve.png")

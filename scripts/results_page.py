@@ -843,6 +843,7 @@ def inflation_section() -> list[str]:
         out += table(["step", "total minutes", "colour", "shape", "motion", "present", "backwards"],
                      [[r["step"], r["total_minutes"], *(pct(r[k]) for k in ("color", "shape", "motion", "present",
                                                                              "time_reversed"))] for r in c["rows"]])
+    out += premise_single_section()
     if (RESULTS / "zeroshot.json").exists():
         z = load("zeroshot.json")
         out += [f"Zero-shot (Text2Video-Zero) from `t2i-shapes` on \"moving left/right/up/down\" test captions "
@@ -851,6 +852,26 @@ def inflation_section() -> list[str]:
                      [[f"{r['t1']} / {r['t0']}", r["n"], *(pct(r[k]) for k in ("direction", "shape", "color", "present"))]
                       for r in z["runs"]])
     return out
+
+
+def premise_single_section() -> list[str]:
+    """Lumiere's premise against the single-stage default: both runs' snapshots on the same 48 test scenes, minutes
+    by the runs' own clocks on one machine (the image model's measured there too)."""
+    if not (RESULTS / "inflation-weighted-curve.json").exists():
+        return []
+    inf, dflt = load("inflation-weighted-curve.json"), load("default-single-curve.json")
+    cells = ("color", "shape", "motion", "present", "time_reversed", "lenient_motion")
+    out = [f"Lumiere's premise against the single-stage default (`configs/experiments/stunet-inflated-shapes-weighted."
+           f"yaml`: every weight trained from the inflated image model, the default's motion weights, one schedule), "
+           f"EMA snapshots on the first {inf['n']} test scenes, strict, minutes by the runs' own clocks on one 2-core "
+           f"Xeon with AMX (image model {inf['image_minutes']} min included): `{inf['command']}`; "
+           f"`{dflt['command']}`", ""]
+    rows = [["inflated STUNet, every weight", r["step"], r["total_minutes"], *(pct(r[k]) for k in cells)]
+            for r in inf["rows"]]
+    rows += [["the default (from scratch, one stage)", r["step"], r["total_minutes"], *(pct(r[k]) for k in cells)]
+             for r in dflt["rows"]]
+    return out + table(["model", "step", "total minutes", "colour", "shape", "motion", "present", "backwards",
+                        "lenient motion"], rows)
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:

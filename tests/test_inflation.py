@@ -1045,6 +1045,36 @@ def test_another_image_model_and_image_styles_keep_the_motion_module(image_dir, 
         assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_the_image_model_of_a_trained_inflated_model_is_its_own_folder(image_dir, tmp_path, tiny_text_encoder,
+                                                                       tiny_pipeline_dir):
+    """image_pipeline(): the image weights as training left them (not the image model inflated from), a one-frame
+    clip of the video model; saved, diffusers loads the folder and --image-model takes it back unchanged."""
+    from diffusers import UNet2DConditionModel
+
+    from vidiff.models.image import ImageUNet
+    from vidiff.pipelines.inflate import inflate
+    from vidiff.pipelines.text_to_video import TextToVideoPipeline
+
+    pipe = inflate(image_dir, "stunet")
+    with torch.no_grad():  # "trained" with the image layers trainable: every weight moved
+        for p in pipe.unet.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    image = pipe.image_pipeline()
+    assert isinstance(image.unet, ImageUNet) and isinstance(pipe.unet, InflatedUNet)
+    x, t, text, mask = inputs(frames=1, dim=tiny_text_encoder.dim)
+    with torch.no_grad():
+        assert (image.unet(x, t, text, mask) - pipe.unet(x, t, text, mask)).abs().max() <= 1e-5
+    image.save_pretrained(tmp_path / "own")
+    plain = UNet2DConditionModel.from_pretrained(tmp_path / "own", subfolder="unet")
+    trained = pipe.unet.image_unet.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in plain.state_dict().items())
+    back = pipe.with_image_model(tmp_path / "own").unet.state_dict()
+    assert all(torch.equal(v, back[k]) for k, v in pipe.unet.state_dict().items())
+    assert not torch.equal(trained["conv_in.weight"], inflate(image_dir, "stunet").unet.image_unet.conv_in.weight)
+    with pytest.raises(ValueError, match="held by a model inflated from one"):
+        TextToVideoPipeline.from_pretrained(tiny_pipeline_dir).image_pipeline()
+
+
 @pytest.mark.parametrize("args, kwargs, words", [
     ((3,), {}, "the image model is a folder path, got int"),  # TypeError from Path()
     (("{image}", "stunet"), {"bogus": 1}, "unknown inflation option(s) bogus; allowed: heads"),  # after the load

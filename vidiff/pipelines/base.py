@@ -691,6 +691,24 @@ class VideoDiffusionPipeline:
         swapped.text_encoder = self._text_encoder_of_image_model(image_path)
         return swapped
 
+    def image_pipeline(self) -> "VideoDiffusionPipeline":
+        """The image model of a model vidiff inflated from one, as a pipeline of its own (a text-to-image U-Net run
+        frame by frame) with this model's image weights as they are now: after training with the image layers
+        trainable (``train.freeze_spatial: false``) they are no longer those of the image model it was inflated
+        from. Its ``save_pretrained`` writes an image-model folder that a style recipe's ``train.init_from``,
+        ``--image-model`` and ``--style`` take: the base to personalize such a model from, as AnimateDiff's
+        personalized image models are fine-tunes of the image model its motion module was trained with."""
+        from vidiff.models.image import ImageUNet
+        from vidiff.models.inflated import InflatedUNet, image_config_of
+
+        if not isinstance(self.unet, InflatedUNet):
+            raise ValueError(f"an image model is held by a model inflated from one (vidiff inflate --arch stunet | "
+                             f"motion-module); this one is a {type(self.unet).__name__}")
+        image = ImageUNet.from_config(image_config_of(self.unet.image_unet))  # vidiff's attention processor
+        image.load_state_dict(self.unet.image_unet.state_dict())
+        image = torch.nn.Module.to(image, device=self.device, dtype=self.dtype).eval()
+        return self._over(type(self), image, None, None)
+
     def _text_encoder_of_image_model(self, image_path):
         """The text encoder of another image model given to :meth:`with_image_model`: its own ``text_encoder/``
         where it has one and this pipeline reads a diffusers folder's encoder (a DreamBooth that trained its text
