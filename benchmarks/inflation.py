@@ -170,8 +170,12 @@ def cmd_personalize(args) -> dict:
     variants = {} if args.skip_own else {"own image model": base}
     for image in args.image_models:
         variants[image] = base.with_image_model(image)
+        if args.layers:  # only the image layers under these name prefixes from the other model, the rest kept
+            own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
+            variants[image].unet.image_unet.load_state_dict(
+                {k: other[k] if k.startswith(tuple(args.layers)) else v for k, v in own.items()})
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
-           "guidance": args.guidance, "variants": {}}
+           "guidance": args.guidance, "layers": args.layers, "variants": {}}
     for name, pipe in variants.items():
         rows = []
         for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
@@ -390,6 +394,8 @@ def main() -> None:
     pz.add_argument("image_models", nargs="+", help="styled image models: pipeline folders or LoRA files")
     pz.add_argument("--skip-own", action="store_true", help="only the styled image models (the same scenes and noise)")
     pz.add_argument("--no-stills", action="store_true", help="skip the image models alone on single frames")
+    pz.add_argument("--layers", nargs="*", default=None,
+                    help="take only the image layers whose names start with these (e.g. up_blocks conv_norm_out conv_out)")
     pz.add_argument("--n", type=int, default=48)
     pz.add_argument("--first-scene", type=int, default=0)
     pz.add_argument("--steps", type=int, default=25)

@@ -367,6 +367,33 @@ def test_training_a_text_to_image_model_writes_a_diffusers_folder(tmp_path, tiny
     assert unet.config.cross_attention_dim == 8 and (final / "scheduler" / "scheduler_config.json").is_file()
 
 
+def test_train_only_confines_a_fine_tune_to_the_named_layers(tmp_path, tiny_text_dir):
+    """train.train_only: a style fine-tune of an image model that moves its decoder half only; a prefix that names
+    no parameter, or one beside a LoRA, is refused before anything is written."""
+    from vidiff.pipelines.folder import load_unet
+    from vidiff.training.config import config_from_dict
+    from vidiff.training.trainer import train
+
+    base = {"model": {"preset": "t2i-tiny"}, "data": {"num_frames": 4, "resolution": 16, "image_prob": 1.0},
+            "text_encoder": str(tiny_text_dir), "output_dir": str(tmp_path / "t2i"),
+            "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 2, "mixed_precision": "no"}}
+    image = train(config_from_dict(base), progress=False)
+    tuned = {**base, "output_dir": str(tmp_path / "up"), "data": {**base["data"], "style": "outlined"},
+             "train": {**base["train"], "lr": 0.01, "init_from": str(image),
+                       "train_only": "up_blocks, conv_norm_out,conv_out"}}
+    after = load_unet(train(config_from_dict(tuned), progress=False) / "unet", torch.float32).state_dict()
+    before = load_unet(image / "unet", torch.float32).state_dict()
+    decoder = ("up_blocks", "conv_norm_out", "conv_out")
+    assert all(torch.equal(v, after[k]) for k, v in before.items() if not k.startswith(decoder))
+    assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("up_blocks"))
+    for extra, words in (({"train_only": "up_blokcs"}, "names no parameter of this ImageUNet: up_blokcs"),
+                         ({"train_only": "up_blocks", "lora_rank": 4}, "train.lora_rank trains a LoRA instead")):
+        bad = {**tuned, "output_dir": str(tmp_path / "bad"), "train": {**tuned["train"], **extra}}
+        with pytest.raises(ValueError, match=words):
+            train(config_from_dict(bad), progress=False)
+        assert not (tmp_path / "bad").exists()
+
+
 # ---------------------------------------------------------------- bad input
 def _cli(args, capsys):
     from vidiff.cli import main

@@ -64,6 +64,9 @@ class TrainConfig:
     # train only the temporal layers; null: yes for a model inflated from an image model (vidiff inflate), else no
     freeze_spatial: bool | None = None
     freeze_temporal: bool = False  # train the spatial layers only (style fine-tunes)
+    # comma-separated parameter-name prefixes: only those parameters train (e.g. "up_blocks,conv_norm_out,conv_out":
+    # a style confined to an image U-Net's decoder half); "": every parameter the switches above leave trainable
+    train_only: str = ""
     # the spatial (image) layers' learning rate as a fraction of train.lr when both kinds train, e.g. a model inflated
     # from an image model with freeze_spatial false: the image weights move less than the new layers; 1: the same
     spatial_lr_scale: float = 1.0

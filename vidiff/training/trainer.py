@@ -201,6 +201,23 @@ def add_model_lora(model, cfg: RunConfig) -> None:
     add_lora(model, cfg.train.lora_rank, [t.strip() for t in cfg.train.lora_targets.split(",") if t.strip()])
 
 
+def train_only(model, prefixes: str, lora: bool = False) -> None:
+    """``train.train_only``: freeze every parameter whose name starts with none of the comma-separated
+    ``prefixes``. ValueError for a prefix that names no parameter (a typo would otherwise train nothing of it)."""
+    wanted = [x.strip() for x in prefixes.split(",") if x.strip()]
+    if lora:
+        raise ValueError("train.train_only picks the parameters to train; train.lora_rank trains a LoRA instead: "
+                         "use train.lora_targets to place it")
+    names = [n for n, _ in model.named_parameters()]
+    missing = [x for x in wanted if not any(n.startswith(x) for n in names)]
+    if missing:
+        raise ValueError(f"train.train_only names no parameter of this {type(model).__name__}: {', '.join(missing)} "
+                         f"(its parameters start with {', '.join(sorted({n.split('.')[0] for n in names}))})")
+    for n, p in model.named_parameters():
+        if not any(n.startswith(x) for x in wanted):
+            p.requires_grad_(False)
+
+
 def check_init_schedule(cfg: RunConfig) -> None:
     """A fine-tune keeps its model's noise schedule and prediction type, and its way of reading text where that is
     the padded one: ``train.init_from``'s, stated in the recipe."""
@@ -376,6 +393,8 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
         model.freeze_spatial()
     if tc.freeze_temporal:
         model.freeze_temporal()
+    if tc.train_only:
+        train_only(model, tc.train_only, lora=bool(tc.lora_rank))
     if tc.lora_rank:
         add_model_lora(model, cfg)
     if tc.gradient_checkpointing:
