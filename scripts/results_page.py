@@ -866,10 +866,9 @@ def premise_single_section() -> list[str]:
            f"EMA snapshots on the first {inf['n']} test scenes, strict, minutes by the runs' own clocks on one 2-core "
            f"Xeon with AMX (image model {inf['image_minutes']} min included): `{inf['command']}`; "
            f"`{dflt['command']}`", ""]
-    rows = [["inflated STUNet, every weight", r["step"], r["total_minutes"], *(pct(r[k]) for k in cells)]
-            for r in inf["rows"]]
-    rows += [["the default (from scratch, one stage)", r["step"], r["total_minutes"], *(pct(r[k]) for k in cells)]
-             for r in dflt["rows"]]
+    rows = [[label, r["step"], r["total_minutes"], *(pct(r[k]) for k in cells)]
+            for label, curve in (("inflated STUNet, every weight", inf), ("the default (from scratch, one stage)", dflt))
+            for r in curve["rows"]]
     return out + table(["model", "step", "total minutes", "colour", "shape", "motion", "present", "backwards",
                         "lenient motion"], rows)
 

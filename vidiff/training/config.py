@@ -324,6 +324,9 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError(f"text_encoder must be 'minilm' or a local transformers folder, got {cfg.text_encoder!r}")
     if cfg.train.freeze_spatial and cfg.train.freeze_temporal:
         raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
+    if cfg.train.train_only and cfg.train.lora_rank:
+        raise ValueError("train.train_only picks the parameters to train; train.lora_rank trains a LoRA instead: "
+                         "use train.lora_targets to place it")
     if cfg.train.init_from is not None and not str(cfg.train.init_from).strip():
         raise ValueError("train.init_from must be a pipeline folder or null")
     if cfg.train.distill_guidance:

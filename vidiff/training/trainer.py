@@ -198,16 +198,18 @@ def add_model_lora(model, cfg: RunConfig) -> None:
                          f"or model.preset t2i-*); this recipe trains a {type(model).__name__}")
     if cfg.train.freeze_spatial or cfg.train.freeze_temporal:
         raise ValueError("train.lora_rank trains the LoRA only: leave train.freeze_spatial / freeze_temporal unset")
-    add_lora(model, cfg.train.lora_rank, [t.strip() for t in cfg.train.lora_targets.split(",") if t.strip()])
+    add_lora(model, cfg.train.lora_rank, name_list(cfg.train.lora_targets))
 
 
-def train_only(model, prefixes: str, lora: bool = False) -> None:
+def name_list(text: str) -> list[str]:
+    """A recipe's comma-separated list of module or parameter names (``train.lora_targets``, ``train.train_only``)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def train_only(model, prefixes: str) -> None:
     """``train.train_only``: freeze every parameter whose name starts with none of the comma-separated
     ``prefixes``. ValueError for a prefix that names no parameter (a typo would otherwise train nothing of it)."""
-    wanted = [x.strip() for x in prefixes.split(",") if x.strip()]
-    if lora:
-        raise ValueError("train.train_only picks the parameters to train; train.lora_rank trains a LoRA instead: "
-                         "use train.lora_targets to place it")
+    wanted = name_list(prefixes)
     names = [n for n, _ in model.named_parameters()]
     missing = [x for x in wanted if not any(n.startswith(x) for n in names)]
     if missing:
@@ -394,7 +396,7 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
     if tc.freeze_temporal:
         model.freeze_temporal()
     if tc.train_only:
-        train_only(model, tc.train_only, lora=bool(tc.lora_rank))
+        train_only(model, tc.train_only)
     if tc.lora_rank:
         add_model_lora(model, cfg)
     if tc.gradient_checkpointing:
