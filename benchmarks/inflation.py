@@ -168,14 +168,18 @@ def cmd_personalize(args) -> dict:
     base = TextToVideoPipeline.from_pretrained(args.model, base_only=True)
     scenes = suite_scenes("test", args.n, first_scene=args.first_scene)
     variants = {} if args.skip_own else {"own image model": base}
+    if args.layers and args.boundary is not None:
+        raise SystemExit("--layers swaps the image layers on every step; drop --boundary")
+    whole = {}  # each image model on every step: the stills' image model
     for image in args.image_models:
-        variants[image] = base.with_image_model(image)
+        whole[image] = base.with_image_model(image, boundary_ratio=1.0)
+        variants[image] = whole[image] if args.layers else base.with_image_model(image, boundary_ratio=args.boundary)
         if args.layers:  # only the image layers under these name prefixes from the other model, the rest kept
             own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
             variants[image].unet.image_unet.load_state_dict(
                 {k: other[k] if k.startswith(tuple(args.layers)) else v for k, v in own.items()})
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
-           "guidance": args.guidance, "layers": args.layers, "variants": {}}
+           "guidance": args.guidance, "layers": args.layers, "boundary_ratio": args.boundary, "variants": {}}
     for name, pipe in variants.items():
         rows = []
         for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
@@ -187,7 +191,7 @@ def cmd_personalize(args) -> dict:
         summary = {k: round(float(np.nanmean([r[k] for r in rows])), 3)
                    for k in ("hollowness", "present", "color", "shape", "motion", "lenient_motion")}
         if not args.no_stills:
-            image = pipe.image_pipeline()  # the image model alone, one frame per caption
+            image = whole.get(name, pipe).image_pipeline()  # the image model alone, one frame per caption
             stills = []
             for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16,
                                                  num_frames=1):
@@ -396,6 +400,9 @@ def main() -> None:
     pz.add_argument("--no-stills", action="store_true", help="skip the image models alone on single frames")
     pz.add_argument("--layers", nargs="*", default=None,
                     help="take only the image layers whose names start with these (e.g. up_blocks conv_norm_out conv_out)")
+    pz.add_argument("--boundary", type=float, default=None, help="the styled image models on the timesteps below this "
+                    "fraction of the diffusion time only (with_image_model's boundary_ratio; default: the folder's, "
+                    "else every step)")
     pz.add_argument("--n", type=int, default=48)
     pz.add_argument("--first-scene", type=int, default=0)
     pz.add_argument("--steps", type=int, default=25)

@@ -957,6 +957,17 @@ def test_a_kohya_lora_changes_the_unet_and_the_text_encoder_as_a1111_applies_it(
     adapter = make_tiny_motion_adapter(tmp_path / "adapter")
     ad = inflate(sd, "animatediff", motion_adapter=adapter).with_image_model(tmp_path / "kohya.safetensors")
     torch.testing.assert_close(dict(ad.unet.named_modules())[unet_name].weight, W + 2.0 / 4 * uu @ ud, rtol=0, atol=1e-5)
+    # below a boundary: a LoRA of the U-Net only splits the steps; one that changes the text encoder too cannot
+    from vidiff.models.experts import TimestepExperts
+
+    split = inflate(sd, "animatediff", motion_adapter=adapter).with_image_model(tmp_path / "ldm.safetensors",
+                                                                                   boundary_ratio=0.5)
+    k_name = unet_name.replace("to_q", "to_k")
+    assert isinstance(split.unet, TimestepExperts) and split.unet.boundary == 500
+    assert torch.equal(dict(split.unet.high.named_modules())[k_name].weight, K)  # its own above the boundary
+    torch.testing.assert_close(dict(split.unet.low.named_modules())[k_name].weight, K + uu @ ud, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="brings its own text encoder"):
+        pipe.with_image_model(tmp_path / "kohya.safetensors", boundary_ratio=0.5)
 
     code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model",
                       str(tmp_path / "kohya.safetensors"), "--frames", "4", "--steps", "2", "-q", "-o",
@@ -1114,3 +1125,50 @@ def test_inflate_refuses_what_it_cannot_take_before_loading(args, kwargs, words,
     monkeypatch.setattr(folder, "load_unet", None)  # a load would fail with a TypeError
     with pytest.raises(ValueError, match=re.escape(words)):
         inflate(*[image_dir if a == "{image}" else a for a in args], **kwargs)
+
+
+def test_another_image_model_below_a_boundary_keeps_the_model_s_own_above(image_dir, tmp_path, tiny_text_encoder,
+                                                                          capsys):
+    """with_image_model(boundary_ratio=r): the other image weights on the timesteps below r * T only, the model's own
+    above (Wan 2.2's boundary between experts); r = 1 is the whole swap; a folder trained as a low-noise expert gives
+    its own boundary; out-of-range ratios are one-line errors."""
+    from vidiff.models.experts import TimestepExperts
+    from vidiff.pipelines.inflate import inflate
+
+    pipe = inflate(image_dir, "stunet")
+    styled_dir = make_image_folder(tmp_path / "styled", tiny_text_encoder, seed=7)
+    whole = pipe.with_image_model(styled_dir)
+    below = pipe.with_image_model(styled_dir, boundary_ratio=0.5)
+    assert isinstance(below.unet, TimestepExperts) and below.unet.boundary == 500
+    assert below.style == {"image_model": str(styled_dir), "boundary_ratio": 0.5}
+    x, t, text, mask = inputs(dim=tiny_text_encoder.dim)  # t = (20, 700): one step on each side
+    with torch.no_grad():
+        got = below.unet(x, t, text, mask)
+        assert torch.equal(got[:1], whole.unet(x[:1], t[:1], text[:1], mask[:1]))
+        assert torch.equal(got[1:], pipe.unet(x[1:], t[1:], text[1:], mask[1:]))
+        assert not torch.allclose(whole.unet(x, t, text, mask)[1:], got[1:])
+    assert pipe.with_image_model(styled_dir, boundary_ratio=1).unet.__class__ is whole.unet.__class__
+    # a style trained as a low-noise expert (train.timestep_max) carries its boundary: taken unless one is given
+    image = type(pipe).from_pretrained(styled_dir)
+    expert = image._with_unet(TimestepExperts(image.unet, image.unet, 700), None)
+    expert.save_pretrained(tmp_path / "low-expert")
+    assert pipe.with_image_model(tmp_path / "low-expert").unet.boundary == 700
+    assert not isinstance(pipe.with_image_model(tmp_path / "low-expert", boundary_ratio=1.0).unet, TimestepExperts)
+    # a style of the image model blended on top reaches the image weights below the boundary
+    styled = below.with_style(styled_dir, 0.5)
+    assert torch.equal(styled.unet.high.image_unet.conv_in.weight, pipe.unet.image_unet.conv_in.weight)
+    for bad in (0, 1.5, -0.1, True, "0.5", float("nan")):
+        with pytest.raises(ValueError, match="boundary_ratio must be a number in"):
+            pipe.with_image_model(styled_dir, boundary_ratio=bad)
+    pipe.save_pretrained(tmp_path / "video")
+    for extra, says in ((["--image-model-boundary", "0.5"], "give --image-model too"),
+                        (["--image-model", str(styled_dir), "--image-model-boundary", "0"], "must be in (0, 1]")):
+        code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), *extra, "-q",
+                          "-o", str(tmp_path / "bad.mp4")], capsys)
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad.mp4").exists()
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model", str(styled_dir),
+                      "--image-model-boundary", "0.7", "--frames", "4", "--steps", "2", "-q",
+                      "-o", str(tmp_path / "p.mp4")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "p.json").read_text())["boundary_ratio"] == 0.7  # the sidecar says so

@@ -100,7 +100,7 @@ def _load(cls, model: str, args: argparse.Namespace):
     pipe = cls.from_pretrained(model, base_only=getattr(args, "base_only", False),
                                super_resolution=ssr if ssr and not args.base_only else None)
     if getattr(args, "image_model", None):
-        pipe = pipe.with_image_model(args.image_model)
+        pipe = pipe.with_image_model(args.image_model, boundary_ratio=getattr(args, "image_model_boundary", None))
     if getattr(args, "style", None):
         pipe = pipe.with_style(args.style, args.alpha)
     if getattr(args, "free_init", None):
@@ -214,6 +214,11 @@ def _check_ranges(args: argparse.Namespace) -> None:
 
     if getattr(args, "alpha", None) is not None and not getattr(args, "style", None):  # it was ignored
         raise ValueError("--alpha sets the weight of a --style fine-tune; give --style too")
+    boundary = getattr(args, "image_model_boundary", None)
+    if boundary is not None and not getattr(args, "image_model", None):
+        raise ValueError("--image-model-boundary sets where an --image-model takes over; give --image-model too")
+    if boundary is not None and not (math.isfinite(boundary) and 0.0 < boundary <= 1.0):
+        raise ValueError(f"--image-model-boundary must be in (0, 1] (1: every step), got {boundary}")
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
         if v is None:

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "uniform (Lumiere's plain mean)")
     g.add_argument("--image-model", default=None, help="a model inflated from an image model: run it with another "
                    "image model of the same layout (a fine-tune, a style), its temporal layers kept (AnimateDiff)")
+    g.add_argument("--image-model-boundary", type=float, default=None, metavar="R", help="--image-model on the "
+                   "low-noise steps only (t < R x the diffusion time; the model's own image weights above, where the "
+                   "motion is decided), 0 < R <= 1 (default: the folder's own boundary, else 1: every step)")
     g.add_argument("--zero-shot", action="store_true", help="a clip from a text-to-image model alone "
                    "(Text2Video-Zero: motion in the initial noise, cross-frame attention)")
     g.add_argument("--motion", default=None, metavar="DX,DY", help="--zero-shot: the translation in pixels per frame "

@@ -642,6 +642,9 @@ class VideoDiffusionPipeline:
         elif isinstance(self.unet, InflatedUNet):
             raise ValueError(f"{str(style_path)!r} holds a {type(style).__name__}; a style of a model inflated from an "
                              f"image model is a fine-tune of that image model (a text-to-image folder)")
+        elif isinstance(self.unet, TimestepExperts) and isinstance(self.unet.low, InflatedUNet) \
+                and isinstance(style, ImageUNet):  # another image model below a boundary (with_image_model): there
+            unet = TimestepExperts(with_image_weights(self.unet.low, style, alpha), self.unet.high, self.unet.boundary)
         elif isinstance(style, ImageUNet):
             raise ValueError(f"{str(style_path)!r} is a text-to-image model, not a style of this video model: a style "
                              f"is a fine-tune of this model's spatial weights (train.freeze_temporal), e.g. "
@@ -659,12 +662,50 @@ class VideoDiffusionPipeline:
         """This pipeline with another U-Net (a style, another image model), its super-resolution stage kept."""
         return self._over(type(self), unet, style, self.super_resolution)
 
-    def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0) -> "VideoDiffusionPipeline":
+    def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0,
+                         boundary_ratio: float | None = None) -> "VideoDiffusionPipeline":
         """This pipeline (a model inflated from an image model) with another image model of the same layout in
         place of its own, the temporal layers kept: AnimateDiff's personalization (a fine-tune or a style of the
         image model animated by a motion module trained on the original). ``image_path`` may also be a LoRA of the
         image model (a diffusers LoRA file, or a folder holding ``pytorch_lora_weights.safetensors``): it is fused
-        into the image weights at ``lora_scale``."""
+        into the image weights at ``lora_scale``.
+
+        ``boundary_ratio`` in (0, 1]: the other image weights denoise only the timesteps below ``boundary_ratio *
+        num_train_timesteps`` and this model's own the rest, the high-noise steps where a clip's layout and motion
+        are decided, with the image weights its temporal layers were trained with; the look is drawn below. It is
+        Wan 2.2's boundary between a high- and a low-noise expert (:class:`~vidiff.models.experts.TimestepExperts`),
+        here two sets of image weights under the same temporal layers. Default: the folder's own boundary where the
+        style was trained as a low-noise expert (``train.timestep_max``), else 1 (every step)."""
+        from vidiff.models.lora import is_lora_file
+        from vidiff.pipelines.folder import read_meta
+        from vidiff.registry import resolve_model
+
+        def checked(ratio, where: str = "") -> float:
+            if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < float(ratio) <= 1.0:
+                raise ValueError(f"boundary_ratio must be a number in (0, 1] (the fraction of the diffusion time, from "
+                                 f"the clean end, that the other image model denoises; 1: every step){where}, got "
+                                 f"{ratio!r}")
+            return float(ratio)
+
+        if boundary_ratio is not None:
+            boundary_ratio = checked(boundary_ratio)  # before the other image model loads
+        swapped = self._swapped_image_model(image_path, lora_scale)
+        if boundary_ratio is None:
+            folder = None if is_lora_file(image_path) else resolve_model(image_path)
+            boundary_ratio = checked(1.0 if folder is None else read_meta(folder).get(BOUNDARY_KEY, 1.0),
+                                     f" (from {str(folder)!r})")
+        boundary = round(boundary_ratio * self.diffusion.num_train_timesteps)
+        if boundary >= self.diffusion.num_train_timesteps:
+            return swapped
+        if swapped.text_encoder is not self.text_encoder:
+            raise ValueError(f"{str(image_path)!r} brings its own text encoder, and the two image models here would "
+                             f"read one caption's embedding: give boundary_ratio 1 (every step), or an image model "
+                             f"that reads text as this one does")
+        experts = TimestepExperts(swapped.unet, self.unet, max(1, boundary))
+        return self._with_unet(experts, {**swapped.style, BOUNDARY_KEY: boundary_ratio})
+
+    def _swapped_image_model(self, image_path: str | os.PathLike, lora_scale: float) -> "VideoDiffusionPipeline":
+        """:meth:`with_image_model` on every step."""
         import copy
 
         from vidiff.models.animatediff import MotionUNet
