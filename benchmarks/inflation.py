@@ -178,8 +178,12 @@ def cmd_personalize(args) -> dict:
             own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
             variants[image].unet.image_unet.load_state_dict(
                 {k: other[k] if k.startswith(tuple(args.layers)) else v for k, v in own.items()})
+    if args.guide_every_step:  # the folder's guidance_min_t lifted: classifier-free guidance on the low-noise steps too
+        for pipe in variants.values():
+            pipe.defaults = {**pipe.defaults, "guidance_min_t": None}
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
-           "guidance": args.guidance, "layers": args.layers, "boundary_ratio": args.boundary, "variants": {}}
+           "guidance": args.guidance, "layers": args.layers, "boundary_ratio": args.boundary,
+           "guide_every_step": args.guide_every_step, "variants": {}}
     for name, pipe in variants.items():
         rows = []
         for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
@@ -403,6 +407,8 @@ def main() -> None:
     pz.add_argument("--boundary", type=float, default=None, help="the styled image models on the timesteps below this "
                     "fraction of the diffusion time only (with_image_model's boundary_ratio; default: the folder's, "
                     "else every step)")
+    pz.add_argument("--guide-every-step", action="store_true", help="guidance on every step (the model's "
+                    "guidance_min_t, which leaves the low-noise steps unguided, lifted)")
     pz.add_argument("--n", type=int, default=48)
     pz.add_argument("--first-scene", type=int, default=0)
     pz.add_argument("--steps", type=int, default=25)
