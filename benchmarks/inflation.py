@@ -160,6 +160,7 @@ def cmd_personalize(args) -> dict:
     place, temporal layers kept: the style read on the frames (hollowness) and motion on the strict and the usual
     reader, on the same scenes and noise; plus each image model alone on single frames (did it learn the style)."""
     from vidiff.evaluation.style import hollowness
+    from vidiff.models.experts import TimestepExperts
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.reader import score_video
     from vidiff.shapes.strict_reader import score_video_strict
@@ -170,10 +171,8 @@ def cmd_personalize(args) -> dict:
     variants = {} if args.skip_own else {"own image model": base}
     if args.layers and args.boundary is not None:
         raise SystemExit("--layers swaps the image layers on every step; drop --boundary")
-    whole = {}  # each image model on every step: the stills' image model
     for image in args.image_models:
-        whole[image] = base.with_image_model(image, boundary_ratio=1.0)
-        variants[image] = whole[image] if args.layers else base.with_image_model(image, boundary_ratio=args.boundary)
+        variants[image] = base.with_image_model(image, boundary_ratio=1.0 if args.layers else args.boundary)
         if args.layers:  # only the image layers under these name prefixes from the other model, the rest kept
             own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
             variants[image].unet.image_unet.load_state_dict(
@@ -195,7 +194,10 @@ def cmd_personalize(args) -> dict:
         summary = {k: round(float(np.nanmean([r[k] for r in rows])), 3)
                    for k in ("hollowness", "present", "color", "shape", "motion", "lenient_motion")}
         if not args.no_stills:
-            image = whole.get(name, pipe).image_pipeline()  # the image model alone, one frame per caption
+            alone = pipe  # the image model alone, one frame per caption; split at a boundary: on every step
+            if isinstance(pipe.unet, TimestepExperts):
+                alone = base.with_image_model(name, boundary_ratio=1.0)
+            image = alone.image_pipeline()
             stills = []
             for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16,
                                                  num_frames=1):

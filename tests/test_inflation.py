@@ -1155,8 +1155,12 @@ def test_another_image_model_below_a_boundary_keeps_the_model_s_own_above(image_
     assert pipe.with_image_model(tmp_path / "low-expert").unet.boundary == 700
     assert not isinstance(pipe.with_image_model(tmp_path / "low-expert", boundary_ratio=1.0).unet, TimestepExperts)
     # a style of the image model blended on top reaches the image weights below the boundary
-    styled = below.with_style(styled_dir, 0.5)
+    other_dir = make_image_folder(tmp_path / "other", tiny_text_encoder, seed=3)
+    styled = below.with_style(other_dir, 0.5)
     assert torch.equal(styled.unet.high.image_unet.conv_in.weight, pipe.unet.image_unet.conv_in.weight)
+    other = type(pipe).from_pretrained(other_dir).unet.conv_in.weight
+    torch.testing.assert_close(styled.unet.low.image_unet.conv_in.weight,
+                               torch.lerp(below.unet.low.image_unet.conv_in.weight, other, 0.5))
     for bad in (0, 1.5, -0.1, True, "0.5", float("nan")):
         with pytest.raises(ValueError, match="boundary_ratio must be a number in"):
             pipe.with_image_model(styled_dir, boundary_ratio=bad)
