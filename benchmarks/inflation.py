@@ -172,7 +172,7 @@ def cmd_personalize(args) -> dict:
     if args.layers and args.boundary is not None:
         raise SystemExit("--layers swaps the image layers on every step; drop --boundary")
     for image in args.image_models:
-        variants[image] = base.with_image_model(image, boundary_ratio=1.0 if args.layers else args.boundary)
+        variants[image] = base.with_image_model(image, args.scale, boundary_ratio=1.0 if args.layers else args.boundary)
         if args.layers:  # only the image layers under these name prefixes from the other model, the rest kept
             own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
             variants[image].unet.image_unet.load_state_dict(
@@ -180,9 +180,12 @@ def cmd_personalize(args) -> dict:
     if args.guide_every_step:  # the folder's guidance_min_t lifted: classifier-free guidance on the low-noise steps too
         for pipe in variants.values():
             pipe.defaults = {**pipe.defaults, "guidance_min_t": None}
+    if args.free_init:  # FreeInit's re-initialised noise, against flicker
+        for pipe in variants.values():
+            pipe.enable_free_init(args.free_init)
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
-           "guidance": args.guidance, "layers": args.layers, "boundary_ratio": args.boundary,
-           "guide_every_step": args.guide_every_step, "variants": {}}
+           "guidance": args.guidance, "layers": args.layers, "scale": args.scale, "boundary_ratio": args.boundary,
+           "guide_every_step": args.guide_every_step, "free_init": args.free_init, "variants": {}}
     for name, pipe in variants.items():
         rows = []
         for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
@@ -196,7 +199,7 @@ def cmd_personalize(args) -> dict:
         if not args.no_stills:
             alone = pipe  # the image model alone, one frame per caption; split at a boundary: on every step
             if isinstance(pipe.unet, TimestepExperts):
-                alone = base.with_image_model(name, boundary_ratio=1.0)
+                alone = base.with_image_model(name, args.scale, boundary_ratio=1.0)
             image = alone.image_pipeline()
             stills = []
             for chunk, videos in generate_scenes(image, scenes, args.steps, args.guidance, 0, 16, args.bf16,
@@ -409,6 +412,10 @@ def main() -> None:
     pz.add_argument("--boundary", type=float, default=None, help="the styled image models on the timesteps below this "
                     "fraction of the diffusion time only (with_image_model's boundary_ratio; default: the folder's, "
                     "else every step)")
+    pz.add_argument("--scale", type=float, default=1.0, help="with_image_model's scale: W + S (W_style - W) (1: the "
+                    "styled image model as it is; above 1 extrapolates)")
+    pz.add_argument("--free-init", type=int, default=None, metavar="N", help="FreeInit with N sampling iterations "
+                    "(vidiff generate --free-init N)")
     pz.add_argument("--guide-every-step", action="store_true", help="guidance on every step (the model's "
                     "guidance_min_t, which leaves the low-noise steps unguided, lifted)")
     pz.add_argument("--n", type=int, default=48)

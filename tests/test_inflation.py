@@ -807,6 +807,8 @@ def test_a_plain_stable_diffusion_folder_is_taken_where_an_image_model_is(tmp_pa
     assert torch.equal(swapped.text_encoder.model.encoder.layers[0].self_attn.q_proj.weight,
                        te.encoder.layers[0].self_attn.q_proj.weight)
     assert not torch.allclose(swapped.text_encoder.encode(["a red circle"])[0], video.text_encoder.encode(["a red circle"])[0])
+    with pytest.raises(ValueError, match="a scale cannot reach"):  # it would scale the U-Net, not the text encoder
+        video.with_image_model(tuned, scale=1.5)
 
     cfg = config_from_dict({
         "data": {"kind": "folder", "manifest": str(one_clip_manifest(tmp_path)), "num_frames": 4, "resolution": 16},
@@ -936,7 +938,7 @@ def test_a_kohya_lora_changes_the_unet_and_the_text_encoder_as_a1111_applies_it(
     save_file({f"{uk}.lora_down.weight": ud, f"{uk}.lora_up.weight": uu, f"{uk}.alpha": torch.tensor(2.0),
                f"{tk}.lora_down.weight": td, f"{tk}.lora_up.weight": tu, f"{tk}.alpha": torch.tensor(1.0)},
               str(tmp_path / "kohya.safetensors"))
-    out = pipe.with_image_model(tmp_path / "kohya.safetensors", lora_scale=0.5)
+    out = pipe.with_image_model(tmp_path / "kohya.safetensors", scale=0.5)
     got = dict(out.unet.image_unet.named_modules())[unet_name].weight
     torch.testing.assert_close(got, W + 0.5 * 2.0 / 4 * uu @ ud, rtol=0, atol=1e-5)
     got = dict(out.text_encoder.model.named_modules())[te_name].weight
@@ -1140,7 +1142,7 @@ def test_another_image_model_below_a_boundary_keeps_the_model_s_own_above(image_
     whole = pipe.with_image_model(styled_dir)
     below = pipe.with_image_model(styled_dir, boundary_ratio=0.5)
     assert isinstance(below.unet, TimestepExperts) and below.unet.boundary == 500
-    assert below.style == {"image_model": str(styled_dir), "boundary_ratio": 0.5}
+    assert below.style == {"image_model": str(styled_dir), "image_model_scale": 1.0, "boundary_ratio": 0.5}
     x, t, text, mask = inputs(dim=tiny_text_encoder.dim)  # t = (20, 700): one step on each side
     with torch.no_grad():
         got = below.unet(x, t, text, mask)
@@ -1165,14 +1167,62 @@ def test_another_image_model_below_a_boundary_keeps_the_model_s_own_above(image_
         with pytest.raises(ValueError, match="boundary_ratio must be a number in"):
             pipe.with_image_model(styled_dir, boundary_ratio=bad)
     pipe.save_pretrained(tmp_path / "video")
-    for extra, says in ((["--image-model-boundary", "0.5"], "give --image-model too"),
-                        (["--image-model", str(styled_dir), "--image-model-boundary", "0"], "must be in (0, 1]")):
+    sidecar = _generate_with_image_model(
+        tmp_path, capsys, refused=((["--image-model-boundary", "0.5"], "give --image-model too"),
+                                   (["--image-model", str(styled_dir), "--image-model-boundary", "0"], "must be in (0, 1]")),
+        accepted=["--image-model", str(styled_dir), "--image-model-boundary", "0.7"])
+    assert sidecar["boundary_ratio"] == 0.7  # the sidecar says so
+
+
+def _generate_with_image_model(tmp_path: Path, capsys, refused, accepted: list[str]) -> dict:
+    """``vidiff generate`` on the model saved in tmp_path/video: each of ``refused`` ((flags, what the error says)) is
+    one line, exit 2, nothing written; then the ``accepted`` flags make a clip, whose sidecar is returned."""
+    for extra, says in refused:
         code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), *extra, "-q",
                           "-o", str(tmp_path / "bad.mp4")], capsys)
         assert code == 2 and says in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / "bad.mp4").exists()
-    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), "--image-model", str(styled_dir),
-                      "--image-model-boundary", "0.7", "--frames", "4", "--steps", "2", "-q",
-                      "-o", str(tmp_path / "p.mp4")], capsys)
+    code, err = _cli(["generate", "a red circle", "--model", str(tmp_path / "video"), *accepted, "--frames", "4",
+                      "--steps", "2", "-q", "-o", str(tmp_path / "p.mp4")], capsys)
     assert code == 0, err
-    assert json.loads((tmp_path / "p.json").read_text())["boundary_ratio"] == 0.7  # the sidecar says so
+    return json.loads((tmp_path / "p.json").read_text())
+
+
+def test_a_scale_applies_more_or_less_of_the_other_image_model(image_dir, tmp_path, tiny_text_encoder, capsys):
+    """with_image_model(scale=s): image weights W + s (W_other - W), the temporal layers kept; s > 1 extrapolates
+    (a stronger style of the same fine-tune), below a boundary too; lora_scale is its former name; bad scales are
+    one-line errors and the CLI's --image-model-scale is recorded in the sidecar."""
+    from vidiff.pipelines.inflate import inflate
+
+    pipe = inflate(image_dir, "stunet")
+    styled_dir = make_image_folder(tmp_path / "styled", tiny_text_encoder, seed=7)
+    own = pipe.unet.image_unet.state_dict()
+    other = type(pipe).from_pretrained(styled_dir).unet.state_dict()
+    for scale in (1.0, 1.5, 0.5, -0.5):
+        got = pipe.with_image_model(styled_dir, scale=scale)
+        assert got.style["image_model_scale"] == scale
+        for key in ("conv_in.weight", "up_blocks.0.resnets.0.conv1.weight"):
+            want = own[key] + scale * (other[key] - own[key])
+            if scale == 1.0:
+                assert torch.equal(got.unet.image_unet.state_dict()[key], other[key])  # the other model as it is
+            torch.testing.assert_close(got.unet.image_unet.state_dict()[key], want, rtol=0, atol=1e-6)
+        assert all(torch.equal(v, pipe.unet.state_dict()[k]) for k, v in got.unet.state_dict().items()
+                   if not k.startswith("image_unet."))  # the temporal layers are kept
+    split = pipe.with_image_model(styled_dir, 1.5, boundary_ratio=0.5)
+    assert torch.equal(split.unet.high.image_unet.conv_in.weight, own["conv_in.weight"])
+    torch.testing.assert_close(split.unet.low.image_unet.conv_in.weight,
+                               own["conv_in.weight"] + 1.5 * (other["conv_in.weight"] - own["conv_in.weight"]))
+    with pytest.warns(FutureWarning, match="now scale"):
+        old = pipe.with_image_model(styled_dir, lora_scale=1.5)
+    assert torch.equal(old.unet.image_unet.conv_in.weight, pipe.with_image_model(styled_dir, 1.5).unet.image_unet.conv_in.weight)
+    with pytest.raises(ValueError, match="not both"):
+        pipe.with_image_model(styled_dir, 2.0, lora_scale=1.5)
+    for bad in (True, "1.5", float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be a finite number"):
+            pipe.with_image_model(styled_dir, bad)
+    pipe.save_pretrained(tmp_path / "video")
+    sidecar = _generate_with_image_model(
+        tmp_path, capsys, refused=((["--image-model-scale", "1.5"], "give --image-model too"),
+                                   (["--image-model", str(styled_dir), "--image-model-scale", "nan"], "must be a finite")),
+        accepted=["--image-model", str(styled_dir), "--image-model-scale", "1.25", "--image-model-boundary", "0.5"])
+    assert sidecar["image_model_scale"] == 1.25 and sidecar["boundary_ratio"] == 0.5

@@ -100,7 +100,9 @@ def _load(cls, model: str, args: argparse.Namespace):
     pipe = cls.from_pretrained(model, base_only=getattr(args, "base_only", False),
                                super_resolution=ssr if ssr and not args.base_only else None)
     if getattr(args, "image_model", None):
-        pipe = pipe.with_image_model(args.image_model, boundary_ratio=getattr(args, "image_model_boundary", None))
+        scale = getattr(args, "image_model_scale", None)
+        pipe = pipe.with_image_model(args.image_model, 1.0 if scale is None else scale,
+                                     boundary_ratio=getattr(args, "image_model_boundary", None))
     if getattr(args, "style", None):
         pipe = pipe.with_style(args.style, args.alpha)
     if getattr(args, "free_init", None):
@@ -219,6 +221,11 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise ValueError("--image-model-boundary sets where an --image-model takes over; give --image-model too")
     if boundary is not None and not (math.isfinite(boundary) and 0.0 < boundary <= 1.0):
         raise ValueError(f"--image-model-boundary must be in (0, 1] (1: every step), got {boundary}")
+    scale = getattr(args, "image_model_scale", None)
+    if scale is not None and not getattr(args, "image_model", None):
+        raise ValueError("--image-model-scale sets how much of an --image-model is applied; give --image-model too")
+    if scale is not None and not math.isfinite(scale):
+        raise ValueError(f"--image-model-scale must be a finite number (1: the image model as it is), got {scale}")
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
         if v is None:

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image-model-boundary", type=float, default=None, metavar="R", help="--image-model on the "
                    "low-noise steps only (t < R x the diffusion time; the model's own image weights above, where the "
                    "motion is decided), 0 < R <= 1 (default: the folder's own boundary, else 1: every step)")
+    g.add_argument("--image-model-scale", type=float, default=None, metavar="S", help="how much of --image-model's "
+                   "difference from the model's own image weights is applied: W + S (W_other - W), a LoRA's scale "
+                   "(default 1: as it is; above 1: a stronger style of the same fine-tune)")
     g.add_argument("--zero-shot", action="store_true", help="a clip from a text-to-image model alone "
                    "(Text2Video-Zero: motion in the initial noise, cross-frame attention)")
     g.add_argument("--motion", default=None, metavar="DX,DY", help="--zero-shot: the translation in pixels per frame "

@@ -291,13 +291,15 @@ def same_image_layout(model: InflatedUNet, image: UNet2DConditionModel, where: s
 
 
 def with_image_weights(model: InflatedUNet, image: UNet2DConditionModel, alpha: float = 1.0) -> InflatedUNet:
-    """A copy of ``model`` whose image weights are ``alpha * W_image + (1 - alpha) * W_own`` (``alpha`` 1: the other
+    """A copy of ``model`` whose image weights are ``W_own + alpha * (W_image - W_own)`` (``alpha`` 1: the other
     image model outright, AnimateDiff's personalization; below 1: Lumiere 4.1's style interpolation applied to the
-    image model); the temporal layers are kept as they are. Raises ValueError on another layout."""
+    image model; above 1: the other model's difference extrapolated, a stronger style); the temporal layers are kept
+    as they are. Raises ValueError on another layout."""
     import copy
+    import math
 
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if isinstance(alpha, bool) or not math.isfinite(alpha):
+        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
     same_image_layout(model, image)
     out = copy.deepcopy(model)
     theirs = image.state_dict()

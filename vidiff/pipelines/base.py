@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -620,6 +621,20 @@ class VideoDiffusionPipeline:
         """Stylized generation (Lumiere 4.1): this pipeline with U-Net weights ``alpha * W_style + (1 - alpha) * W``,
         where ``style_path`` holds a fine-tune of this model's spatial weights on a style (``alpha``: default
         the style folder's, else 0.7). The super-resolution stage is kept."""
+        from vidiff.registry import resolve_model
+
+        style_path = resolve_model(style_path)
+        alpha = resolve_defaults(read_meta(style_path).get("defaults"))["alpha"] if alpha is None else alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):  # "0.5" went through float() before
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        alpha = float(alpha)
+        if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        return self._blended(style_path, alpha)
+
+    def _blended(self, style_path: str | os.PathLike, alpha: float) -> "VideoDiffusionPipeline":
+        """:meth:`with_style` at any finite ``alpha`` (``W + alpha (W_style - W)``; above 1: with_image_model's
+        scale)."""
         from vidiff.models.surgery import check_style_of, interpolate_weights
         from vidiff.registry import resolve_model
 
@@ -627,12 +642,6 @@ class VideoDiffusionPipeline:
         meta = read_meta(style_path)
         if meta.get("task", "text-to-video") != self.task:
             raise ValueError(f"{str(style_path)!r} is a {meta.get('task')} model, not a {self.task} style fine-tune")
-        alpha = resolve_defaults(meta.get("defaults"))["alpha"] if alpha is None else alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):  # "0.5" went through float() before
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        alpha = float(alpha)
-        if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         style = load_unet(style_path / "unet", self.dtype)
         from vidiff.models.image import ImageUNet
         from vidiff.models.inflated import InflatedUNet, with_image_weights
@@ -662,13 +671,18 @@ class VideoDiffusionPipeline:
         """This pipeline with another U-Net (a style, another image model), its super-resolution stage kept."""
         return self._over(type(self), unet, style, self.super_resolution)
 
-    def with_image_model(self, image_path: str | os.PathLike, lora_scale: float = 1.0,
-                         boundary_ratio: float | None = None) -> "VideoDiffusionPipeline":
+    def with_image_model(self, image_path: str | os.PathLike, scale: float = 1.0, boundary_ratio: float | None = None,
+                         *, lora_scale: float | None = None) -> "VideoDiffusionPipeline":
         """This pipeline (a model inflated from an image model) with another image model of the same layout in
         place of its own, the temporal layers kept: AnimateDiff's personalization (a fine-tune or a style of the
         image model animated by a motion module trained on the original). ``image_path`` may also be a LoRA of the
-        image model (a diffusers LoRA file, or a folder holding ``pytorch_lora_weights.safetensors``): it is fused
-        into the image weights at ``lora_scale``.
+        image model (a diffusers LoRA file, or a folder holding ``pytorch_lora_weights.safetensors``).
+
+        ``scale``: how much of the other image model's difference from this model's own image weights is applied: a
+        LoRA is fused at it (``W + scale * B A``), a fine-tune's weights are ``W + scale * (W_other - W)``. 1: the other
+        model as it is; above 1 extrapolates past it (a LoRA scale above 1; task arithmetic's scaling of a fine-tune's
+        difference), a stronger style for the same fine-tune; between 0 and 1 it is Lumiere 4.1's interpolation.
+        ``lora_scale`` is its former name.
 
         ``boundary_ratio`` in (0, 1]: the other image weights denoise only the timesteps below ``boundary_ratio *
         num_train_timesteps`` and this model's own the rest, the high-noise steps where a clip's layout and motion
@@ -687,9 +701,16 @@ class VideoDiffusionPipeline:
                                  f"{ratio!r}")
             return float(ratio)
 
+        if lora_scale is not None:
+            if scale != 1.0:
+                raise ValueError("give scale or its former name lora_scale, not both")
+            warnings.warn("with_image_model(lora_scale=...) is now scale=...", FutureWarning, stacklevel=2)
+            scale = lora_scale
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite number (1: the other image model as it is), got {scale!r}")
         if boundary_ratio is not None:
             boundary_ratio = checked(boundary_ratio)  # before the other image model loads
-        swapped = self._swapped_image_model(image_path, lora_scale)
+        swapped = self._swapped_image_model(image_path, float(scale))
         if boundary_ratio is None:
             folder = None if is_lora_file(image_path) else resolve_model(image_path)
             boundary_ratio = checked(1.0 if folder is None else read_meta(folder).get(BOUNDARY_KEY, 1.0),
@@ -704,7 +725,7 @@ class VideoDiffusionPipeline:
         experts = TimestepExperts(swapped.unet, self.unet, max(1, boundary))
         return self._with_unet(experts, {**swapped.style, BOUNDARY_KEY: boundary_ratio})
 
-    def _swapped_image_model(self, image_path: str | os.PathLike, lora_scale: float) -> "VideoDiffusionPipeline":
+    def _swapped_image_model(self, image_path: str | os.PathLike, scale: float) -> "VideoDiffusionPipeline":
         """:meth:`with_image_model` on every step."""
         import copy
 
@@ -718,18 +739,22 @@ class VideoDiffusionPipeline:
         if is_lora_file(image_path):
             state = read_lora(image_path)  # once, for the U-Net and (a kohya LoRA's other half) the text encoder
             unet = copy.deepcopy(self.unet)
-            apply_lora(unet.image_unet if isinstance(unet, InflatedUNet) else unet, image_path, lora_scale, inplace=True,
+            apply_lora(unet.image_unet if isinstance(unet, InflatedUNet) else unet, image_path, scale, inplace=True,
                        state=state)
-            other = self._with_unet(unet, {"image_model": str(image_path), "lora_scale": float(lora_scale)})
-            other.text_encoder = self._text_encoder_with_lora(image_path, state, lora_scale)
+            other = self._with_unet(unet, {"image_model": str(image_path), "image_model_scale": scale})
+            other.text_encoder = self._text_encoder_with_lora(image_path, state, scale)
             return other
         if isinstance(self.unet, MotionUNet):
             raise ValueError("an AnimateDiff model takes another image model by inflating it with the same adapter "
                              "(vidiff inflate IMAGE --arch animatediff --motion-adapter DIR); --image-model here takes "
                              "a LoRA file")
-        swapped = self.with_style(image_path, 1.0)
-        swapped.style = {"image_model": swapped.style["style"]}
-        swapped.text_encoder = self._text_encoder_of_image_model(image_path)
+        text_encoder = self._text_encoder_of_image_model(image_path)
+        if scale != 1.0 and text_encoder is not self.text_encoder:
+            raise ValueError(f"{str(image_path)!r} brings its own text encoder, which a scale cannot reach (it scales "
+                             f"the image U-Net's weights): give scale 1")
+        swapped = self._blended(image_path, scale)
+        swapped.style = {"image_model": swapped.style["style"], "image_model_scale": scale}
+        swapped.text_encoder = text_encoder
         return swapped
 
     def image_pipeline(self) -> "VideoDiffusionPipeline":
