@@ -1217,8 +1217,9 @@ def test_a_scale_applies_more_or_less_of_the_other_image_model(image_dir, tmp_pa
     assert torch.equal(old.unet.image_unet.conv_in.weight, pipe.with_image_model(styled_dir, 1.5).unet.image_unet.conv_in.weight)
     with pytest.raises(ValueError, match="not both"):
         pipe.with_image_model(styled_dir, 2.0, lora_scale=1.5)
-    for bad in (True, "1.5", float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="scale must be a finite number"):
+    for bad, says in ((True, "scale must be a number"), ("1.5", "scale must be a number"),
+                      (float("nan"), "scale must be a finite number"), (float("inf"), "scale must be a finite number")):
+        with pytest.raises(ValueError, match=says):
             pipe.with_image_model(styled_dir, bad)
     pipe.save_pretrained(tmp_path / "video")
     sidecar = _generate_with_image_model(

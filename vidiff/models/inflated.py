@@ -296,10 +296,10 @@ def with_image_weights(model: InflatedUNet, image: UNet2DConditionModel, alpha: 
     image model; above 1: the other model's difference extrapolated, a stronger style); the temporal layers are kept
     as they are. Raises ValueError on another layout."""
     import copy
-    import math
 
-    if isinstance(alpha, bool) or not math.isfinite(alpha):
-        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+    from vidiff.checks import finite
+
+    alpha = finite(alpha, "alpha")
     same_image_layout(model, image)
     out = copy.deepcopy(model)
     theirs = image.state_dict()

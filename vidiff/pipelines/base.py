@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vidiff.checks import in_limits, number, whole, whole_in
+from vidiff.checks import finite, in_limits, number, whole, whole_in
 from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior, sample_noise, whitened
 from vidiff.diffusion.sampling import (Denoiser, check_eta, classifier_free_guidance, denoise, guidance_from,
                                       keep_known, timesteps_for)
@@ -706,11 +706,10 @@ class VideoDiffusionPipeline:
                 raise ValueError("give scale or its former name lora_scale, not both")
             warnings.warn("with_image_model(lora_scale=...) is now scale=...", FutureWarning, stacklevel=2)
             scale = lora_scale
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
-            raise ValueError(f"scale must be a finite number (1: the other image model as it is), got {scale!r}")
+        scale = finite(scale, "scale")
         if boundary_ratio is not None:
             boundary_ratio = checked(boundary_ratio)  # before the other image model loads
-        swapped = self._swapped_image_model(image_path, float(scale))
+        swapped = self._swapped_image_model(image_path, scale)
         if boundary_ratio is None:
             folder = None if is_lora_file(image_path) else resolve_model(image_path)
             boundary_ratio = checked(1.0 if folder is None else read_meta(folder).get(BOUNDARY_KEY, 1.0),
