@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidiff.diffusion import SAMPLERS
+
 
 def _versions() -> dict:
     import diffusers
@@ -160,6 +162,7 @@ def cmd_personalize(args) -> dict:
     place, temporal layers kept: the style read on the frames (hollowness) and motion on the strict and the usual
     reader, on the same scenes and noise; plus each image model alone on single frames (did it learn the style)."""
     from vidiff.evaluation.style import hollowness
+    from vidiff.diffusion.schedule import sampler_name
     from vidiff.models.experts import TimestepExperts
     from vidiff.pipelines.text_to_video import TextToVideoPipeline
     from vidiff.shapes.reader import score_video
@@ -183,9 +186,18 @@ def cmd_personalize(args) -> dict:
     if args.free_init:  # FreeInit's re-initialised noise, against flicker
         for pipe in variants.values():
             pipe.enable_free_init(args.free_init)
+    if args.sampler:  # another sampler than the folder's (vidiff generate --sampler)
+        for pipe in variants.values():
+            pipe.scheduler = pipe.make_scheduler(args.sampler)
+    if args.correlated_noise is not None:  # the low-noise steps' fresh noise correlated across frames
+        for pipe in variants.values():
+            pipe.enable_correlated_step_noise(args.correlated_noise, args.correlated_noise_max_t)
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
            "guidance": args.guidance, "layers": args.layers, "scale": args.scale, "boundary_ratio": args.boundary,
-           "guide_every_step": args.guide_every_step, "free_init": args.free_init, "variants": {}}
+           "guide_every_step": args.guide_every_step, "free_init": args.free_init,
+           "sampler": args.sampler or sampler_name(base.scheduler),
+           "correlated_step_noise": next((p.step_noise.as_dict() for p in variants.values() if p.step_noise), None),
+           "variants": {}}
     for name, pipe in variants.items():
         rows = []
         for chunk, videos in generate_scenes(pipe, scenes, args.steps, args.guidance, 0, 16, args.bf16):
@@ -416,6 +428,11 @@ def main() -> None:
                     "styled image model as it is; above 1 extrapolates)")
     pz.add_argument("--free-init", type=int, default=None, metavar="N", help="FreeInit with N sampling iterations "
                     "(vidiff generate --free-init N)")
+    pz.add_argument("--sampler", choices=SAMPLERS, default=None, help="the sampler (default: the model's)")
+    pz.add_argument("--correlated-noise", type=float, default=None, metavar="RHO", help="the stochastic sampler's "
+                    "noise on the steps below --correlated-noise-max-t correlated across frames by RHO (vidiff "
+                    "generate --correlated-noise)")
+    pz.add_argument("--correlated-noise-max-t", type=int, default=None, metavar="T")
     pz.add_argument("--guide-every-step", action="store_true", help="guidance on every step (the model's "
                     "guidance_min_t, which leaves the low-noise steps unguided, lifted)")
     pz.add_argument("--n", type=int, default=48)

@@ -73,6 +73,15 @@ def _cases() -> list[tuple[str, list[str], str, bool]]:
     add("generate--alpha=nan", GEN + ["--style", "{T2V}", "--alpha", "nan"], "--alpha")
     add("generate-alpha-without-style", GEN + ["--alpha", "0.5"], "give --style too")  # it was ignored
     add("generate--sampler=bogus", GEN + ["--sampler", "bogus"], "sampler", early=False)
+    for cmd in ("generate", "edit"):  # the correlated step noise: (0, 1), and its max_t a timestep, only beside it
+        for v in ("0", "-1", "1", "1.5", "nan", "inf"):
+            add(f"{cmd}--correlated-noise={v}", COMMANDS[cmd] + ["--correlated-noise", v], "--correlated-noise")
+        for v in ("0", "-5", "1.5", "nan"):
+            add(f"{cmd}--correlated-noise-max-t={v}", COMMANDS[cmd] + ["--correlated-noise", "0.8",
+                                                                       "--correlated-noise-max-t", v],
+                "--correlated-noise-max-t")
+        add(f"{cmd}-correlated-noise-max-t-alone", COMMANDS[cmd] + ["--correlated-noise-max-t", "300"],
+            "give --correlated-noise too")
     # options of the super-resolution stage with --base-only, which skips it (they were ignored without a word)
     add("generate-base-only-with-ssr", GEN + ["--base-only", "--ssr", "{SSR}"], "which --base-only skips")
     add("animate-base-only-with-ssr-steps", ANIMATE + ["--base-only", "--ssr-steps", "2"], "which --base-only skips")

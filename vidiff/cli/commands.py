@@ -58,7 +58,8 @@ def _generate_zero_shot(args: argparse.Namespace, out, t0: float, is_image: bool
     if not is_image:
         raise ValueError(f"--zero-shot runs a text-to-image model; {args.model!r} is a video model")
     unused = [f for f in ("base_window", "base_stride", "base_weighting", "ssr", "window", "stride", "ssr_steps",
-                          "style", "sampler", "image_model", "free_init", "timesteps")
+                          "style", "sampler", "image_model", "free_init", "timesteps",
+                          "correlated_noise")
               if getattr(args, f, None) not in (None, False)]
     if unused:
         raise ValueError(f"--zero-shot does not take {', '.join('--' + f.replace('_', '-') for f in unused)}")

@@ -107,6 +107,8 @@ def _load(cls, model: str, args: argparse.Namespace):
         pipe = pipe.with_style(args.style, args.alpha)
     if getattr(args, "free_init", None):
         pipe.enable_free_init(args.free_init)
+    if getattr(args, "correlated_noise", None) is not None:
+        pipe.enable_correlated_step_noise(args.correlated_noise, getattr(args, "correlated_noise_max_t", None))
     return pipe.to(_device(args))
 
 
@@ -226,6 +228,17 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise ValueError("--image-model-scale sets how much of an --image-model is applied; give --image-model too")
     if scale is not None and not math.isfinite(scale):
         raise ValueError(f"--image-model-scale must be a finite number (1: the image model as it is), got {scale}")
+    rho, max_t = getattr(args, "correlated_noise", None), getattr(args, "correlated_noise_max_t", None)
+    if max_t is not None and rho is None:
+        raise ValueError("--correlated-noise-max-t sets the steps of --correlated-noise; give --correlated-noise too")
+    if rho is not None or max_t is not None:
+        from vidiff.diffusion.step_noise import StepNoise
+
+        try:
+            StepNoise(rho, *(() if max_t is None else (max_t,)))
+        except ValueError as e:
+            raise ValueError(str(e).replace("the step noise's correlation", "--correlated-noise")
+                             .replace("the step noise's max_t", "--correlated-noise-max-t")) from None
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
         if v is None:

@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from vidiff import __version__
     from vidiff.diffusion import SAMPLERS
+    from vidiff.diffusion.step_noise import DEFAULT_CORRELATION, DEFAULT_MAX_T
     from vidiff.hardware import PRECISIONS
 
     p = _Parser(prog="vidiff", description="Text-to-video diffusion (Lumiere STUNet and friends).")
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "spread of the conditional one (default: the model's, 0: none)")
         c.add_argument("--eta", type=float, default=None, help="DDIM's eta, 0-1 (with --sampler ddim): the noise each "
                        "step adds back; 0 deterministic (default), 1 as DDPM")
+        c.add_argument("--correlated-noise", type=float, default=None, metavar="RHO", help="the noise a stochastic "
+                       "sampler (dpm++-sde, ddim with --eta) adds on the low-noise steps, correlated across frames by "
+                       f"RHO in (0, 1), against flicker (default: off; RHO {DEFAULT_CORRELATION} chosen on Shapes)")
+        c.add_argument("--correlated-noise-max-t", type=int, default=None, metavar="T", help="the steps with t < T "
+                       f"take the correlated noise (default {DEFAULT_MAX_T}, with --correlated-noise)")
         if from_noise:
             c.add_argument("--free-init", type=int, default=None, metavar="N",
                            help="FreeInit: sample N times, each start re-initialised from the low frequencies of the "

@@ -164,13 +164,15 @@ def check_eta(scheduler, eta: float) -> None:
 def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, generator: torch.Generator | None = None,
             progress: bool | dict = False, callback: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
             project: Callable[[int, torch.Tensor], torch.Tensor] | None = None, eta: float = 0.0,
-            stop: Callable[[], bool] | None = None) -> torch.Tensor:
+            stop: Callable[[], bool] | None = None, step_noise=None) -> torch.Tensor:
     """Run ``scheduler.step`` over ``timesteps`` from ``x`` (already at noise level ``timesteps[0]``). ``progress``: a
     bar or not, or tqdm's options (a pipeline's ``progress_bar_options``).
     ``timesteps`` come from :func:`timesteps_for`, whose ``set_timesteps`` also resets the solver's state.
     ``project(i, x)``, if given, replaces the sample after step ``i`` (e.g. :func:`keep_known`);
     ``callback(i, t, x)`` then returns the sample to go on with. ``eta``: :func:`check_eta`. ``stop()``, if given, is
-    asked before every step; True skips the remaining steps (diffusers' ``pipe.interrupt``)."""
+    asked before every step; True skips the remaining steps (diffusers' ``pipe.interrupt``). ``step_noise``: a
+    :class:`~vidiff.diffusion.step_noise.StepNoise` whose frame-correlated noise replaces the fresh noise a stochastic
+    scheduler adds on its steps (checked by :func:`~vidiff.diffusion.step_noise.check_step_noise`)."""
     from tqdm.auto import tqdm
 
     check_eta(scheduler, eta)
@@ -185,7 +187,12 @@ def denoise(fn: Denoiser, scheduler, x: torch.Tensor, timesteps: torch.Tensor, g
         # the model's input as the scheduler scales it: the identity for DDPM / DDIM / DPM-Solver, x / sqrt(sigma^2 +
         # 1) for the Euler family (without it a pipe.scheduler swapped in as in diffusers gave garbage, or NaN)
         pred = fn(scheduler.scale_model_input(x, t), tt).to(x.dtype)
-        x = scheduler.step(pred, t, x, **kw).prev_sample
+        fresh = None if step_noise is None else step_noise.draw(t, x.shape, generator, x.device, torch.float32)
+        if fresh is None:
+            x = scheduler.step(pred, t, x, **kw).prev_sample
+        else:  # DDIM refuses a generator beside the noise; the noise was drawn from it
+            x = scheduler.step(pred, t, x, **{k: v for k, v in kw.items() if k != "generator"},
+                               variance_noise=fresh).prev_sample
         if project is not None:
             x = project(i, x)
         if callback is not None:

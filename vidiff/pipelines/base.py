@@ -26,6 +26,7 @@ from vidiff.diffusion.noise_prior import check_scheduler, describe, noise_prior,
 from vidiff.diffusion.sampling import (Denoiser, check_eta, classifier_free_guidance, denoise, guidance_from,
                                       keep_known, timesteps_for)
 from vidiff.diffusion.schedule import SAMPLERS, DiffusionConfig, fresh_scheduler, make_scheduler, sampler_name
+from vidiff.diffusion.step_noise import check_step_noise
 from vidiff.io.atomic import atomic_path
 from vidiff.models.experts import BOUNDARY_KEY, HIGH_NOISE_DIR, TimestepExperts
 from vidiff.models.latent import VAE_DIR, latent_size
@@ -374,6 +375,7 @@ class VideoDiffusionPipeline:
         self.style: dict | None = None  # {"style": folder, "alpha": a} on a pipeline made by with_style
         self.path: Path | None = None  # the folder it was loaded from
         self.free_init = None  # a vidiff.diffusion.free_init.FreeInit while enable_free_init is on
+        self.step_noise = None  # a vidiff.diffusion.step_noise.StepNoise while enable_correlated_step_noise is on
         self._progress_bar_config: dict = {}  # set_progress_bar_config's tqdm options
         # diffusers' pipe._interrupt: a step callback sets it to skip the rest of the sampling (:attr:`interrupt`)
         self._interrupt = False
@@ -429,6 +431,22 @@ class VideoDiffusionPipeline:
 
     def disable_free_init(self) -> None:
         self.free_init = None
+
+    def enable_correlated_step_noise(self, correlation: float | None = None, max_t: int | None = None) -> None:
+        """The noise a stochastic sampler (DPM++ SDE, DDIM with eta > 0) adds at each step with ``t < max_t``,
+        correlated across frames by ``correlation`` (PYoCo's mixed noise; every frame's still N(0, I)), so that what
+        the low-noise steps draw is drawn alike in every frame (:mod:`vidiff.diffusion.step_noise`); the starting noise
+        and the other steps stay i.i.d. Defaults: :data:`~vidiff.diffusion.step_noise.DEFAULT_CORRELATION` (0.8) and
+        :data:`~vidiff.diffusion.step_noise.DEFAULT_MAX_T` (500). This pipeline's sampling only: a super-resolution
+        stage after it samples as it did. Refused at sampling time with a deterministic sampler (nothing to
+        correlate) or on a model trained with a noise prior."""
+        from vidiff.diffusion.step_noise import DEFAULT_CORRELATION, DEFAULT_MAX_T, StepNoise
+
+        self.step_noise = StepNoise(DEFAULT_CORRELATION if correlation is None else correlation,
+                                    DEFAULT_MAX_T if max_t is None else max_t)
+
+    def disable_correlated_step_noise(self) -> None:
+        self.step_noise = None
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -503,15 +521,17 @@ class VideoDiffusionPipeline:
     def components(self) -> dict:
         """diffusers' ``components``: what this pipeline is built from, by the constructor's names, so that
         ``OtherPipeline(**pipe.components)`` runs the same modules, shared, not copied (``from_pipe`` also carries the
-        folder, the style, the super-resolution stage and FreeInit)."""
+        folder, the style, the super-resolution stage, FreeInit and the correlated step noise)."""
         return {"unet": self.unet, "text_encoder": self.text_encoder, "diffusion": self.diffusion,
                 "defaults": self.defaults, "extra": self.extra, "scheduler": self.scheduler, "vae": self.vae}
 
     def _over(self, cls, unet, style: dict | None, super_resolution) -> "VideoDiffusionPipeline":
-        """A ``cls`` pipeline over this one's modules with ``unet``: its folder, FreeInit and bar options carried."""
+        """A ``cls`` pipeline over this one's modules with ``unet``: its folder, FreeInit, step noise and bar options
+        carried."""
         other = cls(unet, self.text_encoder, self.diffusion, self.defaults, self.extra, self.scheduler, self.vae)
         other.path, other.style, other.super_resolution = self.path, style, super_resolution
         other.free_init, other._progress_bar_config = self.free_init, dict(self._progress_bar_config)
+        other.step_noise = self.step_noise
         return other
 
     def named_super_resolution(self) -> Path | None:
@@ -1104,6 +1124,8 @@ class VideoDiffusionPipeline:
         self._interrupt = self._cut = False
         scheduler = self.make_scheduler(sampler)
         check_eta(scheduler, eta)
+        check_step_noise(self.step_noise, scheduler, eta, self.diffusion.num_train_timesteps,
+                         self.diffusion.noise_prior)
         free_init = self.free_init
         if free_init is not None and (start is not None or strength < 1.0):
             raise ValueError("FreeInit re-initialises the noise a clip starts from, and an edit (SDEdit) starts from "
@@ -1148,7 +1170,7 @@ class VideoDiffusionPipeline:
             y = x if prior is None else prior.whiten(x)
             self._steps_done = 0
             y = denoise(f, scheduler, y.to(device), ts, generator=generator, progress=self.progress_bar_options(progress),
-                        project=p, callback=c, eta=eta, stop=self._stop_here)
+                        project=p, callback=c, eta=eta, stop=self._stop_here, step_noise=self.step_noise)
             x = y if prior is None else prior.correlate(y)
             if self._interrupt:  # FreeInit: no further round either
                 self._cut |= i + 1 < rounds
@@ -1197,6 +1219,8 @@ class VideoDiffusionPipeline:
             out["noise_prior"] = prior
         if self.free_init is not None:
             out["free_init"] = self.free_init.as_dict()
+        if self.step_noise is not None:
+            out["correlated_step_noise"] = self.step_noise.as_dict()
         return out
 
     def check_super_resolution_args(self, base_only: bool, ssr_window: int | None = None,

@@ -99,6 +99,9 @@ class TextToVideoZeroPipeline(TextToVideoPipeline):
         if self.free_init is not None:
             raise ValueError("zero-shot generation has its own sampling loop without FreeInit; disable it "
                              "(pipe.disable_free_init())")
+        if self.step_noise is not None:
+            raise ValueError("zero-shot generation has its own sampling loop without correlated step noise; disable "
+                             "it (pipe.disable_correlated_step_noise())")
         t0, t1, motion_speed = number(t0, "t0"), number(t1, "t1"), number(motion_speed, "motion_speed")
         if not (0.0 < t0 < t1 <= 1.0):
             raise ValueError(f"zero-shot needs 0 < t0 < t1 <= 1, got t0={t0}, t1={t1}")
