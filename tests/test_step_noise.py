@@ -104,7 +104,10 @@ def test_a_sampler_without_noise_of_ours_to_add_is_refused(tiny_pipeline_dir, sa
 
 def test_a_model_with_a_noise_prior_and_a_max_t_past_its_timesteps_are_refused(tiny_pipeline_dir):
     pipe = TextToVideoPipeline.from_pretrained(tiny_pipeline_dir, base_only=True)
-    pipe.enable_correlated_step_noise(0.8, 1001)
+    with pytest.raises(ValueError, match="1..1000"):  # refused when asked for
+        pipe.enable_correlated_step_noise(0.8, 1001)
+    assert pipe.step_noise is None
+    pipe.step_noise = StepNoise(0.8, 1001)  # and when it samples, set by hand
     with pytest.raises(ValueError, match="1..1000"):
         pipe("a red circle", num_inference_steps=3, sampler="dpm++-sde")
     pipe.enable_correlated_step_noise()
@@ -127,6 +130,8 @@ def test_the_command_line_takes_it_records_it_and_refuses_bad_values(tiny_pipeli
                               ("maxt", ["--correlated-noise-max-t", "300"], "give --correlated-noise too"),
                               ("zero", ["--correlated-noise", "0.8", "--correlated-noise-max-t", "0"],
                                "--correlated-noise-max-t must be a timestep"),
+                              ("past", ["--correlated-noise", "0.8", "--correlated-noise-max-t", "5000"],
+                               "--correlated-noise-max-t must be a timestep in 1..1000"),
                               ("ode", ["--sampler", "dpm++", "--correlated-noise", "0.8"], "dpm++-sde")):
         assert gen(name, *extra) == 2
         err = capsys.readouterr().err.strip()

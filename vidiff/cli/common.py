@@ -108,7 +108,10 @@ def _load(cls, model: str, args: argparse.Namespace):
     if getattr(args, "free_init", None):
         pipe.enable_free_init(args.free_init)
     if getattr(args, "correlated_noise", None) is not None:
-        pipe.enable_correlated_step_noise(args.correlated_noise, getattr(args, "correlated_noise_max_t", None))
+        try:
+            pipe.enable_correlated_step_noise(args.correlated_noise, getattr(args, "correlated_noise_max_t", None))
+        except ValueError as e:
+            raise ValueError(_step_noise_flags(e)) from None
     return pipe.to(_device(args))
 
 
@@ -211,6 +214,12 @@ def _write(result, pipe, args: argparse.Namespace, out: Path, notes: dict, t0: f
     return 0
 
 
+def _step_noise_flags(e: ValueError) -> str:
+    """The library's words for the correlated step noise's settings, as the flags that set them."""
+    return (str(e).replace("the step noise's correlation", "--correlated-noise")
+            .replace("the step noise's max_t", "--correlated-noise-max-t"))
+
+
 def _check_ranges(args: argparse.Namespace) -> None:
     import math
 
@@ -237,8 +246,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
         try:
             StepNoise(rho, *(() if max_t is None else (max_t,)))
         except ValueError as e:
-            raise ValueError(str(e).replace("the step noise's correlation", "--correlated-noise")
-                             .replace("the step noise's max_t", "--correlated-noise-max-t")) from None
+            raise ValueError(_step_noise_flags(e)) from None
     for name, (low, high) in LIMITS.items():
         v = getattr(args, name, None)
         if v is None:
