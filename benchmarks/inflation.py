@@ -180,17 +180,14 @@ def cmd_personalize(args) -> dict:
             own, other = base.unet.image_unet.state_dict(), variants[image].unet.image_unet.state_dict()
             variants[image].unet.image_unet.load_state_dict(
                 {k: other[k] if k.startswith(tuple(args.layers)) else v for k, v in own.items()})
-    if args.guide_every_step:  # the folder's guidance_min_t lifted: classifier-free guidance on the low-noise steps too
-        for pipe in variants.values():
+    for pipe in variants.values():  # every variant sampled the same way
+        if args.guide_every_step:  # the folder's guidance_min_t lifted: classifier-free guidance on the low-noise steps
             pipe.defaults = {**pipe.defaults, "guidance_min_t": None}
-    if args.free_init:  # FreeInit's re-initialised noise, against flicker
-        for pipe in variants.values():
+        if args.free_init:  # FreeInit's re-initialised noise, against flicker
             pipe.enable_free_init(args.free_init)
-    if args.sampler:  # another sampler than the folder's (vidiff generate --sampler)
-        for pipe in variants.values():
+        if args.sampler:  # another sampler than the folder's (vidiff generate --sampler)
             pipe.scheduler = pipe.make_scheduler(args.sampler)
-    if args.correlated_noise is not None:  # the low-noise steps' fresh noise correlated across frames
-        for pipe in variants.values():
+        if args.correlated_noise is not None:  # the low-noise steps' fresh noise correlated across frames
             pipe.enable_correlated_step_noise(args.correlated_noise, args.correlated_noise_max_t)
     out = {"model": str(args.model), "n": len(scenes), "first_scene": args.first_scene, "steps": args.steps,
            "guidance": args.guidance, "layers": args.layers, "scale": args.scale, "boundary_ratio": args.boundary,

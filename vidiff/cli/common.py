@@ -240,11 +240,11 @@ def _check_ranges(args: argparse.Namespace) -> None:
     rho, max_t = getattr(args, "correlated_noise", None), getattr(args, "correlated_noise_max_t", None)
     if max_t is not None and rho is None:
         raise ValueError("--correlated-noise-max-t sets the steps of --correlated-noise; give --correlated-noise too")
-    if rho is not None or max_t is not None:
-        from vidiff.diffusion.step_noise import StepNoise
+    if rho is not None:
+        from vidiff.diffusion.step_noise import DEFAULT_MAX_T, StepNoise
 
         try:
-            StepNoise(rho, *(() if max_t is None else (max_t,)))
+            StepNoise(rho, DEFAULT_MAX_T if max_t is None else max_t)
         except ValueError as e:
             raise ValueError(_step_noise_flags(e)) from None
     for name, (low, high) in LIMITS.items():

@@ -47,6 +47,11 @@ class StepNoise:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def check_timesteps(self, num_train_timesteps: int) -> None:
+        """ValueError unless ``max_t`` is one of a model's timesteps (1..num_train_timesteps)."""
+        if self.max_t > num_train_timesteps:
+            raise ValueError(f"the step noise's max_t must be a timestep in 1..{num_train_timesteps}, got {self.max_t}")
+
     def alpha(self) -> float:
         """The mixed prior's alpha: frames correlate by alpha^2 / (1 + alpha^2)."""
         return math.sqrt(self.correlation / (1.0 - self.correlation))
@@ -85,6 +90,4 @@ def check_step_noise(step_noise: StepNoise | None, scheduler, eta: float, num_tr
         raise ValueError(f"this model was trained with a noise prior ({model_prior}), and its sampling already "
                          f"correlates every noise it adds across frames; disable the correlated step noise "
                          f"(pipe.disable_correlated_step_noise())")
-    if step_noise.max_t > num_train_timesteps:
-        raise ValueError(f"the step noise's max_t must be a timestep in 1..{num_train_timesteps}, got "
-                         f"{step_noise.max_t}")
+    step_noise.check_timesteps(num_train_timesteps)

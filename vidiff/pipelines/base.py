@@ -444,9 +444,7 @@ class VideoDiffusionPipeline:
 
         noise = StepNoise(DEFAULT_CORRELATION if correlation is None else correlation,
                           DEFAULT_MAX_T if max_t is None else max_t)
-        if noise.max_t > self.diffusion.num_train_timesteps:  # checked again when it samples (the model may change)
-            raise ValueError(f"the step noise's max_t must be a timestep in 1..{self.diffusion.num_train_timesteps}, "
-                             f"got {noise.max_t}")
+        noise.check_timesteps(self.diffusion.num_train_timesteps)  # and again when it samples (the model may change)
         self.step_noise = noise
 
     def disable_correlated_step_noise(self) -> None:
