@@ -70,6 +70,11 @@ class TrainConfig:
     # the spatial (image) layers' learning rate as a fraction of train.lr when both kinds train, e.g. a model inflated
     # from an image model with freeze_spatial false: the image weights move less than the new layers; 1: the same
     spatial_lr_scale: float = 1.0
+    # > 0: while the temporal layers train (train.freeze_spatial), each frozen image weight tensor carries Gaussian
+    # noise of this fraction of its RMS, drawn anew per micro-batch and removed before the optimizer step, so the
+    # motion learnt holds for image models near the original, such as its style fine-tunes
+    # (vidiff.training.weight_noise); 0: off
+    image_weight_noise: float = 0.0
     init_from: str | None = None  # a pipeline folder to start from (fine-tuning)
     max_nonfinite: int = 20  # consecutive non-finite losses before the run stops
     threads: int = 0  # torch threads per process; 0: leave the default
@@ -246,6 +251,7 @@ RANGES = [
     ("train.snapshot_every", 0, None, "0: off"), ("train.seed", 0, 2**31 - 1, ""), ("train.max_nonfinite", 1, None, ""),
     ("train.threads", 0, 1024, "0: the default"), ("train.temporal_diff_weight", 0.0, 100.0, "0: off"),
     ("train.spatial_lr_scale", 1e-6, 1.0, "a fraction of train.lr; train.freeze_spatial freezes them"),
+    ("train.image_weight_noise", 0.0, 1.0, "a fraction of each image weight tensor's RMS; 0: off"),
     ("train.distill_guidance", 0.0, 100.0, "0: off"), ("train.lora_rank", 0, 1024, "0: off"),
     ("train.gradient_accumulation_steps", 1, 4096, ""), ("train.num_workers", 0, 256, "0: in the training process"),
     ("data.frame_stride_max", 0, 1000, "0: the fixed data.frame_stride"), ("train.lowres_noise", 0.0, 10.0, ""),
@@ -324,6 +330,11 @@ def check_ranges(cfg: RunConfig) -> None:
         raise ValueError(f"text_encoder must be 'minilm' or a local transformers folder, got {cfg.text_encoder!r}")
     if cfg.train.freeze_spatial and cfg.train.freeze_temporal:
         raise ValueError("train.freeze_spatial and train.freeze_temporal together would freeze everything")
+    unfrozen = cfg.train.freeze_spatial is False or (cfg.train.freeze_spatial is None and not cfg.train.init_from)
+    if cfg.train.image_weight_noise and unfrozen:  # (a model from init_from: checked once it is built)
+        from vidiff.training.weight_noise import NOT_FROZEN
+
+        raise ValueError(NOT_FROZEN)
     if cfg.train.train_only and cfg.train.lora_rank:
         raise ValueError("train.train_only picks the parameters to train; train.lora_rank trains a LoRA instead: "
                          "use train.lora_targets to place it")

@@ -391,6 +391,13 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
     if freeze_spatial and cfg.data.image_prob:
         raise ValueError("data.image_prob trains spatial layers on images, but an inflated model trains only its "
                          "temporal layers by default: set data.image_prob to 0 or train.freeze_spatial to false")
+    if tc.image_weight_noise and not freeze_spatial:
+        from vidiff.training.weight_noise import NOT_FROZEN
+
+        raise ValueError(NOT_FROZEN)
+    if tc.image_weight_noise and sharded(accelerator):
+        raise ValueError("train.image_weight_noise cannot perturb sharded weights (FSDP, DeepSpeed) yet: launch the "
+                         "run with DDP (accelerate's multi-GPU default) or set train.image_weight_noise to 0")
     if freeze_spatial:
         model.freeze_spatial()
     if tc.freeze_temporal:
@@ -421,6 +428,11 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
         vae.to(accelerator.device)
     if teacher is not None:
         teacher.to(accelerator.device)
+    weight_noise = None
+    if tc.image_weight_noise:  # after prepare: the kept originals live where the weights do
+        from vidiff.training.weight_noise import FrozenWeightNoise
+
+        weight_noise = FrozenWeightNoise(model, tc.image_weight_noise, tc.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if sharded(accelerator):  # accelerate clips across FSDP shards only when given the whole model's parameters
         params = list(model.parameters())  # (frozen ones have no gradient and count for nothing)
@@ -456,7 +468,8 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
                 m = step * accum + k
                 batch = next(batches)
                 skipped += int(batch.get("skipped", 0))
-                with accelerator.accumulate(model):  # gradients reduced across processes on the last one only
+                noisy = contextlib.nullcontext() if weight_noise is None else weight_noise.applied(m)
+                with accelerator.accumulate(model), noisy:  # gradients reduced across processes on the last one only
                     loss = micro_loss(cfg, model, text_encoder, vae, scheduler, batch, m, rank, accelerator.device,
                                       teacher=teacher)
                     finite = torch.isfinite(loss.detach()).float()
