@@ -44,6 +44,8 @@ class FrozenWeightNoise:
     def draw(self, m: int) -> list[torch.Tensor]:
         """The noise of micro-batch ``m``, one tensor per frozen parameter (in fp32, on its device)."""
         device = self.originals[0].device
+        # micro_loss's (seed, m, rank) stream for a rank of 1023, which no run has; kept as the figures in
+        # docs/inflation.md were drawn with it
         g = torch.Generator(device=device).manual_seed((self.seed * 1_000_003 + m) * 1024 + 1023)
         return [torch.randn(o.shape, generator=g, device=device) * s for o, s in zip(self.originals, self.sigmas)]
 
