@@ -119,3 +119,15 @@ def test_bad_weight_noise_settings_are_refused_before_the_run_folder(kw, says, t
     with pytest.raises(ValueError, match=says) as e:
         train(config_from_dict(tiny_config(out, tiny_text_dir, **kw)), progress=False)
     assert "\n" not in str(e.value) and not out.exists()
+
+
+def test_a_sharded_run_is_refused_before_the_run_folder(tmp_path, tiny_text_dir, tiny_pipeline_dir, monkeypatch):
+    """FSDP and DeepSpeed hold flattened shards, not the image weights' tensors: refused, not perturbed wrongly."""
+    import vidiff.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "sharded", lambda accelerator: True)
+    out = tmp_path / "run"
+    cfg = tiny_config(out, tiny_text_dir, image_weight_noise=0.1, freeze_spatial=True, init_from=str(tiny_pipeline_dir))
+    with pytest.raises(ValueError, match="cannot perturb sharded weights"):
+        train(config_from_dict(cfg), progress=False)
+    assert not out.exists()
