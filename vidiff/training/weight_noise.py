@@ -37,17 +37,19 @@ class FrozenWeightNoise:
         if not self.params:
             raise ValueError("train.image_weight_noise perturbs the frozen image weights, and this run freezes none: "
                              "set train.freeze_spatial (the default for an inflated model) or image_weight_noise to 0")
-        self.scale, self.seed = float(scale), int(seed)
+        self.seed = int(seed)
         self.originals = [p.detach().clone() for p in self.params]
-        self.sigmas = [float(o.float().pow(2).mean().sqrt()) * self.scale for o in self.originals]
+        self.sigmas = [float(o.float().pow(2).mean().sqrt()) * float(scale) for o in self.originals]
 
-    def draw(self, m: int) -> list[torch.Tensor]:
-        """The noise of micro-batch ``m``, one tensor per frozen parameter (in fp32, on its device)."""
+    def draw(self, m: int):
+        """The noise of micro-batch ``m``, one tensor per frozen parameter in order (in fp32, on its device), drawn
+        as it is taken: one tensor's noise in memory at a time, not a second copy of the image model."""
         device = self.originals[0].device
         # micro_loss's (seed, m, rank) stream for a rank of 1023, which no run has; kept as the figures in
         # docs/inflation.md were drawn with it
         g = torch.Generator(device=device).manual_seed((self.seed * 1_000_003 + m) * 1024 + 1023)
-        return [torch.randn(o.shape, generator=g, device=device) * s for o, s in zip(self.originals, self.sigmas)]
+        for o, s in zip(self.originals, self.sigmas):
+            yield torch.randn(o.shape, generator=g, device=device) * s
 
     @contextlib.contextmanager
     def applied(self, m: int):
