@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import time
 from pathlib import Path
@@ -37,8 +36,12 @@ def _versions() -> dict:
     import diffusers
 
     import vidiff
+    from vidiff.hardware import cpu_name, native_bf16
+
+    # the CPU's model name and whether bf16 runs natively: a figure's minutes depend on both (fp32 on an AVX2-only CPU
+    # is 5-6x the bf16 step of an AMX one, docs/inflation.md)
     return {"vidiff": vidiff.__version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            "cpu": cpu_name(), "native_bf16": native_bf16(), "threads": torch.get_num_threads()}
 
 
 # ---------------------------------------------------------------- 1. the image model

@@ -758,9 +758,18 @@ def page() -> str:
     out += ["", cold_start_commands(now, now_cap, "cold-start-amx-now", prefix, "and, capped,",
                                     settings=next(iter(now["settings"])))]
 
+    real = load("cold-start-avx2only.json")  # no cap: the CPU itself has no AVX-512
+    name, c = next(iter(real["settings"].items()))
+    out += ["", f"The same default on a CPU with AVX2 only, no cap needed: a 2-core {real['cpu']} ({real['date']}; "
+                "a virtual machine, not a laptop), fp32 as every row:", "",
+            "| setting | AMD EPYC, AVX2 only | peak RSS |", "|---|---|---|",
+            f"| {name} | {c['min_s']:.2f} / {c['median_s']:.2f} s | {c['peak_rss_gb']:.2f} GB |", "",
+            f"{real['threads']} threads, torch {real['torch']}, {real['rounds']} rounds: `python benchmarks/cold_start.py "
+            f"--rounds {real['rounds']} --settings \"{name}\" --out benchmarks/results/cold-start-avx2only.json`."]
+
     # ------------------------------------------------------------ speed
     out += ["", "## Speed per step", ""]
-    for dtype in ("fp32", "bf16", "fp32-avx2cap", "fp32-nobf16"):
+    for dtype in ("fp32", "bf16", "fp32-avx2cap", "fp32-nobf16", "fp32-avx2only"):
         s = load(f"speed-{dtype}.json")
         base = s["models"]["stunet"]
         cap = s.get("isa_cap") or {}
@@ -768,7 +777,8 @@ def page() -> str:
         note = ("; kernels capped to AVX2, standing in for an AVX2-only CPU (same cores, clocks and caches: a real "
                 "AVX2 laptop can be slower)") if cap else ""
         if s.get("native_bf16") is False and not cap:
-            note = "; a CPU with AVX512 but without AVX512-BF16 or AMX instructions (family 6 model 207), so fp32 only"
+            note = ("; a CPU with AVX2 only (no AVX-512), so fp32 only" if s["cpu"].endswith(", AVX2") else
+                    "; a CPU with AVX512 but without AVX512-BF16 or AMX instructions (family 6 model 207), so fp32 only")
         out += [f"`{prefix}python benchmarks/speed_memory.py --rounds {s['rounds']}{' --dtype bf16' if dtype == 'bf16' else ''}"
                 f" --out benchmarks/results/speed-{dtype}.json` "
                 f"({s['dtype']}{note}, one guided denoising step of a {s['clip']} clip, batch 2, and a training step of batch "
@@ -809,11 +819,16 @@ def inflation_section() -> list[str]:
         r = t[key]
         out.append(f"| {label} | {r['n']} | {pct(r['present'])} | {pct(r['color'])} | {pct(r['shape'])} |")
     out.append("")
-    if (RESULTS / "inflation-cost.json").exists():
-        c = load("inflation-cost.json")
+    for name in ("inflation-cost.json", "inflation-cost-fp32-avx2.json"):
+        if not (RESULTS / name).exists():
+            continue
+        c = load(name)
+        cpu = c["versions"]["cpu"]  # the bf16 file predates the CPU's name in the versions (2026-12-01)
+        cpu = ("a 2-core CPU with native bf16 (which one, the AVX512-BF16 EPYC or the AMX Xeon, was not recorded)"
+               if cpu == "x86_64" else f"a 2-core {cpu}")
         out += [f"A training step of the inflated model, batch {c['batch']} x {c['frames']} frames, "
-                f"{'bf16' if c['bf16'] else 'fp32'} (`{c['command']}`; {c['versions']['threads']} threads; peak memory as "
-                f"the growth of the process's resident set):", "",
+                f"{'bf16' if c['bf16'] else 'fp32'}, on {cpu} (`{c['command']}`; {c['versions']['threads']} threads; "
+                f"peak memory as the growth of the process's resident set):", "",
                 "| inflation | trained | parameters trained | seconds / step | peak memory growth |", "|---|---|---|---|---|"]
         for key, r in c["rows"].items():
             arch, mode = key.rsplit(" ", 1)

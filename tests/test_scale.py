@@ -69,6 +69,21 @@ def test_native_bf16_needs_the_cpus_bf16_instructions_not_only_onednns_word(monk
         assert hw.native_bf16() is native
 
 
+def test_cpu_name_says_the_widest_vector_instructions(monkeypatch):
+    """Two machines both called "AMD EPYC" differ 5-6x in a training step (AVX512-BF16 against AVX2 only): a figure's
+    machine line names the instructions too."""
+    import vidiff.hardware as hw
+
+    for flags, isa in (({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "AMX"), ({"avx2", "avx512f", "avx512_bf16"},
+                       "AVX512-BF16"), ({"avx2", "avx512f"}, "AVX512"), ({"sse2", "avx2"}, "AVX2"),
+                       ({"sse2"}, None), (None, None)):
+        monkeypatch.setattr(hw, "_cpu_flags", lambda: flags)
+        assert hw.vector_isa() == isa, flags
+        name = hw.cpu_name()
+        labels = [f", {label}" for _, label in hw._ISA]
+        assert [name.endswith(x) for x in labels] == [x == f", {isa}" for x in labels], (flags, name)
+
+
 def test_cli_device_flags(tmp_path, capsys, tiny_pipeline_dir):
     from vidiff.cli import main
 

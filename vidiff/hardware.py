@@ -17,17 +17,34 @@ if TYPE_CHECKING:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), for the machine line of a benchmark's figures."""
+    """The CPU's model name (/proc/cpuinfo) and its widest vector instructions, for the machine line of a benchmark's
+    figures: "AMD EPYC, AVX2". The model name alone can hide what decides the figures (on virtual machines one "AMD
+    EPYC" has AVX512-BF16, another AVX2 only, and its fp32 training steps take several times the other's bf16 ones)."""
     import platform
 
+    name = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                    name = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    name = name or platform.processor() or platform.machine() or "unknown"
+    isa = vector_isa()
+    return f"{name}, {isa}" if isa else name
+
+
+# the x86 flags that decide the CPU's speed in fp32 and bf16, widest first: (the flag in /proc/cpuinfo, its name)
+_ISA = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"), ("avx2", "AVX2"))
+
+
+def vector_isa() -> str | None:
+    """The widest of AMX, AVX512-BF16, AVX512 and AVX2 this CPU has (/proc/cpuinfo's flags), or None (another
+    architecture, or no such file)."""
+    flags = _cpu_flags() or set()
+    return next((label for flag, label in _ISA if flag in flags), None)
 
 
 def _onednn_bf16() -> bool:
