@@ -291,6 +291,10 @@ def test_bad_models_devices_and_style_weights_are_value_errors(tiny_pipeline_dir
     for alpha in ("0.5", True):  # "0.5" was read as 0.5
         with pytest.raises(ValueError, match="alpha must be a number"):
             pipe.with_style(tiny_pipeline_dir, alpha=alpha)
+    for alpha, words in ((float("nan"), "alpha must be a finite number, got nan"),
+                         (1.5, r"alpha must be in \[0.0, 1.0\], got 1.5")):  # the CLI's --alpha says the same
+        with pytest.raises(ValueError, match=words):
+            pipe.with_style(tiny_pipeline_dir, alpha=alpha)
     assert pipe.with_style(tiny_pipeline_dir, alpha=np.float32(0.5)).style["alpha"] == 0.5
 
 

@@ -9,7 +9,6 @@ and add one ``__call__`` that builds the start point and the conditioning, then 
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import shutil
@@ -647,11 +646,7 @@ class VideoDiffusionPipeline:
 
         style_path = resolve_model(style_path)
         alpha = resolve_defaults(read_meta(style_path).get("defaults"))["alpha"] if alpha is None else alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):  # "0.5" went through float() before
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        alpha = float(alpha)
-        if not math.isfinite(alpha) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        alpha = in_limits(alpha, "alpha")  # "0.5" went through float() before; the CLI's --alpha has the same range
         return self._blended(style_path, alpha)
 
     def _blended(self, style_path: str | os.PathLike, alpha: float) -> "VideoDiffusionPipeline":

@@ -8,6 +8,7 @@ killed and resumed from its last checkpoint reaches the same weights as an unint
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -350,6 +351,10 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
         torch.set_num_threads(tc.threads)
     out = Path(cfg.output_dir)
     accelerator = make_accelerator(cfg, out)
+    ran = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
+    if ran != {"no": "fp32"}.get(tc.mixed_precision, tc.mixed_precision):  # auto, or accelerate launch's precision:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, mixed_precision=ran))  # config.json says what ran
+        tc = cfg.train
     world, rank = accelerator.num_processes, accelerator.process_index
     accum = tc.gradient_accumulation_steps
     micro = tc.batch_size // (world * accum)
