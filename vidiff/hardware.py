@@ -122,12 +122,18 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     raise ValueError(f"unknown device {name!r}; allowed: {', '.join(DEVICES)}")
 
 
+def precision_name(precision: str) -> str:
+    """vidiff's name of a precision: accelerate's "no" and torch's dtype names as fp32 / bf16 / fp16; any other
+    value (a recipe's "auto", a typo) as it is."""
+    return {"no": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(precision, precision)
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     """``precision`` (fp32 / bf16 / fp16; "no" is fp32) if ``device`` can run it, else ValueError: fp16 autocast
     is for CUDA only (CPU fp16 kernels are few and slow), bf16 for CPUs and GPUs that support it."""
     import torch
 
-    p = {"no": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(precision, precision)
+    p = precision_name(precision)
     if p not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     if p == "fp16" and device.type != "cuda":

@@ -340,7 +340,7 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
     from tqdm.auto import tqdm
 
     from vidiff.conditioning.text import TextEncoder
-    from vidiff.hardware import SLOW_BF16, native_bf16
+    from vidiff.hardware import SLOW_BF16, native_bf16, precision_name
     from vidiff.training.loader import micro_batches
 
     tc = cfg.train
@@ -351,8 +351,8 @@ def _train(cfg: RunConfig, resume: str | None, progress: bool, hold: contextlib.
         torch.set_num_threads(tc.threads)
     out = Path(cfg.output_dir)
     accelerator = make_accelerator(cfg, out)
-    ran = {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision)
-    if ran != {"no": "fp32"}.get(tc.mixed_precision, tc.mixed_precision):  # auto, or accelerate launch's precision:
+    ran = precision_name(accelerator.mixed_precision)
+    if ran != precision_name(tc.mixed_precision):  # auto, or accelerate launch's precision:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, mixed_precision=ran))  # config.json says what ran
         tc = cfg.train
     world, rank = accelerator.num_processes, accelerator.process_index
